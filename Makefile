@@ -1,0 +1,18 @@
+.PHONY: run test lint bench-index bench-batching bench-e2e
+
+# Bring up the whole stack and the live demo city (Ctrl-C stops everything).
+run:
+	bash infra/bin/run.sh
+
+# The whole test suite against real PostGIS and Redis (installs what is missing first).
+test:
+	bash infra/bin/test.sh
+
+lint:
+	.venv/bin/ruff check .
+
+bench-index:
+	.venv/bin/python infra/benchmarks/bench_index.py
+
+bench-batching:
+	.venv/bin/python infra/benchmarks/bench_batching.py

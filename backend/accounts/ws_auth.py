@@ -1,0 +1,34 @@
+"""Websocket authentication by single-use ticket (`?ticket=...`), for Channels' router."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+from django.contrib.auth.models import AnonymousUser
+
+from backend.accounts.tickets import ticket_redeem
+
+
+@database_sync_to_async
+def _active_user(user_id: Any) -> Any:
+    from backend.accounts.models import User
+
+    return User.objects.select_related("driver_profile").filter(id=user_id, is_active=True).first()
+
+
+class TicketAuthMiddleware(BaseMiddleware):
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
+        scope = dict(scope)
+        scope["user"] = AnonymousUser()
+        if scope.get("type") == "websocket":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            ticket = (query.get("ticket") or [""])[0]
+            user_id = await ticket_redeem(ticket)
+            if user_id is not None:
+                user = await _active_user(user_id)
+                if user is not None:
+                    scope["user"] = user
+        return await super().__call__(scope, receive, send)

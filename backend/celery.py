@@ -1,0 +1,12 @@
+"""Celery app: Redis broker, late acks, requeue on a lost worker. Tasks are sent only after commit
+(`task.delay_on_commit(...)`), so a worker never looks for a row that a rolled-back transaction never wrote."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+
+app = Celery("rochdale")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["backend.accounts", "backend.fares", "dispatch", "governance", "mobile_api"])

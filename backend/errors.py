@@ -1,0 +1,71 @@
+"""Domain errors: raised by services, shaped into the contract's error body by the HTTP and websocket edges.
+
+`{"error": {"code": "snake_case_code", "message": "human sentence", "details": {...}}}`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on. Subclasses fix the code and the HTTP status."""
+
+    code: str = "domain_error"
+    status: int = 400
+    default_message: str = "The request could not be carried out."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None, code: str | None = None):
+        self.message = message or self.default_message
+        self.details = details or {}
+        if code is not None:
+            self.code = code
+        super().__init__(self.message)
+
+    def as_body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+    status = 400
+    default_message = "Some fields are not valid."
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_message = "Nothing was found here."
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    status = 403
+    default_message = "You may not do this."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    default_message = "This conflicts with the current state."
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    default_message = "The trip cannot make that move from its current status."
+
+
+class Unprocessable(DomainError):
+    code = "unprocessable"
+    status = 422
+    default_message = "The request is well-formed but cannot be carried out."
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"
+    status = 503
+    default_message = "A service this needs is unavailable; try again shortly."

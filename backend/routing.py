@@ -1,0 +1,9 @@
+from django.urls import path
+
+from dispatch.consumers import DriverConsumer
+from mobile_api.consumers import RiderConsumer
+
+websocket_urlpatterns = [
+    path("ws/driver/", DriverConsumer.as_asgi()),
+    path("ws/rider/", RiderConsumer.as_asgi()),
+]

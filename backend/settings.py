@@ -1,0 +1,332 @@
+"""Rochdale settings, read once from the environment.
+
+Every knob is an environment variable with a default that is safe for local use. Production variables are
+listed in docs/operations.md; `manage.py check --deploy` passes with them set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+_secret = os.environ.get("DJANGO_SECRET_KEY", "")
+if not _secret:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set and DJANGO_DEBUG is off: refusing to start with a guessable key. "
+            "Set DJANGO_SECRET_KEY to a long random value (see docs/operations.md)."
+        )
+    # Only ever reached with DEBUG on, i.e. on a developer's machine.
+    _secret = "insecure-local-development-key-do-not-use-in-production-rochdale"  # noqa: S105
+SECRET_KEY = _secret
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "pgtrigger",
+    "backend.accounts",
+    "backend.fares",
+    "dispatch",
+    "governance",
+    "mobile_api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+ASGI_APPLICATION = "backend.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgis://postgres@localhost:5432/rochdale")
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)),
+}
+DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "") or None}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "rochdale",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        # The pub/sub layer is several times faster than the core layer on these machines (docs/dispatch.md)
+        # and we only ever send to groups of live sockets, never to durable channels.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "rochdale")},
+    }
+}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = env_list(
+    "DJANGO_PASSWORD_HASHERS",
+    [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    ],
+)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("ROCHDALE_TIME_ZONE", "America/New_York")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ROCHDALE_MAX_BODY_BYTES", 64 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "mobile_api.pagination.CursorPage",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {
+        "sign_in_ip": env_str("ROCHDALE_SIGN_IN_RATE_IP", "30/min"),
+        "register": env_str("ROCHDALE_REGISTER_RATE", "20/hour"),
+        "user": env_str("ROCHDALE_USER_RATE", "600/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("ROCHDALE_ACCESS_TOKEN_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("ROCHDALE_REFRESH_TOKEN_DAYS", 30)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "SIGNING_KEY": SECRET_KEY,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Rochdale API",
+    "DESCRIPTION": "The mobile and board API of a drivers' cooperative. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {"ReachabilityEnum": ["ok", "down"]},
+}
+
+# Celery: Redis broker; a task is acknowledged only after it ran, and requeued if its worker died.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "idempotency-keys-expire": {"task": "mobile_api.tasks.expire_idempotency_keys", "schedule": 3600.0},
+    "fare-estimates-expire": {"task": "dispatch.tasks.purge_expired_estimates", "schedule": 900.0},
+    "dispatch-sweep": {"task": "dispatch.tasks.sweep_dispatch", "schedule": 2.0},
+    "presence-sweep": {"task": "dispatch.tasks.sweep_presence", "schedule": 5.0},
+    "locations-flush": {"task": "dispatch.tasks.flush_locations", "schedule": 2.0},
+    "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
+    "ledger-verify": {"task": "backend.fares.tasks.verify_ledger", "schedule": 3600.0},
+    "weekly-floor": {"task": "backend.fares.tasks.post_weekly_top_ups", "schedule": 3600.0},
+    "payment-capture-retry": {"task": "backend.fares.tasks.retry_failed_captures", "schedule": 60.0},
+    "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
+    "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
+}
+
+# Security headers. HTTPS is terminated at a proxy (nginx, an ingress) that sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+LOGIN_URL = "/board/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": env_str("ROCHDALE_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
+
+# --- Rochdale domain settings (documented in docs/operations.md) ---
+ROCHDALE_AUTO_APPROVE_DRIVERS = env_bool("ROCHDALE_AUTO_APPROVE_DRIVERS", False)
+ROCHDALE_CURRENCY = env_str("ROCHDALE_CURRENCY", "USD")
+ROCHDALE_WS_TICKET_TTL_S = env_int("ROCHDALE_WS_TICKET_TTL_S", 30)
+
+# Sign-in throttling: per phone and per IP, atomic Redis counters; lockout after repeated failures.
+ROCHDALE_SIGN_IN_MAX_FAILURES = env_int("ROCHDALE_SIGN_IN_MAX_FAILURES", 5)
+ROCHDALE_SIGN_IN_LOCKOUT_S = env_int("ROCHDALE_SIGN_IN_LOCKOUT_S", 900)
+ROCHDALE_SIGN_IN_IP_MAX_FAILURES = env_int("ROCHDALE_SIGN_IN_IP_MAX_FAILURES", 50)
+
+# ETA model shared by estimates and dispatch (dispatch/matching/eta.py documents the numbers).
+ROCHDALE_ETA_CIRCUITY = env_float("ROCHDALE_ETA_CIRCUITY", 1.3)
+ROCHDALE_ETA_SPEED_PROFILE_KMH = [
+    float(v) for v in env_list("ROCHDALE_ETA_SPEED_PROFILE_KMH", [])
+]  # empty: the model's documented default profile
+
+ROCHDALE_ESTIMATE_TTL_S = env_int("ROCHDALE_ESTIMATE_TTL_S", 300)
+ROCHDALE_IDEMPOTENCY_KEY_TTL_H = env_int("ROCHDALE_IDEMPOTENCY_KEY_TTL_H", 24)
+
+# Dispatch defaults; the board's dispatch policy versions override the fairness part.
+ROCHDALE_OFFER_TIMEOUT_S = env_int("ROCHDALE_OFFER_TIMEOUT_S", 15)
+ROCHDALE_SEARCH_BUDGET_S = env_int("ROCHDALE_SEARCH_BUDGET_S", 180)
+ROCHDALE_SEARCH_RADIUS_M = env_int("ROCHDALE_SEARCH_RADIUS_M", 8000)
+ROCHDALE_BATCH_WINDOW_MS = env_int("ROCHDALE_BATCH_WINDOW_MS", 0)
+ROCHDALE_PRESENCE_GRACE_S = env_int("ROCHDALE_PRESENCE_GRACE_S", 30)
+ROCHDALE_FIX_MAX_AGE_S = env_int("ROCHDALE_FIX_MAX_AGE_S", 30)
+ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS = env_float("ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS", 70.0)
+ROCHDALE_OFF_TRIP_FIX_RETENTION_H = env_int("ROCHDALE_OFF_TRIP_FIX_RETENTION_H", 48)
+ROCHDALE_TRIP_TRACE_RETENTION_D = env_int("ROCHDALE_TRIP_TRACE_RETENTION_D", 90)
+
+# Payments: "cash" or "test" (no network); a card provider plugs in through backend/fares/payments.py.
+ROCHDALE_PAYMENT_PROVIDER = env_str("ROCHDALE_PAYMENT_PROVIDER", "test")
+
+# Governance bylaws (docs/governance.md explains each default).
+ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)
+ROCHDALE_SHARE_INSTALMENT_RATE = env_str("ROCHDALE_SHARE_INSTALMENT_RATE", "0.10")
+ROCHDALE_SHARE_REPAYMENT_ON_WITHDRAWAL = env_str("ROCHDALE_SHARE_REPAYMENT_ON_WITHDRAWAL", "paid")
+ROCHDALE_BOARD_TERM_DAYS = env_int("ROCHDALE_BOARD_TERM_DAYS", 730)
+ROCHDALE_DIVIDEND_MIN_CASH_SHARE = env_str("ROCHDALE_DIVIDEND_MIN_CASH_SHARE", "0.20")
+
+# GDAL < 3.9 cannot block file/network access while parsing spatial references. We never parse a spatial
+# reference or WKT a client sends: places arrive as two validated numbers and become Points in SRID 4326.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("mobile_api.urls")),
+]
+
+handler400 = "mobile_api.errors.json_400"
+handler403 = "mobile_api.errors.json_403"
+handler404 = "mobile_api.errors.json_404"
+handler500 = "mobile_api.errors.json_500"

@@ -1,0 +1,285 @@
+"""Trips, their events, offers, driver presence and location fixes, service areas and estimates.
+
+The database decides every race here: a partial unique index allows one open trip per rider, one active trip
+per driver, one open offer per trip and per driver; status moves are guarded updates (see dispatch/state.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.gis.db import models as gis
+from django.db import models
+from django.utils import timezone
+
+from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, TripStatus
+
+
+class ServiceArea(models.Model):
+    """A city or zone the co-op serves; staff draw it in the admin."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120, unique=True)
+    area = gis.MultiPolygonField(srid=4326)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FareEstimate(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fare_estimates")
+    pickup = gis.PointField(srid=4326)
+    dropoff = gis.PointField(srid=4326)
+    wheelchair_accessible = models.BooleanField(default=False)
+    distance_m = models.PositiveIntegerField()
+    duration_s = models.PositiveIntegerField()
+    pickup_eta_s = models.PositiveIntegerField(null=True, blank=True)
+    fare_minor = models.PositiveIntegerField()
+    driver_pay_minimum_minor = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    breakdown = models.JSONField(default=list)
+    policy_version = models.ForeignKey("fares.FarePolicyVersion", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class TripCancelledBy(models.TextChoices):
+    RIDER = "rider", "Rider"
+    DRIVER = "driver", "Driver"
+    SYSTEM = "system", "System"
+
+
+class Trip(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trips_as_rider")
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="trips_as_driver"
+    )
+    vehicle = models.ForeignKey("accounts.Vehicle", on_delete=models.PROTECT, null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in TripStatus], default=TripStatus.REQUESTED
+    )
+    pickup = gis.PointField(srid=4326)
+    dropoff = gis.PointField(srid=4326)
+    wheelchair_accessible = models.BooleanField(default=False)
+    estimate = models.ForeignKey(FareEstimate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    policy_version = models.ForeignKey("fares.FarePolicyVersion", on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    fare_estimate_minor = models.PositiveIntegerField()
+    estimated_distance_m = models.PositiveIntegerField()
+    estimated_duration_s = models.PositiveIntegerField()
+    # Set at completion from the measured trail, under the policy in force at request time.
+    measured_distance_m = models.PositiveIntegerField(null=True, blank=True)
+    measured_duration_s = models.PositiveIntegerField(null=True, blank=True)
+    fare_minor = models.PositiveIntegerField(null=True, blank=True)
+    driver_pay_minor = models.PositiveIntegerField(null=True, blank=True)
+    commission_minor = models.IntegerField(null=True, blank=True)
+    fare_breakdown = models.JSONField(null=True, blank=True)
+    cancellation_fee_minor = models.PositiveIntegerField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=8, choices=TripCancelledBy.choices, null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True, default="")
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Dispatch bookkeeping: when the search gives up, and when the next offer round is due.
+    search_deadline = models.DateTimeField(null=True, blank=True)
+    next_dispatch_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            models.Index(fields=["rider", "-requested_at"], name="trip_rider_recent"),
+            models.Index(fields=["driver", "-requested_at"], name="trip_driver_recent"),
+            models.Index(fields=["status", "next_dispatch_at"], name="trip_dispatch_due"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=[s.value for s in TripStatus]), name="trip_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["rider"],
+                condition=models.Q(status__in=[s.value for s in OPEN_STATUSES]),
+                name="one_open_trip_per_rider",
+            ),
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=models.Q(status__in=[s.value for s in DRIVER_ACTIVE_STATUSES]),
+                name="one_active_trip_per_driver",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(driver__isnull=False)
+                | models.Q(status__in=[TripStatus.REQUESTED, TripStatus.UNFULFILLED, TripStatus.CANCELLED]),
+                name="trip_driver_when_assigned",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"trip {self.id} ({self.status})"
+
+
+class TripEvent(models.Model):
+    """One row per status move: the trip's history, append-only."""
+
+    trip = models.ForeignKey(Trip, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class RatingRole(models.TextChoices):
+    RIDER = "rider", "Rider rates driver"
+    DRIVER = "driver", "Driver rates rider"
+
+
+class Rating(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trip = models.ForeignKey(Trip, on_delete=models.CASCADE, related_name="ratings")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    author_role = models.CharField(max_length=8, choices=RatingRole.choices)
+    stars = models.PositiveSmallIntegerField()
+    comment = models.CharField(max_length=1000, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trip", "author_role"], name="one_rating_per_party_per_trip"),
+            models.CheckConstraint(condition=models.Q(stars__gte=1, stars__lte=5), name="rating_stars_range"),
+        ]
+
+
+class Tip(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trip = models.ForeignKey(Trip, on_delete=models.PROTECT, related_name="tips")
+    rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tips_received")
+    amount_minor = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="tip_positive")]
+
+
+class PresenceStatus(models.TextChoices):
+    OFFLINE = "offline", "Offline"
+    ONLINE = "online", "Online"
+
+
+class DriverPresence(models.Model):
+    """The durable side of presence. Hot positions live in Redis and the dispatch index; this row is written
+    on online/offline and by the batched location flush, so everything can be rebuilt after a restart."""
+
+    driver = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="presence"
+    )
+    status = models.CharField(max_length=8, choices=PresenceStatus.choices, default=PresenceStatus.OFFLINE)
+    location = gis.PointField(srid=4326, null=True, blank=True)
+    heading = models.FloatField(null=True, blank=True)
+    speed_mps = models.FloatField(null=True, blank=True)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    fix_at = models.DateTimeField(null=True, blank=True)
+    online_since = models.DateTimeField(null=True, blank=True)
+    idle_since = models.DateTimeField(null=True, blank=True)
+    connected = models.BooleanField(default=False)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    implausible_jumps = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+
+class PresenceSession(models.Model):
+    """One online stretch of a driver, for online-time earnings figures."""
+
+    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence_sessions")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["driver"], condition=models.Q(ended_at__isnull=True), name="one_open_presence_session"
+            ),
+        ]
+
+
+class LocationFix(models.Model):
+    """A driver's position history, inserted in batches (never one row per websocket message)."""
+
+    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    trip = models.ForeignKey(Trip, on_delete=models.SET_NULL, null=True, blank=True, related_name="fixes")
+    point = gis.PointField(srid=4326, spatial_index=False)
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    heading = models.FloatField(null=True, blank=True)
+    speed_mps = models.FloatField(null=True, blank=True)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    accepted = models.BooleanField(default=True, help_text="False for fixes refused as implausible jumps.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["trip", "recorded_at"], name="fix_trip_trail"),
+            models.Index(fields=["received_at"], name="fix_received"),
+            models.Index(fields=["driver", "recorded_at"], name="fix_driver_time"),
+        ]
+
+
+class OfferStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Offer(models.Model):
+    """A trip offered to one driver, with why they were chosen (explainable dispatch)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trip = models.ForeignKey(Trip, on_delete=models.CASCADE, related_name="offers")
+    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="offers")
+    status = models.CharField(max_length=10, choices=OfferStatus.choices, default=OfferStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    pickup_distance_m = models.PositiveIntegerField()
+    pickup_eta_s = models.PositiveIntegerField()
+    rank = models.PositiveIntegerField()
+    candidates_considered = models.PositiveIntegerField()
+    idle_s = models.PositiveIntegerField(default=0)
+    reason = models.JSONField(default=dict)
+    dispatch_policy_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=OfferStatus.values), name="offer_status_valid"),
+            models.UniqueConstraint(
+                fields=["trip"], condition=models.Q(status="open"), name="one_open_offer_per_trip"
+            ),
+            models.UniqueConstraint(
+                fields=["driver"], condition=models.Q(status="open"), name="one_open_offer_per_driver"
+            ),
+            models.UniqueConstraint(fields=["trip", "driver"], name="offer_trip_driver_once"),
+        ]
+
+
+class DispatchPolicyVersion(models.Model):
+    """The board's dispatch rules (fairness window, offer timeout, search budget), versioned like fares."""
+
+    version = models.PositiveIntegerField(primary_key=True)
+    effective_at = models.DateTimeField(db_index=True)
+    document = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-version"]

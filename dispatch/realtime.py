@@ -1,0 +1,145 @@
+"""Websocket plumbing shared by the driver and rider sockets, and the pushes services send after commit.
+
+Pushes are best effort: the channel layer may drop them, so every client can resync from REST
+(`GET /driver/state`, `GET /trips/{id}`), and the database stays the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from backend.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+MAX_FRAME_BYTES = 8 * 1024
+
+
+def user_group(user_id: uuid.UUID | str) -> str:
+    return f"user.{user_id}"
+
+
+def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
+    """Send one frame to every socket of a user once the current transaction commits."""
+
+    def _send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(user_group(user_id), {"type": "push", "frame": frame})
+        except Exception:  # noqa: BLE001 - best effort by design; clients resync from REST
+            logger.warning("push to %s failed", user_id, exc_info=True)
+
+    transaction.on_commit(_send)
+
+
+async def apush_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
+    """The async form, for code already outside any transaction (consumers, the dispatch loop)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(user_group(user_id), {"type": "push", "frame": frame})
+    except Exception:  # noqa: BLE001
+        logger.warning("push to %s failed", user_id, exc_info=True)
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class FrameError(DomainError):
+    code = "invalid_frame"
+    default_message = "The frame is not valid."
+
+
+class JsonFrameConsumer(AsyncWebsocketConsumer):
+    """Authenticated JSON-frame socket that only routes by `type`.
+
+    Subclasses set `required_role` and map frame types to handler coroutines in `handlers()`. A handler returns
+    the extra fields of the `result` frame (or None when the frame type gets no answer, like `location`).
+    """
+
+    required_role: str = ""
+    silent_types: frozenset[str] = frozenset()
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not getattr(user, "is_authenticated", False):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await self.has_role(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user = user
+        self.group = user_group(user.id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.on_connected()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.on_disconnected(code)
+
+    async def has_role(self, user: Any) -> bool:
+        raise NotImplementedError
+
+    async def on_connected(self) -> None:
+        """Hook for subclasses (presence, resync)."""
+
+    async def on_disconnected(self, code: int) -> None:
+        """Hook for subclasses (presence grace)."""
+
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    async def push(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event["frame"]))
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        ref: str | None = None
+        try:
+            if text_data is None or len(text_data) > MAX_FRAME_BYTES:
+                raise FrameError("Frames are JSON text of at most 8 KiB.")
+            try:
+                frame = json.loads(text_data)
+            except ValueError as exc:
+                raise FrameError("The frame is not valid JSON.") from exc
+            if not isinstance(frame, dict):
+                raise FrameError("A frame is a JSON object with a \"type\".")
+            raw_ref = frame.get("ref")
+            if raw_ref is not None:
+                if not isinstance(raw_ref, str) or len(raw_ref) > 64:
+                    raise FrameError("\"ref\" must be a string of at most 64 characters.")
+                ref = raw_ref
+            frame_type = frame.get("type")
+            handler = self.handlers().get(frame_type) if isinstance(frame_type, str) else None
+            if handler is None:
+                raise FrameError("Unknown frame type.", code="unknown_type", details={"type": str(frame_type)[:40]})
+            result = await handler(frame)
+            if frame_type not in self.silent_types:
+                await self.send_frame({"type": "result", "ref": ref, "ok": True, **(result or {})})
+        except DomainError as exc:
+            await self.send_frame(
+                {"type": "error", "ref": ref, "code": exc.code, "message": exc.message, "details": exc.details}
+            )
+        except Exception:  # noqa: BLE001 - a bug in one frame must not drop the driver's socket
+            logger.exception("websocket frame failed")
+            await self.send_frame(
+                {"type": "error", "ref": ref, "code": "internal_error", "message": "Something went wrong on our side."}
+            )

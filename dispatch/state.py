@@ -1,0 +1,45 @@
+"""The trip status machine, defined once.
+
+Every move goes through `dispatch.services.trip_transition`, which applies it with a guarded
+`UPDATE ... WHERE status IN (allowed sources)` and writes a TripEvent; the database refuses unknown statuses
+with a check constraint. Nothing else writes `Trip.status`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TripStatus(StrEnum):
+    REQUESTED = "requested"
+    ASSIGNED = "assigned"
+    ARRIVED = "arrived"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    UNFULFILLED = "unfulfilled"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[TripStatus, frozenset[TripStatus]] = {
+    TripStatus.ASSIGNED: frozenset({TripStatus.REQUESTED}),
+    TripStatus.ARRIVED: frozenset({TripStatus.ASSIGNED}),
+    TripStatus.IN_PROGRESS: frozenset({TripStatus.ARRIVED}),
+    TripStatus.COMPLETED: frozenset({TripStatus.IN_PROGRESS}),
+    TripStatus.UNFULFILLED: frozenset({TripStatus.REQUESTED}),
+    TripStatus.CANCELLED: frozenset({TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED}),
+}
+
+OPEN_STATUSES = frozenset({TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS})
+DRIVER_ACTIVE_STATUSES = frozenset({TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS})
+FINAL_STATUSES = frozenset({TripStatus.COMPLETED, TripStatus.UNFULFILLED, TripStatus.CANCELLED})
+# While the trip is in one of these, the rider may see the driver's position and the driver the pickup.
+LOCATION_SHARING_STATUSES = DRIVER_ACTIVE_STATUSES
+
+
+def allowed_sources(target: TripStatus) -> frozenset[TripStatus]:
+    """The statuses a trip may move to `target` from; empty for a status nothing moves into."""
+    return TRANSITIONS.get(target, frozenset())
+
+
+def can_move(source: TripStatus, target: TripStatus) -> bool:
+    return source in allowed_sources(target)

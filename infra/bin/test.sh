@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, then runs the whole suite on real PostGIS and Redis.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_system_packages --browser
+ensure_venv
+# Tests flush their Redis database between tests, so they get their own (never the demo's db 0).
+export REDIS_URL="${ROCHDALE_TEST_REDIS_URL:-redis://localhost:6379/15}"
+# Threads that async tests open must not keep connections that block dropping the test database.
+export DATABASE_CONN_MAX_AGE=0
+"$PY" "$ROOT/infra/bin/services.py"
+cd "$ROOT"
+exec "$PY" -m pytest "$@"

@@ -1,0 +1,100 @@
+"""One exception handler so every error leaves in the contract's shape, whatever raised it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from backend.errors import DomainError, error_body
+
+logger = logging.getLogger(__name__)
+
+_CODES_BY_EXCEPTION: list[tuple[type[exceptions.APIException], str]] = [
+    (exceptions.ParseError, "malformed_json"),
+    (exceptions.NotAuthenticated, "not_authenticated"),
+    (exceptions.AuthenticationFailed, "authentication_failed"),
+    (exceptions.PermissionDenied, "permission_denied"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.MethodNotAllowed, "method_not_allowed"),
+    (exceptions.NotAcceptable, "not_acceptable"),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (exceptions.Throttled, "rate_limited"),
+]
+
+
+def _flatten_validation(detail: Any) -> dict[str, Any]:
+    """DRF's nested ErrorDetail structure, as plain strings keyed by field (nested fields keep nesting)."""
+    if isinstance(detail, dict):
+        return {str(key): _flatten_validation(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [str(item) for item in detail]  # type: ignore[return-value]
+        return [_flatten_validation(item) for item in detail]  # type: ignore[return-value]
+    return [str(detail)]  # type: ignore[return-value]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(exc.as_body(), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    if isinstance(exc, exceptions.ValidationError):
+        set_rollback()
+        details = _flatten_validation(exc.detail)
+        if not isinstance(details, dict):
+            details = {"non_field_errors": details}
+        return Response(
+            error_body("invalid_input", "Some fields are missing or not valid.", details),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, exceptions.APIException):
+        set_rollback()
+        code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), None) or str(
+            exc.default_code
+        )
+        message = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(exc.default_detail)
+        details: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details["retry_after_s"] = int(exc.wait) + 1
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+            message = "Too many requests; try again later."
+        if isinstance(exc, exceptions.ParseError):
+            message = "The request body is not valid JSON."
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+    # Anything else is our bug: log it with the stack, answer with the contract's shape and no internals.
+    logger.exception("Unhandled error in %s", context.get("view"))
+    set_rollback()
+    return Response(
+        error_body("internal_error", "Something went wrong on our side; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "Nothing was found here."), status=404)
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("internal_error", "Something went wrong on our side; it has been logged."), status=500)
+
+
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+
+
+def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "You may not do this."), status=403)

@@ -1,0 +1,17 @@
+"""All REST routes under /api/v1/. Each area keeps its routes in its own module."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mobile_api.views_health import HealthView
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("mobile_api.urls_accounts")),
+    path("", include("mobile_api.urls_trips")),
+    path("", include("mobile_api.urls_driver")),
+    path("", include("mobile_api.urls_fares")),
+    path("", include("mobile_api.urls_governance")),
+]

@@ -1,5 +1,8 @@
-"""Celery app: Redis broker, late acks, requeue on a lost worker. Tasks are sent only after commit
-(`task.delay_on_commit(...)`), so a worker never looks for a row that a rolled-back transaction never wrote."""
+"""Celery app: Redis broker, late acks, requeue on a lost worker.
+
+Tasks are sent only after commit (`task.delay_on_commit(...)`), so a worker never looks for a row that a
+rolled-back transaction never wrote.
+"""
 
 import os
 

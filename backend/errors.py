@@ -15,7 +15,9 @@ class DomainError(Exception):
     status: int = 400
     default_message: str = "The request could not be carried out."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None, code: str | None = None):
+    def __init__(
+        self, message: str | None = None, *, details: dict[str, Any] | None = None, code: str | None = None
+    ):
         self.message = message or self.default_message
         self.details = details or {}
         if code is not None:

@@ -17,7 +17,7 @@ def check_database() -> bool:
             cursor.execute("SELECT PostGIS_Lib_Version()")
             cursor.fetchone()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "down"; the reason goes to the log
+    except Exception:
         logger.warning("health: database unreachable", exc_info=True)
         connection.close_if_unusable_or_obsolete()
         return False
@@ -26,6 +26,6 @@ def check_database() -> bool:
 def check_redis() -> bool:
     try:
         return bool(get_redis().ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("health: redis unreachable", exc_info=True)
         return False

@@ -69,7 +69,7 @@ if not _secret:
             "Set DJANGO_SECRET_KEY to a long random value (see docs/operations.md)."
         )
     # Only ever reached with DEBUG on, i.e. on a developer's machine.
-    _secret = "insecure-local-development-key-do-not-use-in-production-rochdale"  # noqa: S105
+    _secret = "insecure-local-development-key-do-not-use-in-production-rochdale"
 SECRET_KEY = _secret
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])

@@ -31,7 +31,9 @@ class ServiceArea(models.Model):
 
 class FareEstimate(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fare_estimates")
+    rider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fare_estimates"
+    )
     pickup = gis.PointField(srid=4326)
     dropoff = gis.PointField(srid=4326)
     wheelchair_accessible = models.BooleanField(default=False)
@@ -55,9 +57,15 @@ class TripCancelledBy(models.TextChoices):
 
 class Trip(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trips_as_rider")
+    rider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trips_as_rider"
+    )
     driver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="trips_as_driver"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="trips_as_driver",
     )
     vehicle = models.ForeignKey("accounts.Vehicle", on_delete=models.PROTECT, null=True, blank=True)
     status = models.CharField(
@@ -66,7 +74,9 @@ class Trip(models.Model):
     pickup = gis.PointField(srid=4326)
     dropoff = gis.PointField(srid=4326)
     wheelchair_accessible = models.BooleanField(default=False)
-    estimate = models.ForeignKey(FareEstimate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    estimate = models.ForeignKey(
+        FareEstimate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     policy_version = models.ForeignKey("fares.FarePolicyVersion", on_delete=models.PROTECT, related_name="+")
     currency = models.CharField(max_length=3)
     fare_estimate_minor = models.PositiveIntegerField()
@@ -80,7 +90,9 @@ class Trip(models.Model):
     commission_minor = models.IntegerField(null=True, blank=True)
     fare_breakdown = models.JSONField(null=True, blank=True)
     cancellation_fee_minor = models.PositiveIntegerField(null=True, blank=True)
-    cancelled_by = models.CharField(max_length=8, choices=TripCancelledBy.choices, null=True, blank=True)
+    cancelled_by = models.CharField(  # noqa: DJ001 - the contract distinguishes null (not cancelled)
+        max_length=8, choices=TripCancelledBy.choices, null=True, blank=True
+    )
     cancel_reason = models.CharField(max_length=500, blank=True, default="")
     requested_at = models.DateTimeField(default=timezone.now, db_index=True)
     assigned_at = models.DateTimeField(null=True, blank=True)
@@ -105,12 +117,12 @@ class Trip(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["rider"],
-                condition=models.Q(status__in=[s.value for s in OPEN_STATUSES]),
+                condition=models.Q(status__in=sorted(OPEN_STATUSES)),
                 name="one_open_trip_per_rider",
             ),
             models.UniqueConstraint(
                 fields=["driver"],
-                condition=models.Q(status__in=[s.value for s in DRIVER_ACTIVE_STATUSES]),
+                condition=models.Q(status__in=sorted(DRIVER_ACTIVE_STATUSES)),
                 name="one_active_trip_per_driver",
             ),
             models.CheckConstraint(
@@ -162,7 +174,9 @@ class Tip(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     trip = models.ForeignKey(Trip, on_delete=models.PROTECT, related_name="tips")
     rider = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tips_received")
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tips_received"
+    )
     amount_minor = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(default=timezone.now)
@@ -200,7 +214,9 @@ class DriverPresence(models.Model):
 class PresenceSession(models.Model):
     """One online stretch of a driver, for online-time earnings figures."""
 
-    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence_sessions")
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence_sessions"
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -262,7 +278,9 @@ class Offer(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(status__in=OfferStatus.values), name="offer_status_valid"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=OfferStatus.values), name="offer_status_valid"
+            ),
             models.UniqueConstraint(
                 fields=["trip"], condition=models.Q(status="open"), name="one_open_offer_per_trip"
             ),

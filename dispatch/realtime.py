@@ -39,7 +39,7 @@ def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
             return
         try:
             async_to_sync(layer.group_send)(user_group(user_id), {"type": "push", "frame": frame})
-        except Exception:  # noqa: BLE001 - best effort by design; clients resync from REST
+        except Exception:
             logger.warning("push to %s failed", user_id, exc_info=True)
 
     transaction.on_commit(_send)
@@ -52,7 +52,7 @@ async def apush_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None
         return
     try:
         await layer.group_send(user_group(user_id), {"type": "push", "frame": frame})
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("push to %s failed", user_id, exc_info=True)
 
 
@@ -67,8 +67,8 @@ class FrameError(DomainError):
 class JsonFrameConsumer(AsyncWebsocketConsumer):
     """Authenticated JSON-frame socket that only routes by `type`.
 
-    Subclasses set `required_role` and map frame types to handler coroutines in `handlers()`. A handler returns
-    the extra fields of the `result` frame (or None when the frame type gets no answer, like `location`).
+    Subclasses set `required_role` and map frame types to handler coroutines in `handlers()`. A handler
+    returns the extra fields of the `result` frame (or None when the frame type gets no answer, like `location`).
     """
 
     required_role: str = ""
@@ -121,25 +121,38 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             except ValueError as exc:
                 raise FrameError("The frame is not valid JSON.") from exc
             if not isinstance(frame, dict):
-                raise FrameError("A frame is a JSON object with a \"type\".")
+                raise FrameError('A frame is a JSON object with a "type".')
             raw_ref = frame.get("ref")
             if raw_ref is not None:
                 if not isinstance(raw_ref, str) or len(raw_ref) > 64:
-                    raise FrameError("\"ref\" must be a string of at most 64 characters.")
+                    raise FrameError('"ref" must be a string of at most 64 characters.')
                 ref = raw_ref
             frame_type = frame.get("type")
             handler = self.handlers().get(frame_type) if isinstance(frame_type, str) else None
             if handler is None:
-                raise FrameError("Unknown frame type.", code="unknown_type", details={"type": str(frame_type)[:40]})
+                raise FrameError(
+                    "Unknown frame type.", code="unknown_type", details={"type": str(frame_type)[:40]}
+                )
             result = await handler(frame)
             if frame_type not in self.silent_types:
                 await self.send_frame({"type": "result", "ref": ref, "ok": True, **(result or {})})
         except DomainError as exc:
             await self.send_frame(
-                {"type": "error", "ref": ref, "code": exc.code, "message": exc.message, "details": exc.details}
+                {
+                    "type": "error",
+                    "ref": ref,
+                    "code": exc.code,
+                    "message": exc.message,
+                    "details": exc.details,
+                }
             )
-        except Exception:  # noqa: BLE001 - a bug in one frame must not drop the driver's socket
+        except Exception:
             logger.exception("websocket frame failed")
             await self.send_frame(
-                {"type": "error", "ref": ref, "code": "internal_error", "message": "Something went wrong on our side."}
+                {
+                    "type": "error",
+                    "ref": ref,
+                    "code": "internal_error",
+                    "message": "Something went wrong on our side.",
+                }
             )

@@ -14,7 +14,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _clean_redis(request: pytest.FixtureRequest):
     """Each test starts with an empty Redis database (tickets, throttles, presence, queues)."""
-    if "django" not in request.config.pluginmanager.list_name_plugin().__repr__():
+    if not request.config.pluginmanager.has_plugin("django"):
         yield
         return
     from django.conf import settings

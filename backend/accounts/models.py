@@ -7,10 +7,12 @@ a board seat in force) so they cannot drift from the records that make them true
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -39,10 +41,9 @@ class UserManager(BaseUserManager["User"]):
         return self._create(phone, password, **fields)
 
     def get_by_natural_key(self, username: str | None) -> User:
-        try:
+        # An unparsable phone is looked up as typed, and so simply matches nobody.
+        with contextlib.suppress(ValidationError):
             username = normalize_phone(username or "")
-        except Exception:  # noqa: BLE001 - an unparsable phone simply matches nobody
-            pass
         return self.get(phone=username)
 
 
@@ -92,13 +93,13 @@ class DriverStatus(models.TextChoices):
 
 
 class DriverProfile(models.Model):
-    user = models.OneToOneField(User, on_delete=models.PROTECT, primary_key=True, related_name="driver_profile")
+    user = models.OneToOneField(
+        User, on_delete=models.PROTECT, primary_key=True, related_name="driver_profile"
+    )
     license_number = models.CharField(max_length=32)
     status = models.CharField(max_length=16, choices=DriverStatus.choices, default=DriverStatus.PENDING)
     approved_at = models.DateTimeField(null=True, blank=True)
-    approved_by = models.ForeignKey(
-        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    approved_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -135,8 +136,12 @@ class Vehicle(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(seats__gte=1, seats__lte=15), name="vehicle_seats_range"),
-            models.CheckConstraint(condition=models.Q(year__gte=1980, year__lte=2100), name="vehicle_year_range"),
+            models.CheckConstraint(
+                condition=models.Q(seats__gte=1, seats__lte=15), name="vehicle_seats_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(year__gte=1980, year__lte=2100), name="vehicle_year_range"
+            ),
             models.UniqueConstraint(
                 fields=["driver"], condition=models.Q(is_active=True), name="one_active_vehicle_per_driver"
             ),

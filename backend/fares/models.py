@@ -6,6 +6,8 @@ version with the latest `effective_at` not after it (the highest version number 
 
 from __future__ import annotations
 
+import uuid
+
 import pgtrigger
 from django.db import models
 from django.utils import timezone
@@ -28,11 +30,124 @@ class FarePolicyVersion(models.Model):
     class Meta:
         ordering = ["-version"]
         triggers = [
-            pgtrigger.Protect(name="fare_policy_versions_immutable", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="fare_policy_versions_immutable", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(source__in=PolicySource.values), name="policy_source_valid"),
+            models.CheckConstraint(
+                condition=models.Q(source__in=PolicySource.values), name="policy_source_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"fare policy v{self.version} from {self.effective_at.isoformat()}"
+
+
+class AccountKind(models.TextChoices):
+    """The ledger's accounts. Asset accounts grow by debits; the others grow by credits."""
+
+    RIDER_RECEIVABLE = "rider_receivable", "Rider receivable (asset)"
+    CASH_CLEARING = "cash_clearing", "Cash and card clearing (asset)"
+    DRIVER_PAYABLE = "driver_payable", "Driver payable (liability)"
+    TIPS_HELD = "tips_held", "Tips held for drivers (liability)"
+    COOP_REVENUE = "coop_revenue", "Co-op revenue (income)"
+    FLOOR_TOP_UPS = "floor_top_ups", "Pay-floor top-ups (expense)"
+    REFUNDS = "refunds", "Refunds and goodwill (expense)"
+    MEMBER_EQUITY = "member_equity", "Member share capital (equity)"
+    SHARE_SUBSCRIPTIONS = "share_subscriptions", "Share subscriptions receivable (asset)"
+    MEMBER_CAPITAL = "member_capital", "Member capital accounts: retained patronage (equity)"
+    DIVIDENDS_PAYABLE = "dividends_payable", "Patronage dividends payable in cash (liability)"
+    SURPLUS = "surplus", "Retained surplus (equity)"
+
+
+DEBIT_NORMAL_KINDS = frozenset(
+    {
+        AccountKind.RIDER_RECEIVABLE,
+        AccountKind.CASH_CLEARING,
+        AccountKind.FLOOR_TOP_UPS,
+        AccountKind.REFUNDS,
+        AccountKind.SHARE_SUBSCRIPTIONS,
+    }
+)
+
+
+class LedgerAccount(models.Model):
+    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member)."""
+
+    kind = models.CharField(max_length=24, choices=AccountKind.choices)
+    owner = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "owner", "currency"], name="ledger_account_unique", nulls_distinct=False
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="ledger_accounts_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.owner_id or 'coop'}:{self.currency}"
+
+
+class JournalEntry(models.Model):
+    """One balanced movement of money. `key` makes posting idempotent (e.g. `trip:{id}:fare`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=32)
+    memo = models.CharField(max_length=300, blank=True, default="")
+    trip = models.ForeignKey(
+        "dispatch.Trip", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reverses = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        triggers = [
+            pgtrigger.Protect(
+                name="journal_entries_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+
+
+class Posting(models.Model):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    debit_minor = models.BigIntegerField(default=0)
+    credit_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(debit_minor__gt=0, credit_minor=0) | models.Q(debit_minor=0, credit_minor__gt=0)
+                ),
+                name="posting_one_positive_side",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "entry"], name="posting_account_entry")]
+        triggers = [
+            pgtrigger.Protect(name="postings_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+
+class AccountBalance(models.Model):
+    """Running totals per account, updated in the posting's transaction; rebuilt and checked against the
+    journal by `manage.py ledger_verify` (the journal is the truth, this is a cache)."""
+
+    account = models.OneToOneField(
+        LedgerAccount, on_delete=models.PROTECT, primary_key=True, related_name="balance"
+    )
+    debit_total = models.BigIntegerField(default=0)
+    credit_total = models.BigIntegerField(default=0)

@@ -1,0 +1,136 @@
+"""Where a trip's money is decided and recorded: fare and pay at completion, late-cancellation fees, tips.
+
+Callers (dispatch services) run these inside the transaction that moves the trip, so a trip is never
+completed without its journal entry, and a retried completion posts nothing twice (keys are unique).
+
+Journal entries (amounts in minor units):
+- `trip:{id}:fare`: Dr rider_receivable(rider) fare; Cr driver_payable(driver) pay; Cr coop_revenue commission;
+  and when the pay floor exceeds the whole fare, Dr floor_top_ups the difference the co-op pays itself.
+- `trip:{id}:cancellation`: Dr rider_receivable(rider) fee; Cr driver_payable(driver) driver part;
+  Cr coop_revenue the commission on it.
+- `tip:{id}`: Dr rider_receivable(rider) tip; Cr tips_held(driver) tip. All of it goes to the driver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from backend.fares import ledger
+from backend.fares.ledger import credit, debit
+from backend.fares.models import AccountKind
+from backend.fares.pricing import (
+    cancellation_split,
+    driver_pay,
+    fare_with_quote_tolerance,
+    rider_cancellation_fee_due,
+)
+from backend.fares.selectors import policy_of
+
+
+def completion_fields(*, trip: Any, distance_m: int, duration_s: int) -> dict[str, Any]:
+    """The trip's money at completion, from the measured route, under the policy in force at request.
+
+    The quote binds under the tolerance rule in backend/fares/pricing.py (docs/fares.md)."""
+    policy = policy_of(trip.policy_version)
+    decision = fare_with_quote_tolerance(
+        policy,
+        quoted_fare=trip.fare_estimate_minor,
+        quoted_distance_m=trip.estimated_distance_m,
+        distance_m=distance_m,
+        duration_s=duration_s,
+    )
+    pay = driver_pay(
+        policy,
+        fare_minor=decision.fare,
+        distance_m=distance_m,
+        duration_s=duration_s,
+        wheelchair_accessible=trip.wheelchair_accessible,
+    )
+    breakdown = (
+        decision.measured.breakdown_document()
+        if decision.fare == decision.measured_fare
+        else [{"label": "Quoted fare", "amount": decision.fare}]
+    )
+    return {
+        "measured_distance_m": distance_m,
+        "measured_duration_s": duration_s,
+        "fare_minor": decision.fare,
+        "driver_pay_minor": pay.pay,
+        "commission_minor": pay.fare - pay.pay,
+        "fare_breakdown": {
+            "lines": breakdown,
+            "quote_rule": decision.reason,
+            "quoted_fare": decision.quoted_fare,
+            "measured_fare": decision.measured_fare,
+            "floor": pay.floor,
+            "share": pay.share,
+            "floor_top_up": pay.floor_top_up,
+            "floor_applied": pay.floor_applied,
+            "policy_version": trip.policy_version_id,
+        },
+    }
+
+
+def post_trip_fare(*, trip: Any) -> None:
+    """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`)."""
+    fare, pay = trip.fare_minor, trip.driver_pay_minor
+    commission = max(fare - pay, 0)
+    subsidy = max(pay - fare, 0)
+    ledger.post_entry(
+        key=f"trip:{trip.id}:fare",
+        kind="trip_fare",
+        currency=trip.currency,
+        trip_id=trip.id,
+        memo=f"Fare of trip {trip.id}",
+        lines=[
+            debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, fare),
+            debit(AccountKind.FLOOR_TOP_UPS, None, subsidy),
+            credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, pay),
+            credit(AccountKind.COOP_REVENUE, None, commission),
+        ],
+        metadata={"floor_applied": bool((trip.fare_breakdown or {}).get("floor_applied"))},
+    )
+
+
+def cancellation_fields(*, trip: Any, cancelled_by: str, at: datetime) -> dict[str, Any]:
+    """The fee a cancellation costs: only a rider cancelling later than the free period after assignment."""
+    if cancelled_by != "rider" or trip.assigned_at is None or trip.driver_id is None:
+        return {"cancellation_fee_minor": None}
+    policy = policy_of(trip.policy_version)
+    seconds = int((at - trip.assigned_at).total_seconds())
+    if not rider_cancellation_fee_due(policy, seconds_since_assigned=seconds):
+        return {"cancellation_fee_minor": None}
+    return {"cancellation_fee_minor": cancellation_split(policy).fee}
+
+
+def post_cancellation_fee(*, trip: Any) -> None:
+    if not trip.cancellation_fee_minor:
+        return
+    split = cancellation_split(policy_of(trip.policy_version))
+    ledger.post_entry(
+        key=f"trip:{trip.id}:cancellation",
+        kind="cancellation_fee",
+        currency=trip.currency,
+        trip_id=trip.id,
+        memo=f"Late cancellation of trip {trip.id}",
+        lines=[
+            debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, split.fee),
+            credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, split.driver),
+            credit(AccountKind.COOP_REVENUE, None, split.coop),
+        ],
+    )
+
+
+def post_tip(*, tip: Any) -> None:
+    ledger.post_entry(
+        key=f"tip:{tip.id}",
+        kind="tip",
+        currency=tip.currency,
+        trip_id=tip.trip_id,
+        memo=f"Tip on trip {tip.trip_id}",
+        lines=[
+            debit(AccountKind.RIDER_RECEIVABLE, tip.rider_id, tip.amount_minor),
+            credit(AccountKind.TIPS_HELD, tip.driver_id, tip.amount_minor),
+        ],
+    )

@@ -1,0 +1,165 @@
+"""The contract's trip object, used by the REST API and the websocket pushes alike (one shape, one place).
+
+Location privacy: the rider sees the driver's position only while the trip is assigned, arrived or in
+progress. The driver sees exact pickup and dropoff while the trip is theirs and open; once it has ended,
+their history shows both rounded to about 100 m, enough to recognise a trip, not a front door.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rest_framework import serializers
+
+from backend.fares.money import money
+from dispatch.models import DriverPresence, Trip
+from dispatch.state import LOCATION_SHARING_STATUSES, OPEN_STATUSES, TripStatus
+
+HISTORY_PRECISION_DECIMALS = 3
+
+
+class PlaceSerializer(serializers.Serializer):
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lng = serializers.FloatField(min_value=-180, max_value=180)
+
+    def to_internal_value(self, data: Any) -> dict[str, float]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('A place is {"lat": number, "lng": number}.')
+        for key in ("lat", "lng"):
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise serializers.ValidationError({key: ["Must be a number."]})
+        return super().to_internal_value(data)
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = serializers.IntegerField(min_value=0)
+    currency = serializers.CharField(min_length=3, max_length=3)
+
+
+class VehicleSerializer(serializers.Serializer):
+    plate = serializers.CharField()
+    make = serializers.CharField()
+    model = serializers.CharField()
+    year = serializers.IntegerField()
+    seats = serializers.IntegerField()
+    wheelchair_accessible = serializers.BooleanField()
+
+
+class PartySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class TripDriverSerializer(PartySerializer):
+    vehicle = VehicleSerializer(allow_null=True)
+    location = PlaceSerializer(allow_null=True)
+
+
+class TripEventSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class TripSerializer(serializers.Serializer):
+    """Read-only: every field here is set by the server."""
+
+    id = serializers.UUIDField(read_only=True)
+    status = serializers.ChoiceField(choices=[s.value for s in TripStatus], read_only=True)
+    pickup = PlaceSerializer(read_only=True)
+    dropoff = PlaceSerializer(read_only=True)
+    wheelchair_accessible = serializers.BooleanField(read_only=True)
+    requested_at = serializers.DateTimeField(read_only=True)
+    rider = PartySerializer(read_only=True)
+    driver = TripDriverSerializer(read_only=True, allow_null=True)
+    fare_estimate = MoneySerializer(read_only=True)
+    fare = MoneySerializer(read_only=True, allow_null=True)
+    driver_pay = MoneySerializer(read_only=True, allow_null=True)
+    cancellation_fee = MoneySerializer(read_only=True, allow_null=True)
+    fare_breakdown = serializers.DictField(read_only=True, allow_null=True)
+    distance_m = serializers.IntegerField(read_only=True)
+    duration_s = serializers.IntegerField(read_only=True)
+    cancelled_by = serializers.ChoiceField(
+        choices=["rider", "driver", "system"], allow_null=True, read_only=True
+    )
+    events = TripEventSerializer(many=True, read_only=True)
+
+    def to_representation(self, instance: Trip) -> dict[str, Any]:
+        return trip_for(instance, viewer_id=self.context.get("viewer_id"))
+
+
+def _place(point: Any, *, coarse: bool = False) -> dict[str, float]:
+    if coarse:
+        return {
+            "lat": round(point.y, HISTORY_PRECISION_DECIMALS),
+            "lng": round(point.x, HISTORY_PRECISION_DECIMALS),
+        }
+    return {"lat": point.y, "lng": point.x}
+
+
+def trip_for(
+    trip: Trip, *, viewer_id: uuid.UUID | None, driver_location: dict[str, float] | None = None
+) -> dict:
+    """The trip as `viewer_id` may see it. `driver_location` may be passed by callers that hold a fresher
+    position than the database (the live location path); otherwise the last flushed position is used."""
+    currency = trip.currency
+    is_rider = viewer_id is not None and viewer_id == trip.rider_id
+    is_driver = viewer_id is not None and viewer_id == trip.driver_id
+    coarse_places = is_driver and not is_rider and trip.status not in OPEN_STATUSES
+    driver: dict[str, Any] | None = None
+    if trip.driver_id:
+        vehicle = trip.vehicle
+        location = None
+        if is_rider and trip.status in LOCATION_SHARING_STATUSES:
+            if driver_location is not None:
+                location = driver_location
+            else:
+                presence = DriverPresence.objects.filter(driver_id=trip.driver_id).only("location").first()
+                if presence is not None and presence.location is not None:
+                    location = _place(presence.location)
+        driver = {
+            "id": str(trip.driver_id),
+            "name": trip.driver.name,
+            "vehicle": None
+            if vehicle is None
+            else {
+                "plate": vehicle.plate,
+                "make": vehicle.make,
+                "model": vehicle.model,
+                "year": vehicle.year,
+                "seats": vehicle.seats,
+                "wheelchair_accessible": vehicle.wheelchair_accessible,
+            },
+            "location": location,
+        }
+    completed = trip.status == TripStatus.COMPLETED
+    return {
+        "id": str(trip.id),
+        "status": trip.status,
+        "pickup": _place(trip.pickup, coarse=coarse_places),
+        "dropoff": _place(trip.dropoff, coarse=coarse_places),
+        "wheelchair_accessible": trip.wheelchair_accessible,
+        "requested_at": trip.requested_at.isoformat().replace("+00:00", "Z"),
+        "rider": {"id": str(trip.rider_id), "name": trip.rider.name},
+        "driver": driver,
+        "fare_estimate": money(trip.fare_estimate_minor, currency),
+        "fare": money(trip.fare_minor, currency) if trip.fare_minor is not None else None,
+        # Both parties see what the driver earns: the co-op's split is public by design.
+        "driver_pay": money(trip.driver_pay_minor, currency) if trip.driver_pay_minor is not None else None,
+        "cancellation_fee": money(trip.cancellation_fee_minor, currency)
+        if trip.cancellation_fee_minor is not None
+        else None,
+        "fare_breakdown": trip.fare_breakdown,
+        "distance_m": trip.measured_distance_m
+        if completed and trip.measured_distance_m is not None
+        else trip.estimated_distance_m,
+        "duration_s": trip.measured_duration_s
+        if completed and trip.measured_duration_s is not None
+        else trip.estimated_duration_s,
+        "cancelled_by": trip.cancelled_by,
+        "events": [
+            {"status": event.status, "at": event.at.isoformat().replace("+00:00", "Z")}
+            for event in trip.events.all()
+        ],
+    }

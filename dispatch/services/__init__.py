@@ -1,0 +1,1 @@
+"""Dispatch services: every write to trips, offers and presence goes through these modules."""

@@ -1,0 +1,75 @@
+"""The single write path for a trip's status (the table lives in dispatch/state.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from backend.errors import InvalidTransition, NotFound
+from dispatch.models import Trip, TripEvent
+from dispatch.state import FINAL_STATUSES, TripStatus, allowed_sources
+
+_STAMPS = {
+    TripStatus.ASSIGNED: "assigned_at",
+    TripStatus.ARRIVED: "arrived_at",
+    TripStatus.IN_PROGRESS: "started_at",
+    TripStatus.COMPLETED: "completed_at",
+}
+
+
+def trip_transition(
+    *,
+    trip_id: uuid.UUID,
+    to: TripStatus,
+    actor_id: uuid.UUID | None = None,
+    guard: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> Trip:
+    """Move a trip to `to` if, and only if, its current status allows it, in one guarded UPDATE.
+
+    `guard` adds conditions to that UPDATE (e.g. `{"driver_id": me}` so only the trip's driver moves it);
+    `fields` are written in the same UPDATE. Writes a TripEvent and sends `trip.updated` to both parties
+    after commit. Raises InvalidTransition when the trip is not in an allowed status (or the guard fails),
+    and NotFound when it does not exist.
+    """
+    now = timezone.now()
+    updates: dict[str, Any] = {"status": to.value, **(fields or {})}
+    if to in _STAMPS:
+        updates.setdefault(_STAMPS[to], now)
+    if to in FINAL_STATUSES:
+        updates.setdefault("ended_at", now)
+        updates.setdefault("next_dispatch_at", None)
+    with transaction.atomic():
+        moved = Trip.objects.filter(
+            id=trip_id, status__in=[s.value for s in allowed_sources(to)], **(guard or {})
+        )
+        if moved.update(**updates) == 0:
+            current = Trip.objects.filter(id=trip_id).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFound("No such trip.", code="trip_not_found")
+            raise InvalidTransition(
+                f"A trip that is {current} cannot become {to.value}.",
+                details={"from": current, "to": to.value},
+            )
+        TripEvent.objects.create(
+            trip_id=trip_id, status=to.value, at=now, actor_id=actor_id, details=details or {}
+        )
+        trip = Trip.objects.select_related("rider", "driver", "vehicle").get(id=trip_id)
+        push_trip_updated(trip)
+    return trip
+
+
+def push_trip_updated(trip: Trip) -> None:
+    """Send each party its own view of the trip, after commit (best effort)."""
+    from dispatch.realtime import push_to_user
+    from dispatch.serializers import trip_for
+
+    push_to_user(trip.rider_id, {"type": "trip.updated", "trip": trip_for(trip, viewer_id=trip.rider_id)})
+    if trip.driver_id:
+        push_to_user(
+            trip.driver_id, {"type": "trip.updated", "trip": trip_for(trip, viewer_id=trip.driver_id)}
+        )

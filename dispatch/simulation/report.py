@@ -1,0 +1,332 @@
+"""What a simulation run says at the end: a `rich` summary for the terminal, and for the load mode a
+results JSON plus PNG plots of latency and throughput over time.
+
+Plots use matplotlib's object API with the Agg canvas (no pyplot, no global backend, no display).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
+from dispatch.simulation.metrics import MetricsRecorder, percentile
+
+
+@dataclass(frozen=True, slots=True)
+class PayRecord:
+    """A completed trip's pay against the board's floor for it (cents)."""
+
+    driver_pay_cents: int
+    floor_cents: int
+    fare_cents: int
+    tip_cents: int = 0
+
+    @property
+    def meets_floor(self) -> bool:
+        return self.driver_pay_cents >= self.floor_cents
+
+
+@dataclass
+class SimulationSummary:
+    """Counts and observations gathered by the simulated apps during a run."""
+
+    drivers: int = 0
+    riders: int = 0
+    simulated_s: float = 0.0
+    trips_requested: int = 0
+    trips_completed: int = 0
+    trips_unfulfilled: int = 0
+    trips_cancelled_by_rider: int = 0
+    trips_cancelled_by_driver: int = 0
+    trips_cancelled_by_system: int = 0
+    pickup_eta_quoted_s: list[float] = field(default_factory=list)  # the server's pickup_eta_s
+    pickup_wait_s: list[float] = field(default_factory=list)  # request to driver arrived, as lived
+    driver_online_s: float = 0.0
+    driver_engaged_s: float = 0.0  # on the way to a pickup or with a rider aboard
+    pay: list[PayRecord] = field(default_factory=list)
+
+    def count_outcome(self, status: str, cancelled_by: str | None = None) -> None:
+        """Count a trip's final status: `completed`, `unfulfilled` or `cancelled` (by whom)."""
+        if status == "completed":
+            self.trips_completed += 1
+        elif status == "unfulfilled":
+            self.trips_unfulfilled += 1
+        elif status == "cancelled":
+            if cancelled_by == "driver":
+                self.trips_cancelled_by_driver += 1
+            elif cancelled_by == "system":
+                self.trips_cancelled_by_system += 1
+            else:
+                self.trips_cancelled_by_rider += 1
+        else:
+            raise ValueError(f"{status!r} is not a final trip status")
+
+    @property
+    def trips_cancelled(self) -> int:
+        return self.trips_cancelled_by_rider + self.trips_cancelled_by_driver + self.trips_cancelled_by_system
+
+    @property
+    def utilisation(self) -> float:
+        return self.driver_engaged_s / self.driver_online_s if self.driver_online_s > 0 else math.nan
+
+    @property
+    def trips_below_floor(self) -> int:
+        return sum(1 for record in self.pay if not record.meets_floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        pay_ratios = [r.driver_pay_cents / r.floor_cents for r in self.pay if r.floor_cents > 0]
+        return _json_safe(
+            {
+                "drivers": self.drivers,
+                "riders": self.riders,
+                "simulated_s": self.simulated_s,
+                "trips": {
+                    "requested": self.trips_requested,
+                    "completed": self.trips_completed,
+                    "unfulfilled": self.trips_unfulfilled,
+                    "cancelled": self.trips_cancelled,
+                    "cancelled_by_rider": self.trips_cancelled_by_rider,
+                    "cancelled_by_driver": self.trips_cancelled_by_driver,
+                    "cancelled_by_system": self.trips_cancelled_by_system,
+                },
+                "pickup_eta_quoted_s": _stats(self.pickup_eta_quoted_s),
+                "pickup_wait_s": _stats(self.pickup_wait_s),
+                "driver_utilisation": self.utilisation,
+                "pay": {
+                    "trips": len(self.pay),
+                    "below_floor": self.trips_below_floor,
+                    "total_pay_cents": sum(r.driver_pay_cents for r in self.pay),
+                    "total_floor_cents": sum(r.floor_cents for r in self.pay),
+                    "total_fares_cents": sum(r.fare_cents for r in self.pay),
+                    "total_tips_cents": sum(r.tip_cents for r in self.pay),
+                    "pay_to_floor_ratio": _stats(pay_ratios),
+                },
+            }
+        )
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0, "mean": math.nan, "p50": math.nan, "p95": math.nan, "min": math.nan}
+    return {
+        "count": len(values),
+        "mean": sum(values) / len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "min": min(values),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _seconds(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.1f} s"
+
+
+def _millis(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value * 1000:.1f}"
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+# -- terminal -------------------------------------------------------------------------------------------
+
+
+def summary_table(summary: SimulationSummary) -> Table:
+    data = summary.to_dict()
+    table = Table(title="Simulation summary", show_header=True, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    requested = max(summary.trips_requested, 1)
+    rows: list[tuple[str, str]] = [
+        ("drivers / riders", f"{summary.drivers} / {summary.riders}"),
+        ("simulated time", _seconds(summary.simulated_s)),
+        ("trips requested", str(summary.trips_requested)),
+        ("completed", f"{summary.trips_completed} ({summary.trips_completed / requested:.0%})"),
+        ("unfulfilled", f"{summary.trips_unfulfilled} ({summary.trips_unfulfilled / requested:.0%})"),
+        (
+            "cancelled (rider / driver / system)",
+            f"{summary.trips_cancelled} ({summary.trips_cancelled_by_rider} / "
+            f"{summary.trips_cancelled_by_driver} / {summary.trips_cancelled_by_system})",
+        ),
+        ("pickup ETA quoted, mean / p95", _pair(data["pickup_eta_quoted_s"])),
+        ("pickup wait lived, mean / p95", _pair(data["pickup_wait_s"])),
+        (
+            "driver utilisation",
+            "-" if not math.isfinite(summary.utilisation) else f"{summary.utilisation:.0%}",
+        ),
+        ("trips paid / below the floor", f"{len(summary.pay)} / {summary.trips_below_floor}"),
+        (
+            "driver pay / floor (total)",
+            f"{_dollars(data['pay']['total_pay_cents'])} / {_dollars(data['pay']['total_floor_cents'])}",
+        ),
+        ("pay / floor, min / mean", _ratio_pair(data["pay"]["pay_to_floor_ratio"])),
+    ]
+    for measure, value in rows:
+        table.add_row(measure, value)
+    return table
+
+
+def _pair(stats: dict[str, Any]) -> str:
+    if not stats["count"]:
+        return "-"
+    return f"{stats['mean']:.1f} s / {stats['p95']:.1f} s"
+
+
+def _ratio_pair(stats: dict[str, Any]) -> str:
+    if not stats["count"]:
+        return "-"
+    return f"{stats['min']:.2f} / {stats['mean']:.2f}"
+
+
+def latency_table(metrics: MetricsRecorder) -> Table:
+    table = Table(title="Latency by step (ms)", show_header=True, header_style="bold")
+    for column in ("step", "count", "errors", "mean", "p50", "p95", "p99", "max"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for s in metrics.summaries():
+        table.add_row(
+            s.step,
+            str(s.count),
+            str(s.errors),
+            _millis(s.mean_s),
+            _millis(s.p50_s),
+            _millis(s.p95_s),
+            _millis(s.p99_s),
+            _millis(s.max_s),
+        )
+    return table
+
+
+def print_report(
+    metrics: MetricsRecorder, summary: SimulationSummary | None = None, console: Console | None = None
+) -> None:
+    console = console or Console()
+    if summary is not None:
+        console.print(summary_table(summary))
+    console.print(latency_table(metrics))
+    if metrics.counters:
+        counters = Table(title="Counters", show_header=True, header_style="bold")
+        counters.add_column("counter")
+        counters.add_column("value", justify="right")
+        for name, value in sorted(metrics.counters.items()):
+            counters.add_row(name, str(value))
+        console.print(counters)
+
+
+# -- files ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResultFiles:
+    results_json: Path
+    latency_png: Path
+    throughput_png: Path
+
+
+def write_load_results(
+    metrics: MetricsRecorder,
+    out_dir: Path | str,
+    *,
+    summary: SimulationSummary | None = None,
+    meta: dict[str, Any] | None = None,
+    bucket_s: float = 1.0,
+) -> LoadResultFiles:
+    """Write `results.json`, `latency.png` and `throughput.png` into `out_dir` (created if missing)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"meta": meta or {}, "metrics": metrics.to_dict()}
+    if summary is not None:
+        results["summary"] = summary.to_dict()
+    results_json = out / "results.json"
+    results_json.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
+    latency_png = out / "latency.png"
+    plot_latency_over_time(metrics, latency_png, bucket_s=max(bucket_s, 5.0))
+    throughput_png = out / "throughput.png"
+    plot_throughput_over_time(metrics, throughput_png, bucket_s=bucket_s)
+    return LoadResultFiles(results_json, latency_png, throughput_png)
+
+
+def plot_latency_over_time(metrics: MetricsRecorder, path: Path | str, *, bucket_s: float = 5.0) -> Path:
+    """Every sample as a faint dot, and each step's p95 per `bucket_s` window as a line."""
+    figure = Figure(figsize=(10, 5.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    all_positive = True
+    for index, step in enumerate(metrics.steps()):
+        samples = [s for s in metrics.samples(step) if s.ok]
+        if not samples:
+            continue
+        colour = f"C{index % 10}"
+        times = [s.at_s for s in samples]
+        millis = [s.latency_s * 1000 for s in samples]
+        all_positive = all_positive and min(millis) > 0
+        axes.scatter(times, millis, s=4, alpha=0.25, color=colour)
+        windows: dict[int, list[float]] = {}
+        for t, ms in zip(times, millis, strict=True):
+            windows.setdefault(int(t // bucket_s), []).append(ms)
+        keys = sorted(windows)
+        axes.plot(
+            [(k + 0.5) * bucket_s for k in keys],
+            [percentile(windows[k], 95) for k in keys],
+            color=colour,
+            linewidth=1.6,
+            label=f"{step} p95",
+        )
+    if metrics.steps():
+        if all_positive:
+            axes.set_yscale("log")
+        axes.legend(loc="upper left", fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no samples", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("seconds since start")
+    axes.set_ylabel("latency (ms)")
+    axes.set_title("Latency over time")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
+def plot_throughput_over_time(metrics: MetricsRecorder, path: Path | str, *, bucket_s: float = 1.0) -> Path:
+    """Completed steps per second over time: one line per step and the total."""
+    figure = Figure(figsize=(10, 5.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for index, step in enumerate(metrics.steps()):
+        series = metrics.throughput(step, bucket_s)
+        axes.plot(
+            [t for t, _ in series], [r for _, r in series], color=f"C{index % 10}", label=step, linewidth=1
+        )
+    total = metrics.throughput(None, bucket_s)
+    if total:
+        axes.plot([t for t, _ in total], [r for _, r in total], color="black", linewidth=2, label="all steps")
+        axes.legend(loc="upper left", fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no samples", ha="center", va="center", transform=axes.transAxes)
+    axes.set_xlabel("seconds since start")
+    axes.set_ylabel("completed per second")
+    axes.set_title("Throughput over time")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)

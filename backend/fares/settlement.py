@@ -4,7 +4,8 @@ Callers (dispatch services) run these inside the transaction that moves the trip
 completed without its journal entry, and a retried completion posts nothing twice (keys are unique).
 
 Journal entries (amounts in minor units):
-- `trip:{id}:fare`: Dr rider_receivable(rider) fare; Cr driver_payable(driver) pay; Cr coop_revenue commission;
+- `trip:{id}:fare`: Dr rider_receivable(rider) fare; Cr driver_payable(driver) pay;
+  Cr coop_revenue commission;
   and when the pay floor exceeds the whole fare, Dr floor_top_ups the difference the co-op pays itself.
 - `trip:{id}:cancellation`: Dr rider_receivable(rider) fee; Cr driver_payable(driver) driver part;
   Cr coop_revenue the commission on it.

@@ -31,6 +31,29 @@ def _clean_redis(request: pytest.FixtureRequest):
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_stray_test_db_sessions(request: pytest.FixtureRequest):
+    """Async tests touch the database from asgiref's worker thread, whose connection outlives the test;
+    end such sessions before pytest-django drops the test database, or the drop fails."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    # Requesting the database setup here makes this fixture's teardown run before the database is dropped.
+    request.getfixturevalue("django_db_setup")
+    blocker = request.getfixturevalue("django_db_blocker")
+    yield
+    from django.db import connection
+
+    try:
+        with blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    except Exception:  # noqa: BLE001, S110 - the database may never have been set up in this run
+        pass
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

@@ -50,7 +50,7 @@ def _drop_stray_test_db_sessions(request: pytest.FixtureRequest):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-    except Exception:  # noqa: BLE001, S110 - the database may never have been set up in this run
+    except Exception:  # the database may never have been set up in this run
         pass
 
 

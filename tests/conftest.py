@@ -54,6 +54,52 @@ def _drop_stray_test_db_sessions(request: pytest.FixtureRequest):
         pass
 
 
+_DB_FIXTURES = ("db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest):
+    """PBKDF2 costs about a second per password on these machines and factories hash one per user;
+    MD5 keeps the suite fast. Servers that tests start as subprocesses inherit it through the env."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    from django.test import override_settings
+
+    fast = "django.contrib.auth.hashers.MD5PasswordHasher"
+    os.environ["DJANGO_PASSWORD_HASHERS"] = fast
+    with override_settings(PASSWORD_HASHERS=[fast]):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rows(request: pytest.FixtureRequest):
+    """Rows the migrations seed (fare policy v1, dispatch policy v1): a transactional test truncates every
+    table on teardown, so put them back for whichever test comes next."""
+    wants_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in _DB_FIXTURES
+    )
+    if not wants_db or not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    import importlib
+
+    from django.apps import apps
+
+    for module in (
+        "backend.fares.migrations.0002_seed_default_policy",
+        "dispatch.migrations.0003_seed_dispatch_policy",
+    ):
+        try:
+            seeding = importlib.import_module(module)
+        except ModuleNotFoundError:
+            continue
+        seed = getattr(seeding, "seed_default_policy", None) or seeding.seed
+        seed(apps, None)
+    yield
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

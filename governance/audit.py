@@ -1,0 +1,86 @@
+"""The tamper-evident audit log: append (serialised, hash-chained) and verify.
+
+Every governance act appends one entry inside the transaction that performs the act, so an act is never
+recorded without its entry nor the other way round. Appends lock the single ``AuditHead`` row
+(``SELECT ... FOR UPDATE``): concurrent acts take their turn, and each entry points at the hash of the one
+committed before it, so the chain cannot fork. The entries table refuses UPDATE and DELETE (pgtrigger);
+an attacker who gets around that (a superuser disabling the trigger) is caught by ``audit_verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from governance.audit_chain import (
+    GENESIS_HASH,
+    ChainEntry,
+    ChainVerification,
+    canonical_json,
+    entry_hash,
+    verify_chain,
+)
+from governance.models import AuditEntry, AuditHead
+
+
+def _json_native(payload: Mapping[str, Any]) -> dict[str, Any]:
+    # What is hashed must be exactly what the JSON column gives back, so hash the stored (native) form.
+    return json.loads(canonical_json(payload))
+
+
+def audit_append(*, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
+    """Append one entry after the current head; must run inside the act's transaction."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_append must run inside the transaction of the act it records")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO governance_audithead (id, sequence, hash) VALUES (1, 0, %s) "
+            "ON CONFLICT (id) DO NOTHING",
+            [GENESIS_HASH],
+        )
+    head = AuditHead.objects.select_for_update().get(id=1)
+    stored = _json_native(payload)
+    # Microseconds are kept: PostgreSQL stores them exactly, so the hash recomputes from the row.
+    at = timezone.now()
+    sequence = head.sequence + 1
+    digest = entry_hash(head.hash, sequence, kind, stored, at)
+    entry = AuditEntry.objects.create(
+        sequence=sequence, kind=kind, payload=stored, at=at, prev_hash=head.hash, hash=digest
+    )
+    AuditHead.objects.filter(id=1).update(sequence=sequence, hash=digest)
+    return entry
+
+
+def _chain_entries() -> Iterator[ChainEntry]:
+    for row in AuditEntry.objects.order_by("sequence").iterator(chunk_size=2000):
+        yield ChainEntry(
+            sequence=row.sequence,
+            kind=row.kind,
+            payload=row.payload,
+            at=row.at,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+
+def audit_verify() -> ChainVerification:
+    """Recompute the whole chain from the genesis hash and compare its end with the stored head."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            # One snapshot for the head and the entries, so a concurrent append is not taken for tampering.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        head = AuditHead.objects.filter(id=1).first()
+        expected_head = head.hash if head else GENESIS_HASH
+        expected_count = head.sequence if head else 0
+        return verify_chain(_chain_entries(), expected_head=expected_head, expected_count=expected_count)
+
+
+def audit_head() -> dict[str, Any]:
+    head = AuditHead.objects.filter(id=1).first()
+    return {"sequence": head.sequence if head else 0, "hash": head.hash if head else GENESIS_HASH}

@@ -1,0 +1,337 @@
+"""Reading governance state: who is a member or a director, balances of a member's share and capital,
+patronage, and the documents the API returns.
+
+``user_governance_roles`` and ``membership_summary`` are called by the accounts area for ``GET /me``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet, Sum
+from django.utils import timezone
+
+from backend.fares.ledger import balance_minor
+from backend.fares.models import AccountKind
+from backend.fares.money import money
+from governance.models import (
+    BoardSeat,
+    Election,
+    Member,
+    MemberStatus,
+    Proposal,
+    VoteReceipt,
+    VoterRoll,
+)
+
+# --- Members and directors --------------------------------------------------------------------------------
+
+
+def current_member(user: Any) -> Member | None:
+    """The user's membership that has not been withdrawn (active or suspended), if any."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Member.objects.filter(user_id=user.pk).exclude(status=MemberStatus.WITHDRAWN).first()
+
+
+def seats_in_force(at: datetime | None = None) -> QuerySet[BoardSeat]:
+    moment = at or timezone.now()
+    return BoardSeat.objects.filter(
+        starts_at__lte=moment, term_ends__gt=moment, ended_at__isnull=True
+    ).exclude(member__status=MemberStatus.WITHDRAWN)
+
+
+def directors_in_force(at: datetime | None = None) -> QuerySet[Member]:
+    """Members in good standing holding a seat now: the board's voters."""
+    seat_members = seats_in_force(at).values("member_id")
+    return Member.objects.filter(id__in=seat_members, status=MemberStatus.ACTIVE).order_by("id")
+
+
+def is_director(member: Member | None, at: datetime | None = None) -> bool:
+    return member is not None and seats_in_force(at).filter(member=member).exists()
+
+
+def user_governance_roles(user: Any) -> list[str]:
+    """``[]``, ``["member"]`` or ``["member", "director"]`` for ``GET /me``'s roles."""
+    member = current_member(user)
+    if member is None:
+        return []
+    return ["member", "director"] if is_director(member) else ["member"]
+
+
+def membership_summary(user: Any) -> dict[str, Any] | None:
+    """The ``member`` object of ``GET /me``: ``{"member_id", "status", "share_price", "paid", "joined_at",
+    "director", "term_ends"}``, or ``None`` for a non-member."""
+    member = current_member(user)
+    if member is None:
+        return None
+    seat = seats_in_force().filter(member=member).order_by("-term_ends").first()
+    return {
+        **membership_document(member),
+        "director": seat is not None,
+        "term_ends": seat.term_ends.isoformat() if seat else None,
+    }
+
+
+# --- Money of a membership ---------------------------------------------------------------------------------
+
+
+def share_outstanding_minor(member: Member) -> int:
+    """What is still owed on the member's share (the subscription receivable)."""
+    return balance_minor(
+        kind=AccountKind.SHARE_SUBSCRIPTIONS, owner_id=member.user_id, currency=member.currency
+    )
+
+
+def share_paid_minor(member: Member) -> int:
+    return max(member.share_price_minor - share_outstanding_minor(member), 0)
+
+
+def capital_account_minor(member: Member) -> int:
+    return balance_minor(kind=AccountKind.MEMBER_CAPITAL, owner_id=member.user_id, currency=member.currency)
+
+
+def membership_document(member: Member) -> dict[str, Any]:
+    """The contract's membership answer."""
+    return {
+        "member_id": str(member.id),
+        "status": member.status,
+        "share_price": money(member.share_price_minor, member.currency),
+        "paid": money(share_paid_minor(member), member.currency),
+        "joined_at": member.joined_at.isoformat(),
+    }
+
+
+def membership_detail(member: Member) -> dict[str, Any]:
+    """``GET /governance/membership``: the membership, the capital account and this year's patronage."""
+    year = timezone.localdate().year
+    measure = patronage_by_member([member], start=date(year, 1, 1), end=date(year, 12, 31))[str(member.id)]
+    return {
+        **membership_document(member),
+        "capital_account": money(capital_account_minor(member), member.currency),
+        "patronage": {"year": year, **measure.document(member.currency)},
+    }
+
+
+# --- Patronage -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatronageMeasure:
+    """A member's use of the co-op over a period: completed trips, engaged time (assigned to completed),
+    and net earnings (driver pay, tips excluded)."""
+
+    trips: int
+    engaged_seconds: int
+    net_earnings_minor: int
+
+    def weight(self, basis: str) -> int:
+        # Integers in proportion to the basis: hours are weighted in seconds (the same proportions).
+        return {
+            "trips": self.trips,
+            "engaged_hours": self.engaged_seconds,
+            "net_earnings": self.net_earnings_minor,
+        }[basis]
+
+    def label(self, basis: str) -> str:
+        if basis == "engaged_hours":
+            return str((Decimal(self.engaged_seconds) / 3600).quantize(Decimal("0.0001")))
+        return str(self.weight(basis))
+
+    def document(self, currency: str) -> dict[str, Any]:
+        return {
+            "trips": self.trips,
+            "engaged_seconds": self.engaged_seconds,
+            "net_earnings": money(self.net_earnings_minor, currency),
+        }
+
+
+def _local_midnight(day: date) -> datetime:
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def patronage_by_member(members: Iterable[Member], *, start: date, end: date) -> dict[str, PatronageMeasure]:
+    """Patronage of each member from ``start`` to ``end`` inclusive (local dates of the co-op's zone)."""
+    from dispatch.models import Trip
+    from dispatch.state import TripStatus
+
+    by_user = {member.user_id: str(member.id) for member in members}
+    rows = (
+        Trip.objects.filter(
+            driver_id__in=list(by_user),
+            status=TripStatus.COMPLETED,
+            completed_at__gte=_local_midnight(start),
+            completed_at__lt=_local_midnight(end + timedelta(days=1)),
+        )
+        .values("driver_id")
+        .annotate(
+            trips=Count("id"),
+            pay=Sum("driver_pay_minor"),
+            engaged=Sum(
+                ExpressionWrapper(F("completed_at") - F("assigned_at"), output_field=DurationField())
+            ),
+        )
+        .order_by()
+    )
+    measures = {member_id: PatronageMeasure(0, 0, 0) for member_id in by_user.values()}
+    for row in rows:
+        engaged: timedelta | None = row["engaged"]
+        measures[by_user[row["driver_id"]]] = PatronageMeasure(
+            trips=row["trips"],
+            engaged_seconds=int(engaged.total_seconds()) if engaged else 0,
+            net_earnings_minor=row["pay"] or 0,
+        )
+    return measures
+
+
+# --- Proposals -------------------------------------------------------------------------------------------
+
+
+def proposal_document(proposal: Proposal, *, viewer: Member | None = None) -> dict[str, Any]:
+    from governance.services import vote_counts
+
+    document: dict[str, Any] = {
+        "id": str(proposal.id),
+        "kind": proposal.kind,
+        "title": proposal.title,
+        "body": proposal.body,
+        "payload": proposal.payload,
+        "voters": proposal.voters,
+        "opens_at": proposal.opens_at.isoformat(),
+        "closes_at": proposal.closes_at.isoformat(),
+        "status": proposal.status,
+        "proposer_id": str(proposal.proposer_id),
+        "rule": {"quorum": proposal.quorum, "threshold": proposal.threshold},
+        "decided_at": proposal.decided_at.isoformat() if proposal.decided_at else None,
+        "effect": proposal.effect,
+    }
+    if viewer is not None:
+        document["my_vote"] = {
+            "eligible": VoterRoll.objects.filter(proposal=proposal, member=viewer).exists(),
+            "voted": VoteReceipt.objects.filter(proposal=proposal, member=viewer).exists(),
+        }
+    if proposal.voters == "board":
+        # Board votes are public, by name: accountability for the fare policy.
+        document["board_votes"] = [
+            {"member_id": str(member_id), "choice": choice}
+            for member_id, choice in proposal.votes.order_by("id").values_list("director_id", "choice")
+        ]
+    document["tally"] = vote_counts(proposal)
+    return document
+
+
+def proposal_result(proposal: Proposal) -> dict[str, Any]:
+    """``{"status", "yes", "no", "abstain", "eligible", "quorum_met"}``: the decision once decided, the
+    running count (and whether the quorum is met so far) while open."""
+    from governance.services import proposal_rule, vote_counts
+    from governance.tally import quorum_met
+
+    if proposal.decision:
+        keys = ("status", "yes", "no", "abstain", "eligible", "quorum_met")
+        return {key: proposal.decision[key] for key in keys}
+    counts = vote_counts(proposal)
+    cast = counts["yes"] + counts["no"] + counts["abstain"]
+    return {
+        "status": proposal.status,
+        **counts,
+        "eligible": proposal.eligible,
+        "quorum_met": quorum_met(proposal_rule(proposal), cast=cast, eligible=proposal.eligible),
+    }
+
+
+# --- Elections -------------------------------------------------------------------------------------------
+
+
+def ballot_record(election: Election) -> dict[str, Any]:
+    """The public, anonymous record of an election's ballots: enough for anyone to recount.
+
+    Ballots are sorted (not in the order they were cast) so the record cannot be matched to who voted when.
+    """
+    candidates = sorted(str(c) for c in election.candidates.values_list("member_id", flat=True))
+    withdrawn = sorted(
+        str(c)
+        for c in election.candidates.filter(member__status=MemberStatus.WITHDRAWN).values_list(
+            "member_id", flat=True
+        )
+    )
+    ballots = sorted(election.ballots.values_list("ranking", flat=True))
+    return {
+        "election_id": str(election.id),
+        "method": "irv" if election.seats == 1 else "scottish-stv-2007",
+        "seats": election.seats,
+        "candidates": candidates,
+        "withdrawn": withdrawn,
+        "lot_seed": str(election.id),
+        "ballots": ballots,
+    }
+
+
+def election_document(election: Election, *, viewer: Member | None = None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": str(election.id),
+        "title": election.title,
+        "seats": election.seats,
+        "term_days": election.term_days,
+        "opens_at": election.opens_at.isoformat(),
+        "nominations_close_at": election.nominations_close_at.isoformat(),
+        "voting_closes_at": election.voting_closes_at.isoformat(),
+        "status": election.phase(),
+        "method": "irv" if election.seats == 1 else "scottish-stv-2007",
+        "eligible": election.eligible,
+        "candidates": [
+            {"member_id": str(c.member_id), "name": c.member.user.name, "statement": c.statement}
+            for c in election.candidates.select_related("member__user")
+        ],
+    }
+    if viewer is not None:
+        document["my_ballot"] = {
+            "eligible": election.roll.filter(member=viewer).exists(),
+            "voted": election.receipts.filter(member=viewer).exists(),
+        }
+    return document
+
+
+# --- Fare policy preview (the board page) -----------------------------------------------------------------
+
+SAMPLE_TRIPS: tuple[tuple[str, int, int, bool], ...] = (
+    ("Short hop: 1.5 mi, 8 min", 2414, 480, False),
+    ("Across town: 5 mi, 18 min", 8047, 1080, False),
+    ("Airport run: 15 mi, 40 min", 24140, 2400, False),
+    ("Wheelchair-accessible: 7.5 mi, 30 min", 12070, 1800, True),
+)
+
+
+def fare_policy_preview(*, current: Any, proposed: Any) -> list[dict[str, Any]]:
+    """Fare, driver pay and co-op share of a few sample trips under two policies (pure pricing rules)."""
+    from backend.fares.pricing import driver_pay, quote_fare
+
+    def outcome(policy: Any, distance_m: int, duration_s: int, wav: bool) -> dict[str, Any]:
+        fare = quote_fare(policy, distance_m=distance_m, duration_s=duration_s).fare
+        pay = driver_pay(
+            policy, fare_minor=fare, distance_m=distance_m, duration_s=duration_s, wheelchair_accessible=wav
+        )
+        return {
+            "fare": money(fare, policy.currency),
+            "driver_pay": money(pay.pay, policy.currency),
+            "coop": {"amount": fare - pay.pay, "currency": policy.currency},
+            "floor_applied": pay.floor_applied,
+        }
+
+    return [
+        {
+            "label": label,
+            "distance_m": distance_m,
+            "duration_s": duration_s,
+            "wheelchair_accessible": wav,
+            "current": outcome(current, distance_m, duration_s, wav),
+            "proposed": outcome(proposed, distance_m, duration_s, wav),
+        }
+        for label, distance_m, duration_s, wav in SAMPLE_TRIPS
+    ]

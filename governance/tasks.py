@@ -1,0 +1,20 @@
+"""Celery tasks of governance, both in the beat schedule (backend/settings.py)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from governance import services
+
+
+@shared_task(name="governance.tasks.close_due_proposals", ignore_result=True)
+def close_due_proposals() -> int:
+    """Decide the proposals whose voting closed (every 5 s, so a passed fare policy is in force within
+    seconds of ``closes_at``)."""
+    return services.close_due_proposals()
+
+
+@shared_task(name="governance.tasks.close_due_elections", ignore_result=True)
+def close_due_elections() -> int:
+    """Count the elections whose voting closed and seat their winners."""
+    return services.close_due_elections()

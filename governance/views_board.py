@@ -1,0 +1,330 @@
+"""The board's web pages at /board/: small server-rendered pages for directors.
+
+Session auth with CSRF (Django's own), sign-in throttled by the same Redis counters as the API's token
+sign-in. Every write goes through governance.services, exactly like the API; the fare preview is computed
+on the server by backend/fares/pricing.py (one source of truth), called by board.js as the director types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from backend.accounts.phones import normalize_phone
+from backend.accounts.throttling import SignInLocked, sign_in_check, sign_in_failed, sign_in_succeeded
+from backend.errors import DomainError
+from backend.fares.policy import FarePolicy, PolicyValidationError
+from backend.fares.selectors import policy_in_force, policy_version_in_force
+from governance import selectors, services
+from governance.audit import audit_verify
+from governance.models import AuditEntry, Member, Proposal, ProposalKind, VoteChoice
+
+# (field path, label, input kind) of the policy form, in the order a director reads them.
+POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("currency", "Currency", "text"),
+    ("distance_unit", "Distance unit", "unit"),
+    ("rider.base", "Base fare", "rate"),
+    ("rider.per_distance", "Per distance unit", "rate"),
+    ("rider.per_minute", "Per minute", "rate"),
+    ("rider.booking_fee", "Booking fee", "rate"),
+    ("rider.minimum_fare", "Minimum fare", "rate"),
+    ("rider.surge_cap", "Surge cap", "rate"),
+    ("rider.cancellation_fee", "Cancellation fee", "rate"),
+    ("rider.free_cancellation_s", "Free cancellation (seconds)", "int"),
+    ("commission_rate", "Co-op commission rate", "rate"),
+    ("driver_minimum.per_distance", "Driver floor per distance unit", "rate"),
+    ("driver_minimum.per_minute", "Driver floor per minute", "rate"),
+    ("driver_minimum.per_trip", "Driver floor per trip", "rate"),
+    ("driver_minimum.wav_per_distance", "Driver floor per distance (wheelchair-accessible)", "rate"),
+    ("driver_minimum.period", "Floor period", "period"),
+)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def director_required(view: Any) -> Any:
+    """Signed-in directors only: others are sent to sign in, or told the page is for the board."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('board:login')}?next={request.path}")
+        member = selectors.current_member(request.user)
+        if member is None or not member.in_good_standing or not selectors.is_director(member):
+            return render(request, "governance/board/not_director.html", status=403)
+        request.member = member  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _field_value(document: dict[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def document_from_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """A policy document from flat ``"rider.base": "2.50"`` fields (the form and board.js send these)."""
+    document: dict[str, Any] = {}
+    for path, _, kind in POLICY_FIELDS:
+        raw = values.get(path)
+        if kind == "int" and isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                raw = int(raw.strip())
+        elif isinstance(raw, str):
+            raw = raw.strip()
+        target = document
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = raw
+    return document
+
+
+def _policy_rows(current: dict[str, Any], proposed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for path, label, kind in POLICY_FIELDS:
+        now_value = _field_value(current, path)
+        new_value = _field_value(proposed, path) if proposed is not None else None
+        rows.append(
+            {
+                "path": path,
+                "label": label,
+                "kind": kind,
+                "current": now_value,
+                "proposed": new_value,
+                "changed": proposed is not None and str(new_value) != str(now_value),
+            }
+        )
+    return rows
+
+
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    error = ""
+    status = 200
+    phone = ""
+    if request.method == "POST":
+        phone = (request.POST.get("phone") or "").strip()
+        password = request.POST.get("password") or ""
+        try:
+            normalized = normalize_phone(phone)
+        except ValidationError:
+            normalized = phone
+        try:
+            sign_in_check(phone=normalized, ip=_client_ip(request))
+            user = authenticate(request, username=normalized, password=password)
+            if user is None:
+                sign_in_failed(phone=normalized, ip=_client_ip(request))
+                error, status = "That phone number and password do not match.", 401
+            else:
+                sign_in_succeeded(phone=normalized)
+                member = selectors.current_member(user)
+                if member is None or not member.in_good_standing or not selectors.is_director(member):
+                    error, status = "The board pages are for directors in office.", 403
+                else:
+                    login(request, user)
+                    target = request.POST.get("next") or ""
+                    if not target.startswith("/board/") or target.startswith("//"):
+                        target = reverse("board:dashboard")
+                    return redirect(target)
+        except SignInLocked as locked:
+            error, status = (
+                f"Too many failed sign-ins; try again in {locked.retry_after_s} seconds.",
+                429,
+            )
+    return render(
+        request,
+        "governance/board/login.html",
+        {"error": error, "phone": phone, "next": request.GET.get("next") or request.POST.get("next", "")},
+        status=status,
+    )
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("board:login")
+
+
+@director_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    version = policy_version_in_force()
+    policy = policy_in_force().to_document()
+    proposals = Proposal.objects.filter(kind=ProposalKind.FARE_POLICY).order_by("-opens_at")[:50]
+    return render(
+        request,
+        "governance/board/dashboard.html",
+        {
+            "version": version,
+            "policy_rows": _policy_rows(policy),
+            "open_proposals": [p for p in proposals if p.status == "open"],
+            "decided_proposals": [p for p in proposals if p.status != "open"],
+            "seats": selectors.seats_in_force().select_related("member__user").order_by("starts_at"),
+        },
+    )
+
+
+@director_required
+@require_http_methods(["GET", "POST"])
+def proposal_new(request: HttpRequest) -> HttpResponse:
+    current = policy_in_force().to_document()
+    errors: dict[str, Any] = {}
+    values = {path: _field_value(current, path) for path, _, _ in POLICY_FIELDS}
+    title, body, closes_in = "", "", "1440"
+    if request.method == "POST":
+        values = {path: request.POST.get(path, "") for path, _, _ in POLICY_FIELDS}
+        title = request.POST.get("title", "")
+        body = request.POST.get("body", "")
+        closes_in = request.POST.get("closes_in_minutes", "1440")
+        payload = document_from_fields(values)
+        effective = (request.POST.get("effective_at") or "").strip()
+        try:
+            minutes = int(closes_in)
+            if not 1 <= minutes <= 60 * 24 * services.MAX_VOTING_DAYS:
+                raise ValueError
+        except ValueError:
+            errors["closes_in_minutes"] = ["must be a whole number of minutes, at most 90 days"]
+            minutes = 0
+        if effective:
+            try:
+                moment = datetime.fromisoformat(effective)
+                if timezone.is_naive(moment):
+                    moment = timezone.make_aware(moment)
+                payload["effective_at"] = moment.isoformat()
+            except ValueError:
+                errors["effective_at"] = ["must be a date and time"]
+        if not errors:
+            try:
+                proposal = services.proposal_create(
+                    user=request.user,
+                    kind=ProposalKind.FARE_POLICY,
+                    title=title,
+                    body=body,
+                    payload=payload,
+                    closes_at=timezone.now() + timedelta(minutes=minutes),
+                )
+            except DomainError as error:
+                errors = error.details or {"form": [error.message]}
+            else:
+                messages.success(request, "Your proposal is open for the board's votes.")
+                return redirect("board:proposal", proposal_id=proposal.id)
+    fields = [
+        {
+            "path": path,
+            "label": label,
+            "kind": kind,
+            "value": values.get(path),
+            "current": _field_value(current, path),
+        }
+        for path, label, kind in POLICY_FIELDS
+    ]
+    return render(
+        request,
+        "governance/board/proposal_new.html",
+        {
+            "fields": fields,
+            "errors": errors,
+            "title": title,
+            "body": body,
+            "closes_in": closes_in,
+            "status": 400 if errors else 200,
+        },
+        status=400 if errors else 200,
+    )
+
+
+@director_required
+@require_POST
+def preview(request: HttpRequest) -> JsonResponse:
+    """Sample trips priced under the policy in force and under the draft: ``{"ok", "samples"|"errors"}``."""
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"ok": False, "errors": {"body": ["not valid JSON"]}}, status=400)
+    fields = data.get("fields") if isinstance(data, dict) else None
+    if not isinstance(fields, dict):
+        return JsonResponse({"ok": False, "errors": {"fields": ["must be an object"]}}, status=400)
+    try:
+        proposed = FarePolicy.from_document(document_from_fields(fields))
+    except PolicyValidationError as error:
+        return JsonResponse({"ok": False, "errors": error.details}, status=400)
+    samples = selectors.fare_policy_preview(current=policy_in_force(), proposed=proposed)
+    return JsonResponse({"ok": True, "samples": samples})
+
+
+@director_required
+def proposal_detail(request: HttpRequest, proposal_id: Any) -> HttpResponse:
+    proposal = Proposal.objects.filter(id=proposal_id, kind=ProposalKind.FARE_POLICY).first()
+    if proposal is None:
+        return render(request, "governance/board/not_found.html", status=404)
+    member = request.member  # type: ignore[attr-defined]
+    document = selectors.proposal_document(proposal, viewer=member)
+    votes = document.get("board_votes", [])
+    names = {
+        str(member_id): name
+        for member_id, name in Member.objects.filter(id__in=[v["member_id"] for v in votes]).values_list(
+            "id", "user__name"
+        )
+    }
+    board_votes = [{"name": names.get(v["member_id"], "?"), "choice": v["choice"]} for v in votes]
+    return render(
+        request,
+        "governance/board/proposal_detail.html",
+        {
+            "proposal": proposal,
+            "document": document,
+            "result": selectors.proposal_result(proposal),
+            "rows": _policy_rows(policy_in_force().to_document(), proposal.payload),
+            "board_votes": board_votes,
+            "choices": VoteChoice.values,
+            "can_vote": proposal.status == "open"
+            and document["my_vote"]["eligible"]
+            and not document["my_vote"]["voted"],
+        },
+    )
+
+
+@director_required
+@require_POST
+def proposal_vote(request: HttpRequest, proposal_id: Any) -> HttpResponse:
+    try:
+        receipt = services.proposal_vote(
+            proposal_id=proposal_id, user=request.user, choice=request.POST.get("choice", "")
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Your vote is recorded. Receipt: {receipt}")
+    return redirect("board:proposal", proposal_id=proposal_id)
+
+
+@director_required
+def audit(request: HttpRequest) -> HttpResponse:
+    entries = AuditEntry.objects.order_by("-sequence")[:100]
+    return render(
+        request,
+        "governance/board/audit.html",
+        {
+            "entries": [
+                {"entry": e, "payload": json.dumps(e.payload, indent=1, sort_keys=True)} for e in entries
+            ],
+            "verification": audit_verify(),
+        },
+    )

@@ -4,6 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("mobile_api.urls")),
+    path("map/", include("dispatch.livemap.urls")),
+    path("board/", include("governance.urls_board")),
 ]
 
 handler400 = "mobile_api.errors.json_400"

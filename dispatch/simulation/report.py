@@ -48,6 +48,7 @@ class SimulationSummary:
     trips_cancelled_by_rider: int = 0
     trips_cancelled_by_driver: int = 0
     trips_cancelled_by_system: int = 0
+    trips_open_at_end: int = 0  # still requested or under way when the run stopped
     pickup_eta_quoted_s: list[float] = field(default_factory=list)  # the server's pickup_eta_s
     pickup_wait_s: list[float] = field(default_factory=list)  # request to driver arrived, as lived
     driver_online_s: float = 0.0
@@ -97,6 +98,7 @@ class SimulationSummary:
                     "cancelled_by_rider": self.trips_cancelled_by_rider,
                     "cancelled_by_driver": self.trips_cancelled_by_driver,
                     "cancelled_by_system": self.trips_cancelled_by_system,
+                    "open_at_end": self.trips_open_at_end,
                 },
                 "pickup_eta_quoted_s": _stats(self.pickup_eta_quoted_s),
                 "pickup_wait_s": _stats(self.pickup_wait_s),
@@ -169,6 +171,7 @@ def summary_table(summary: SimulationSummary) -> Table:
             f"{summary.trips_cancelled} ({summary.trips_cancelled_by_rider} / "
             f"{summary.trips_cancelled_by_driver} / {summary.trips_cancelled_by_system})",
         ),
+        ("still open at the end", str(summary.trips_open_at_end)),
         ("pickup ETA quoted, mean / p95", _pair(data["pickup_eta_quoted_s"])),
         ("pickup wait lived, mean / p95", _pair(data["pickup_wait_s"])),
         (

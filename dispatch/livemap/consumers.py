@@ -1,0 +1,72 @@
+"""`/ws/map/`: pushes a snapshot of the city about once a second to signed-in staff.
+
+Browsers send the session cookie with the handshake, so this route alone authenticates by Django session
+(`map_socket_application` wraps it); the origin is checked by the project's AllowedHostsOriginValidator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.middleware import BaseMiddleware
+from channels.sessions import SessionMiddlewareStack
+
+from dispatch.livemap.snapshot import build_snapshot
+from dispatch.realtime import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_INTERVAL_S = 1.0
+
+
+class SessionUserMiddleware(BaseMiddleware):
+    """Replaces whatever user an outer middleware set with the session's user."""
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
+        scope = dict(scope)
+        scope["user"] = await get_user(scope)
+        return await super().__call__(scope, receive, send)
+
+
+class MapConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not (user.is_active and user.is_staff):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.accept()
+        self.pusher = asyncio.create_task(self.push_snapshots())
+
+    async def disconnect(self, code: int) -> None:
+        pusher = getattr(self, "pusher", None)
+        if pusher is not None:
+            pusher.cancel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The map only listens."""
+
+    async def push_snapshots(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                snapshot = await database_sync_to_async(build_snapshot)()
+                await self.send(text_data=json.dumps(snapshot))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("live map snapshot failed")
+            await asyncio.sleep(max(0.1, SNAPSHOT_INTERVAL_S - (loop.time() - started)))
+
+
+def map_socket_application() -> Any:
+    return SessionMiddlewareStack(SessionUserMiddleware(MapConsumer.as_asgi()))

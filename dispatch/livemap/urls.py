@@ -1,0 +1,11 @@
+from django.urls import path
+
+from dispatch.livemap import views
+
+app_name = "livemap"
+
+urlpatterns = [
+    path("", views.map_page, name="map"),
+    path("streets.json", views.streets, name="streets"),
+    path("snapshot.json", views.snapshot, name="snapshot"),
+]

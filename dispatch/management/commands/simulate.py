@@ -1,0 +1,82 @@
+"""`manage.py simulate`: a live demo city (or a fixed load) driven through the real API and websockets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dispatch.simulation.runner import (
+    REPO_ROOT,
+    LoadProfile,
+    SimulationConfig,
+    default_out_dir,
+    run_simulation,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Drive simulated drivers and riders through Rochdale's REST API and websockets, as the apps would, "
+        "and print a summary (trips, pickup times, utilisation, pay against the floor, latency by step). "
+        "With --load PROFILE, run a fixed load from infra/load/profiles/ and write results and plots."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--drivers", type=int, default=None, help="simulated drivers (default 30)")
+        parser.add_argument("--riders", type=int, default=None, help="simulated riders (default 20)")
+        parser.add_argument("--duration", type=float, default=None, help="seconds of new requests (60)")
+        parser.add_argument(
+            "--speedup", type=float, default=None, help="motion and human delays run this much faster (8)"
+        )
+        parser.add_argument("--accept-rate", type=float, default=None, help="share of offers accepted (0.9)")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the server to talk to")
+        parser.add_argument("--seed", type=int, default=1, help="seed of every random draw")
+        parser.add_argument(
+            "--requests-per-minute", type=float, default=None, help="requests at the demand peak"
+        )
+        parser.add_argument("--drain", type=float, default=None, help="seconds to let trips finish (30)")
+        parser.add_argument("--load", default=None, help="a load profile name or JSON path")
+        parser.add_argument("--out", default=None, help="write results.json and plots here")
+        parser.add_argument(
+            "--token-cache",
+            default=str(REPO_ROOT / "var" / "sim" / "tokens.json"),
+            help="remember the simulated users' refresh tokens here ('' to keep none)",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        overrides = {
+            "drivers": options["drivers"],
+            "riders": options["riders"],
+            "duration_s": options["duration"],
+            "speedup": options["speedup"],
+            "accept_rate": options["accept_rate"],
+            "drain_s": options["drain"],
+            "requests_per_minute": options["requests_per_minute"],
+        }
+        if options["load"]:
+            try:
+                profile = LoadProfile.load(options["load"])
+            except (FileNotFoundError, TypeError, ValueError) as error:
+                raise CommandError(str(error)) from error
+            config = SimulationConfig.from_profile(profile, **overrides)
+            config.out_dir = Path(options["out"]) if options["out"] else default_out_dir()
+        else:
+            config = SimulationConfig()
+            for key, value in overrides.items():
+                if value is not None:
+                    setattr(config, key, value)
+            config.out_dir = Path(options["out"]) if options["out"] else None
+        config.base_url = options["base_url"].rstrip("/")
+        config.seed = options["seed"]
+        config.progress = not options["no_progress"]
+        config.token_cache = Path(options["token_cache"]) if options["token_cache"] else None
+        if not 0 <= config.accept_rate <= 1:
+            raise CommandError("--accept-rate is a share between 0 and 1")
+        if config.drivers < 0 or config.riders < 0 or config.speedup <= 0:
+            raise CommandError("--drivers and --riders must be positive, --speedup above 0")
+        run_simulation(config)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's run command (`make run`): the whole stack and a live demo city, in the foreground.
+# PostGIS + Redis (project-local ones under var/ if none answer), migrations, static files, demo data, then
+# the ASGI server, a Celery worker and beat, the dispatch worker and a modest simulation, with prefixed
+# logs (honcho). Ctrl-C stops them all. ROCHDALE_PORT (8000) moves the server; ROCHDALE_SIM_DRIVERS,
+# ROCHDALE_SIM_RIDERS and ROCHDALE_SIM_SPEEDUP size the simulation (ROCHDALE_SIM_DRIVERS=0 ROCHDALE_SIM_RIDERS=0
+# for none).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_system_packages
+ensure_venv
+cd "$ROOT"
+
+export ROCHDALE_PORT="${ROCHDALE_PORT:-8000}"
+# The demo city: drivers are approved as they register, and every simulated app comes from this one
+# address, so the per-address sign-up and sign-in limits are opened up. The simulation compresses motion
+# (--speedup), so a car legitimately covers ROCHDALE_SIM_SPEEDUP times more ground per second than a real
+# one: the plausible-speed check is widened to match. None of this is for production.
+export ROCHDALE_AUTO_APPROVE_DRIVERS="${ROCHDALE_AUTO_APPROVE_DRIVERS:-1}"
+export ROCHDALE_REGISTER_RATE="${ROCHDALE_REGISTER_RATE:-100000/hour}"
+export ROCHDALE_SIGN_IN_RATE_IP="${ROCHDALE_SIGN_IN_RATE_IP:-100000/min}"
+export ROCHDALE_SIGN_IN_IP_MAX_FAILURES="${ROCHDALE_SIGN_IN_IP_MAX_FAILURES:-100000}"
+export ROCHDALE_SIM_SPEEDUP="${ROCHDALE_SIM_SPEEDUP:-20}"
+export ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS="${ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS:-$((ROCHDALE_SIM_SPEEDUP * 30 + 70))}"
+export PYTHONUNBUFFERED=1
+
+"$PY" "$ROOT/infra/bin/services.py"
+log "applying migrations"
+"$PY" manage.py migrate --noinput -v0
+log "collecting static files"
+"$PY" manage.py collectstatic --noinput -v0
+mkdir -p "$VAR/celery"
+log "seeding the demo city"
+SEED_OUTPUT="$("$PY" manage.py seed_demo)"
+printf '%s\n' "$SEED_OUTPUT" >&2
+CREDENTIALS="$(printf '%s\n' "$SEED_OUTPUT" | grep 'staff sign-in' || true)"
+
+log "live dispatch map: http://127.0.0.1:${ROCHDALE_PORT}/map/  (sign in as staff)"
+log "${CREDENTIALS:-staff credentials: see var/demo-credentials.json}"
+log "API: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/docs   health: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/health"
+log "starting the server, workers and the simulation (Ctrl-C stops everything)"
+exec "$VENV/bin/honcho" start -f "$ROOT/infra/Procfile" -d "$ROOT"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -42,7 +44,25 @@ def _flatten_validation(detail: Any) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(exc.as_body(), status=exc.status)
+        retry_after = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return Response(exc.as_body(), status=exc.status, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        set_rollback()
+        return Response(
+            error_body(
+                "request_too_large",
+                "The request body is too large.",
+                {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):
+        set_rollback()
+        return Response(
+            error_body("bad_request", "The request could not be understood."),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -89,7 +109,9 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 
 def json_500(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(error_body("internal_error", "Something went wrong on our side; it has been logged."), status=500)
+    return JsonResponse(
+        error_body("internal_error", "Something went wrong on our side; it has been logged."), status=500
+    )
 
 
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -1,3 +1,16 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from mobile_api import views_accounts as views
+
+urlpatterns = [
+    path("auth/register", views.RegisterView.as_view(), name="auth-register"),
+    path("auth/token", views.TokenView.as_view(), name="auth-token"),
+    path("auth/token/refresh", views.TokenRefreshApiView.as_view(), name="auth-token-refresh"),
+    path("me", views.MeView.as_view(), name="me"),
+    path("ws-ticket", views.WsTicketView.as_view(), name="ws-ticket"),
+    path(
+        "staff/drivers/<uuid:driver_id>/approve",
+        views.DriverApproveView.as_view(),
+        name="staff-driver-approve",
+    ),
+]

@@ -1,0 +1,120 @@
+"""Writes on accounts: registration of riders and drivers, and staff approval of drivers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backend.accounts.models import DriverProfile, DriverStatus, User, Vehicle
+from backend.accounts.phones import normalize_phone
+from backend.errors import Conflict, InvalidInput, NotFound
+
+Role = Literal["rider", "driver"]
+
+
+@dataclass(frozen=True)
+class VehicleDetails:
+    plate: str
+    make: str
+    model: str
+    year: int
+    seats: int
+    wheelchair_accessible: bool = False
+
+
+def user_register(
+    *,
+    phone: str,
+    password: str,
+    name: str,
+    role: Role,
+    license_number: str | None = None,
+    vehicle: VehicleDetails | None = None,
+) -> User:
+    """Create a rider, or a driver with their licence and vehicle (pending until staff approve them).
+
+    Raises InvalidInput (`phone_invalid`, `password_too_weak`, `driver_details_required`) and Conflict
+    (`phone_taken`, `license_taken`). With ROCHDALE_AUTO_APPROVE_DRIVERS on, a driver is approved at once.
+    """
+    try:
+        phone = normalize_phone(phone)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "; ".join(exc.messages), code="phone_invalid", details={"phone": exc.messages}
+        ) from exc
+    candidate = User(phone=phone, name=name)
+    try:
+        validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "This password is too weak.", code="password_too_weak", details={"password": exc.messages}
+        ) from exc
+    if role == "driver" and (not license_number or vehicle is None):
+        raise InvalidInput(
+            "A driver registers with a licence number and a vehicle.",
+            code="driver_details_required",
+            details={"license_number": ["Required for drivers."], "vehicle": ["Required for drivers."]},
+        )
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                phone, password=password, name=name, is_rider=role == "rider", is_driver=role == "driver"
+            )
+            if role == "driver":
+                assert vehicle is not None and license_number
+                auto_approve = settings.ROCHDALE_AUTO_APPROVE_DRIVERS
+                profile = DriverProfile.objects.create(
+                    user=user,
+                    license_number=license_number,
+                    status=DriverStatus.APPROVED if auto_approve else DriverStatus.PENDING,
+                    approved_at=timezone.now() if auto_approve else None,
+                )
+                Vehicle.objects.create(
+                    driver=profile,
+                    plate=vehicle.plate,
+                    make=vehicle.make,
+                    model=vehicle.model,
+                    year=vehicle.year,
+                    seats=vehicle.seats,
+                    wheelchair_accessible=vehicle.wheelchair_accessible,
+                )
+    except IntegrityError as exc:
+        constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
+        if "license" in constraint:
+            raise Conflict(
+                "A driver with this licence number is already registered.", code="license_taken"
+            ) from exc
+        raise Conflict("An account with this phone number already exists.", code="phone_taken") from exc
+    except ValidationError as exc:  # full_clean on the user (a duplicate phone is caught here first)
+        if "phone" in getattr(exc, "message_dict", {}) and User.objects.filter(phone=phone).exists():
+            raise Conflict("An account with this phone number already exists.", code="phone_taken") from exc
+        raise InvalidInput(
+            "Some fields are not valid.", details=getattr(exc, "message_dict", {"": exc.messages})
+        ) from exc
+    return user
+
+
+def driver_approve(*, driver_id: uuid.UUID, approved_by: User) -> DriverProfile:
+    """Approve a pending (or suspended) driver; approving an approved driver changes nothing.
+
+    `driver_id` is the driver's user id. Raises NotFound (`driver_not_found`) for anyone who is not a driver.
+    """
+    with transaction.atomic():
+        profile = (
+            DriverProfile.objects.select_for_update().select_related("user").filter(user_id=driver_id).first()
+        )
+        if profile is None:
+            raise NotFound("No driver has this id.", code="driver_not_found")
+        if profile.status != DriverStatus.APPROVED:
+            profile.status = DriverStatus.APPROVED
+            profile.approved_at = timezone.now()
+            profile.approved_by = approved_by
+            profile.save(update_fields=["status", "approved_at", "approved_by"])
+    return profile

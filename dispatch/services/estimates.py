@@ -1,0 +1,179 @@
+"""Fare estimates: the quote a rider sees before requesting, priced by the policy in force.
+
+The route's distance and duration come from the shared ETA model (dispatch/matching/eta.py, parameters
+from settings ROCHDALE_ETA_*), so the quote, the offer a driver sees and the simulator agree. An estimate is
+kept ROCHDALE_ESTIMATE_TTL_S (5 minutes); a trip that names it pays the quoted fare under the tolerance
+rule of backend/fares/pricing.py (`fare_with_quote_tolerance`, applied at completion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.gis.geos import Point
+from django.utils import timezone
+
+from backend.errors import Unprocessable
+from backend.fares.models import FarePolicyVersion
+from backend.fares.money import money
+from backend.fares.pricing import quote_fare, trip_floor
+from backend.fares.selectors import policy_of, policy_version_in_force
+from dispatch.matching.geo import haversine_m
+from dispatch.models import FareEstimate
+from dispatch.selectors import places_outside_service_area
+
+
+@dataclass(frozen=True)
+class Place:
+    lat: float
+    lng: float
+
+    def as_point(self) -> Point:
+        return Point(self.lng, self.lat, srid=4326)
+
+
+@dataclass(frozen=True)
+class RouteQuote:
+    """A route priced under one policy version: what an estimate stores and a trip copies."""
+
+    distance_m: int
+    duration_s: int
+    fare_minor: int
+    driver_pay_minimum_minor: int
+    currency: str
+    breakdown: list[dict[str, Any]]
+    policy_version: FarePolicyVersion
+
+
+def require_in_service_area(*, pickup: Place, dropoff: Place) -> None:
+    """Raise 422 `outside_service_area` unless active service areas cover both places."""
+    outside = places_outside_service_area(pickup=(pickup.lat, pickup.lng), dropoff=(dropoff.lat, dropoff.lng))
+    if outside:
+        raise Unprocessable(
+            "We do not serve this place yet: " + " and ".join(outside) + " is outside our service area.",
+            code="outside_service_area",
+            details={"places": outside},
+        )
+
+
+def route_estimate(*, pickup: Place, dropoff: Place, at: datetime) -> tuple[int, int]:
+    """(distance_m, duration_s) of the route between two places, from the shared ETA model."""
+    estimator = _shared_estimator()
+    if estimator is not None:
+        route = estimator.estimate((pickup.lat, pickup.lng), (dropoff.lat, dropoff.lng), at)
+        return max(round(route.distance_m), 0), max(round(route.duration_s), 0)
+    # Until dispatch/matching/eta.py exists: the great circle times the circuity, at a city speed.
+    distance = haversine_m(pickup.lat, pickup.lng, dropoff.lat, dropoff.lng) * settings.ROCHDALE_ETA_CIRCUITY
+    return round(distance), round(distance / _FALLBACK_SPEED_MPS)
+
+
+_FALLBACK_SPEED_MPS = 6.5
+
+
+def _shared_estimator() -> Any | None:
+    try:
+        from dispatch.matching.eta import EtaParameters, GreatCircleEstimator
+    except ImportError:
+        return None
+    known = {field.name for field in dataclasses.fields(EtaParameters)}
+    parameters: dict[str, Any] = {}
+    if "circuity" in known:
+        parameters["circuity"] = settings.ROCHDALE_ETA_CIRCUITY
+    if "speed_profile_kmh" in known and settings.ROCHDALE_ETA_SPEED_PROFILE_KMH:
+        parameters["speed_profile_kmh"] = tuple(settings.ROCHDALE_ETA_SPEED_PROFILE_KMH)
+    if "timezone" in known:
+        parameters["timezone"] = settings.TIME_ZONE
+    return GreatCircleEstimator(EtaParameters(**parameters))
+
+
+def route_quote(
+    *, pickup: Place, dropoff: Place, wheelchair_accessible: bool, at: datetime | None = None
+) -> RouteQuote:
+    """Price the route under the policy in force at `at` (now by default)."""
+    moment = at or timezone.now()
+    version = policy_version_in_force(moment)
+    policy = policy_of(version)
+    distance_m, duration_s = route_estimate(pickup=pickup, dropoff=dropoff, at=moment)
+    quote = quote_fare(policy, distance_m=distance_m, duration_s=duration_s)
+    floor = trip_floor(
+        policy, distance_m=distance_m, duration_s=duration_s, wheelchair_accessible=wheelchair_accessible
+    )
+    return RouteQuote(
+        distance_m=distance_m,
+        duration_s=duration_s,
+        fare_minor=quote.fare,
+        driver_pay_minimum_minor=floor,
+        currency=quote.currency,
+        breakdown=quote.breakdown_document(),
+        policy_version=version,
+    )
+
+
+def pickup_eta_near(*, pickup: Place, wheelchair_accessible: bool) -> int | None:
+    """Seconds for the nearest available driver to reach the pickup, or None (no driver, or no presence
+    service in this build)."""
+    try:
+        from dispatch.services.presence import nearest_pickup_eta_s
+    except (ImportError, AttributeError):
+        return None
+    return nearest_pickup_eta_s(lat=pickup.lat, lng=pickup.lng, wheelchair_accessible=wheelchair_accessible)
+
+
+def estimate_create(
+    *,
+    rider_id: uuid.UUID,
+    pickup: Place,
+    dropoff: Place,
+    wheelchair_accessible: bool = False,
+    at: datetime | None = None,
+) -> FareEstimate:
+    """Quote a trip for a rider and keep the quote for ROCHDALE_ESTIMATE_TTL_S.
+
+    Raises Unprocessable `outside_service_area`, ServiceUnavailable `no_fare_policy`."""
+    moment = at or timezone.now()
+    require_in_service_area(pickup=pickup, dropoff=dropoff)
+    quote = route_quote(
+        pickup=pickup, dropoff=dropoff, wheelchair_accessible=wheelchair_accessible, at=moment
+    )
+    return FareEstimate.objects.create(
+        rider_id=rider_id,
+        pickup=pickup.as_point(),
+        dropoff=dropoff.as_point(),
+        wheelchair_accessible=wheelchair_accessible,
+        distance_m=quote.distance_m,
+        duration_s=quote.duration_s,
+        pickup_eta_s=pickup_eta_near(pickup=pickup, wheelchair_accessible=wheelchair_accessible),
+        fare_minor=quote.fare_minor,
+        driver_pay_minimum_minor=quote.driver_pay_minimum_minor,
+        currency=quote.currency,
+        breakdown=quote.breakdown,
+        policy_version=quote.policy_version,
+        created_at=moment,
+        expires_at=moment + timedelta(seconds=settings.ROCHDALE_ESTIMATE_TTL_S),
+    )
+
+
+def estimate_document(estimate: FareEstimate) -> dict[str, Any]:
+    """The contract's estimate answer."""
+    return {
+        "estimate_id": str(estimate.id),
+        "fare": money(estimate.fare_minor, estimate.currency),
+        "distance_m": estimate.distance_m,
+        "duration_s": estimate.duration_s,
+        "pickup_eta_s": estimate.pickup_eta_s,
+        "driver_pay_minimum": money(estimate.driver_pay_minimum_minor, estimate.currency),
+        "policy_version": estimate.policy_version_id,
+        "breakdown": estimate.breakdown,
+        "expires_at": estimate.expires_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def estimates_purge_expired(*, grace: timedelta = timedelta(hours=1)) -> int:
+    """Delete estimates that expired more than `grace` ago (trips keep their own copy of the quote)."""
+    deleted, _ = FareEstimate.objects.filter(expires_at__lt=timezone.now() - grace).delete()
+    return deleted

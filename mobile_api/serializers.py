@@ -1,0 +1,187 @@
+"""Input and output shapes of the rider and account routes. Every field is listed explicitly; nothing a
+client sends can set a server field (status, fare, driver, pay, rider...): those are not input fields at all,
+so they are ignored."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rest_framework import serializers
+
+from backend.fares.money import ISO_4217_CURRENCIES
+from dispatch.serializers import MoneySerializer
+
+
+class CoordinateField(serializers.FloatField):
+    """A JSON number within [min, max]: strings, booleans, NaN, infinities and huge integers are refused."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        try:
+            value = float(data)
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return super().to_internal_value(value)
+
+
+class UuidStringField(serializers.UUIDField):
+    """A UUID written as a string (DRF would also take an integer and make a UUID of it)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class PlaceIn(serializers.Serializer):
+    lat = CoordinateField(min_value=-90, max_value=90, help_text="Latitude in degrees (WGS 84).")
+    lng = CoordinateField(min_value=-180, max_value=180, help_text="Longitude in degrees (WGS 84).")
+
+
+class MoneyIn(serializers.Serializer):
+    amount = serializers.IntegerField(min_value=1, max_value=10_000_000, help_text="Minor units (cents).")
+    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. USD.")
+
+    def validate_currency(self, value: str) -> str:
+        if value not in ISO_4217_CURRENCIES:
+            raise serializers.ValidationError("Not an ISO 4217 currency code.")
+        return value
+
+
+# The trip object's money shape, so the schema has one "Money" component.
+MoneyOut = MoneySerializer
+
+
+# --- accounts ---
+
+
+class VehicleIn(serializers.Serializer):
+    plate = serializers.CharField(max_length=16)
+    make = serializers.CharField(max_length=40)
+    model = serializers.CharField(max_length=40)
+    year = serializers.IntegerField(min_value=1980, max_value=2100)
+    seats = serializers.IntegerField(min_value=1, max_value=15)
+    wheelchair_accessible = serializers.BooleanField(default=False)
+
+
+class RegisterIn(serializers.Serializer):
+    phone = serializers.CharField(max_length=32, help_text="E.164, e.g. +12125550100.")
+    password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
+    name = serializers.CharField(min_length=1, max_length=120)
+    role = serializers.ChoiceField(choices=["rider", "driver"])
+    license_number = serializers.CharField(max_length=32, required=False, help_text="Drivers only.")
+    vehicle = VehicleIn(required=False, help_text="Drivers only.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["role"] == "driver":
+            missing = {
+                name: ["Required for drivers."]
+                for name in ("license_number", "vehicle")
+                if not attrs.get(name)
+            }
+            if missing:
+                raise serializers.ValidationError(missing)
+        return attrs
+
+
+class AccountOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    phone = serializers.CharField()
+    name = serializers.CharField()
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=["rider", "driver", "staff", "member", "director"])
+    )
+    driver_status = serializers.ChoiceField(
+        choices=["pending", "approved", "suspended"], required=False, help_text="Drivers only."
+    )
+    member = serializers.DictField(required=False, help_text="Members only: their membership summary.")
+
+
+class TokenIn(serializers.Serializer):
+    phone = serializers.CharField(max_length=32)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class TokenPairOut(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RefreshIn(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class RefreshOut(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField(required=False, help_text="The rotated refresh token (use it next time).")
+
+
+class TicketOut(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="Seconds.")
+
+
+# --- fares and trips ---
+
+
+class EstimateIn(serializers.Serializer):
+    pickup = PlaceIn()
+    dropoff = PlaceIn()
+    wheelchair_accessible = serializers.BooleanField(default=False)
+
+
+class BreakdownLineOut(serializers.Serializer):
+    label = serializers.CharField()
+    amount = serializers.IntegerField(help_text="Minor units, in the fare's currency.")
+
+
+class EstimateOut(serializers.Serializer):
+    estimate_id = serializers.UUIDField()
+    fare = MoneyOut()
+    distance_m = serializers.IntegerField()
+    duration_s = serializers.IntegerField()
+    pickup_eta_s = serializers.IntegerField(allow_null=True)
+    driver_pay_minimum = MoneyOut(help_text="The least the driver is paid for this route (the trip floor).")
+    policy_version = serializers.IntegerField()
+    breakdown = BreakdownLineOut(many=True)
+    expires_at = serializers.DateTimeField()
+
+
+class TripRequestIn(serializers.Serializer):
+    pickup = PlaceIn()
+    dropoff = PlaceIn()
+    estimate_id = UuidStringField(required=False, allow_null=True)
+    wheelchair_accessible = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class RatingIn(serializers.Serializer):
+    stars = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class RatingOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    trip_id = serializers.UUIDField()
+    author_role = serializers.CharField(help_text="`rider` (the rider rated the driver) or `driver`.")
+    stars = serializers.IntegerField()
+    comment = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+class TipIn(serializers.Serializer):
+    amount = MoneyIn()
+
+
+class TipOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    trip_id = serializers.UUIDField()
+    amount = MoneyOut()
+    created_at = serializers.DateTimeField()

@@ -1,0 +1,275 @@
+"""Accounts over HTTP: registration, sign-in (JWT), the caller's account, websocket tickets, approval."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenRefreshView
+
+from backend.accounts import services
+from backend.accounts.selectors import user_account
+from backend.accounts.throttling import (
+    RegisterRateThrottle,
+    SignInRateThrottle,
+    client_ip,
+    sign_in_check,
+    sign_in_failed,
+    sign_in_succeeded,
+)
+from backend.accounts.tickets import ticket_issue
+from backend.errors import DomainError
+from mobile_api import serializers as s
+from mobile_api.schema import (
+    AUTHENTICATED_GET_ERRORS,
+    error_responses,
+    merge_errors,
+)
+
+PUBLIC_POST_ERRORS = {
+    400: ["invalid_input", "malformed_json"],
+    413: ["request_too_large"],
+    415: ["unsupported_media_type"],
+}
+
+_RIDER_EXAMPLE = {
+    "phone": "+12125550100",
+    "password": "a long pass phrase",
+    "name": "Ada Rider",
+    "role": "rider",
+}
+_DRIVER_EXAMPLE = {
+    "phone": "+12125550101",
+    "password": "another long pass phrase",
+    "name": "Dev Driver",
+    "role": "driver",
+    "license_number": "TLC1234567",
+    "vehicle": {
+        "plate": "T123456C",
+        "make": "Toyota",
+        "model": "Camry",
+        "year": 2022,
+        "seats": 4,
+        "wheelchair_accessible": False,
+    },
+}
+_ACCOUNT_EXAMPLE = {
+    "id": "6f1c2b1e-8d4a-4c53-9f43-3f3c2a7d9b10",
+    "phone": "+12125550100",
+    "name": "Ada Rider",
+    "roles": ["rider"],
+}
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    status = 401
+    default_message = "The phone number or the password is wrong."
+
+
+class RegisterView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [RegisterRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_register",
+        summary="Register a rider, or a driver (who stays pending until staff approve)",
+        request=s.RegisterIn,
+        responses={
+            201: s.AccountOut,
+            **error_responses(
+                merge_errors(
+                    PUBLIC_POST_ERRORS,
+                    {
+                        400: ["phone_invalid", "password_too_weak", "driver_details_required"],
+                        409: ["phone_taken", "license_taken"],
+                        429: ["rate_limited"],
+                    },
+                )
+            ),
+        },
+        examples=[
+            OpenApiExample("rider", value=_RIDER_EXAMPLE, request_only=True),
+            OpenApiExample("driver", value=_DRIVER_EXAMPLE, request_only=True),
+            OpenApiExample("rider account", value=_ACCOUNT_EXAMPLE, response_only=True, status_codes=["201"]),
+            OpenApiExample(
+                "pending driver",
+                value={**_ACCOUNT_EXAMPLE, "roles": ["driver"], "driver_status": "pending"},
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        body = s.RegisterIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        vehicle = data.get("vehicle")
+        user = services.user_register(
+            phone=data["phone"],
+            password=data["password"],
+            name=data["name"],
+            role=data["role"],
+            license_number=data.get("license_number"),
+            vehicle=services.VehicleDetails(**vehicle) if vehicle else None,
+        )
+        return Response(user_account(user), status=201)
+
+
+class TokenView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [SignInRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_token",
+        summary="Sign in with phone and password: a JWT access token and a refresh token",
+        request=s.TokenIn,
+        responses={
+            200: s.TokenPairOut,
+            **error_responses(
+                merge_errors(
+                    PUBLIC_POST_ERRORS,
+                    {401: ["invalid_credentials"], 429: ["sign_in_locked", "rate_limited"]},
+                )
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "sign in",
+                value={"phone": "+12125550100", "password": "a long pass phrase"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "tokens", value={"access": "eyJhbGciOi...", "refresh": "eyJhbGciOi..."}, response_only=True
+            ),
+        ],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        body = s.TokenIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        phone, password = body.validated_data["phone"].strip(), body.validated_data["password"]
+        ip = client_ip(request)
+        sign_in_check(phone=phone, ip=ip)
+        user = authenticate(request._request, phone=phone, password=password)
+        if user is None:
+            sign_in_failed(phone=phone, ip=ip)
+            raise InvalidCredentials()
+        sign_in_succeeded(phone=phone)
+        refresh = RefreshToken.for_user(user)
+        return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
+
+
+class TokenRefreshApiView(TokenRefreshView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [SignInRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_token_refresh",
+        summary="Trade a refresh token for a new access token (and a rotated refresh token)",
+        request=s.RefreshIn,
+        responses={
+            200: s.RefreshOut,
+            **error_responses(
+                merge_errors(PUBLIC_POST_ERRORS, {401: ["authentication_failed"], 429: ["rate_limited"]})
+            ),
+        },
+        examples=[
+            OpenApiExample("refresh", value={"refresh": "eyJhbGciOi..."}, request_only=True),
+            OpenApiExample(
+                "new tokens",
+                value={"access": "eyJhbGciOi...", "refresh": "eyJhbGciOi..."},
+                response_only=True,
+            ),
+        ],
+        tags=["accounts"],
+    )
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        body = s.RefreshIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        return super().post(request, *args, **kwargs)
+
+
+class MeView(APIView):
+    @extend_schema(
+        operation_id="me",
+        summary="The signed-in user: roles (member and director from governance), driver status",
+        responses={200: s.AccountOut, **error_responses(AUTHENTICATED_GET_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "member driver",
+                value={
+                    **_ACCOUNT_EXAMPLE,
+                    "roles": ["driver", "member"],
+                    "driver_status": "approved",
+                    "member": {"member_id": "b0f5...", "status": "active"},
+                },
+                response_only=True,
+            )
+        ],
+        tags=["accounts"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(user_account(request.user))
+
+
+class WsTicketView(APIView):
+    @extend_schema(
+        operation_id="ws_ticket",
+        summary="A single-use ticket (30 s) for the websocket handshake (`/ws/...?ticket=`)",
+        request=None,
+        responses={201: s.TicketOut, **error_responses(AUTHENTICATED_GET_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "ticket",
+                value={"ticket": "Zk9h...", "expires_in": 30},
+                response_only=True,
+                status_codes=["201"],
+            )
+        ],
+        tags=["accounts"],
+    )
+    def post(self, request: Request) -> Response:
+        ticket, ttl = ticket_issue(user_id=request.user.pk)
+        return Response({"ticket": ticket, "expires_in": ttl}, status=201)
+
+
+class DriverApproveView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="staff_driver_approve",
+        summary="Staff approve a driver (id is the driver's user id); the driver may then go online",
+        request=None,
+        responses={
+            200: s.AccountOut,
+            **error_responses(
+                merge_errors(
+                    AUTHENTICATED_GET_ERRORS,
+                    {403: ["permission_denied"], 404: ["driver_not_found", "not_found"]},
+                )
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "approved",
+                value={**_ACCOUNT_EXAMPLE, "roles": ["driver"], "driver_status": "approved"},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+        tags=["staff"],
+    )
+    def post(self, request: Request, driver_id: uuid.UUID) -> Response:
+        profile = services.driver_approve(driver_id=driver_id, approved_by=request.user)
+        return Response(user_account(profile.user))

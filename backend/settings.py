@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "dispatch",
     "governance",
     "mobile_api",
+    "dispatch.livemap",
 ]
 
 MIDDLEWARE = [
@@ -317,6 +318,11 @@ ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS = env_float("ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS",
 ROCHDALE_OFF_TRIP_FIX_RETENTION_H = env_int("ROCHDALE_OFF_TRIP_FIX_RETENTION_H", 48)
 ROCHDALE_TRIP_TRACE_RETENTION_D = env_int("ROCHDALE_TRIP_TRACE_RETENTION_D", 90)
 
+# Real-time dispatch (docs/dispatch.md): the region this process serves (one dispatch worker per region),
+# how often a trip with nobody to offer it to is searched again, and how many candidates a round ranks.
+ROCHDALE_DISPATCH_REGION = env_str("ROCHDALE_DISPATCH_REGION", "default")
+ROCHDALE_DISPATCH_RETRY_S = env_float("ROCHDALE_DISPATCH_RETRY_S", 5.0)
+
 # Payments: "cash" or "test" (no network); a card provider plugs in through backend/fares/payments.py.
 ROCHDALE_PAYMENT_PROVIDER = env_str("ROCHDALE_PAYMENT_PROVIDER", "test")
 
@@ -326,6 +332,21 @@ ROCHDALE_SHARE_INSTALMENT_RATE = env_str("ROCHDALE_SHARE_INSTALMENT_RATE", "0.10
 ROCHDALE_SHARE_REPAYMENT_ON_WITHDRAWAL = env_str("ROCHDALE_SHARE_REPAYMENT_ON_WITHDRAWAL", "paid")
 ROCHDALE_BOARD_TERM_DAYS = env_int("ROCHDALE_BOARD_TERM_DAYS", 730)
 ROCHDALE_DIVIDEND_MIN_CASH_SHARE = env_str("ROCHDALE_DIVIDEND_MIN_CASH_SHARE", "0.20")
+# Proposal decision rules per kind: quorum (share of eligible voters who must vote, abstentions count) and
+# threshold (share of yes among yes + no), exact fractions such as "2/3". Defaults and the strictness of each
+# comparison are in governance/tally.py; docs/governance.md explains them.
+ROCHDALE_PROPOSAL_RULES = {
+    kind: {
+        "quorum": env_str(f"ROCHDALE_{kind.upper()}_QUORUM", quorum),
+        "threshold": env_str(f"ROCHDALE_{kind.upper()}_THRESHOLD", threshold),
+    }
+    for kind, quorum, threshold in (
+        ("fare_policy", "1/2", "1/2"),
+        ("bylaw", "1/4", "2/3"),
+        ("dividend", "1/10", "1/2"),
+        ("general", "1/10", "1/2"),
+    )
+}
 
 # GDAL < 3.9 cannot block file/network access while parsing spatial references. We never parse a spatial
 # reference or WKT a client sends: places arrive as two validated numbers and become Points in SRID 4326.

@@ -7,7 +7,7 @@ from django.contrib.gis.geos import MultiPolygon, Polygon
 
 from backend.accounts.models import DriverProfile, DriverStatus, User, Vehicle
 
-TEST_PASSWORD = "correct horse battery staple"  # noqa: S105
+TEST_PASSWORD = "correct horse battery staple"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -20,7 +20,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
 
     @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+    def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 
@@ -58,7 +58,7 @@ class DriverFactory(UserFactory):
     is_driver = True
 
     @factory.post_generation
-    def profile(obj, create, extracted, **kwargs):  # noqa: N805
+    def profile(obj, create, extracted, **kwargs):
         if not create:
             return
         status = kwargs.pop("status", DriverStatus.APPROVED)
@@ -67,7 +67,9 @@ class DriverFactory(UserFactory):
         VehicleFactory(driver=profile, wheelchair_accessible=wav)
 
 
-def square_service_area(name: str = "Test City", lat: float = 40.7580, lng: float = -73.9855, half_deg: float = 0.1):
+def square_service_area(
+    name: str = "Test City", lat: float = 40.7580, lng: float = -73.9855, half_deg: float = 0.1
+):
     """A square service area around a point, saved."""
     from dispatch.models import ServiceArea
 

@@ -40,8 +40,12 @@ def postgres_params(url: str) -> dict[str, object]:
 def postgres_answers(params: dict[str, object]) -> bool:
     try:
         with psycopg.connect(
-            host=params["host"], port=params["port"], user=params["user"], password=params["password"],
-            dbname="postgres", connect_timeout=2,
+            host=params["host"],
+            port=params["port"],
+            user=params["user"],
+            password=params["password"],
+            dbname="postgres",
+            connect_timeout=2,
         ):
             return True
     except psycopg.OperationalError:
@@ -56,7 +60,9 @@ def pg_bindir() -> Path | None:
 def start_local_postgres(params: dict[str, object]) -> None:
     bindir = pg_bindir()
     if bindir is None:
-        sys.exit("No PostgreSQL answers and no PostgreSQL binaries are installed (apt-get install postgresql).")
+        sys.exit(
+            "No PostgreSQL answers and no PostgreSQL binaries are installed (apt-get install postgresql)."
+        )
     data = VAR / "pg"
     run_as: list[str] = []
     if os.geteuid() == 0:
@@ -67,11 +73,37 @@ def start_local_postgres(params: dict[str, object]) -> None:
         shutil.chown(data, "postgres", "postgres")
     if not (data / "PG_VERSION").exists():
         say(f"initialising a project-local PostgreSQL cluster in {data}")
-        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", str(params["user"]),
-                        "--auth=trust", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                str(params["user"]),
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     say(f"starting the project-local PostgreSQL on port {params['port']}")
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w",
-                    "-o", f"-p {params['port']} -k /tmp -c listen_addresses=localhost", "start"], check=True)
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-o",
+            f"-p {params['port']} -k /tmp -c listen_addresses=localhost",
+            "start",
+        ],
+        check=True,
+    )
 
 
 def ensure_database(params: dict[str, object]) -> None:
@@ -96,14 +128,33 @@ def ensure_redis(url: str) -> None:
         pass
     server = shutil.which("redis-server")
     if server is None:
-        sys.exit("No Redis answers at REDIS_URL and redis-server is not installed (apt-get install redis-server).")
+        sys.exit(
+            "No Redis answers at REDIS_URL and redis-server is not installed (apt-get install redis-server)."
+        )
     parsed = urlparse(url)
     port = parsed.port or 6379
     (VAR / "redis").mkdir(parents=True, exist_ok=True)
     say(f"starting a project-local redis-server on port {port}")
-    subprocess.run([server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                    "--appendonly", "no", "--dir", str(VAR / "redis"), "--logfile", str(VAR / "redis" / "redis.log")],
-                   check=True)
+    subprocess.run(
+        [
+            server,
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(VAR / "redis"),
+            "--logfile",
+            str(VAR / "redis" / "redis.log"),
+        ],
+        check=True,
+    )
     for _ in range(50):
         try:
             client.ping()

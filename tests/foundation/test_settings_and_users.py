@@ -48,7 +48,9 @@ def test_createsuperuser_works_with_a_phone_number(monkeypatch):
     from backend.accounts.models import User
 
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-strong-pass-phrase-42")
-    call_command("createsuperuser", interactive=False, phone="+12125550199", name="Founding Admin", verbosity=0)
+    call_command(
+        "createsuperuser", interactive=False, phone="+12125550199", name="Founding Admin", verbosity=0
+    )
     admin = User.objects.get(phone="+12125550199")
     assert admin.is_staff and admin.is_superuser
     assert admin.name == "Founding Admin"

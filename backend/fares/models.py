@@ -151,3 +151,71 @@ class AccountBalance(models.Model):
     )
     debit_total = models.BigIntegerField(default=0)
     credit_total = models.BigIntegerField(default=0)
+
+
+class CapturePurpose(models.TextChoices):
+    """What a capture collects (or, for a refund payout, gives back) through the payment provider."""
+
+    FARE = "fare", "Trip fare"
+    TIP = "tip", "Tip"
+    CANCELLATION_FEE = "cancellation_fee", "Late-cancellation fee"
+    REFUND = "refund", "Refund payout to the rider"
+
+
+class CaptureStatus(models.TextChoices):
+    PENDING = "pending", "Pending (enqueued)"
+    PROCESSING = "processing", "Processing (a worker is talking to the provider)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (retried with backoff while next_attempt_at is set)"
+    VOIDED = "voided", "Voided (refunded in full before it was captured)"
+
+
+class PaymentCapture(models.Model):
+    """One amount to collect from (or pay back to) a rider through the payment provider, and its attempts.
+
+    The trip never waits for it: the row is written in the completion transaction, an attempt is enqueued
+    after commit, and `retry_failed_captures` retries failures with backoff. Success posts `key` in the
+    ledger (Dr cash_clearing, Cr rider_receivable; the mirror image for a refund payout). This row is
+    workflow state, not money: the journal is the record of what moved.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.CharField(max_length=120, unique=True, help_text="The ledger key posted on success.")
+    purpose = models.CharField(max_length=20, choices=CapturePurpose.choices)
+    trip = models.ForeignKey(
+        "dispatch.Trip", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rider = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    provider = models.CharField(max_length=40)
+    status = models.CharField(max_length=12, choices=CaptureStatus.choices, default=CaptureStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    provider_reference = models.CharField(max_length=200, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    source_entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="capture_due")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_minor__gte=0), name="capture_amount_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=CaptureStatus.values), name="capture_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(purpose__in=CapturePurpose.values), name="capture_purpose_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.amount_minor} {self.currency} ({self.status})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from backend.errors import ServiceUnavailable
@@ -40,3 +41,13 @@ def policy_of(version: FarePolicyVersion) -> FarePolicy:
 
 def policy_in_force(at: datetime | None = None) -> FarePolicy:
     return policy_of(policy_version_in_force(at))
+
+
+def policy_document(version: FarePolicyVersion) -> dict:
+    """The contract's fare policy object for a stored version, `version` and `effective_at` included."""
+    return policy_of(version).to_document()
+
+
+def policy_versions_newest_first() -> QuerySet[FarePolicyVersion]:
+    """Every version ever adopted, the newest (highest number) first."""
+    return FarePolicyVersion.objects.order_by("-version")

@@ -10,6 +10,9 @@ Journal entries (amounts in minor units):
 - `trip:{id}:cancellation`: Dr rider_receivable(rider) fee; Cr driver_payable(driver) driver part;
   Cr coop_revenue the commission on it.
 - `tip:{id}`: Dr rider_receivable(rider) tip; Cr tips_held(driver) tip. All of it goes to the driver.
+
+Each of these also records a `PaymentCapture` (keys `capture:{trip_id}`, `capture:{trip_id}:cancellation`,
+`capture:tip:{tip_id}`) whose first attempt is enqueued after commit: the trip never waits on the provider.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
-from backend.fares.models import AccountKind
+from backend.fares.models import AccountKind, CapturePurpose, JournalEntry
+from backend.fares.payments import capture_create
 from backend.fares.pricing import (
     cancellation_split,
     driver_pay,
@@ -73,12 +77,15 @@ def completion_fields(*, trip: Any, distance_m: int, duration_s: int) -> dict[st
     }
 
 
-def post_trip_fare(*, trip: Any) -> None:
-    """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`)."""
+def post_trip_fare(*, trip: Any) -> JournalEntry:
+    """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`) and record the capture
+    of the fare, attempted after commit. Returns the entry (the first one, when called again)."""
     fare, pay = trip.fare_minor, trip.driver_pay_minor
     commission = max(fare - pay, 0)
     subsidy = max(pay - fare, 0)
-    ledger.post_entry(
+    breakdown = trip.fare_breakdown or {}
+    share = breakdown.get("share", pay)
+    entry, created = ledger.post_entry(
         key=f"trip:{trip.id}:fare",
         kind="trip_fare",
         currency=trip.currency,
@@ -90,8 +97,30 @@ def post_trip_fare(*, trip: Any) -> None:
             credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, pay),
             credit(AccountKind.COOP_REVENUE, None, commission),
         ],
-        metadata={"floor_applied": bool((trip.fare_breakdown or {}).get("floor_applied"))},
+        metadata={
+            "floor_applied": bool(breakdown.get("floor_applied")),
+            "fare": fare,
+            "pay": pay,
+            "share": share,
+            "floor": breakdown.get("floor"),
+            "floor_top_up": max(pay - share, 0),
+            "policy_version": trip.policy_version_id,
+        },
     )
+    if created and fare > 0:
+        capture_create(
+            key=f"capture:{trip.id}",
+            purpose=CapturePurpose.FARE,
+            rider_id=trip.rider_id,
+            amount_minor=fare,
+            currency=trip.currency,
+            trip_id=trip.id,
+            source_entry_id=entry.id,
+        )
+    from governance.services import share_instalment_withhold  # lazy: governance builds on fares
+
+    share_instalment_withhold(trip=trip)
+    return entry
 
 
 def cancellation_fields(*, trip: Any, cancelled_by: str, at: datetime) -> dict[str, Any]:
@@ -105,11 +134,12 @@ def cancellation_fields(*, trip: Any, cancelled_by: str, at: datetime) -> dict[s
     return {"cancellation_fee_minor": cancellation_split(policy).fee}
 
 
-def post_cancellation_fee(*, trip: Any) -> None:
+def post_cancellation_fee(*, trip: Any) -> JournalEntry | None:
+    """Post a late-cancellation fee (if the trip has one) and record its capture; None when no fee."""
     if not trip.cancellation_fee_minor:
-        return
+        return None
     split = cancellation_split(policy_of(trip.policy_version))
-    ledger.post_entry(
+    entry, created = ledger.post_entry(
         key=f"trip:{trip.id}:cancellation",
         kind="cancellation_fee",
         currency=trip.currency,
@@ -120,11 +150,24 @@ def post_cancellation_fee(*, trip: Any) -> None:
             credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, split.driver),
             credit(AccountKind.COOP_REVENUE, None, split.coop),
         ],
+        metadata={"fee": split.fee, "driver": split.driver, "coop": split.coop},
     )
+    if created:
+        capture_create(
+            key=f"capture:{trip.id}:cancellation",
+            purpose=CapturePurpose.CANCELLATION_FEE,
+            rider_id=trip.rider_id,
+            amount_minor=split.fee,
+            currency=trip.currency,
+            trip_id=trip.id,
+            source_entry_id=entry.id,
+        )
+    return entry
 
 
-def post_tip(*, tip: Any) -> None:
-    ledger.post_entry(
+def post_tip(*, tip: Any) -> JournalEntry:
+    """Post a tip, all of it held for the driver, and record its capture."""
+    entry, created = ledger.post_entry(
         key=f"tip:{tip.id}",
         kind="tip",
         currency=tip.currency,
@@ -134,4 +177,16 @@ def post_tip(*, tip: Any) -> None:
             debit(AccountKind.RIDER_RECEIVABLE, tip.rider_id, tip.amount_minor),
             credit(AccountKind.TIPS_HELD, tip.driver_id, tip.amount_minor),
         ],
+        metadata={"tip_id": str(tip.id)},
     )
+    if created:
+        capture_create(
+            key=f"capture:tip:{tip.id}",
+            purpose=CapturePurpose.TIP,
+            rider_id=tip.rider_id,
+            amount_minor=tip.amount_minor,
+            currency=tip.currency,
+            trip_id=tip.trip_id,
+            source_entry_id=entry.id,
+        )
+    return entry

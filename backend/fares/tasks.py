@@ -1,0 +1,62 @@
+"""Celery tasks of the fares app (the beat schedule in settings names the periodic ones)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+logger = logging.getLogger("backend.fares.ledger")
+
+
+@shared_task(name="backend.fares.tasks.capture_payment", ignore_result=True)
+def capture_payment(capture_id: str) -> str | None:
+    """One attempt at a payment capture (enqueued after the entry that made the rider owe it commits)."""
+    from backend.fares.payments import capture_attempt
+
+    capture = capture_attempt(capture_id=capture_id)
+    return capture.status if capture is not None else None
+
+
+@shared_task(name="backend.fares.tasks.retry_failed_captures", ignore_result=True)
+def retry_failed_captures() -> int:
+    from backend.fares.payments import captures_retry_due
+
+    return captures_retry_due()
+
+
+@shared_task(name="backend.fares.tasks.post_weekly_top_ups", ignore_result=True)
+def post_weekly_top_ups() -> int:
+    """Top up every finished driver-week under a weekly floor, once (idempotent by key)."""
+    from backend.fares.weekly import weekly_top_ups_post
+
+    posted = weekly_top_ups_post()
+    for week in posted:
+        logger.info(
+            "weekly floor top-up %s: %s %s (floor %s, received %s, %s trips)",
+            week.key,
+            week.top_up,
+            week.currency,
+            week.floor,
+            week.received,
+            week.trip_count,
+        )
+    return len(posted)
+
+
+@shared_task(name="backend.fares.tasks.verify_ledger", ignore_result=True)
+def verify_ledger() -> dict[str, Any]:
+    """Rebuild balances from the journal and compare; any drift is logged as an ERROR naming the accounts."""
+    from backend.fares.ledger import ledger_verify
+
+    report = ledger_verify()
+    if report.ok:
+        logger.info("ledger verified: %s", report.summary())
+    else:
+        for problem in report.problems():
+            logger.error("LEDGER DRIFT: %s", problem)
+        logger.error(
+            "ledger verification FAILED with %s problem(s): %s", len(report.problems()), report.summary()
+        )
+    return {"ok": report.ok, "problems": report.problems(), "summary": report.summary()}

@@ -467,6 +467,8 @@ class ProposalVotesView(APIView):
         ],
     )
     def post(self, request: Request, proposal_id: Any) -> Response:
+        # Refuse non-members before looking the proposal up, so they learn nothing about which ids exist.
+        _reader(request)
         data = _valid(VoteIn, request)
         receipt = services.proposal_vote(proposal_id=proposal_id, user=request.user, choice=data["choice"])
         return Response({"receipt": receipt}, status=status.HTTP_201_CREATED)
@@ -557,6 +559,7 @@ class ElectionNominationsView(APIView):
         },
     )
     def post(self, request: Request, election_id: Any) -> Response:
+        _reader(request)
         data = _valid(NominationIn, request)
         candidate = services.election_nominate(
             election_id=election_id, user=request.user, statement=data["statement"]
@@ -572,6 +575,7 @@ class ElectionBallotsView(APIView):
         responses={201: ReceiptOut, **_errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, election_id: Any) -> Response:
+        _reader(request)
         data = _valid(BallotIn, request)
         receipt = services.election_ballot_cast(
             election_id=election_id, user=request.user, ranking=[str(item) for item in data["ranking"]]
@@ -580,7 +584,7 @@ class ElectionBallotsView(APIView):
 
     @extend_schema(
         tags=[TAG],
-        summary="The anonymous ballot record of a closed election, for anyone to recount",
+        summary="The anonymous ballot record of a closed election: public, so anyone can recount",
         responses={
             200: inline_serializer(
                 "BallotRecord",

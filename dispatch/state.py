@@ -29,7 +29,9 @@ TRANSITIONS: dict[TripStatus, frozenset[TripStatus]] = {
     TripStatus.CANCELLED: frozenset({TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED}),
 }
 
-OPEN_STATUSES = frozenset({TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS})
+OPEN_STATUSES = frozenset(
+    {TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS}
+)
 DRIVER_ACTIVE_STATUSES = frozenset({TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS})
 FINAL_STATUSES = frozenset({TripStatus.COMPLETED, TripStatus.UNFULFILLED, TripStatus.CANCELLED})
 # While the trip is in one of these, the rider may see the driver's position and the driver the pickup.

@@ -7,182 +7,318 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('dispatch', '0001_initial'),
-        ('fares', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("dispatch", "0001_initial"),
+        ("fares", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fareestimate',
-            name='policy_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='fares.farepolicyversion'),
+            model_name="fareestimate",
+            name="policy_version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="fares.farepolicyversion"
+            ),
         ),
         migrations.AddField(
-            model_name='fareestimate',
-            name='rider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='fare_estimates', to=settings.AUTH_USER_MODEL),
+            model_name="fareestimate",
+            name="rider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="fare_estimates",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='locationfix',
-            name='driver',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="locationfix",
+            name="driver",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='offer',
-            name='driver',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='offers', to=settings.AUTH_USER_MODEL),
+            model_name="offer",
+            name="driver",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="offers",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='presencesession',
-            name='driver',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='presence_sessions', to=settings.AUTH_USER_MODEL),
+            model_name="presencesession",
+            name="driver",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="presence_sessions",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='rating',
-            name='author',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="rating",
+            name="author",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='tip',
-            name='driver',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tips_received', to=settings.AUTH_USER_MODEL),
+            model_name="tip",
+            name="driver",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="tips_received",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='tip',
-            name='rider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="tip",
+            name="rider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='trip',
-            name='driver',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='trips_as_driver', to=settings.AUTH_USER_MODEL),
+            model_name="trip",
+            name="driver",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="trips_as_driver",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='trip',
-            name='estimate',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='dispatch.fareestimate'),
+            model_name="trip",
+            name="estimate",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="dispatch.fareestimate",
+            ),
         ),
         migrations.AddField(
-            model_name='trip',
-            name='policy_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='fares.farepolicyversion'),
+            model_name="trip",
+            name="policy_version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="fares.farepolicyversion"
+            ),
         ),
         migrations.AddField(
-            model_name='trip',
-            name='rider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='trips_as_rider', to=settings.AUTH_USER_MODEL),
+            model_name="trip",
+            name="rider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="trips_as_rider",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='trip',
-            name='vehicle',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='accounts.vehicle'),
+            model_name="trip",
+            name="vehicle",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to="accounts.vehicle"
+            ),
         ),
         migrations.AddField(
-            model_name='tip',
-            name='trip',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tips', to='dispatch.trip'),
+            model_name="tip",
+            name="trip",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="tips", to="dispatch.trip"
+            ),
         ),
         migrations.AddField(
-            model_name='rating',
-            name='trip',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ratings', to='dispatch.trip'),
+            model_name="rating",
+            name="trip",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="ratings", to="dispatch.trip"
+            ),
         ),
         migrations.AddField(
-            model_name='offer',
-            name='trip',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='offers', to='dispatch.trip'),
+            model_name="offer",
+            name="trip",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="offers", to="dispatch.trip"
+            ),
         ),
         migrations.AddField(
-            model_name='locationfix',
-            name='trip',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='fixes', to='dispatch.trip'),
+            model_name="locationfix",
+            name="trip",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="fixes",
+                to="dispatch.trip",
+            ),
         ),
         migrations.AddField(
-            model_name='tripevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="tripevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='tripevent',
-            name='trip',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='dispatch.trip'),
+            model_name="tripevent",
+            name="trip",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="events", to="dispatch.trip"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='presencesession',
-            constraint=models.UniqueConstraint(condition=models.Q(('ended_at__isnull', True)), fields=('driver',), name='one_open_presence_session'),
+            model_name="presencesession",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("ended_at__isnull", True)),
+                fields=("driver",),
+                name="one_open_presence_session",
+            ),
         ),
         migrations.AddIndex(
-            model_name='trip',
-            index=models.Index(fields=['rider', '-requested_at'], name='trip_rider_recent'),
+            model_name="trip",
+            index=models.Index(fields=["rider", "-requested_at"], name="trip_rider_recent"),
         ),
         migrations.AddIndex(
-            model_name='trip',
-            index=models.Index(fields=['driver', '-requested_at'], name='trip_driver_recent'),
+            model_name="trip",
+            index=models.Index(fields=["driver", "-requested_at"], name="trip_driver_recent"),
         ),
         migrations.AddIndex(
-            model_name='trip',
-            index=models.Index(fields=['status', 'next_dispatch_at'], name='trip_dispatch_due'),
+            model_name="trip",
+            index=models.Index(fields=["status", "next_dispatch_at"], name="trip_dispatch_due"),
         ),
         migrations.AddConstraint(
-            model_name='trip',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['requested', 'assigned', 'arrived', 'in_progress', 'completed', 'unfulfilled', 'cancelled'])), name='trip_status_valid'),
+            model_name="trip",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "requested",
+                            "assigned",
+                            "arrived",
+                            "in_progress",
+                            "completed",
+                            "unfulfilled",
+                            "cancelled",
+                        ],
+                    )
+                ),
+                name="trip_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trip',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', [dispatch.state.TripStatus['ARRIVED'], dispatch.state.TripStatus['ASSIGNED'], dispatch.state.TripStatus['IN_PROGRESS'], dispatch.state.TripStatus['REQUESTED']])), fields=('rider',), name='one_open_trip_per_rider'),
+            model_name="trip",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            dispatch.state.TripStatus["ARRIVED"],
+                            dispatch.state.TripStatus["ASSIGNED"],
+                            dispatch.state.TripStatus["IN_PROGRESS"],
+                            dispatch.state.TripStatus["REQUESTED"],
+                        ],
+                    )
+                ),
+                fields=("rider",),
+                name="one_open_trip_per_rider",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trip',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', [dispatch.state.TripStatus['ARRIVED'], dispatch.state.TripStatus['ASSIGNED'], dispatch.state.TripStatus['IN_PROGRESS']])), fields=('driver',), name='one_active_trip_per_driver'),
+            model_name="trip",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            dispatch.state.TripStatus["ARRIVED"],
+                            dispatch.state.TripStatus["ASSIGNED"],
+                            dispatch.state.TripStatus["IN_PROGRESS"],
+                        ],
+                    )
+                ),
+                fields=("driver",),
+                name="one_active_trip_per_driver",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trip',
-            constraint=models.CheckConstraint(condition=models.Q(('driver__isnull', False), ('status__in', [dispatch.state.TripStatus['REQUESTED'], dispatch.state.TripStatus['UNFULFILLED'], dispatch.state.TripStatus['CANCELLED']]), _connector='OR'), name='trip_driver_when_assigned'),
+            model_name="trip",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("driver__isnull", False),
+                    (
+                        "status__in",
+                        [
+                            dispatch.state.TripStatus["REQUESTED"],
+                            dispatch.state.TripStatus["UNFULFILLED"],
+                            dispatch.state.TripStatus["CANCELLED"],
+                        ],
+                    ),
+                    _connector="OR",
+                ),
+                name="trip_driver_when_assigned",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tip',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='tip_positive'),
+            model_name="tip",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_minor__gt", 0)), name="tip_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rating',
-            constraint=models.UniqueConstraint(fields=('trip', 'author_role'), name='one_rating_per_party_per_trip'),
+            model_name="rating",
+            constraint=models.UniqueConstraint(
+                fields=("trip", "author_role"), name="one_rating_per_party_per_trip"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rating',
-            constraint=models.CheckConstraint(condition=models.Q(('stars__gte', 1), ('stars__lte', 5)), name='rating_stars_range'),
+            model_name="rating",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("stars__gte", 1), ("stars__lte", 5)), name="rating_stars_range"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['open', 'accepted', 'declined', 'expired', 'withdrawn'])), name='offer_status_valid'),
+            model_name="offer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["open", "accepted", "declined", "expired", "withdrawn"])),
+                name="offer_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('trip',), name='one_open_offer_per_trip'),
+            model_name="offer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "open")), fields=("trip",), name="one_open_offer_per_trip"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('driver',), name='one_open_offer_per_driver'),
+            model_name="offer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "open")), fields=("driver",), name="one_open_offer_per_driver"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.UniqueConstraint(fields=('trip', 'driver'), name='offer_trip_driver_once'),
+            model_name="offer",
+            constraint=models.UniqueConstraint(fields=("trip", "driver"), name="offer_trip_driver_once"),
         ),
         migrations.AddIndex(
-            model_name='locationfix',
-            index=models.Index(fields=['trip', 'recorded_at'], name='fix_trip_trail'),
+            model_name="locationfix",
+            index=models.Index(fields=["trip", "recorded_at"], name="fix_trip_trail"),
         ),
         migrations.AddIndex(
-            model_name='locationfix',
-            index=models.Index(fields=['received_at'], name='fix_received'),
+            model_name="locationfix",
+            index=models.Index(fields=["received_at"], name="fix_received"),
         ),
         migrations.AddIndex(
-            model_name='locationfix',
-            index=models.Index(fields=['driver', 'recorded_at'], name='fix_driver_time'),
+            model_name="locationfix",
+            index=models.Index(fields=["driver", "recorded_at"], name="fix_driver_time"),
         ),
     ]

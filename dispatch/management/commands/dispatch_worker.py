@@ -1,0 +1,39 @@
+"""`manage.py dispatch_worker [--region default]`: the region's dispatch process (docs/dispatch.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the dispatch worker of one region: the driver index, offer timers and dispatch rounds."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--region", default=None, help="dispatch region (default: ROCHDALE_DISPATCH_REGION)"
+        )
+        parser.add_argument(
+            "--batch-window-ms", type=int, default=None, help="override ROCHDALE_BATCH_WINDOW_MS"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from dispatch.worker import DispatchWorker
+
+        worker = DispatchWorker(options["region"], batch_window_ms=options["batch_window_ms"])
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(worker.run())
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self.stdout.write(f"dispatch worker for region {worker.region} starting")
+        asyncio.run(main())

@@ -1,0 +1,328 @@
+"""Dispatch rounds: who is offered a trip next, recorded with why, decided under the trip's row lock.
+
+The region's dispatch worker (dispatch/worker.py) finds candidates in its in-memory DriverIndex and calls
+`dispatch_round` here; when the worker is down, `sweep_dispatch` (Celery beat, every 2 s) does the same
+with candidates from Redis's geo set, so timeouts and re-offers keep working across any restart. A round
+holds `SELECT ... FOR UPDATE SKIP LOCKED` on the trip, so two rounds never offer one trip twice, and the
+partial unique indexes on Offer refuse a second open offer per driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backend.redis import get_redis
+from dispatch import live
+from dispatch.eta_model import pickup_eta_s
+from dispatch.models import Offer, OfferStatus, Trip
+from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
+from dispatch.realtime import push_to_user
+from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
+
+logger = logging.getLogger(__name__)
+
+
+def trip_requested(*, trip_id: uuid.UUID) -> None:
+    """Hand a new trip to the region's dispatch worker (call it on commit of the trip's creation)."""
+    info = Trip.objects.filter(id=trip_id).values_list("pickup", "wheelchair_accessible").first()
+    fields: dict[str, Any] = {"trip": trip_id, "t": time.time()}
+    if info is not None:
+        fields.update(lat=info[0].y, lng=info[0].x, wav=int(info[1]))
+    try:
+        live.post_event("request", **fields)
+    except Exception:  # Redis down: the sweeper finds the trip in PostgreSQL within seconds
+        logger.warning("trip %s: dispatch event not sent", trip_id, exc_info=True)
+
+
+# -- candidates and ranking ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    driver_id: str
+    distance_m: float
+    eta_s: int
+    idle_s: int
+    fix_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCandidate:
+    candidate: Candidate
+    rank: int
+    reason: dict[str, Any]
+
+
+@dataclass(slots=True)
+class TripInfo:
+    trip_id: str
+    lat: float
+    lng: float
+    wav: bool
+    excluded: set[str] = field(default_factory=set)
+
+
+def live_candidates(
+    client: Any, near: Sequence[tuple[str, float]], *, policy: DispatchPolicy, excluded: set[str], now: float
+) -> list[Candidate]:
+    """Keep the drivers Redis says are online, free and freshly located; return them as candidates.
+
+    `near` is (driver id, great-circle metres); one pipelined HMGET reads the live flags of them all."""
+    wanted = [(driver_id, metres) for driver_id, metres in near if driver_id not in excluded]
+    if not wanted:
+        return []
+    pipe = client.pipeline()
+    for driver_id, _ in wanted:
+        pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
+    return _to_candidates(wanted, pipe.execute(), policy=policy, now=now)
+
+
+async def alive_candidates(
+    client: Any, near: Sequence[tuple[str, float]], *, policy: DispatchPolicy, excluded: set[str], now: float
+) -> list[Candidate]:
+    """The asyncio twin of `live_candidates`, for the dispatch worker."""
+    wanted = [(driver_id, metres) for driver_id, metres in near if driver_id not in excluded]
+    if not wanted:
+        return []
+    pipe = client.pipeline()
+    for driver_id, _ in wanted:
+        pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
+    return _to_candidates(wanted, await pipe.execute(), policy=policy, now=now)
+
+
+def _to_candidates(
+    wanted: list[tuple[str, float]], flags: list[Any], *, policy: DispatchPolicy, now: float
+) -> list[Candidate]:
+    found = []
+    for (driver_id, metres), (online, trip, fix_at, idle) in zip(wanted, flags, strict=True):
+        if online != b"1" or trip or fix_at is None:
+            continue
+        age = now - float(fix_at)
+        if age > policy.max_fix_age_s:
+            continue  # no offers to a driver we have not heard from lately
+        idle_s = max(0, int(now - float(idle))) if idle else 0
+        found.append(Candidate(driver_id, metres, pickup_eta_s(metres), idle_s, age))
+    return found
+
+
+def rank_candidates(
+    candidates: Sequence[Candidate], *, policy: DispatchPolicy, wheelchair_required: bool = False
+) -> list[RankedCandidate]:
+    """Order candidates by the board's fairness rule (dispatch/matching/ranking.py, docs/dispatch.md), each
+    with the reason recorded on its offer. Candidates here already passed the WAV and freshness filters."""
+    from dispatch.matching import ranking
+
+    pure = [
+        ranking.Candidate(c.driver_id, c.distance_m, c.eta_s, c.idle_s, wheelchair_accessible=True)
+        for c in candidates
+    ]
+    by_id = {c.driver_id: c for c in candidates}
+    ranked = []
+    for entry in ranking.rank_candidates(
+        pure, policy.fairness_rule(), wheelchair_required=wheelchair_required
+    ):
+        details = dict(entry.details)
+        # Other drivers' ids stay private: a driver's history shows how many were in the window, not who.
+        window = details.pop("within_window_of", [])
+        details["drivers_in_window"] = len(window)
+        ranked.append(
+            RankedCandidate(
+                by_id[entry.driver_id],
+                entry.rank,
+                {**policy.as_reason(), **details, "explanation": entry.reason},
+            )
+        )
+    return ranked
+
+
+# -- the round --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What a round did. `kind`: offered | open (an offer is still running) | waiting (nobody free; try
+    again at `next_at`) | unfulfilled | closed (the trip is not looking for a driver, or is locked)."""
+
+    kind: str
+    next_at: datetime | None = None
+    offer_id: uuid.UUID | None = None
+    driver_id: str | None = None
+    expired_offer: tuple[uuid.UUID, str] | None = None
+
+
+def trip_info(*, trip_id: uuid.UUID | str) -> TripInfo | None:
+    """Pickup, WAV flag and drivers already offered this trip, or None when it is not being dispatched."""
+    row = (
+        Trip.objects.filter(id=trip_id, status=TripStatus.REQUESTED)
+        .values_list("pickup", "wheelchair_accessible")
+        .first()
+    )
+    if row is None:
+        return None
+    excluded = {str(d) for d in Offer.objects.filter(trip_id=trip_id).values_list("driver_id", flat=True)}
+    return TripInfo(str(trip_id), row[0].y, row[0].x, bool(row[1]), excluded)
+
+
+def dispatch_round(
+    *,
+    trip_id: uuid.UUID | str,
+    ranked: Sequence[RankedCandidate],
+    policy: DispatchPolicy,
+    batch: dict[str, Any] | None = None,
+) -> RoundResult:
+    """Expire the trip's overdue offer if any, then offer it to the best candidate who can still take it.
+
+    With nobody to offer it to, the trip waits (`next_dispatch_at`) and is searched again until its search
+    budget runs out; then it becomes `unfulfilled` and the rider is told."""
+    now = timezone.now()
+    expired: tuple[uuid.UUID, str] | None = None
+    with transaction.atomic():
+        trip = (
+            Trip.objects.select_for_update(skip_locked=True)
+            .filter(id=trip_id, status=TripStatus.REQUESTED)
+            .select_related("policy_version")
+            .first()
+        )
+        if trip is None:
+            return RoundResult("closed")
+        current = Offer.objects.filter(trip_id=trip.id, status=OfferStatus.OPEN).first()
+        if current is not None:
+            if current.expires_at > now:
+                return RoundResult("open", next_at=current.expires_at, offer_id=current.id)
+            Offer.objects.filter(id=current.id, status=OfferStatus.OPEN).update(
+                status=OfferStatus.EXPIRED, responded_at=now
+            )
+            push_to_user(current.driver_id, {"type": "offer.expired", "offer_id": str(current.id)})
+            expired = (current.id, str(current.driver_id))
+        deadline = trip.search_deadline or trip.requested_at + timedelta(seconds=policy.search_budget_s)
+        if trip.search_deadline is None:
+            trip.search_deadline = deadline
+        if now >= deadline:
+            from dispatch.services.transitions import trip_transition
+
+            trip_transition(
+                trip_id=trip.id,
+                to=TripStatus.UNFULFILLED,
+                details={"reason": "no driver accepted within the search budget"},
+            )
+            return RoundResult("unfulfilled", expired_offer=expired)
+        excluded = {str(d) for d in Offer.objects.filter(trip_id=trip.id).values_list("driver_id", flat=True)}
+        ids = [r.candidate.driver_id for r in ranked if r.candidate.driver_id not in excluded]
+        busy = {
+            str(d)
+            for d in Trip.objects.filter(
+                driver_id__in=ids, status__in=sorted(DRIVER_ACTIVE_STATUSES)
+            ).values_list("driver_id", flat=True)
+        }
+        for choice in ranked:
+            candidate = choice.candidate
+            if candidate.driver_id in excluded or candidate.driver_id in busy:
+                continue
+            expires_at = now + timedelta(seconds=policy.offer_timeout_s)
+            reason = dict(choice.reason)
+            if batch:
+                reason["batch"] = batch
+            try:
+                with transaction.atomic():
+                    offer = Offer.objects.create(
+                        trip_id=trip.id,
+                        driver_id=candidate.driver_id,
+                        created_at=now,
+                        expires_at=expires_at,
+                        pickup_distance_m=round(candidate.distance_m),
+                        pickup_eta_s=candidate.eta_s,
+                        rank=choice.rank,
+                        candidates_considered=choice.reason.get("candidates_considered", len(ranked)),
+                        idle_s=candidate.idle_s,
+                        reason=reason,
+                        dispatch_policy_version=policy.version,
+                    )
+            except IntegrityError:  # holds another open offer, or was offered this trip already
+                continue
+            Trip.objects.filter(id=trip.id).update(next_dispatch_at=expires_at, search_deadline=deadline)
+            from dispatch.services.offers import offer_document
+
+            push_to_user(candidate.driver_id, {"type": "offer", **offer_document(offer, trip)})
+            return RoundResult(
+                "offered",
+                next_at=expires_at,
+                offer_id=offer.id,
+                driver_id=candidate.driver_id,
+                expired_offer=expired,
+            )
+        retry_at = min(now + timedelta(seconds=policy.retry_interval_s), deadline)
+        Trip.objects.filter(id=trip.id).update(next_dispatch_at=retry_at, search_deadline=deadline)
+        return RoundResult("waiting", next_at=retry_at, expired_offer=expired)
+
+
+# -- the database sweeper (works with the worker down) --------------------------------------------------
+
+
+def worker_alive(region_name: str | None = None) -> bool:
+    try:
+        return bool(get_redis().exists(live.worker_heartbeat_key(region_name)))
+    except Exception:
+        return False
+
+
+def sweep_dispatch(*, grace_s: float = 2.0) -> dict[str, int]:
+    """Expire offers overdue by more than `grace_s` (a live worker expires them on time) and, when no
+    dispatch worker is alive, run the due rounds itself with candidates from Redis's geo set."""
+    now = timezone.now()
+    overdue = list(
+        Offer.objects.filter(
+            status=OfferStatus.OPEN, expires_at__lt=now - timedelta(seconds=grace_s)
+        ).values_list("id", "trip_id")
+    )
+    from dispatch.services.offers import offer_expire
+
+    for offer_id, _trip_id in overdue:
+        offer_expire(offer_id=offer_id)
+    rounds = 0
+    if not worker_alive():
+        now = timezone.now()
+        due = (
+            Trip.objects.filter(status=TripStatus.REQUESTED)
+            .exclude(next_dispatch_at__gt=now)
+            .exclude(offers__status=OfferStatus.OPEN)
+            .filter(requested_at__lt=now - timedelta(seconds=grace_s))
+        )
+        policy = dispatch_policy_in_force()
+        for trip_id in due.values_list("id", flat=True)[:200]:
+            info = trip_info(trip_id=trip_id)
+            if info is None:
+                continue
+            ranked = rank_candidates(candidates_from_redis(info, policy=policy), policy=policy)
+            dispatch_round(trip_id=trip_id, ranked=ranked, policy=policy)
+            rounds += 1
+    return {"expired": len(overdue), "rounds": rounds}
+
+
+def candidates_from_redis(info: TripInfo, *, policy: DispatchPolicy) -> list[Candidate]:
+    """Candidates near the pickup from the available geo set (the sweeper's stand-in for the index)."""
+    if abs(info.lat) > live.GEO_LAT_LIMIT:
+        return []
+    client = get_redis()
+    found = client.geosearch(
+        live.available_key(wav=info.wav),
+        longitude=info.lng,
+        latitude=info.lat,
+        radius=policy.search_radius_m,
+        unit="m",
+        sort="ASC",
+        count=policy.max_candidates * 2,
+        withdist=True,
+    )
+    near = [(member.decode(), float(distance)) for member, distance in found]
+    return live_candidates(client, near, policy=policy, excluded=info.excluded, now=time.time())[
+        : policy.max_candidates
+    ]

@@ -1,0 +1,182 @@
+"""The driver moving their trip: arrived, started, completed (measured and paid), or cancelled before start.
+
+Every move goes through `trip_transition` with the guard `driver_id=me`, so a driver can move only their
+own trip and only along the status machine. Completion measures the route driven with the rider aboard
+from the location trail (PostGIS rows plus the fixes not yet flushed, flushed first) and posts the fare in
+the same transaction as the move.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from geopy.distance import geodesic
+
+from backend.errors import InvalidTransition, NotFound
+from backend.fares.settlement import completion_fields, post_trip_fare
+from backend.redis import get_redis
+from dispatch import live
+from dispatch.models import DriverPresence, LocationFix, Trip
+from dispatch.services.transitions import trip_transition
+from dispatch.state import TripStatus
+
+logger = logging.getLogger(__name__)
+
+# A fix this inaccurate says nothing about the route; segments shorter than the fixes' own uncertainty
+# (or a few metres) are GPS jitter of a standing car, not driving.
+MAX_USABLE_ACCURACY_M = 100.0
+MIN_SEGMENT_M = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrailPoint:
+    lat: float
+    lng: float
+    recorded_at: datetime
+    accuracy_m: float | None
+
+
+def trail_distance_m(points: Iterable[TrailPoint]) -> int | None:
+    """Geodesic length of a trail with jitter filtered out; None when there are fewer than two usable fixes.
+
+    A point is kept only once it is farther from the last kept point than either fix's accuracy (and at
+    least MIN_SEGMENT_M), so a car standing at a light adds nothing however much its fix wanders."""
+    anchor: TrailPoint | None = None
+    total = 0.0
+    usable = 0
+    for point in sorted(points, key=lambda p: p.recorded_at):
+        if point.accuracy_m is not None and point.accuracy_m > MAX_USABLE_ACCURACY_M:
+            continue
+        usable += 1
+        if anchor is None:
+            anchor = point
+            continue
+        step = geodesic((anchor.lat, anchor.lng), (point.lat, point.lng)).meters
+        threshold = max(MIN_SEGMENT_M, anchor.accuracy_m or 0.0, point.accuracy_m or 0.0)
+        if step >= threshold:
+            total += step
+            anchor = point
+    if usable < 2:
+        return None
+    return round(total)
+
+
+def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[TrailPoint]:
+    """The trip's accepted fixes between `since` and `until` (refused jumps never count)."""
+    rows = (
+        LocationFix.objects.filter(
+            trip_id=trip_id, accepted=True, recorded_at__gte=since, recorded_at__lte=until
+        )
+        .order_by("recorded_at")
+        .values_list("point", "recorded_at", "accuracy_m")
+    )
+    seen: set[datetime] = set()
+    trail = []
+    for point, recorded_at, accuracy in rows:
+        if recorded_at in seen:  # a flush retried after a crash may have inserted a fix twice
+            continue
+        seen.add(recorded_at)
+        trail.append(TrailPoint(point.y, point.x, recorded_at, accuracy))
+    return trail
+
+
+def _own_trip(trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID) -> Trip:
+    return trip_transition(trip_id=trip_id, to=to, actor_id=driver_id, guard={"driver_id": driver_id})
+
+
+def trip_arrive(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
+    """The driver is at the pickup."""
+    return _own_trip(trip_id, TripStatus.ARRIVED, driver_id)
+
+
+def trip_start(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
+    """The rider is aboard; from here the trail is measured."""
+    return _own_trip(trip_id, TripStatus.IN_PROGRESS, driver_id)
+
+
+def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
+    """Measure the trip from its trail, price it and post the fare, all in one transaction."""
+    trip = Trip.objects.select_related("policy_version").filter(id=trip_id, driver_id=driver_id).first()
+    if trip is None:
+        raise NotFound("No such trip.", code="trip_not_found")
+    if trip.status != TripStatus.IN_PROGRESS or trip.started_at is None:
+        raise InvalidTransition(
+            f"A trip that is {trip.status} cannot become completed.",
+            details={"from": trip.status, "to": TripStatus.COMPLETED.value},
+        )
+    from dispatch.services.locations import flush_pending_fixes
+
+    flush_pending_fixes()
+    now = timezone.now()
+    measured = trail_distance_m(trip_trail(trip_id=trip.id, since=trip.started_at, until=now))
+    distance_m = measured if measured is not None else trip.estimated_distance_m
+    duration_s = max(int((now - trip.started_at).total_seconds()), 0) if measured is not None else None
+    if duration_s is None:
+        duration_s = trip.estimated_duration_s
+    with transaction.atomic():
+        fields = completion_fields(trip=trip, distance_m=distance_m, duration_s=duration_s)
+        done = trip_transition(
+            trip_id=trip.id,
+            to=TripStatus.COMPLETED,
+            actor_id=driver_id,
+            guard={"driver_id": driver_id},
+            fields={**fields, "completed_at": now},
+            details={"measured": measured is not None, "distance_m": distance_m, "duration_s": duration_s},
+        )
+        post_trip_fare(trip=done)
+        DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
+    transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip.id))
+    return done
+
+
+def trip_cancel_by_driver(*, driver_id: uuid.UUID, trip_id: uuid.UUID, reason: str = "") -> Trip:
+    """The driver cancels before the rider is aboard (assigned or arrived)."""
+    if not Trip.objects.filter(id=trip_id, driver_id=driver_id).exists():
+        raise NotFound("No such trip.", code="trip_not_found")
+    try:
+        from dispatch.services.trips import trip_cancel
+    except ImportError:
+        trip_cancel = None
+    if trip_cancel is not None:
+        trip = trip_cancel(trip_id=trip_id, actor_id=driver_id, reason=reason)
+    else:
+        trip = trip_transition(
+            trip_id=trip_id,
+            to=TripStatus.CANCELLED,
+            actor_id=driver_id,
+            guard={"driver_id": driver_id},
+            fields={"cancelled_by": "driver", "cancel_reason": reason[:500]},
+            details={"by": "driver"},
+        )
+    now = timezone.now()
+    DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
+    transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip_id))
+    return trip
+
+
+def driver_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID | None = None) -> None:
+    """The driver's trip ended (completed or cancelled by anyone): stop sharing their location with the
+    rider and make them available again. Idempotent; call after commit. `sweep_presence` calls it too
+    for any ended trip Redis still names, so a missed call heals within seconds."""
+    client = get_redis()
+    key = live.driver_key(driver_id)
+    current = client.hget(key, "trip")
+    if trip_id is not None and current is not None and current.decode() not in ("", str(trip_id)):
+        return  # already on another trip
+    now = timezone.now().timestamp()
+    pipe = client.pipeline()
+    pipe.hset(key, mapping={"trip": "", "rider": "", "idle": repr(now)})
+    pipe.srem(live.ON_TRIP_KEY, str(driver_id))
+    pipe.hmget(key, "online", "lat", "lng", "wav")
+    online, lat, lng, wav = pipe.execute()[-1]
+    if online == b"1" and lat is not None and abs(float(lat)) <= live.GEO_LAT_LIMIT:
+        client.geoadd(live.available_key(), (float(lng), float(lat), str(driver_id)))
+        if wav == b"1":
+            client.geoadd(live.available_key(wav=True), (float(lng), float(lat), str(driver_id)))
+    live.post_event("free", d=driver_id, trip=trip_id)

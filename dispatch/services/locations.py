@@ -1,0 +1,303 @@
+"""Driver location fixes: validated at the socket, written to Redis in one round trip, persisted in batches.
+
+No fix costs a PostgreSQL write, a Celery task or a core-layer channel message of its own (docs/dispatch.md
+has the measured reasons): `location_record` runs one Lua script (compare with the last fix, HSET, GEOADD,
+XADD) and, when the driver is on a trip, publishes `driver.location` to the rider through the pub/sub
+channel layer. `flush_pending_fixes` (the `flush_locations` task, every 2 s) bulk-inserts the stream into
+LocationFix and updates every moved DriverPresence row with one `UPDATE ... FROM (VALUES ...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+
+from backend.errors import InvalidInput
+from backend.redis import get_async_redis, get_redis
+from dispatch import live
+
+logger = logging.getLogger(__name__)
+
+FUTURE_SKEW_S = 10.0
+MAX_FIX_AGE_S = 60.0
+MAX_ACCURACY_M = 10_000.0
+MAX_SPEED_FIELD_MPS = 150.0
+JUMP_SLACK_M = 30.0
+FLUSH_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    lat: float
+    lng: float
+    heading: float | None
+    speed_mps: float | None
+    accuracy_m: float | None
+    recorded_at: float  # epoch seconds
+
+
+def _number(frame: dict[str, Any], key: str, *, required: bool, low: float, high: float) -> float | None:
+    value = frame.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f'"{key}" must be a number.', code="invalid_location", details={"field": key})
+    if not low <= value <= high:
+        raise InvalidInput(
+            f'"{key}" must be between {low:g} and {high:g}.',
+            code="invalid_location",
+            details={"field": key},
+        )
+    return float(value)
+
+
+def fix_from_frame(frame: dict[str, Any], *, now: float | None = None) -> Fix:
+    """Validate a `location` frame: ranges, and a `recorded_at` neither in the future nor a minute old."""
+    lat = _number(frame, "lat", required=True, low=-90.0, high=90.0)
+    lng = _number(frame, "lng", required=True, low=-180.0, high=180.0)
+    heading = _number(frame, "heading", required=False, low=0.0, high=360.0)
+    speed = _number(frame, "speed_mps", required=False, low=0.0, high=MAX_SPEED_FIELD_MPS)
+    accuracy = _number(frame, "accuracy_m", required=False, low=0.0, high=MAX_ACCURACY_M)
+    raw_time = frame.get("recorded_at")
+    recorded = parse_datetime(raw_time) if isinstance(raw_time, str) and len(raw_time) <= 40 else None
+    if recorded is None or recorded.tzinfo is None:
+        raise InvalidInput(
+            '"recorded_at" must be an ISO 8601 time with a zone.',
+            code="invalid_location",
+            details={"field": "recorded_at"},
+        )
+    at = recorded.timestamp()
+    current = time.time() if now is None else now
+    if at > current + FUTURE_SKEW_S:
+        raise InvalidInput("The fix is recorded in the future.", code="fix_in_future")
+    if at < current - MAX_FIX_AGE_S:
+        raise InvalidInput("The fix is more than a minute old.", code="fix_too_old")
+    assert lat is not None and lng is not None
+    return Fix(lat, lng, heading, speed, accuracy, at)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+_shared_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_client() -> tuple[Any, Any]:
+    """One asyncio Redis client (a small pool) and the registered script per event loop: thousands of
+    driver sockets share it, instead of each holding Redis connections of its own."""
+    loop = asyncio.get_running_loop()
+    shared = _shared_clients.get(loop)
+    if shared is None:
+        client = get_async_redis()
+        shared = (client, client.register_script(live.FIX_SCRIPT))
+        _shared_clients[loop] = shared
+    return shared
+
+
+class LocationRecorder:
+    """The socket's writer of fixes, over the process's shared asyncio Redis client."""
+
+    def __init__(self) -> None:
+        self._redis: Any = None
+        self._script: Any = None
+
+    async def close(self) -> None:
+        """Nothing to release: the client is shared by the process's sockets."""
+
+    async def record(self, *, driver_id: uuid.UUID | str, fix: Fix) -> None:
+        """Store an accepted fix or raise InvalidInput (`implausible_jump`, `fix_out_of_order`); forward
+        `driver.location` to the rider of the driver's active trip."""
+        if self._script is None:
+            self._redis, self._script = _shared_client()
+        region = live.region()
+        answer = await self._script(
+            keys=[
+                live.driver_key(driver_id),
+                live.available_key(region),
+                live.available_key(region, wav=True),
+                live.fixes_key(region),
+            ],
+            args=[
+                str(driver_id),
+                repr(fix.lat),
+                repr(fix.lng),
+                _fmt(fix.heading),
+                _fmt(fix.speed_mps),
+                _fmt(fix.accuracy_m),
+                repr(fix.recorded_at),
+                repr(time.time()),
+                settings.ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS,
+                live.FIXES_MAXLEN,
+                JUMP_SLACK_M + min(fix.accuracy_m or 0.0, 200.0),
+                live.GEO_LAT_LIMIT,
+            ],
+        )
+        verdict = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
+        if verdict == "stale":
+            raise InvalidInput("The fix is not newer than the last one.", code="fix_out_of_order")
+        if verdict == "jump":
+            raise InvalidInput(
+                "The fix is too far from the last one to be real; it is not used for matching.",
+                code="implausible_jump",
+                details={"distance_m": int(answer[1])},
+            )
+        rider_id = answer[1].decode() if isinstance(answer[1], bytes) else answer[1]
+        trip_id = answer[2].decode() if isinstance(answer[2], bytes) else answer[2]
+        if rider_id and trip_id:
+            from dispatch.realtime import apush_to_user
+
+            await apush_to_user(
+                rider_id,
+                {
+                    "type": "driver.location",
+                    "trip_id": trip_id,
+                    "lat": fix.lat,
+                    "lng": fix.lng,
+                    "heading": fix.heading,
+                },
+            )
+
+
+# -- persistence (Celery task and completion) -------------------------------------------------------------
+
+
+_FIX_ROW = (
+    "(%s::uuid, %s::uuid, ST_SetSRID(ST_MakePoint(%s::float8, %s::float8), 4326), %s::timestamptz, "
+    "%s::timestamptz, %s::float8, %s::float8, %s::float8, %s::boolean)"
+)
+_INSERT_FIXES = (
+    "INSERT INTO dispatch_locationfix (driver_id, trip_id, point, recorded_at, received_at, heading, "
+    "speed_mps, accuracy_m, accepted) "
+    "SELECT v.* FROM (VALUES {values}) AS v(driver_id, trip_id, point, recorded_at, received_at, heading, "
+    "speed_mps, accuracy_m, accepted) WHERE EXISTS (SELECT 1 FROM accounts_user u WHERE u.id = v.driver_id)"
+)
+_PRESENCE_ROW = (
+    "(%s::uuid, %s::float8, %s::float8, %s::float8, %s::float8, %s::timestamptz, %s::float8, %s::int)"
+)
+# A newer fix already stored (a flush racing a completion's flush) is never overwritten by an older one.
+_OLDER = "v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)"
+_UPDATE_PRESENCE = (
+    "UPDATE dispatch_driverpresence AS p SET "
+    "location = CASE WHEN {older} THEN p.location ELSE ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326) END, "
+    "heading = CASE WHEN {older} THEN p.heading ELSE v.heading END, "
+    "speed_mps = CASE WHEN {older} THEN p.speed_mps ELSE v.speed END, "
+    "accuracy_m = CASE WHEN {older} THEN p.accuracy_m ELSE v.accuracy END, "
+    "fix_at = GREATEST(p.fix_at, v.fix_at), "
+    "implausible_jumps = p.implausible_jumps + v.jumps, updated_at = now() "
+    "FROM (VALUES {values}) AS v(driver_id, lat, lng, heading, speed, fix_at, accuracy, jumps) "
+    "WHERE p.driver_id = v.driver_id"
+)
+
+
+def _parse_entry(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in fields.items()}
+
+
+def _opt(value: str) -> float | None:
+    return float(value) if value else None
+
+
+def flush_pending_fixes(*, region_name: str | None = None, wait_s: float = 5.0) -> int:
+    """Persist the fixes stream since the last flush: bulk INSERT of LocationFix rows and one bulk UPDATE of
+    DriverPresence (latest accepted fix per driver, refused jumps counted). Returns the rows inserted.
+
+    A Redis lock keeps two flushes from inserting the same entries; a trip completing calls this too, so
+    its trail is complete before it is measured.
+    """
+    client = get_redis()
+    lock = client.lock(live.flush_lock_key(region_name), timeout=60, blocking_timeout=wait_s)
+    if not lock.acquire():
+        logger.info("location flush skipped: another flush holds the lock")
+        return 0
+    try:
+        total = 0
+        stream = live.fixes_key(region_name)
+        while True:
+            cursor = client.get(live.flush_cursor_key(region_name))
+            start = "(" + cursor.decode() if cursor else "-"
+            entries = client.xrange(stream, min=start, max="+", count=FLUSH_CHUNK)
+            if not entries:
+                return total
+            total += _persist(entries)
+            client.set(live.flush_cursor_key(region_name), entries[-1][0])
+            if len(entries) < FLUSH_CHUNK:
+                return total
+    finally:
+        try:
+            lock.release()
+        except Exception:  # the lock may have expired under a very slow flush; nothing to undo
+            logger.warning("location flush lock expired before release")
+
+
+def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+    rows: list[tuple[Any, ...]] = []
+    latest: dict[str, tuple[Any, ...]] = {}
+    jumps: dict[str, int] = {}
+    for _entry_id, raw in entries:
+        fields = _parse_entry(raw)
+        if fields.get("k") != "fix":
+            continue
+        driver_id = fields["d"]
+        accepted = fields.get("ok") == "1"
+        recorded = datetime.fromtimestamp(float(fields["t"]), tz=UTC)
+        received = datetime.fromtimestamp(float(fields["rx"]), tz=UTC)
+        lat, lng = float(fields["lat"]), float(fields["lng"])
+        heading, speed, accuracy = (
+            _opt(fields.get("h", "")),
+            _opt(fields.get("s", "")),
+            _opt(fields.get("a", "")),
+        )
+        rows.append(
+            (
+                driver_id,
+                fields.get("trip") or None,
+                lng,
+                lat,
+                recorded,
+                received,
+                heading,
+                speed,
+                accuracy,
+                accepted,
+            )
+        )
+        if accepted:
+            previous = latest.get(driver_id)
+            if previous is None or previous[5] <= recorded:
+                latest[driver_id] = (driver_id, lat, lng, heading, speed, recorded, accuracy)
+        else:
+            jumps[driver_id] = jumps.get(driver_id, 0) + 1
+    if not rows:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One multi-row INSERT per chunk: far cheaper than a row each (see docs/dispatch.md).
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            cursor.execute(
+                _INSERT_FIXES.format(values=",".join([_FIX_ROW] * len(chunk))),
+                [value for row in chunk for value in row],
+            )
+        updates = []
+        for driver_id in set(latest) | set(jumps):
+            fix = latest.get(driver_id) or (driver_id, None, None, None, None, None, None)
+            updates.append((*fix, jumps.get(driver_id, 0)))
+        if updates:
+            cursor.execute(
+                _UPDATE_PRESENCE.format(values=",".join([_PRESENCE_ROW] * len(updates)), older=_OLDER),
+                [value for row in updates for value in row],
+            )
+    return len(rows)

@@ -1,0 +1,192 @@
+"""Offers: one trip offered to one driver until `expires_at`; accepted, declined, expired or withdrawn.
+
+The database decides every race: accepting is one conditional UPDATE (`status='open' AND expires_at > now()`
+for this driver), so of any number of concurrent accepts exactly one wins, and a late or foreign one gets
+`offer_not_open`. Pushes and the dispatch worker's events go out after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from backend.errors import Conflict
+from backend.fares.money import money
+from backend.fares.pricing import driver_pay
+from backend.fares.selectors import policy_of
+from backend.redis import get_redis
+from dispatch import live
+from dispatch.models import Offer, OfferStatus, Trip
+from dispatch.realtime import push_to_user
+from dispatch.services.transitions import trip_transition
+from dispatch.state import TripStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def offer_document(offer: Offer, trip: Trip | None = None) -> dict[str, Any]:
+    """The contract's offer (as pushed in the `offer` frame and returned by `GET /driver/state`)."""
+    trip = trip or offer.trip
+    pay = driver_pay(
+        policy_of(trip.policy_version),
+        fare_minor=trip.fare_estimate_minor,
+        distance_m=trip.estimated_distance_m,
+        duration_s=trip.estimated_duration_s,
+        wheelchair_accessible=trip.wheelchair_accessible,
+    )
+    return {
+        "offer_id": str(offer.id),
+        "trip_id": str(trip.id),
+        "pickup": {"lat": trip.pickup.y, "lng": trip.pickup.x},
+        "dropoff": {"lat": trip.dropoff.y, "lng": trip.dropoff.x},
+        "pickup_distance_m": offer.pickup_distance_m,
+        "pickup_eta_s": offer.pickup_eta_s,
+        "trip_distance_m": trip.estimated_distance_m,
+        "trip_duration_s": trip.estimated_duration_s,
+        "fare": money(trip.fare_estimate_minor, trip.currency),
+        "driver_pay": money(pay.pay, trip.currency),
+        "wheelchair_accessible": trip.wheelchair_accessible,
+        "expires_at": _iso(offer.expires_at),
+    }
+
+
+def offer_history_item(offer: Offer) -> dict[str, Any]:
+    """One line of a driver's own offer history, with why they were chosen."""
+    return {
+        "offer_id": str(offer.id),
+        "trip_id": str(offer.trip_id),
+        "status": offer.status,
+        "created_at": _iso(offer.created_at),
+        "expires_at": _iso(offer.expires_at),
+        "responded_at": _iso(offer.responded_at) if offer.responded_at else None,
+        "pickup_distance_m": offer.pickup_distance_m,
+        "pickup_eta_s": offer.pickup_eta_s,
+        "rank": offer.rank,
+        "candidates_considered": offer.candidates_considered,
+        "idle_s": offer.idle_s,
+        "dispatch_policy_version": offer.dispatch_policy_version,
+        "reason": offer.reason,
+    }
+
+
+def open_offer_for_driver(*, driver_id: uuid.UUID) -> Offer | None:
+    return (
+        Offer.objects.select_related("trip", "trip__policy_version")
+        .filter(driver_id=driver_id, status=OfferStatus.OPEN, expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def _not_open() -> Conflict:
+    return Conflict("This offer is no longer open to you.", code="offer_not_open")
+
+
+def offer_accept(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> Trip:
+    """Take the offered trip. Exactly one accept of an open, unexpired offer of this driver wins."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            won = Offer.objects.filter(
+                id=offer_id, driver_id=driver_id, status=OfferStatus.OPEN, expires_at__gt=now
+            ).update(status=OfferStatus.ACCEPTED, responded_at=now)
+            if won == 0:
+                raise _not_open()
+            trip_id = Offer.objects.filter(id=offer_id).values_list("trip_id", flat=True).get()
+            from backend.accounts.models import DriverProfile
+
+            vehicle = DriverProfile.objects.get(user_id=driver_id).active_vehicle
+            trip = trip_transition(
+                trip_id=trip_id,
+                to=TripStatus.ASSIGNED,
+                actor_id=driver_id,
+                guard={"driver__isnull": True},
+                fields={
+                    "driver_id": driver_id,
+                    "vehicle_id": vehicle.id if vehicle else None,
+                    "next_dispatch_at": None,
+                },
+                details={"offer_id": str(offer_id)},
+            )
+    except IntegrityError as exc:  # the driver already has an active trip (one_active_trip_per_driver)
+        logger.info("accept of %s refused by a constraint: %s", offer_id, exc)
+        raise _not_open() from exc
+    except Conflict as exc:
+        if exc.code == "offer_not_open":
+            raise
+        raise _not_open() from exc
+    transaction.on_commit(lambda: _mirror_assigned(driver_id, trip))
+    return trip
+
+
+def _mirror_assigned(driver_id: uuid.UUID, trip: Trip) -> None:
+    client = get_redis()
+    pipe = client.pipeline()
+    pipe.hset(live.driver_key(driver_id), mapping={"trip": str(trip.id), "rider": str(trip.rider_id)})
+    pipe.zrem(live.available_key(), str(driver_id))
+    pipe.zrem(live.available_key(wav=True), str(driver_id))
+    pipe.sadd(live.ON_TRIP_KEY, str(driver_id))
+    pipe.execute()
+    live.post_event("accept", d=driver_id, trip=trip.id)
+
+
+def offer_decline(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> None:
+    """Turn the offer down; the trip goes to the next candidate at once."""
+    now = timezone.now()
+    with transaction.atomic():
+        declined = Offer.objects.filter(
+            id=offer_id, driver_id=driver_id, status=OfferStatus.OPEN, expires_at__gt=now
+        ).update(status=OfferStatus.DECLINED, responded_at=now)
+        if declined == 0:
+            raise _not_open()
+        trip_id = Offer.objects.filter(id=offer_id).values_list("trip_id", flat=True).get()
+        Trip.objects.filter(id=trip_id, status=TripStatus.REQUESTED).update(next_dispatch_at=now)
+    transaction.on_commit(lambda: live.post_event("decline", d=driver_id, trip=trip_id, offer=offer_id))
+
+
+def offer_expire(*, offer_id: uuid.UUID) -> uuid.UUID | None:
+    """Close an offer whose time ran out. Returns its trip id when this call expired it (None when it had
+    already been answered, withdrawn or expired by someone else)."""
+    now = timezone.now()
+    with transaction.atomic():
+        expired = Offer.objects.filter(id=offer_id, status=OfferStatus.OPEN, expires_at__lte=now).update(
+            status=OfferStatus.EXPIRED, responded_at=now
+        )
+        if expired == 0:
+            return None
+        trip_id, driver_id = Offer.objects.filter(id=offer_id).values_list("trip_id", "driver_id").get()
+        Trip.objects.filter(id=trip_id, status=TripStatus.REQUESTED).update(next_dispatch_at=now)
+        push_to_user(driver_id, {"type": "offer.expired", "offer_id": str(offer_id)})
+    return trip_id
+
+
+def offers_withdraw_for_trip(*, trip_id: uuid.UUID) -> None:
+    """Withdraw the trip's open offer (the rider cancelled); its driver gets `offer.withdrawn` on commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        withdrawn = list(
+            Offer.objects.select_for_update()
+            .filter(trip_id=trip_id, status=OfferStatus.OPEN)
+            .values_list("id", "driver_id")
+        )
+        if not withdrawn:
+            return
+        Offer.objects.filter(id__in=[offer_id for offer_id, _ in withdrawn]).update(
+            status=OfferStatus.WITHDRAWN, responded_at=now
+        )
+        for offer_id, driver_id in withdrawn:
+            push_to_user(driver_id, {"type": "offer.withdrawn", "offer_id": str(offer_id)})
+    transaction.on_commit(
+        lambda: [
+            live.post_event("withdraw", d=driver_id, trip=trip_id, offer=offer_id)
+            for offer_id, driver_id in withdrawn
+        ]
+    )

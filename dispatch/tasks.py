@@ -1,0 +1,84 @@
+"""Dispatch's periodic tasks (Celery beat; the schedule is in settings.CELERY_BEAT_SCHEDULE).
+
+None of these runs per location fix: fixes are batched by `flush_locations` (docs/dispatch.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="dispatch.tasks.flush_locations", ignore_result=True)
+def flush_locations() -> int:
+    """Persist the fixes received since the last flush (bulk INSERT + one bulk UPDATE of presence)."""
+    from dispatch.services.locations import flush_pending_fixes
+
+    return flush_pending_fixes(wait_s=0.5)
+
+
+@shared_task(name="dispatch.tasks.sweep_presence", ignore_result=True)
+def sweep_presence() -> int:
+    """Take offline the drivers whose disconnect grace ran out; free drivers of ended trips."""
+    from dispatch.services.presence import sweep_presence as sweep
+
+    return sweep()
+
+
+@shared_task(name="dispatch.tasks.sweep_dispatch", ignore_result=True)
+def sweep_dispatch() -> dict[str, int]:
+    """Expire overdue offers, and run due dispatch rounds when the dispatch worker is down."""
+    from dispatch.services.dispatching import sweep_dispatch as sweep
+
+    return sweep()
+
+
+@shared_task(name="dispatch.tasks.apply_location_retention", ignore_result=True)
+def apply_location_retention() -> dict[str, int]:
+    """Delete off-trip fixes after ROCHDALE_OFF_TRIP_FIX_RETENTION_H; reduce trip traces older than
+    ROCHDALE_TRIP_TRACE_RETENTION_D to their first and last fix (what the fare was measured between)."""
+    return location_retention()
+
+
+def location_retention() -> dict[str, int]:
+    now = timezone.now()
+    off_trip_cutoff = now - timedelta(hours=settings.ROCHDALE_OFF_TRIP_FIX_RETENTION_H)
+    trace_cutoff = now - timedelta(days=settings.ROCHDALE_TRIP_TRACE_RETENTION_D)
+    from dispatch.models import LocationFix
+
+    with transaction.atomic():
+        off_trip, _ = LocationFix.objects.filter(trip__isnull=True, received_at__lt=off_trip_cutoff).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                DELETE FROM dispatch_locationfix AS f
+                USING dispatch_trip AS t
+                WHERE f.trip_id = t.id AND t.ended_at IS NOT NULL AND t.ended_at < %s
+                  AND f.id <> (SELECT g.id FROM dispatch_locationfix g WHERE g.trip_id = f.trip_id
+                               ORDER BY g.recorded_at ASC, g.id ASC LIMIT 1)
+                  AND f.id <> (SELECT g.id FROM dispatch_locationfix g WHERE g.trip_id = f.trip_id
+                               ORDER BY g.recorded_at DESC, g.id DESC LIMIT 1)
+                """,
+                [trace_cutoff],
+            )
+            reduced = cursor.rowcount
+    logger.info("location retention: %d off-trip fixes deleted, %d trace fixes reduced", off_trip, reduced)
+    return {"off_trip_deleted": off_trip, "trace_fixes_deleted": reduced}
+
+
+@shared_task(name="dispatch.tasks.purge_expired_estimates", ignore_result=True)
+def purge_expired_estimates() -> int:
+    """Delete fare estimates that expired over a day ago and that no trip points to."""
+    from dispatch.models import FareEstimate, Trip
+
+    cutoff = timezone.now() - timedelta(days=1)
+    used = Trip.objects.filter(estimate__isnull=False).values("estimate_id")
+    deleted, _ = FareEstimate.objects.filter(expires_at__lt=cutoff).exclude(id__in=used).delete()
+    return deleted

@@ -1,0 +1,407 @@
+"""End-to-end dispatch benchmark: simulated drivers over real websockets to the real stack.
+
+    .venv/bin/python infra/benchmarks/bench_e2e.py [--drivers 2000] [--duration 75] [--rps 5]
+
+Starts, as subprocesses against a scratch database `rochdale_bench_e2e` (recreated) and Redis db 13:
+uvicorn serving backend.asgi, `manage.py dispatch_worker`, and a Celery worker with beat (flush, sweeps).
+Then, from this process (one asyncio loop): `--drivers` driver sockets, each online and sending a
+location every 4 s (spread over the 4 s), `--rps` ride requests per second over REST, each from a rider
+whose socket is open. A driver accepts every offer at once, then arrives, starts and completes after a
+few seconds, so drivers come back. Measured:
+
+- request_to_offer: POST /trips sent -> the `offer` frame at the driver (includes the REST call);
+- accept_to_rider_notified: `offer.accept` sent -> the rider's `trip.updated` (assigned);
+- location messages per second sent, and the fixes the server stored (stream entries) per second.
+
+Figures print at the end and go to infra/benchmarks/out/e2e/ (results.json, latency.png, throughput.png)
+through dispatch/simulation's MetricsRecorder and report writer. The load generator shares the 2 cores
+with the stack, so the numbers are a floor on what the stack does alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "infra" / "benchmarks" / "out" / "e2e"
+DB_NAME = "rochdale_bench_e2e"
+REDIS_URL = "redis://localhost:6379/13"
+CENTRE = (40.7580, -73.9855)
+PORT = 8765
+# Two ASGI processes on two cores: Django runs every sync view and database call of a process in one thread,
+# so one process serialises all REST requests and socket commands.
+WEB_WORKERS = 2
+
+ENV = {
+    **os.environ,
+    "DATABASE_URL": f"postgis://postgres@localhost:5432/{DB_NAME}",
+    "REDIS_URL": REDIS_URL,
+    "DATABASE_CONN_MAX_AGE": "60",
+    "DJANGO_DEBUG": "1",
+    "ROCHDALE_LOG_LEVEL": "WARNING",
+    "ROCHDALE_USER_RATE": "100000/min",
+    "PYTHONUNBUFFERED": "1",
+}
+os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "DATABASE_CONN_MAX_AGE", "DJANGO_DEBUG")})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+sys.path.insert(0, str(REPO))
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@localhost:5432/postgres", autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [DB_NAME])
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    with psycopg.connect(f"postgresql://postgres@localhost:5432/{DB_NAME}", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=ENV, check=True)
+
+
+def make_people(drivers: int, riders: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Approved drivers with vehicles and riders, written in bulk; returns driver ids and (rider id, JWT)."""
+    import django
+
+    django.setup()
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from backend.accounts.models import DriverProfile, User, Vehicle
+    from tests.factories import square_service_area
+
+    square_service_area()
+    driver_users = [
+        User(phone=f"+1212{7000000 + i:07d}", name=f"Driver {i}", is_driver=True, password="!")
+        for i in range(drivers)
+    ]
+    User.objects.bulk_create(driver_users)
+    DriverProfile.objects.bulk_create(
+        [
+            DriverProfile(user=u, license_number=f"B{i:07d}", status="approved")
+            for i, u in enumerate(driver_users)
+        ]
+    )
+    Vehicle.objects.bulk_create(
+        [
+            Vehicle(driver_id=u.id, plate=f"B{i:06d}", make="Toyota", model="Prius", year=2022, seats=4)
+            for i, u in enumerate(driver_users)
+        ]
+    )
+    rider_users = [
+        User(phone=f"+1646{7000000 + i:07d}", name=f"Rider {i}", is_rider=True, password="!")
+        for i in range(riders)
+    ]
+    User.objects.bulk_create(rider_users)
+    return (
+        [str(u.id) for u in driver_users],
+        [(str(u.id), str(RefreshToken.for_user(u).access_token)) for u in rider_users],
+    )
+
+
+def start_stack() -> list[subprocess.Popen]:
+    logs = OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = {
+        "uvicorn": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PORT),
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+            "--workers",
+            str(WEB_WORKERS),
+        ],
+        "dispatch": [sys.executable, "manage.py", "dispatch_worker"],
+        "celery": [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "backend.celery",
+            "worker",
+            "--beat",
+            "-c",
+            "1",
+            "-l",
+            "WARNING",
+            "-s",
+            str(logs / "beat-schedule"),
+        ],
+    }
+    processes = []
+    for name, command in commands.items():
+        log = (logs / f"{name}.log").open("w")
+        processes.append(subprocess.Popen(command, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from dispatch.simulation.metrics import MetricsRecorder
+
+        self.args = args
+        self.metrics = MetricsRecorder()
+        self.requested_at: dict[str, float] = {}
+        self.accepted_at: dict[str, float] = {}
+        self.stop = asyncio.Event()
+        self.locations_sent = 0
+        self.ws_errors = 0
+        self.background: set[asyncio.Task] = set()
+
+    async def ticket(self, user_id: str) -> str:
+        from asgiref.sync import sync_to_async
+
+        from backend.accounts.tickets import ticket_issue
+
+        ticket, _ = await sync_to_async(ticket_issue, thread_sensitive=False)(user_id=uuid.UUID(user_id))
+        return ticket
+
+    async def driver(self, driver_id: str, rng: random.Random) -> None:
+        import websockets
+
+        ticket = await self.ticket(driver_id)
+        url = f"ws://127.0.0.1:{PORT}/ws/driver/?ticket={ticket}"
+        lat = CENTRE[0] + rng.uniform(-0.04, 0.04)
+        lng = CENTRE[1] + rng.uniform(-0.05, 0.05)
+        try:
+            async with websockets.connect(
+                url, additional_headers={"Origin": "http://localhost"}, open_timeout=60, ping_interval=None
+            ) as socket:
+                await socket.send(json.dumps({"type": "online", "ref": "on"}))
+                sender = asyncio.create_task(self.send_locations(socket, rng, lat, lng))
+                try:
+                    async for raw in socket:
+                        frame = json.loads(raw)
+                        if frame["type"] == "offer":
+                            self.background.add(asyncio.create_task(self.take(socket, frame)))
+                        elif frame["type"] == "error" and frame.get("code") not in ("offer_not_open",):
+                            self.metrics.incr(f"driver_error_{frame.get('code')}")
+                finally:
+                    sender.cancel()
+        except Exception as exc:
+            self.ws_errors += 1
+            self.metrics.incr(f"driver_socket_{type(exc).__name__}")
+
+    async def send_locations(self, socket, rng: random.Random, lat: float, lng: float) -> None:
+        await asyncio.sleep(rng.uniform(0, 4.0))
+        heading = rng.uniform(0, 360)
+        while not self.stop.is_set():
+            heading = (heading + rng.uniform(-20, 20)) % 360
+            lat += 40.0 / 111_195.0 * math.cos(math.radians(heading))
+            lng += 40.0 / 84_000.0 * math.sin(math.radians(heading))
+            await socket.send(
+                json.dumps(
+                    {
+                        "type": "location",
+                        "lat": lat,
+                        "lng": lng,
+                        "heading": heading,
+                        "speed_mps": 10.0,
+                        "accuracy_m": 5.0,
+                        "recorded_at": iso_now(),
+                    }
+                )
+            )
+            self.locations_sent += 1
+            self.metrics.record("location_sent", 0.0)
+            await asyncio.sleep(4.0)
+
+    async def take(self, socket, offer: dict) -> None:
+        trip_id = offer["trip_id"]
+        started = self.requested_at.get(trip_id)
+        if started is not None:
+            self.metrics.record("request_to_offer", time.perf_counter() - started)
+        self.accepted_at[trip_id] = time.perf_counter()
+        await socket.send(
+            json.dumps({"type": "offer.accept", "offer_id": offer["offer_id"], "ref": f"a{trip_id}"})
+        )
+        await asyncio.sleep(3)
+        for kind in ("trip.arrived", "trip.start"):
+            await socket.send(json.dumps({"type": kind, "trip_id": trip_id, "ref": kind}))
+            await asyncio.sleep(1)
+        await socket.send(json.dumps({"type": "trip.complete", "trip_id": trip_id, "ref": "c"}))
+
+    async def rider(self, rider_id: str, token: str, http, rng: random.Random) -> None:
+        import websockets
+
+        ticket = await self.ticket(rider_id)
+        url = f"ws://127.0.0.1:{PORT}/ws/rider/?ticket={ticket}"
+        async with websockets.connect(
+            url, additional_headers={"Origin": "http://localhost"}, ping_interval=None
+        ) as socket:
+            pickup = {
+                "lat": CENTRE[0] + rng.uniform(-0.03, 0.03),
+                "lng": CENTRE[1] + rng.uniform(-0.04, 0.04),
+            }
+            dropoff = {
+                "lat": CENTRE[0] + rng.uniform(-0.05, 0.05),
+                "lng": CENTRE[1] + rng.uniform(-0.05, 0.05),
+            }
+            started = time.perf_counter()
+            response = await http.post(
+                "/api/v1/trips",
+                json={"pickup": pickup, "dropoff": dropoff},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())},
+            )
+            if response.status_code != 201:
+                self.metrics.incr(f"request_http_{response.status_code}")
+                return
+            self.metrics.record("rest_trip_request", time.perf_counter() - started)
+            trip_id = response.json()["id"]
+            self.requested_at[trip_id] = started
+            try:
+                async with asyncio.timeout(60):
+                    async for raw in socket:
+                        frame = json.loads(raw)
+                        if frame["type"] == "trip.updated" and frame["trip"]["status"] == "assigned":
+                            accepted = self.accepted_at.get(trip_id)
+                            if accepted is not None:
+                                self.metrics.record(
+                                    "accept_to_rider_notified", time.perf_counter() - accepted
+                                )
+                            return
+                        if frame["type"] == "trip.updated" and frame["trip"]["status"] == "unfulfilled":
+                            self.metrics.incr("unfulfilled")
+                            return
+            except TimeoutError:
+                self.metrics.incr("rider_timeout")
+
+    async def run(self, driver_ids: list[str], riders: list[tuple[str, str]]) -> dict:
+        import httpx
+        import redis.asyncio as aioredis
+
+        rng = random.Random(7)
+        driver_tasks = []
+        for i, driver_id in enumerate(driver_ids):
+            driver_tasks.append(asyncio.create_task(self.driver(driver_id, random.Random(i))))
+            if i % 100 == 99:
+                await asyncio.sleep(0.5)  # connect in waves, as apps do after a deploy
+        await asyncio.sleep(6)
+        client = aioredis.Redis.from_url(REDIS_URL)
+        stream = "rd:fixes:default"
+        warm = time.perf_counter()
+        first_added = await stream_added(client, stream)
+        sent_before = self.locations_sent
+        rider_tasks = []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as http:
+            interval = 1.0 / self.args.rps
+            next_at = time.perf_counter()
+            for rider_id, token in riders:
+                if time.perf_counter() - warm > self.args.duration:
+                    break
+                rider_tasks.append(asyncio.create_task(self.rider(rider_id, token, http, rng)))
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            elapsed = time.perf_counter() - warm
+            last_added = await stream_added(client, stream)
+            sent = self.locations_sent - sent_before
+            await asyncio.wait(rider_tasks, timeout=20)
+        self.stop.set()
+        for task in driver_tasks:
+            task.cancel()
+        await asyncio.gather(*driver_tasks, return_exceptions=True)
+        await client.aclose()
+        return {
+            "location_msgs_sent_per_s": sent / elapsed,
+            "location_fixes_stored_per_s": (last_added - first_added) / elapsed,
+            "measured_s": elapsed,
+            "requests": len(rider_tasks),
+        }
+
+
+async def stream_added(client, stream: str) -> int:
+    try:
+        return (await client.xinfo_stream(stream))["entries-added"]
+    except Exception:
+        return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--drivers", type=int, default=2000)
+    parser.add_argument("--duration", type=float, default=75.0)
+    parser.add_argument("--rps", type=float, default=5.0)
+    args = parser.parse_args()
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    print(f"recreating {DB_NAME} ...", flush=True)
+    recreate_database()
+    riders_needed = int(args.rps * args.duration) + 10
+    driver_ids, riders = make_people(args.drivers, riders_needed)
+    processes = start_stack()
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{PORT}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or processes[0].poll() is not None:
+                raise SystemExit("uvicorn did not come up; see infra/benchmarks/out/e2e/logs/uvicorn.log")
+            time.sleep(0.3)
+        print(f"stack up; connecting {args.drivers} drivers", flush=True)
+        bench = Bench(args)
+        figures = asyncio.run(bench.run(driver_ids, riders))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    from dispatch.simulation.report import write_load_results
+
+    summaries = {s.step: s for s in bench.metrics.summaries()}
+    lines = [
+        f"drivers connected: {args.drivers} (socket failures: {bench.ws_errors})",
+        f"location msgs/s sent: {figures['location_msgs_sent_per_s']:.0f}; "
+        f"fixes stored/s: {figures['location_fixes_stored_per_s']:.0f} over {figures['measured_s']:.0f} s",
+        f"ride requests: {figures['requests']} at {args.rps}/s",
+    ]
+    for step in ("request_to_offer", "accept_to_rider_notified", "rest_trip_request"):
+        s = summaries.get(step)
+        if s is not None and s.count:
+            lines.append(
+                f"{step}: n={s.count} p50={s.p50_s * 1000:.0f} ms p95={s.p95_s * 1000:.0f} ms "
+                f"p99={s.p99_s * 1000:.0f} ms max={s.max_s * 1000:.0f} ms"
+            )
+    lines.append(f"counters: {bench.metrics.counters}")
+    print("\n".join(lines))
+    files = write_load_results(bench.metrics, OUT, meta={"args": vars(args), **figures, "summary": lines})
+    (OUT / "summary.txt").write_text("\n".join(lines) + "\n")
+    print(f"written: {files.results_json}, {files.latency_png}, {files.throughput_png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Trail measurement (jitter filtered), batched persistence, and retention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.dispatch.conftest import CENTRE, driver_online_at, make_trip
+
+
+def _point(lat, lng, seconds, accuracy=5.0):
+    from dispatch.services.driving import TrailPoint
+
+    return TrailPoint(lat, lng, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds), accuracy)
+
+
+def test_trail_distance_ignores_jitter_and_inaccurate_fixes():
+    from dispatch.services.driving import trail_distance_m
+
+    step = 100.0 / 111_195.0
+    straight = [_point(40.0 + i * step, -73.0, i * 4) for i in range(11)]
+    assert trail_distance_m(straight) == pytest.approx(1000, abs=3)
+    wobble = [_point(40.0 + 10 * step + d, -73.0, 44 + i) for i, d in enumerate((2e-5, -2e-5, 1e-5, -3e-5))]
+    wild = [_point(41.0, -73.0, 60, accuracy=500.0)]
+    assert trail_distance_m(straight + wobble + wild) == pytest.approx(1000, abs=3)
+    assert trail_distance_m(straight[:1]) is None
+    assert trail_distance_m([]) is None
+
+
+@pytest.mark.django_db
+def test_flush_persists_fixes_in_bulk_and_updates_presence_once(seeded, driver):
+    from backend.redis import get_redis
+    from dispatch.live import flush_cursor_key
+    from dispatch.models import DriverPresence, LocationFix
+    from dispatch.services.locations import Fix, LocationRecorder, flush_pending_fixes
+
+    driver_online_at(driver, *CENTRE, age_s=20)
+
+    async def more() -> None:
+        recorder = LocationRecorder()
+        for i in range(1, 6):
+            await recorder.record(
+                driver_id=driver.id,
+                fix=Fix(CENTRE[0] + i * 0.0002, CENTRE[1], 90.0, 8.0, 4.0, time.time() - 20 + i * 4),
+            )
+        await recorder.close()
+
+    asyncio.run(more())
+    assert flush_pending_fixes() == 6
+    assert flush_pending_fixes() == 0  # nothing twice
+    assert get_redis().get(flush_cursor_key()) is not None
+    fixes = LocationFix.objects.filter(driver_id=driver.id).order_by("recorded_at")
+    assert fixes.count() == 6 and all(f.trip_id is None for f in fixes)
+    presence = DriverPresence.objects.get(driver_id=driver.id)
+    assert presence.location.y == pytest.approx(CENTRE[0] + 0.001)
+    assert presence.heading == 90.0 and presence.speed_mps == 8.0 and presence.accuracy_m == 4.0
+    assert presence.fix_at == fixes.last().recorded_at
+
+
+@pytest.mark.django_db
+def test_retention_purges_old_off_trip_fixes_and_reduces_old_traces(seeded, rider, driver):
+    from django.contrib.gis.geos import Point
+
+    from dispatch.models import LocationFix, Trip
+    from dispatch.tasks import location_retention
+
+    now = timezone.now()
+    old_trip = make_trip(rider)
+    Trip.objects.filter(id=old_trip.id).update(status="unfulfilled", ended_at=now - timedelta(days=91))
+    recent_trip = make_trip(
+        rider.__class__.objects.create_user(phone="+12125559999", name="R2", is_rider=True)
+    )
+    Trip.objects.filter(id=recent_trip.id).update(status="unfulfilled", ended_at=now - timedelta(days=1))
+
+    def fix(trip, minutes_ago, received_hours_ago=0):
+        return LocationFix(
+            driver=driver,
+            trip=trip,
+            point=Point(CENTRE[1], CENTRE[0], srid=4326),
+            recorded_at=now - timedelta(minutes=minutes_ago),
+            received_at=now - timedelta(hours=received_hours_ago),
+        )
+
+    LocationFix.objects.bulk_create(
+        [fix(old_trip, m) for m in range(10)]
+        + [fix(recent_trip, m) for m in range(5)]
+        + [fix(None, 0, received_hours_ago=49), fix(None, 0, received_hours_ago=47)]
+    )
+    outcome = location_retention()
+    assert outcome == {"off_trip_deleted": 1, "trace_fixes_deleted": 8}
+    kept = LocationFix.objects.filter(trip=old_trip).order_by("recorded_at")
+    assert [round((now - f.recorded_at).total_seconds() / 60) for f in kept] == [9, 0]
+    assert LocationFix.objects.filter(trip=recent_trip).count() == 5
+    assert LocationFix.objects.filter(trip__isnull=True).count() == 1

@@ -234,6 +234,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {"ReachabilityEnum": ["ok", "down"]},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mobile_api.schema.document_cursor_errors",
+    ],
 }
 
 # Celery: Redis broker; a task is acknowledged only after it ran, and requeued if its worker died.

@@ -88,3 +88,21 @@ def merge_errors(*maps: dict[int, list[str]]) -> dict[int, list[str]]:
             merged.setdefault(status_code, [])
             merged[status_code].extend(code for code in codes if code not in merged[status_code])
     return merged
+
+
+def document_cursor_errors(result: dict, generator: object, request: object, public: bool) -> dict:
+    """Every paginated list takes a `cursor`; a forged or garbled one answers 400 `invalid_cursor`.
+
+    Added here once (a drf-spectacular post-processing hook) rather than on each list view."""
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method != "get" or not any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
+                continue
+            operation.setdefault("responses", {}).setdefault(
+                "400",
+                {
+                    "description": "Error codes: `invalid_cursor`",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                },
+            )
+    return result

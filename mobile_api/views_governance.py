@@ -467,8 +467,10 @@ class ProposalVotesView(APIView):
         ],
     )
     def post(self, request: Request, proposal_id: Any) -> Response:
-        # Refuse non-members before looking the proposal up, so they learn nothing about which ids exist.
-        _reader(request)
+        # Refuse non-members before looking the proposal up, so they learn nothing about which ids exist;
+        # the contract names this refusal `not_eligible`.
+        if selectors.current_member(request.user) is None and not request.user.is_staff:
+            raise PermissionDenied("Only eligible members may vote on this proposal.", code="not_eligible")
         data = _valid(VoteIn, request)
         receipt = services.proposal_vote(proposal_id=proposal_id, user=request.user, choice=data["choice"])
         return Response({"receipt": receipt}, status=status.HTTP_201_CREATED)
@@ -645,20 +647,24 @@ class StatementsView(APIView):
         tags=[TAG],
         summary="My patronage dividend statements",
         responses={
-            200: inline_serializer(
-                "DividendStatement",
-                {
-                    "id": serializers.UUIDField(),
-                    "proposal_id": serializers.UUIDField(),
-                    "period_start": serializers.DateField(),
-                    "period_end": serializers.DateField(),
-                    "basis": serializers.CharField(),
-                    "patronage": serializers.CharField(),
-                    "total": MoneySerializer,
-                    "cash": MoneySerializer,
-                    "capital": MoneySerializer,
-                },
-                many=True,
+            200: _page(
+                "DividendStatementPage",
+                inline_serializer(
+                    "DividendStatement",
+                    {
+                        "id": serializers.UUIDField(),
+                        "proposal_id": serializers.UUIDField(),
+                        "period_start": serializers.DateField(),
+                        "period_end": serializers.DateField(),
+                        "basis": serializers.CharField(),
+                        "patronage": serializers.CharField(),
+                        "total": MoneySerializer,
+                        "cash": MoneySerializer,
+                        "capital": MoneySerializer,
+                        "member_id": serializers.UUIDField(),
+                        "created_at": serializers.DateTimeField(),
+                    },
+                ),
             ),
             **_errors(401),
         },

@@ -14,11 +14,6 @@ ORIGIN = (b"origin", b"http://localhost")
 CENTRE = (40.7580, -73.9855)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def seeded(db):
     """Fare policy v1 and dispatch policy v1 (a transactional test's flush removes migration seeds)."""

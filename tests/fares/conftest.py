@@ -5,14 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(request: pytest.FixtureRequest):
-    if request.config.pluginmanager.has_plugin("django"):
-        settings = request.getfixturevalue("settings")
-        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    yield
-
-
 @pytest.fixture
 def seeded_policy(db):
     """Fare policy v1 as the seed migration writes it (a transactional test's flush removes seeds)."""

@@ -7,21 +7,6 @@ from datetime import timedelta
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(request):
-    """Factories hash a password per user; PBKDF2 costs a second each here, and these tests make dozens."""
-    if not request.config.pluginmanager.has_plugin("django"):
-        yield
-        return
-    from django.conf import settings
-    from django.test import override_settings
-
-    with override_settings(
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
-    ):
-        yield
-
-
 @pytest.fixture
 def seeded_policy():
     """Fare policy version 1 as the fares migration seeds it: transactional tests truncate every table

@@ -12,11 +12,6 @@ from hypothesis import strategies as st
 from dispatch.matching.batching import assign_batch, assign_greedy
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing():
-    """Stands in for tests/dispatch/conftest.py's Django-only autouse fixture: these tests are pure."""
-
-
 def test_batch_fixes_the_classic_greedy_trap() -> None:
     # Greedy gives r1 its nearest driver (d1), leaving r2 with a far one; swapping saves time overall.
     requests, drivers = ["r1", "r2"], ["d1", "d2"]

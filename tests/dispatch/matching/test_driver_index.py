@@ -16,11 +16,6 @@ from dispatch.matching.geo import destination_point, haversine_m, haversine_m_ma
 from dispatch.matching.index import DriverIndex
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing():
-    """Stands in for tests/dispatch/conftest.py's Django-only autouse fixture: these tests are pure."""
-
-
 def tolerance(metres: float) -> float:
     # asin near the antipode loses about sqrt(machine epsilon) of relative precision.
     return 1e-6 + 1e-7 * metres

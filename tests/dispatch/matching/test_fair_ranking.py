@@ -9,11 +9,6 @@ from hypothesis import strategies as st
 from dispatch.matching.ranking import Candidate, FairnessRule, filtered_out, rank_candidates
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing():
-    """Stands in for tests/dispatch/conftest.py's Django-only autouse fixture: these tests are pure."""
-
-
 def driver(driver_id: str, eta_s: int, idle_s: float, *, wav: bool = False, distance_m: float | None = None):
     return Candidate(
         driver_id=driver_id,

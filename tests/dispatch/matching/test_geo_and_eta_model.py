@@ -23,12 +23,6 @@ from dispatch.matching.eta import (
     pickup_eta_s_many,
 )
 
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing():
-    """Stands in for tests/dispatch/conftest.py's Django-only autouse fixture: these tests are pure."""
-
-
 latitudes = st.floats(-89.9, 89.9)
 longitudes = st.floats(-180.0, 180.0)
 

@@ -68,7 +68,8 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     """Authenticated JSON-frame socket that only routes by `type`.
 
     Subclasses set `required_role` and map frame types to handler coroutines in `handlers()`. A handler
-    returns the extra fields of the `result` frame (or None when the frame type gets no answer, like `location`).
+    returns the extra fields of the `result` frame (or None when the frame type gets no answer, like
+    `location`).
     """
 
     required_role: str = ""

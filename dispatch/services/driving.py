@@ -24,6 +24,7 @@ from backend.redis import get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, LocationFix, Trip
 from dispatch.services.transitions import trip_transition
+from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
 
 logger = logging.getLogger(__name__)
@@ -139,24 +140,9 @@ def trip_cancel_by_driver(*, driver_id: uuid.UUID, trip_id: uuid.UUID, reason: s
     """The driver cancels before the rider is aboard (assigned or arrived)."""
     if not Trip.objects.filter(id=trip_id, driver_id=driver_id).exists():
         raise NotFound("No such trip.", code="trip_not_found")
-    try:
-        from dispatch.services.trips import trip_cancel
-    except ImportError:
-        trip_cancel = None
-    if trip_cancel is not None:
-        trip = trip_cancel(trip_id=trip_id, actor_id=driver_id, reason=reason)
-    else:
-        trip = trip_transition(
-            trip_id=trip_id,
-            to=TripStatus.CANCELLED,
-            actor_id=driver_id,
-            guard={"driver_id": driver_id},
-            fields={"cancelled_by": "driver", "cancel_reason": reason[:500]},
-            details={"by": "driver"},
-        )
-    now = timezone.now()
-    DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
-    transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip_id))
+    # trip_cancel applies the status machine, withdraws offers and frees the driver after commit.
+    trip = trip_cancel(trip_id=trip_id, actor_id=driver_id, cancelled_by="driver", reason=reason)
+    DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=timezone.now())
     return trip
 
 

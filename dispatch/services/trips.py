@@ -267,6 +267,13 @@ def trip_cancel(
         cancelled = trip_load(trip.id)
         post_cancellation_fee(trip=cancelled)
         _withdraw_offers(trip.id)
+        if cancelled.driver_id is not None:
+            # The driver is free again and stops sharing their location with this rider, at once rather
+            # than at the presence sweeper's next pass.
+            from dispatch.services.driving import driver_release
+
+            driver_id, ended_trip_id = cancelled.driver_id, cancelled.id
+            transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=ended_trip_id))
     return cancelled
 
 

@@ -16,3 +16,6 @@ bench-index:
 
 bench-batching:
 	.venv/bin/python infra/benchmarks/bench_batching.py
+
+bench-e2e:
+	.venv/bin/python infra/benchmarks/bench_e2e.py

@@ -14,6 +14,8 @@ Keys (`{region}` is the dispatch region, one worker process each; see docs/dispa
 - `rd:ontrip`                set of drivers whose hash names a trip (reconciled against PostgreSQL)
 - `rd:flush:{region}`        last stream id persisted to PostGIS; `rd:flush:lock:{region}` its lock
 - `rd:worker:{region}`       the dispatch worker's heartbeat
+- `rd:trail:{trip}`          list of the trip's accepted fixes ("t,lat,lng,accuracy"), so completion measures
+                             the trail without waiting for the batched flush (expires after a day)
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def driver_key(driver_id: Any) -> str:
 def available_key(region_name: str | None = None, *, wav: bool = False) -> str:
     base = f"rd:avail:{region_name or region()}"
     return f"{base}:wav" if wav else base
+
+
+TRAIL_PREFIX = "rd:trail:"
+TRAIL_TTL_S = 24 * 3600
+
+
+def trail_key(trip_id: Any) -> str:
+    return f"{TRAIL_PREFIX}{trip_id}"
 
 
 def fixes_key(region_name: str | None = None) -> str:
@@ -105,6 +115,12 @@ end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*', 'k', 'fix', 'd', ARGV[1], 'lat', ARGV[2],
   'lng', ARGV[3], 'h', ARGV[4], 's', ARGV[5], 'a', ARGV[6], 't', ARGV[7], 'rx', ARGV[8], 'ok', '1',
   'trip', trip, 'on', online, 'wav', wav)
+if trip ~= '' then
+  -- The trail key is derived here (single-node Redis; a cluster would need it declared in KEYS).
+  local trail = ARGV[13] .. trip
+  redis.call('RPUSH', trail, ARGV[7] .. ',' .. ARGV[2] .. ',' .. ARGV[3] .. ',' .. ARGV[6])
+  redis.call('EXPIRE', trail, ARGV[14])
+end
 return {'ok', h[6] or '', trip}
 """
 

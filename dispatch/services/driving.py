@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -69,22 +69,27 @@ def trail_distance_m(points: Iterable[TrailPoint]) -> int | None:
 
 
 def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[TrailPoint]:
-    """The trip's accepted fixes between `since` and `until` (refused jumps never count)."""
-    rows = (
-        LocationFix.objects.filter(
-            trip_id=trip_id, accepted=True, recorded_at__gte=since, recorded_at__lte=until
-        )
-        .order_by("recorded_at")
-        .values_list("point", "recorded_at", "accuracy_m")
-    )
-    seen: set[datetime] = set()
-    trail = []
+    """The trip's accepted fixes between `since` and `until` (refused jumps never count).
+
+    Two sources, merged by time: the rows the batched flush has written to PostGIS, and the trip's own
+    list in Redis, which holds the fixes the flush has not reached yet. Completing a trip therefore never
+    waits for, or does the work of, the region-wide flush; if Redis lost the list, the rows still count."""
+    points: dict[datetime, TrailPoint] = {}
+    rows = LocationFix.objects.filter(
+        trip_id=trip_id, accepted=True, recorded_at__gte=since, recorded_at__lte=until
+    ).values_list("point", "recorded_at", "accuracy_m")
     for point, recorded_at, accuracy in rows:
-        if recorded_at in seen:  # a flush retried after a crash may have inserted a fix twice
-            continue
-        seen.add(recorded_at)
-        trail.append(TrailPoint(point.y, point.x, recorded_at, accuracy))
-    return trail
+        # A flush retried after a crash may have inserted a fix twice: one point per instant.
+        points.setdefault(recorded_at, TrailPoint(point.y, point.x, recorded_at, accuracy))
+    for raw in get_redis().lrange(live.trail_key(trip_id), 0, -1):
+        stamp, lat, lng, accuracy = raw.decode().split(",")
+        recorded_at = datetime.fromtimestamp(float(stamp), tz=UTC)
+        if since <= recorded_at <= until:
+            points.setdefault(
+                recorded_at,
+                TrailPoint(float(lat), float(lng), recorded_at, float(accuracy) if accuracy else None),
+            )
+    return [points[moment] for moment in sorted(points)]
 
 
 def _own_trip(trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID) -> Trip:
@@ -111,9 +116,6 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
             f"A trip that is {trip.status} cannot become completed.",
             details={"from": trip.status, "to": TripStatus.COMPLETED.value},
         )
-    from dispatch.services.locations import flush_pending_fixes
-
-    flush_pending_fixes()
     now = timezone.now()
     measured = trail_distance_m(trip_trail(trip_id=trip.id, since=trip.started_at, until=now))
     distance_m = measured if measured is not None else trip.estimated_distance_m
@@ -133,6 +135,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
         post_trip_fare(trip=done)
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
     transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip.id))
+    transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip.id)))
     return done
 
 

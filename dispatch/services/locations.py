@@ -144,6 +144,8 @@ class LocationRecorder:
                 live.FIXES_MAXLEN,
                 JUMP_SLACK_M + min(fix.accuracy_m or 0.0, 200.0),
                 live.GEO_LAT_LIMIT,
+                live.TRAIL_PREFIX,
+                live.TRAIL_TTL_S,
             ],
         )
         verdict = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]

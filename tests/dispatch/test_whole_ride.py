@@ -99,6 +99,11 @@ async def test_a_whole_ride_over_websockets(seeded, rider, driver):
     assert trip.measured_duration_s is not None
     entry = await sync_to_async(JournalEntry.objects.get)(key=f"trip:{trip_id}:fare")
     assert entry.trip_id == trip.id
+    # Completion measured the trail from Redis without flushing; the batched flush (a beat task) then
+    # writes the trip's history to PostGIS.
+    from dispatch.services.locations import flush_pending_fixes
+
+    await sync_to_async(flush_pending_fixes)()
     assert await sync_to_async(LocationFix.objects.filter(trip_id=trip_id).count)() >= 24
     assert (await sync_to_async(Offer.objects.get)(id=offer["offer_id"])).reason["rank"] == 1
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
-
+from backend.concurrency import database_call
 from dispatch.realtime import FrameError, Handler, JsonFrameConsumer
 from dispatch.services import driving, locations, offers, presence
 
@@ -36,19 +35,17 @@ class DriverConsumer(JsonFrameConsumer):
     silent_types = frozenset({"location"})
 
     async def has_role(self, user: Any) -> bool:
-        return await database_sync_to_async(
-            lambda: bool(user.is_driver and hasattr(user, "driver_profile"))
-        )()
+        return await database_call(lambda: bool(user.is_driver and hasattr(user, "driver_profile")))()
 
     async def on_connected(self) -> None:
         self.recorder = locations.LocationRecorder()
-        await database_sync_to_async(presence.presence_connected)(driver_id=self.user.id)
+        await database_call(presence.presence_connected)(driver_id=self.user.id)
 
     async def on_disconnected(self, code: int) -> None:
         recorder = getattr(self, "recorder", None)
         if recorder is not None:
             await recorder.close()
-        await database_sync_to_async(presence.presence_disconnected)(driver_id=self.user.id)
+        await database_call(presence.presence_disconnected)(driver_id=self.user.id)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -64,11 +61,11 @@ class DriverConsumer(JsonFrameConsumer):
         }
 
     async def go_online(self, frame: dict[str, Any]) -> dict[str, Any]:
-        await database_sync_to_async(presence.presence_go_online)(driver_id=self.user.id)
+        await database_call(presence.presence_go_online)(driver_id=self.user.id)
         return {"online": True}
 
     async def go_offline(self, frame: dict[str, Any]) -> dict[str, Any]:
-        await database_sync_to_async(presence.presence_go_offline)(driver_id=self.user.id)
+        await database_call(presence.presence_go_offline)(driver_id=self.user.id)
         return {"online": False}
 
     async def location(self, frame: dict[str, Any]) -> None:
@@ -82,11 +79,11 @@ class DriverConsumer(JsonFrameConsumer):
         def accept() -> dict[str, Any]:
             return _trip_view(offers.offer_accept(driver_id=driver_id, offer_id=offer_id), driver_id)
 
-        return {"trip": await database_sync_to_async(accept)()}
+        return {"trip": await database_call(accept)()}
 
     async def offer_decline(self, frame: dict[str, Any]) -> dict[str, Any]:
         offer_id = _uuid_field(frame, "offer_id")
-        await database_sync_to_async(offers.offer_decline)(driver_id=self.user.id, offer_id=offer_id)
+        await database_call(offers.offer_decline)(driver_id=self.user.id, offer_id=offer_id)
         return {}
 
     async def _move(self, frame: dict[str, Any], move: Any, **extra: Any) -> dict[str, Any]:
@@ -96,7 +93,7 @@ class DriverConsumer(JsonFrameConsumer):
         def run() -> dict[str, Any]:
             return _trip_view(move(driver_id=driver_id, trip_id=trip_id, **extra), driver_id)
 
-        return {"trip": await database_sync_to_async(run)()}
+        return {"trip": await database_call(run)()}
 
     async def trip_arrived(self, frame: dict[str, Any]) -> dict[str, Any]:
         return await self._move(frame, driving.trip_arrive)

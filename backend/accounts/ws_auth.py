@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
 from backend.accounts.tickets import ticket_redeem
+from backend.concurrency import database_call
 
 
-@database_sync_to_async
+@database_call
 def _active_user(user_id: Any) -> Any:
     from backend.accounts.models import User
 

@@ -12,11 +12,11 @@ import logging
 from typing import Any
 
 from channels.auth import get_user
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.middleware import BaseMiddleware
 from channels.sessions import SessionMiddlewareStack
 
+from backend.concurrency import database_call
 from dispatch.livemap.snapshot import build_snapshot
 from dispatch.realtime import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 
@@ -59,7 +59,7 @@ class MapConsumer(AsyncWebsocketConsumer):
         while True:
             started = loop.time()
             try:
-                snapshot = await database_sync_to_async(build_snapshot)()
+                snapshot = await database_call(build_snapshot)()
                 await self.send(text_data=json.dumps(snapshot))
             except asyncio.CancelledError:
                 raise

@@ -178,6 +178,8 @@ class Bench:
         self.ws_errors = 0
         self.background: set[asyncio.Task] = set()
         self.online = 0
+        self.offered: set[str] = set()
+        self.first_offer_at: dict[str, float] = {}
         self.all_online = asyncio.Event()
 
     async def ticket(self, user_id: str) -> str:
@@ -245,11 +247,16 @@ class Bench:
     async def take(self, socket, offer: dict) -> None:
         trip_id = offer["trip_id"]
         # The first offer of a trip only: a re-offer after a timeout or decline is not dispatch latency.
-        started = self.requested_at.pop(trip_id, None)
-        if started is not None:
-            self.metrics.record("request_to_offer", time.perf_counter() - started)
-        else:
+        # The offer may reach the driver before the rider's POST has returned the trip's id.
+        if trip_id in self.first_offer_at or trip_id in self.offered:
             self.metrics.incr("re_offers")
+        else:
+            self.offered.add(trip_id)
+            started = self.requested_at.get(trip_id)
+            if started is not None:
+                self.metrics.record("request_to_offer", time.perf_counter() - started)
+            else:
+                self.first_offer_at[trip_id] = time.perf_counter()
         self.accepted_at[trip_id] = time.perf_counter()
         await socket.send(
             json.dumps({"type": "offer.accept", "offer_id": offer["offer_id"], "ref": f"a{trip_id}"})
@@ -288,6 +295,9 @@ class Bench:
             self.metrics.record("rest_trip_request", time.perf_counter() - started)
             trip_id = response.json()["id"]
             self.requested_at[trip_id] = started
+            offered_at = self.first_offer_at.pop(trip_id, None)
+            if offered_at is not None:
+                self.metrics.record("request_to_offer", offered_at - started)
             try:
                 async with asyncio.timeout(60):
                     async for raw in socket:

@@ -17,13 +17,7 @@ Structure (an adaptive multi-resolution grid):
   leaf) is one dict lookup and five floats rewritten in place, without allocating. The squared chord
   between unit vectors is monotonic in great-circle distance, so ranking needs no trigonometry per
   driver.
-* Quadtree leaves are **loose**: a driver stays in its leaf while its position is within the leaf's box
-  widened by ``_LOOSENESS`` of its size on every side (clipped to the parent's loose box, hence to the
-  base cell: base cells are never loose, so ring bounds stay valid). Hot-spot leaves are 10-20 m wide,
-  so without slack most pings of a moving driver would change leaf. Every lower bound is computed on
-  the loose box, so the search stays exact. A split places a driver in the child its position falls
-  in; one that lies outside that child's loose box (it sat in the parent's slack) is placed afresh.
-* A move that leaves its (loose) leaf climbs only to the smallest cell still holding the new position and
+* A move that leaves its leaf climbs only to the smallest cell still holding the new position and
   descends from there, so churn in a deep hot-spot quadtree stays local.
 
 ``nearest`` is a **best-first search** on a heap keyed by an exact lower bound of the squared chord:
@@ -70,10 +64,6 @@ _COARSE_ROWS = _ROWS // _COARSE
 _FINE_RINGS = 6
 _LEAF_CAPACITY = 32
 _MERGE_AT_OR_BELOW = 12
-# A driver stays in its quadtree leaf while it is within the leaf's box widened by this share of the
-# leaf's size on every side, so a hot-spot driver's next ping is mostly an in-place rewrite; a driver
-# that leaves the loose box is placed afresh in the leaf whose own (tight) box holds it.
-_LOOSENESS = 0.5
 # Below a few millimetres a split cannot separate drivers any more (they share a position); stop there.
 _MAX_DEPTH = 16
 
@@ -103,10 +93,6 @@ class _Cell:
         "count",
         "depth",
         "ids",
-        "keep_lat_hi",
-        "keep_lat_lo",
-        "keep_lng_hi",
-        "keep_lng_lo",
         "key",
         "lam_hi",
         "lam_lo",
@@ -138,26 +124,10 @@ class _Cell:
         self.lng_hi = lng_hi
         self.lat_mid = (lat_lo + lat_hi) * 0.5
         self.lng_mid = (lng_lo + lng_hi) * 0.5
-        if parent is None or depth < 0:
-            keep_lat_lo, keep_lat_hi, keep_lng_lo, keep_lng_hi = lat_lo, lat_hi, lng_lo, lng_hi
-        else:
-            # The loose box: the cell widened by _LOOSENESS of its size on every side, clipped to the
-            # parent's loose box (so to the base cell: base cells are never loose, ring bounds rely on it).
-            slack_lat = (lat_hi - lat_lo) * _LOOSENESS
-            slack_lng = (lng_hi - lng_lo) * _LOOSENESS
-            keep_lat_lo = max(lat_lo - slack_lat, parent.keep_lat_lo)
-            keep_lat_hi = min(lat_hi + slack_lat, parent.keep_lat_hi)
-            keep_lng_lo = max(lng_lo - slack_lng, parent.keep_lng_lo)
-            keep_lng_hi = min(lng_hi + slack_lng, parent.keep_lng_hi)
-        self.keep_lat_lo = keep_lat_lo
-        self.keep_lat_hi = keep_lat_hi
-        self.keep_lng_lo = keep_lng_lo
-        self.keep_lng_hi = keep_lng_hi
-        # Lower bounds cover the loose box: that is where the cell's drivers may be.
-        self.phi_lo = keep_lat_lo * _DEG
-        self.phi_hi = keep_lat_hi * _DEG
-        self.lam_lo = keep_lng_lo * _DEG
-        self.lam_hi = keep_lng_hi * _DEG
+        self.phi_lo = lat_lo * _DEG
+        self.phi_hi = lat_hi * _DEG
+        self.lam_lo = lng_lo * _DEG
+        self.lam_hi = lng_hi * _DEG
         self.cos_min = max(0.0, min(math.cos(self.phi_lo), math.cos(self.phi_hi)))
         self.depth = depth
         self.parent = parent
@@ -305,8 +275,8 @@ class DriverIndex:
         placement = self._placement.get(driver_id)
         if placement is not None:
             leaf = placement.leaf
-            if leaf.keep_lat_lo <= lat < leaf.keep_lat_hi and leaf.keep_lng_lo <= cell_lng < leaf.keep_lng_hi:
-                # The common case: a few metres of driving within the leaf's loose box; rewrite in place.
+            if leaf.lat_lo <= lat < leaf.lat_hi and leaf.lng_lo <= cell_lng < leaf.lng_hi:
+                # The common case: a few metres of driving inside the same leaf; rewrite in place.
                 coords = leaf.coords
                 at = 5 * placement.slot
                 coords[at] = x
@@ -316,67 +286,43 @@ class DriverIndex:
                 coords[at + 4] = lng
                 return
             _take_out(leaf, placement.slot)
-            self._relocate(driver_id, placement, leaf, x, y, z, lat, lng, cell_lng, True)
-            return
+            # Climb only as far as the smallest cell still holding the new position, so a short move
+            # in a deep hot-spot quadtree touches a few nearby nodes, not the whole path to the top.
+            leaf.count -= 1
+            collapse: _Cell | None = None
+            top = leaf
+            node = leaf.parent
+            while node is not None and not (
+                node.lat_lo <= lat < node.lat_hi and node.lng_lo <= cell_lng < node.lng_hi
+            ):
+                node.count -= 1
+                if node.count <= _MERGE_AT_OR_BELOW:
+                    collapse = node
+                top = node
+                node = node.parent
+            if node is None:
+                if not top.count:
+                    self._drop_base_cell(top)
+                elif collapse is not None:
+                    self._collapse(collapse)
+            else:
+                if collapse is not None:
+                    self._collapse(collapse)
+                while node.children is not None:
+                    node = node.children[
+                        (2 if lat >= node.lat_mid else 0) + (1 if cell_lng >= node.lng_mid else 0)
+                    ]
+                    node.count += 1
+                self._put(node, driver_id, placement, x, y, z, lat, lng)
+                return
         leaf = self._leaf_for(lat, cell_lng)
-        placement = _Placement(leaf, 0)
-        self._placement[driver_id] = placement
+        if placement is None:
+            placement = _Placement(leaf, 0)
+            self._placement[driver_id] = placement
         cell: _Cell | None = leaf
         while cell is not None:
             cell.count += 1
             cell = cell.parent
-        self._put(leaf, driver_id, placement, x, y, z, lat, lng)
-
-    def _relocate(
-        self,
-        driver_id: str,
-        placement: _Placement,
-        start: _Cell,
-        x: float,
-        y: float,
-        z: float,
-        lat: float,
-        lng: float,
-        cell_lng: float,
-        merge: bool,
-    ) -> None:
-        """Place a driver that ``start`` and its ancestors still count but none of their leaves holds.
-
-        Climbs only as far as the smallest cell whose tight box holds the new position and descends from
-        there, so a short move in a deep hot-spot quadtree touches a few nearby nodes, not the whole path
-        to the top. ``merge`` allows collapsing a subtree that got sparse on the way.
-        """
-        start.count -= 1
-        collapse: _Cell | None = None
-        top = start
-        node = start.parent
-        while node is not None and not (
-            node.lat_lo <= lat < node.lat_hi and node.lng_lo <= cell_lng < node.lng_hi
-        ):
-            node.count -= 1
-            if node.count <= _MERGE_AT_OR_BELOW:
-                collapse = node
-            top = node
-            node = node.parent
-        if node is None:
-            if not top.count:
-                self._drop_base_cell(top)
-            elif merge and collapse is not None:
-                self._collapse(collapse)
-            leaf = self._leaf_for(lat, cell_lng)
-            cell: _Cell | None = leaf
-            while cell is not None:
-                cell.count += 1
-                cell = cell.parent
-        else:
-            if merge and collapse is not None:
-                self._collapse(collapse)
-            leaf = node
-            while leaf.children is not None:
-                leaf = leaf.children[
-                    (2 if lat >= leaf.lat_mid else 0) + (1 if cell_lng >= leaf.lng_mid else 0)
-                ]
-                leaf.count += 1
         self._put(leaf, driver_id, placement, x, y, z, lat, lng)
 
     def _put(
@@ -479,7 +425,6 @@ class DriverIndex:
         ]
         coords = leaf.coords
         refs = leaf.refs
-        strays: list[tuple[str, _Placement, int, float]] = []
         for slot, driver_id in enumerate(leaf.ids):  # type: ignore[arg-type]
             at = 5 * slot
             lat = coords[at + 3]
@@ -487,13 +432,6 @@ class DriverIndex:
             cell_lng = -180.0 if lng == 180.0 else lng
             child = children[(2 if lat >= lat_mid else 0) + (1 if cell_lng >= lng_mid else 0)]
             placement = refs[slot]
-            if not (
-                child.keep_lat_lo <= lat < child.keep_lat_hi
-                and child.keep_lng_lo <= cell_lng < child.keep_lng_hi
-            ):
-                # Kept in this leaf's slack but beyond the child's: placed afresh below.
-                strays.append((driver_id, placement, at, cell_lng))
-                continue
             placement.leaf = child
             placement.slot = len(child.ids)  # type: ignore[arg-type]
             child.ids.append(driver_id)  # type: ignore[union-attr]
@@ -504,12 +442,8 @@ class DriverIndex:
         leaf.refs = []
         leaf.coords = array("d")
         leaf.children = children
-        # No merging while strays move out: the split subtree must stay attached until it is finished.
-        for driver_id, placement, at, cell_lng in strays:
-            x, y, z, lat, lng = coords[at : at + 5]
-            self._relocate(driver_id, placement, leaf, x, y, z, lat, lng, cell_lng, False)
         for child in children:
-            if child.ids is not None and child.count > _LEAF_CAPACITY and depth < _MAX_DEPTH:
+            if child.count > _LEAF_CAPACITY and depth < _MAX_DEPTH:
                 self._split(child)
 
     def _collapse(self, node: _Cell) -> None:

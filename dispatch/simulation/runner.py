@@ -90,6 +90,7 @@ class SimulationConfig:
     accept_rate: float = 0.9
     seed: int = 1
     requests_per_minute: float | None = None  # at the demand curve's peak; default 0.75 per rider
+    opening_requests: int = 0  # riders who request at once when demand starts (the demo's first minute)
     constant_requests_per_s: float | None = None  # load mode: a flat Poisson rate instead of the curve
     location_interval_s: float | None = None  # default: 4 s, shortened as speedup grows (never below 1 s)
     start_hour: float = 17.0
@@ -313,6 +314,8 @@ class Simulation:
         self._demand_started = time.monotonic()
         deadline = self._demand_started + config.duration_s
         sim_now = clock.now()
+        for _ in range(min(config.opening_requests, len(self.riders))):
+            self._dispatch_demand(model.choose_trip(sim_now, self.rng))
         while time.monotonic() < deadline:
             if config.constant_requests_per_s:
                 wait = self.rng.expovariate(config.constant_requests_per_s)

@@ -46,6 +46,9 @@ class Command(BaseCommand):
             help="remember the simulated users' refresh tokens here ('' to keep none)",
         )
         parser.add_argument("--no-progress", action="store_true", help="no live progress line")
+        parser.add_argument(
+            "--opening-requests", type=int, default=0, help="riders who request as soon as demand starts"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -57,6 +60,7 @@ class Command(BaseCommand):
             "accept_rate": options["accept_rate"],
             "drain_s": options["drain"],
             "requests_per_minute": options["requests_per_minute"],
+            "opening_requests": options["opening_requests"],
         }
         if options["load"]:
             try:

@@ -95,7 +95,8 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await self.on_disconnected(code)
 
     async def has_role(self, user: Any) -> bool:
-        raise NotImplementedError
+        """Whether the user holds `required_role` (the `is_<role>` flag); subclasses may ask more."""
+        return bool(self.required_role) and bool(getattr(user, f"is_{self.required_role}", False))
 
     async def on_connected(self) -> None:
         """Hook for subclasses (presence, resync)."""

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.errors import Conflict, NotFound, PermissionDenied
+from backend.fares.policy import DEFAULT_POLICY_DOCUMENT
 from governance import selectors, services
 from governance.audit import audit_head, audit_verify
 from governance.models import (
@@ -155,26 +156,8 @@ FARE_POLICY_EXAMPLE = {
     "title": "Raise the per-mile rate",
     "body": "Fuel went up; riders pay 10 cents more a mile, drivers keep 85%.",
     "payload": {
-        "currency": "USD",
-        "distance_unit": "mile",
-        "rider": {
-            "base": "2.50",
-            "per_distance": "1.86",
-            "per_minute": "0.76",
-            "booking_fee": "0.00",
-            "minimum_fare": "10.00",
-            "surge_cap": "1.00",
-            "cancellation_fee": "5.00",
-            "free_cancellation_s": 120,
-        },
-        "commission_rate": "0.15",
-        "driver_minimum": {
-            "per_distance": "1.496",
-            "per_minute": "0.6413",
-            "per_trip": "0.00",
-            "wav_per_distance": "1.936",
-            "period": "trip",
-        },
+        **DEFAULT_POLICY_DOCUMENT,
+        "rider": {**DEFAULT_POLICY_DOCUMENT["rider"], "per_distance": "1.86"},
         "effective_at": "2026-12-01T05:00:00Z",
     },
     "closes_at": "2026-11-28T17:00:00Z",

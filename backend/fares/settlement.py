@@ -85,11 +85,15 @@ def post_trip_fare(*, trip: Any) -> JournalEntry:
     subsidy = max(pay - fare, 0)
     breakdown = trip.fare_breakdown or {}
     share = breakdown.get("share", pay)
-    entry, created = ledger.post_entry(
+    entry = _post_rider_charge(
         key=f"trip:{trip.id}:fare",
         kind="trip_fare",
         currency=trip.currency,
         trip_id=trip.id,
+        rider_id=trip.rider_id,
+        amount_minor=fare,
+        capture_key=f"capture:{trip.id}",
+        purpose=CapturePurpose.FARE,
         memo=f"Fare of trip {trip.id}",
         lines=[
             debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, fare),
@@ -107,16 +111,6 @@ def post_trip_fare(*, trip: Any) -> JournalEntry:
             "policy_version": trip.policy_version_id,
         },
     )
-    if created and fare > 0:
-        capture_create(
-            key=f"capture:{trip.id}",
-            purpose=CapturePurpose.FARE,
-            rider_id=trip.rider_id,
-            amount_minor=fare,
-            currency=trip.currency,
-            trip_id=trip.id,
-            source_entry_id=entry.id,
-        )
     from governance.services import share_instalment_withhold  # lazy: governance builds on fares
 
     share_instalment_withhold(trip=trip)
@@ -139,11 +133,15 @@ def post_cancellation_fee(*, trip: Any) -> JournalEntry | None:
     if not trip.cancellation_fee_minor:
         return None
     split = cancellation_split(policy_of(trip.policy_version))
-    entry, created = ledger.post_entry(
+    return _post_rider_charge(
         key=f"trip:{trip.id}:cancellation",
         kind="cancellation_fee",
         currency=trip.currency,
         trip_id=trip.id,
+        rider_id=trip.rider_id,
+        amount_minor=split.fee,
+        capture_key=f"capture:{trip.id}:cancellation",
+        purpose=CapturePurpose.CANCELLATION_FEE,
         memo=f"Late cancellation of trip {trip.id}",
         lines=[
             debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, split.fee),
@@ -152,26 +150,19 @@ def post_cancellation_fee(*, trip: Any) -> JournalEntry | None:
         ],
         metadata={"fee": split.fee, "driver": split.driver, "coop": split.coop},
     )
-    if created:
-        capture_create(
-            key=f"capture:{trip.id}:cancellation",
-            purpose=CapturePurpose.CANCELLATION_FEE,
-            rider_id=trip.rider_id,
-            amount_minor=split.fee,
-            currency=trip.currency,
-            trip_id=trip.id,
-            source_entry_id=entry.id,
-        )
-    return entry
 
 
 def post_tip(*, tip: Any) -> JournalEntry:
     """Post a tip, all of it held for the driver, and record its capture."""
-    entry, created = ledger.post_entry(
+    return _post_rider_charge(
         key=f"tip:{tip.id}",
         kind="tip",
         currency=tip.currency,
         trip_id=tip.trip_id,
+        rider_id=tip.rider_id,
+        amount_minor=tip.amount_minor,
+        capture_key=f"capture:tip:{tip.id}",
+        purpose=CapturePurpose.TIP,
         memo=f"Tip on trip {tip.trip_id}",
         lines=[
             debit(AccountKind.RIDER_RECEIVABLE, tip.rider_id, tip.amount_minor),
@@ -179,14 +170,35 @@ def post_tip(*, tip: Any) -> JournalEntry:
         ],
         metadata={"tip_id": str(tip.id)},
     )
-    if created:
+
+
+def _post_rider_charge(
+    *,
+    key: str,
+    kind: str,
+    currency: str,
+    trip_id: Any,
+    rider_id: Any,
+    amount_minor: int,
+    capture_key: str,
+    purpose: CapturePurpose,
+    memo: str,
+    lines: list[ledger.Line],
+    metadata: dict[str, Any],
+) -> JournalEntry:
+    """Post an entry that charges the rider and, the first time it is posted, record the capture of that
+    charge (attempted after commit): a retried call posts nothing twice and captures nothing twice."""
+    entry, created = ledger.post_entry(
+        key=key, kind=kind, currency=currency, trip_id=trip_id, memo=memo, lines=lines, metadata=metadata
+    )
+    if created and amount_minor > 0:
         capture_create(
-            key=f"capture:tip:{tip.id}",
-            purpose=CapturePurpose.TIP,
-            rider_id=tip.rider_id,
-            amount_minor=tip.amount_minor,
-            currency=tip.currency,
-            trip_id=tip.trip_id,
+            key=capture_key,
+            purpose=purpose,
+            rider_id=rider_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            trip_id=trip_id,
             source_entry_id=entry.id,
         )
     return entry

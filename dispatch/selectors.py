@@ -12,7 +12,8 @@ from django.contrib.gis.geos import Point
 from django.db.models import Q, QuerySet
 
 from backend.errors import NotFound
-from dispatch.models import ServiceArea, Trip
+from dispatch.models import Offer, ServiceArea, Trip
+from dispatch.state import DRIVER_ACTIVE_STATUSES
 
 
 def trips_visible_to(user_id: uuid.UUID) -> QuerySet[Trip]:
@@ -42,3 +43,18 @@ def point_in_service_area(*, lat: float, lng: float) -> bool:
 def places_outside_service_area(**places: tuple[float, float]) -> list[str]:
     """The names of the given (lat, lng) places that no active service area covers."""
     return [name for name, (lat, lng) in places.items() if not point_in_service_area(lat=lat, lng=lng)]
+
+
+def driver_active_trip(*, driver_id: uuid.UUID) -> Trip | None:
+    """The driver's trip that is assigned, arrived or in progress (at most one, by constraint)."""
+    return (
+        Trip.objects.select_related("rider", "driver", "vehicle")
+        .prefetch_related("events")
+        .filter(driver_id=driver_id, status__in=sorted(DRIVER_ACTIVE_STATUSES))
+        .first()
+    )
+
+
+def driver_offers(*, driver_id: uuid.UUID) -> QuerySet[Offer]:
+    """Every offer made to this driver: their own dispatch history."""
+    return Offer.objects.filter(driver_id=driver_id)

@@ -21,7 +21,9 @@ from backend.fares.ledger import balance_minor
 from backend.fares.models import AccountKind
 from backend.fares.money import money
 from governance.models import (
+    AuditEntry,
     BoardSeat,
+    DividendStatement,
     Election,
     Member,
     MemberStatus,
@@ -31,6 +33,31 @@ from governance.models import (
 )
 
 # --- Members and directors --------------------------------------------------------------------------------
+
+
+def proposal_get(proposal_id: Any) -> Proposal | None:
+    return Proposal.objects.filter(id=proposal_id).first()
+
+
+def election_get(election_id: Any) -> Election | None:
+    return Election.objects.filter(id=election_id).first()
+
+
+def proposals_all() -> QuerySet[Proposal]:
+    return Proposal.objects.all()
+
+
+def elections_all() -> QuerySet[Election]:
+    return Election.objects.all()
+
+
+def statements_of(user: Any) -> QuerySet[DividendStatement]:
+    """The caller's own patronage dividend statements."""
+    return DividendStatement.objects.filter(member__user=user)
+
+
+def audit_entries() -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.all()
 
 
 def current_member(user: Any) -> Member | None:

@@ -10,11 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.errors import PermissionDenied
-from dispatch.models import Offer, Trip
+from dispatch.selectors import driver_active_trip, driver_offers
 from dispatch.serializers import TripSerializer, trip_for
 from dispatch.services.offers import offer_document, offer_history_item, open_offer_for_driver
 from dispatch.services.presence import presence_is_online
-from dispatch.state import DRIVER_ACTIVE_STATUSES
 from mobile_api.pagination import CursorPage
 from mobile_api.schema import AUTHENTICATED_GET_ERRORS, error_responses, merge_errors
 
@@ -87,12 +86,7 @@ class DriverStateView(APIView):
         _require_driver(request)
         driver_id = request.user.pk
         offer = open_offer_for_driver(driver_id=driver_id)
-        trip = (
-            Trip.objects.select_related("rider", "driver", "vehicle")
-            .prefetch_related("events")
-            .filter(driver_id=driver_id, status__in=sorted(DRIVER_ACTIVE_STATUSES))
-            .first()
-        )
+        trip = driver_active_trip(driver_id=driver_id)
         return Response(
             {
                 "online": presence_is_online(driver_id=driver_id),
@@ -122,8 +116,6 @@ class DriverOffersView(APIView):
     def get(self, request: Request) -> Response:
         _require_driver(request)
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(
-            Offer.objects.filter(driver_id=request.user.pk), request, view=self
-        )
+        page = paginator.paginate_queryset(driver_offers(driver_id=request.user.pk), request, view=self)
         assert page is not None
         return paginator.get_paginated_response([offer_history_item(offer) for offer in page])

@@ -18,7 +18,6 @@ from governance import selectors, services
 from governance.audit import audit_head, audit_verify
 from governance.models import (
     AuditEntry,
-    DividendStatement,
     Election,
     Member,
     Proposal,
@@ -222,14 +221,14 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
 
 
 def _proposal_or_404(proposal_id: Any) -> Proposal:
-    proposal = Proposal.objects.filter(id=proposal_id).first()
+    proposal = selectors.proposal_get(proposal_id)
     if proposal is None:
         raise NotFound("No such proposal.")
     return proposal
 
 
 def _election_or_404(election_id: Any) -> Election:
-    election = Election.objects.filter(id=election_id).first()
+    election = selectors.election_get(election_id)
     if election is None:
         raise NotFound("No such election.")
     return election
@@ -408,7 +407,7 @@ class ProposalsView(APIView):
     def get(self, request: Request) -> Response:
         viewer = _reader(request)
         paginator = ProposalPage()
-        page = paginator.paginate_queryset(Proposal.objects.all(), request, view=self)
+        page = paginator.paginate_queryset(selectors.proposals_all(), request, view=self)
         return paginator.get_paginated_response(
             [selectors.proposal_document(p, viewer=viewer) for p in page or []]
         )
@@ -520,7 +519,7 @@ class ElectionsView(APIView):
     def get(self, request: Request) -> Response:
         viewer = _reader(request)
         paginator = ElectionPage()
-        page = paginator.paginate_queryset(Election.objects.all(), request, view=self)
+        page = paginator.paginate_queryset(selectors.elections_all(), request, view=self)
         return paginator.get_paginated_response(
             [selectors.election_document(e, viewer=viewer) for e in page or []]
         )
@@ -653,7 +652,7 @@ class StatementsView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        statements = DividendStatement.objects.filter(member__user=request.user)
+        statements = selectors.statements_of(request.user)
         paginator = StatementPage()
         page = paginator.paginate_queryset(statements, request, view=self)
         return paginator.get_paginated_response(
@@ -710,7 +709,7 @@ class AuditView(APIView):
     def get(self, request: Request) -> Response:
         _reader(request)
         paginator = AuditPage()
-        page = paginator.paginate_queryset(AuditEntry.objects.all(), request, view=self)
+        page = paginator.paginate_queryset(selectors.audit_entries(), request, view=self)
         return paginator.get_paginated_response([audit_entry_document(e) for e in page or []])
 
 

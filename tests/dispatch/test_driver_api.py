@@ -87,3 +87,36 @@ def test_riders_cannot_use_driver_routes(seeded, rider):
         response = client.get(path)
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "driver_role_required"
+
+
+@pytest.mark.django_db
+def test_an_estimate_quotes_the_pickup_eta_of_the_nearest_available_driver(seeded):
+    """`pickup_eta_s` comes from the live positions: null with nobody near, then the nearest free driver's
+    ETA by the shared model, and the nearer of two drivers wins."""
+    from django.utils import timezone
+
+    from dispatch.eta_model import pickup_eta_s
+    from dispatch.matching.geo import destination_point
+    from tests.conftest import auth_client_for
+    from tests.dispatch.conftest import CENTRE, driver_online_at
+    from tests.factories import DriverFactory, RiderFactory, square_service_area
+
+    square_service_area()
+    rider_client = auth_client_for(RiderFactory())
+    body = {
+        "pickup": {"lat": CENTRE[0], "lng": CENTRE[1]},
+        "dropoff": {"lat": CENTRE[0] + 0.02, "lng": CENTRE[1] + 0.01},
+    }
+    alone = rider_client.post("/api/v1/fares/estimate", body, format="json")
+    assert alone.status_code == 200, alone.content
+    assert alone.json()["pickup_eta_s"] is None
+
+    far = destination_point(CENTRE[0], CENTRE[1], 90.0, 2000.0)
+    near = destination_point(CENTRE[0], CENTRE[1], 0.0, 600.0)
+    driver_online_at(DriverFactory(), *far)
+    driver_online_at(DriverFactory(), *near)
+    quoted = rider_client.post("/api/v1/fares/estimate", body, format="json").json()["pickup_eta_s"]
+
+    expected = pickup_eta_s(600.0, at=timezone.now())
+    assert quoted is not None and abs(quoted - expected) <= 2
+    assert quoted < pickup_eta_s(2000.0, at=timezone.now())

@@ -86,8 +86,10 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.group = user_group(user.id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        # Register the socket (presence, grace cancelled) before the client sees it open, so anything the
+        # client does next already finds it registered.
         await self.on_connected()
+        await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -46,7 +46,7 @@ and does not count toward the quota; the record reports how many there were.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -361,6 +361,28 @@ class _Election:
             )
         )
 
+    def _exclusion_round(self, *, threshold_units: Callable[[], int], elect: Callable[[], list[str]]) -> None:
+        """Exclude the lowest continuing candidate, transfer their ballots, elect whoever that lets in (by
+        the method's rule) and record the stage. The threshold is read after the transfer, as IRV's
+        majority of the ballots still active depends on it."""
+        loser, tie_break, gained, non_transferable, held = self._exclude_lowest()
+        self.history.append(dict(self.votes))
+        threshold = threshold_units()
+        newly = elect()
+        self._record(
+            action="exclusion",
+            subject=loser,
+            transfer_value=None,
+            gained=gained,
+            non_transferable=non_transferable,
+            lost=0,
+            threshold_units=threshold,
+            elected=newly,
+            excluded=(loser,),
+            tie_break=tie_break,
+            subject_change=-held,
+        )
+
     def _exclude_lowest(self) -> tuple[str, TieBreak | None, dict[str, int], int, int]:
         lowest_votes = min(self.votes[name] for name in self.continuing)
         tied = [name for name in self.continuing if self.votes[name] == lowest_votes]
@@ -477,22 +499,9 @@ class _Election:
                 )
                 continue
 
-            loser, tie_break, gained, non_transferable, held = self._exclude_lowest()
-            self.history.append(dict(self.votes))
-            newly = elect_reaching_quota()
-            newly += self._fill_last_vacancies()
-            self._record(
-                action="exclusion",
-                subject=loser,
-                transfer_value=None,
-                gained=gained,
-                non_transferable=non_transferable,
-                lost=0,
-                threshold_units=quota,
-                elected=newly,
-                excluded=(loser,),
-                tie_break=tie_break,
-                subject_change=-held,
+            self._exclusion_round(
+                threshold_units=lambda: quota,
+                elect=lambda: elect_reaching_quota() + self._fill_last_vacancies(),
             )
 
         return self._result(SCOTTISH_STV_2007, quota)
@@ -530,21 +539,5 @@ class _Election:
             tie_break=None,
         )
         while self.valid_ballots and not self.elected and self.continuing:
-            loser, tie_break, gained, non_transferable, held = self._exclude_lowest()
-            self.history.append(dict(self.votes))
-            threshold = majority_of_active()
-            newly = elect_majority_winner()
-            self._record(
-                action="exclusion",
-                subject=loser,
-                transfer_value=None,
-                gained=gained,
-                non_transferable=non_transferable,
-                lost=0,
-                threshold_units=threshold,
-                elected=newly,
-                excluded=(loser,),
-                tie_break=tie_break,
-                subject_change=-held,
-            )
+            self._exclusion_round(threshold_units=majority_of_active, elect=elect_majority_winner)
         return self._result(IRV, first_majority)

@@ -41,7 +41,7 @@ CENTRE = (40.7580, -73.9855)
 PORT = 8765
 # Two ASGI processes on two cores: Django runs every sync view and database call of a process in one thread,
 # so one process serialises all REST requests and socket commands.
-WEB_WORKERS = 2
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 
 ENV = {
     **os.environ,
@@ -117,23 +117,18 @@ def make_people(drivers: int, riders: int) -> tuple[list[str], list[tuple[str, s
     )
 
 
-def start_stack() -> list[subprocess.Popen]:
+def start_stack() -> dict[str, subprocess.Popen]:
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     commands = {
         "uvicorn": [
             sys.executable,
             "-m",
-            "uvicorn",
-            "backend.asgi:application",
+            "backend.serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(PORT),
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
             "--workers",
             str(WEB_WORKERS),
         ],
@@ -154,11 +149,67 @@ def start_stack() -> list[subprocess.Popen]:
             str(logs / "beat-schedule"),
         ],
     }
-    processes = []
+    processes = {}
     for name, command in commands.items():
         log = (logs / f"{name}.log").open("w")
-        processes.append(subprocess.Popen(command, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT))
+        processes[name] = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT)
     return processes
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds used so far) for every process we may read."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return table
+
+
+def cpu_roles(processes: dict[str, subprocess.Popen]) -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds used so far) for each part of the stack: our subprocesses with their
+    children, every PostgreSQL and Redis server process, and this load generator."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _name, _cpu) in table.items():
+        children.setdefault(parent, []).append(pid)
+    roles: dict[int, str] = {}
+    for role, root in [("load generator", os.getpid())] + [(r, p.pid) for r, p in processes.items()]:
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            roles[pid] = role
+            todo.extend(children.get(pid, []))
+    for pid, (_parent, name, _cpu) in table.items():
+        if name.startswith("postgres"):
+            roles[pid] = "postgres"
+        elif name.startswith("redis-server"):
+            roles[pid] = "redis"
+    return {pid: (role, table[pid][2]) for pid, role in roles.items() if pid in table}
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (everything but idle and I/O wait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def cpu_cores_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float):
+    """Cores each role kept busy between two samples. A process that started in between counts from zero;
+    one that ended in between is missed (PostgreSQL backends live as long as their pooled connection)."""
+    used: dict[str, float] = {}
+    for pid, (role, cpu) in after.items():
+        used[role] = used.get(role, 0.0) + cpu - before.get(pid, (role, 0.0))[1]
+    return {role: total / seconds for role, total in sorted(used.items(), key=lambda item: -item[1])}
 
 
 def iso_now() -> str:
@@ -166,10 +217,11 @@ def iso_now() -> str:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, processes: dict[str, subprocess.Popen]) -> None:
         from dispatch.simulation.metrics import MetricsRecorder
 
         self.args = args
+        self.processes = processes
         self.metrics = MetricsRecorder()
         self.requested_at: dict[str, float] = {}
         self.accepted_at: dict[str, float] = {}
@@ -340,6 +392,7 @@ class Bench:
         warm = time.perf_counter()
         first_added = await stream_added(client, stream)
         sent_before = self.locations_sent
+        cpu_before, busy_before = cpu_roles(self.processes), machine_busy_s()
         rider_tasks = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as http:
             interval = 1.0 / self.args.rps
@@ -353,6 +406,7 @@ class Bench:
             elapsed = time.perf_counter() - warm
             last_added = await stream_added(client, stream)
             sent = self.locations_sent - sent_before
+            cpu_after, busy_after = cpu_roles(self.processes), machine_busy_s()
             await asyncio.wait(rider_tasks, timeout=20)
         self.stop.set()
         for task in driver_tasks:
@@ -366,6 +420,8 @@ class Bench:
             "requests": len(rider_tasks),
             "drivers_online": self.online,
             "all_online_after_s": self.connect_s,
+            "cpu_cores_used": cpu_cores_used(cpu_before, cpu_after, elapsed),
+            "machine_cores_busy": (busy_after - busy_before) / elapsed,
         }
 
 
@@ -404,16 +460,16 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or processes[0].poll() is not None:
+            if time.monotonic() > deadline or processes["uvicorn"].poll() is not None:
                 raise SystemExit("uvicorn did not come up; see infra/benchmarks/out/e2e/logs/uvicorn.log")
             time.sleep(0.3)
         print(f"stack up; connecting {args.drivers} drivers", flush=True)
-        bench = Bench(args)
+        bench = Bench(args, processes)
         figures = asyncio.run(bench.run(driver_ids, riders))
     finally:
-        for process in processes:
+        for process in processes.values():
             process.terminate()
-        for process in processes:
+        for process in processes.values():
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -428,6 +484,8 @@ def main() -> None:
         f"location msgs/s sent: {figures['location_msgs_sent_per_s']:.0f}; "
         f"fixes stored/s: {figures['location_fixes_stored_per_s']:.0f} over {figures['measured_s']:.0f} s",
         f"ride requests: {figures['requests']} at {args.rps}/s",
+        f"CPU over the window: {figures['machine_cores_busy']:.2f} of {os.cpu_count()} cores busy; "
+        + ", ".join(f"{role} {cores:.2f}" for role, cores in figures["cpu_cores_used"].items()),
     ]
     for step in ("request_to_offer", "accept_to_rider_notified", "rest_trip_request"):
         s = summaries.get(step)

@@ -6,13 +6,17 @@ Pushes are best effort: the channel layer may drop them, so every client can res
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -31,18 +35,65 @@ def user_group(user_id: uuid.UUID | str) -> str:
 
 
 def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
-    """Send one frame to every socket of a user once the current transaction commits."""
+    """Send one frame to every socket of a user once the current transaction commits.
+
+    Never waits for the send. In a thread that serves an event loop (a view or a socket command of the
+    ASGI server) the frame is handed to that loop's push queue, so the request's thread goes back to work
+    at once instead of waiting for a busy loop to publish; elsewhere (Celery, commands) it is sent here."""
+    group = user_group(user_id)
 
     def _send() -> None:
+        loop = _serving_loop()
+        if loop is not None:
+            loop.call_soon_threadsafe(_enqueue, loop, group, frame)
+            return
         layer = get_channel_layer()
         if layer is None:
             return
         try:
-            async_to_sync(layer.group_send)(user_group(user_id), {"type": "push", "frame": frame})
+            async_to_sync(layer.group_send)(group, {"type": "push", "frame": frame})
         except Exception:
             logger.warning("push to %s failed", user_id, exc_info=True)
 
     transaction.on_commit(_send)
+
+
+def _serving_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop this worker thread was started from by `sync_to_async`, if any."""
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+# One queue and one sender task per event loop: frames to a user leave in the order their transactions
+# committed, and no thread ever blocks on the loop.
+_push_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue] = (
+    weakref.WeakKeyDictionary()
+)
+_push_senders: set[asyncio.Task] = set()
+
+
+def _enqueue(loop: asyncio.AbstractEventLoop, group: str, frame: dict[str, Any]) -> None:
+    queue = _push_queues.get(loop)
+    if queue is None:
+        queue = _push_queues[loop] = asyncio.Queue()
+        sender = loop.create_task(_send_pushes(queue))
+        _push_senders.add(sender)
+        sender.add_done_callback(_push_senders.discard)
+    queue.put_nowait((group, frame))
+
+
+async def _send_pushes(queue: asyncio.Queue) -> None:
+    while True:
+        group, frame = await queue.get()
+        layer = get_channel_layer()
+        if layer is None:
+            continue
+        try:
+            await layer.group_send(group, {"type": "push", "frame": frame})
+        except Exception:
+            logger.warning("push to %s failed", group, exc_info=True)
 
 
 async def apush_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
@@ -90,6 +141,16 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         # client does next already finds it registered.
         await self.on_connected()
         await self.accept()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its hop to the shared sync thread to close old database connections
+        before every message: that thread's connection is not ours (database work runs through
+        `database_call`, which cleans up around each call), and the hop, once per location fix, queued every
+        socket of the process behind one thread."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -26,6 +26,14 @@ def trips_visible_to(user_id: uuid.UUID) -> QuerySet[Trip]:
     )
 
 
+def trip_load(trip_id: uuid.UUID) -> Trip:
+    """A trip with what its contract object needs (rider, driver, vehicle, events) loaded: no view built
+    from it queries again, however many parties it is shown to."""
+    return (
+        Trip.objects.select_related("rider", "driver", "vehicle").prefetch_related("events").get(id=trip_id)
+    )
+
+
 def trip_get_for(*, user_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
     """The trip if the user rode or drove it; NotFound (`trip_not_found`) otherwise."""
     trip = trips_visible_to(user_id).filter(id=trip_id).first()

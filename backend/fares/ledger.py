@@ -99,9 +99,7 @@ def post_entry(
                 reverses_id=reverses_id,
                 metadata=metadata or {},
             )
-            accounts = [
-                account_for(kind=line.kind, owner_id=line.owner_id, currency=currency) for line in kept
-            ]
+            accounts = _accounts_for(kept, currency)
             Posting.objects.bulk_create(
                 Posting(
                     entry=entry, account=account, debit_minor=line.debit_minor, credit_minor=line.credit_minor

@@ -12,9 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from backend.accounts.models import Vehicle
 from backend.errors import Conflict
 from backend.fares.money import money
 from backend.fares.pricing import driver_pay
@@ -90,30 +91,50 @@ def _not_open() -> Conflict:
     return Conflict("This offer is no longer open to you.", code="offer_not_open")
 
 
+_CLOSE_OFFER = (
+    "UPDATE dispatch_offer SET status = %s, responded_at = %s "
+    "WHERE id = %s AND status = 'open' AND {condition} RETURNING trip_id, driver_id"
+)
+
+
+def _close_offer(
+    *, offer_id: uuid.UUID, to: OfferStatus, now: datetime, driver_id: uuid.UUID | None = None
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """Close an open offer in one conditional UPDATE; returns its (trip id, driver id), or None when it was
+    not open (for `driver_id`: not theirs, or past its expiry; for nobody: not yet expired).
+
+    The RETURNING clause saves the read-back every answer to an offer would otherwise need."""
+    if driver_id is not None:
+        condition, extra = "driver_id = %s AND expires_at > %s", [driver_id, now]
+    else:
+        condition, extra = "expires_at <= %s", [now]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLOSE_OFFER.format(condition=condition), [to.value, now, offer_id, *extra])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def offer_accept(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> Trip:
     """Take the offered trip. Exactly one accept of an open, unexpired offer of this driver wins."""
     now = timezone.now()
     try:
         with transaction.atomic():
-            won = Offer.objects.filter(
-                id=offer_id, driver_id=driver_id, status=OfferStatus.OPEN, expires_at__gt=now
-            ).update(status=OfferStatus.ACCEPTED, responded_at=now)
-            if won == 0:
+            won = _close_offer(offer_id=offer_id, to=OfferStatus.ACCEPTED, now=now, driver_id=driver_id)
+            if won is None:
                 raise _not_open()
-            trip_id = Offer.objects.filter(id=offer_id).values_list("trip_id", flat=True).get()
-            from backend.accounts.models import DriverProfile
-
-            vehicle = DriverProfile.objects.get(user_id=driver_id).active_vehicle
+            trip_id = won[0]
+            vehicle_id = (
+                Vehicle.objects.filter(driver_id=driver_id, is_active=True)
+                .order_by("-created_at")
+                .values_list("id", flat=True)
+                .first()
+            )
             trip = trip_transition(
                 trip_id=trip_id,
                 to=TripStatus.ASSIGNED,
                 actor_id=driver_id,
                 guard={"driver__isnull": True},
-                fields={
-                    "driver_id": driver_id,
-                    "vehicle_id": vehicle.id if vehicle else None,
-                    "next_dispatch_at": None,
-                },
+                fields={"driver_id": driver_id, "vehicle_id": vehicle_id, "next_dispatch_at": None},
                 details={"offer_id": str(offer_id)},
             )
     except IntegrityError as exc:  # the driver already has an active trip (one_active_trip_per_driver)
@@ -142,12 +163,10 @@ def offer_decline(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> None:
     """Turn the offer down; the trip goes to the next candidate at once."""
     now = timezone.now()
     with transaction.atomic():
-        declined = Offer.objects.filter(
-            id=offer_id, driver_id=driver_id, status=OfferStatus.OPEN, expires_at__gt=now
-        ).update(status=OfferStatus.DECLINED, responded_at=now)
-        if declined == 0:
+        declined = _close_offer(offer_id=offer_id, to=OfferStatus.DECLINED, now=now, driver_id=driver_id)
+        if declined is None:
             raise _not_open()
-        trip_id = Offer.objects.filter(id=offer_id).values_list("trip_id", flat=True).get()
+        trip_id = declined[0]
         Trip.objects.filter(id=trip_id, status=TripStatus.REQUESTED).update(next_dispatch_at=now)
     transaction.on_commit(lambda: live.post_event("decline", d=driver_id, trip=trip_id, offer=offer_id))
 
@@ -157,12 +176,10 @@ def offer_expire(*, offer_id: uuid.UUID) -> uuid.UUID | None:
     already been answered, withdrawn or expired by someone else)."""
     now = timezone.now()
     with transaction.atomic():
-        expired = Offer.objects.filter(id=offer_id, status=OfferStatus.OPEN, expires_at__lte=now).update(
-            status=OfferStatus.EXPIRED, responded_at=now
-        )
-        if expired == 0:
+        expired = _close_offer(offer_id=offer_id, to=OfferStatus.EXPIRED, now=now)
+        if expired is None:
             return None
-        trip_id, driver_id = Offer.objects.filter(id=offer_id).values_list("trip_id", "driver_id").get()
+        trip_id, driver_id = expired
         Trip.objects.filter(id=trip_id, status=TripStatus.REQUESTED).update(next_dispatch_at=now)
         push_to_user(driver_id, {"type": "offer.expired", "offer_id": str(offer_id)})
     return trip_id

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from backend.errors import InvalidTransition, NotFound
 from dispatch.models import Trip, TripEvent
+from dispatch.selectors import trip_load
 from dispatch.state import FINAL_STATUSES, TripStatus, allowed_sources
 
 _STAMPS = {
@@ -43,23 +44,27 @@ def trip_transition(
     if to in FINAL_STATUSES:
         updates.setdefault("ended_at", now)
         updates.setdefault("next_dispatch_at", None)
-    with transaction.atomic():
+    # No savepoint when called inside a caller's transaction (as most are): a refused move changes nothing
+    # and is raised after the block, so there is never anything to roll back to, and a move costs two
+    # round trips fewer.
+    with transaction.atomic(savepoint=False):
         moved = Trip.objects.filter(
             id=trip_id, status__in=[s.value for s in allowed_sources(to)], **(guard or {})
-        )
-        if moved.update(**updates) == 0:
-            current = Trip.objects.filter(id=trip_id).values_list("status", flat=True).first()
-            if current is None:
-                raise NotFound("No such trip.", code="trip_not_found")
-            raise InvalidTransition(
-                f"A trip that is {current} cannot become {to.value}.",
-                details={"from": current, "to": to.value},
+        ).update(**updates)
+        if moved:
+            TripEvent.objects.create(
+                trip_id=trip_id, status=to.value, at=now, actor_id=actor_id, details=details or {}
             )
-        TripEvent.objects.create(
-            trip_id=trip_id, status=to.value, at=now, actor_id=actor_id, details=details or {}
+            trip = trip_load(trip_id)
+            push_trip_updated(trip)
+    if not moved:
+        current = Trip.objects.filter(id=trip_id).values_list("status", flat=True).first()
+        if current is None:
+            raise NotFound("No such trip.", code="trip_not_found")
+        raise InvalidTransition(
+            f"A trip that is {current} cannot become {to.value}.",
+            details={"from": current, "to": to.value},
         )
-        trip = Trip.objects.select_related("rider", "driver", "vehicle").get(id=trip_id)
-        push_trip_updated(trip)
     return trip
 
 

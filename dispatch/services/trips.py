@@ -31,8 +31,10 @@ from backend.fares.money import money
 from backend.fares.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch.matching.geo import haversine_m
 from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
-from dispatch.selectors import trip_get_for
+from dispatch.selectors import trip_get_for, trip_load
+from dispatch.services.dispatching import trip_requested
 from dispatch.services.estimates import Place, require_in_service_area, route_quote
+from dispatch.services.offers import offers_withdraw_for_trip
 from dispatch.services.transitions import push_trip_updated, trip_transition
 from dispatch.state import OPEN_STATUSES, TripStatus, allowed_sources
 
@@ -94,29 +96,6 @@ def _estimate_for_request(
             details={"fields": mismatched},
         )
     return estimate
-
-
-def _kick_dispatch(trip_id: uuid.UUID) -> None:
-    try:
-        from dispatch.services.dispatching import trip_requested
-    except (ImportError, AttributeError):
-        return  # no dispatcher in this build: the periodic sweep finds the trip by next_dispatch_at
-    trip_requested(trip_id=trip_id)
-
-
-def _withdraw_offers(trip_id: uuid.UUID) -> None:
-    try:
-        from dispatch.services.offers import offers_withdraw_for_trip
-    except (ImportError, AttributeError):
-        return
-    offers_withdraw_for_trip(trip_id=trip_id)
-
-
-def trip_load(trip_id: uuid.UUID) -> Trip:
-    """A trip with what its contract object needs (rider, driver, vehicle, events) loaded."""
-    return (
-        Trip.objects.select_related("rider", "driver", "vehicle").prefetch_related("events").get(id=trip_id)
-    )
 
 
 def trip_request(
@@ -200,7 +179,12 @@ def trip_request(
         trip = trip_load(trip.id)
         push_trip_updated(trip)
         trip_id = trip.id
-        transaction.on_commit(lambda: _kick_dispatch(trip_id), robust=True)
+        transaction.on_commit(
+            lambda: trip_requested(
+                trip_id=trip_id, pickup=(pickup.lat, pickup.lng), wheelchair_accessible=wav
+            ),
+            robust=True,
+        )
     return trip
 
 
@@ -248,7 +232,7 @@ def trip_cancel(
         if cancelled_by == "driver":
             guard = {"driver_id": actor_id}
         try:
-            trip_transition(
+            cancelled = trip_transition(
                 trip_id=trip.id,
                 to=TripStatus.CANCELLED,
                 actor_id=actor_id,
@@ -264,9 +248,8 @@ def trip_cancel(
             raise Conflict(
                 "This trip can no longer be cancelled.", code="trip_not_cancellable", details=exc.details
             ) from exc
-        cancelled = trip_load(trip.id)
         post_cancellation_fee(trip=cancelled)
-        _withdraw_offers(trip.id)
+        offers_withdraw_for_trip(trip_id=trip.id)
         if cancelled.driver_id is not None:
             # The driver is free again and stops sharing their location with this rider, at once rather
             # than at the presence sweeper's next pass.

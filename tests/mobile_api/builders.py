@@ -7,9 +7,10 @@ from datetime import datetime
 
 from backend.fares.settlement import completion_fields, post_trip_fare
 from dispatch.models import ServiceArea, Trip
+from dispatch.selectors import trip_load
 from dispatch.services.estimates import Place
 from dispatch.services.transitions import trip_transition
-from dispatch.services.trips import trip_load, trip_request
+from dispatch.services.trips import trip_request
 from dispatch.state import TripStatus
 from tests.factories import DriverFactory, RiderFactory, square_service_area
 

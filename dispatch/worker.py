@@ -104,6 +104,13 @@ class DispatchWorker:
         await self.rebuild_index()
         await self.rearm_from_database()
 
+    def request_stop(self) -> None:
+        """Ask `run()` to return after the stream read in progress (at most STREAM_BLOCK_MS).
+
+        Preferred to cancelling the task: a cancellation that lands inside a blocking Redis read can be lost
+        by redis-py's hiredis parser, leaving the task waiting on a socket nobody will write to."""
+        self._stopping.set()
+
     async def stop(self) -> None:
         self._stopping.set()
         for handle in self.timers.values():

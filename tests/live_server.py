@@ -82,25 +82,12 @@ def _server_env(extra_env: dict[str, str] | None) -> dict[str, str]:
 def start_asgi_server(
     *, extra_env: dict[str, str] | None = None, timeout_s: float = 30
 ) -> Iterator[LiveServer]:
-    """Run ``uvicorn backend.asgi:application`` on a free port until the block ends."""
+    """Run the project's server (``python -m backend.serve``) on a free port until the block ends."""
     port = _free_port()
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rochdale-live-asgi-{port}.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backend.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-        ],
+        [sys.executable, "-m", "backend.serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=_server_env(extra_env),
         stdout=log,

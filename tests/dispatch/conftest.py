@@ -148,9 +148,8 @@ async def running_worker(**kwargs):
     try:
         yield worker
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        worker.request_stop()
+        await asyncio.wait_for(task, timeout=10)
 
 
 def seconds_ago(seconds: float) -> datetime:

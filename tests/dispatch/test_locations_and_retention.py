@@ -62,6 +62,70 @@ def test_flush_persists_fixes_in_bulk_and_updates_presence_once(seeded, driver):
 
 
 @pytest.mark.django_db
+def test_fixes_of_one_loop_turn_share_a_pipeline_and_each_gets_its_own_verdict(seeded, driver):
+    """Three sockets' fixes in one turn of the loop: one stored, one out of order, one impossible jump."""
+    from backend.errors import InvalidInput
+    from backend.redis import get_redis
+    from dispatch.live import driver_key
+    from dispatch.services.locations import Fix, LocationRecorder, fix_pipeline
+    from tests.factories import DriverFactory
+
+    stale_driver, jumping_driver = DriverFactory(), DriverFactory()
+    for someone in (driver, stale_driver, jumping_driver):
+        driver_online_at(someone, *CENTRE, age_s=20)
+    sent_batches: list[int] = []
+
+    async def together() -> list[object]:
+        pipeline = fix_pipeline()
+        execute = pipeline._execute
+
+        async def counting(batch):
+            sent_batches.append(len(batch))
+            return await execute(batch)
+
+        pipeline._execute = counting
+        recorder = LocationRecorder()
+        now = time.time()
+        return await asyncio.gather(
+            recorder.record(
+                driver_id=driver.id, fix=Fix(CENTRE[0] + 0.0003, CENTRE[1], None, None, 5.0, now)
+            ),
+            recorder.record(driver_id=stale_driver.id, fix=Fix(*CENTRE, None, None, 5.0, now - 30)),
+            recorder.record(
+                driver_id=jumping_driver.id, fix=Fix(CENTRE[0] + 0.5, CENTRE[1], None, None, 5.0, now)
+            ),
+            return_exceptions=True,
+        )
+
+    stored, stale, jump = asyncio.run(together())
+    assert sent_batches == [3]  # one round trip for the three fixes
+    assert stored is None
+    assert isinstance(stale, InvalidInput) and stale.code == "fix_out_of_order"
+    assert isinstance(jump, InvalidInput) and jump.code == "implausible_jump"
+    assert float(get_redis().hget(driver_key(driver.id), "lat")) == pytest.approx(CENTRE[0] + 0.0003)
+    assert float(get_redis().hget(driver_key(jumping_driver.id), "lat")) == pytest.approx(CENTRE[0])
+
+
+@pytest.mark.django_db
+def test_fixes_still_store_after_redis_lost_the_script(seeded, driver):
+    """A Redis restart (or SCRIPT FLUSH) forgets the fix script; the next batch loads it again and lands."""
+    from backend.redis import get_redis
+    from dispatch.live import driver_key
+    from dispatch.services.locations import Fix, LocationRecorder
+
+    driver_online_at(driver, *CENTRE, age_s=20)
+    get_redis().script_flush()
+
+    async def record() -> None:
+        await LocationRecorder().record(
+            driver_id=driver.id, fix=Fix(CENTRE[0] + 0.0002, CENTRE[1], None, None, 5.0, time.time())
+        )
+
+    asyncio.run(record())
+    assert float(get_redis().hget(driver_key(driver.id), "lat")) == pytest.approx(CENTRE[0] + 0.0002)
+
+
+@pytest.mark.django_db
 def test_retention_purges_old_off_trip_fixes_and_reduces_old_traces(seeded, rider, driver):
     from django.contrib.gis.geos import Point
 

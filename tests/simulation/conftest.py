@@ -85,10 +85,7 @@ def live_stack(transactional_db, tmp_path):
     }
     python = sys.executable
     commands = {
-        "web": [
-            python, "-m", "uvicorn", "backend.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning",
-        ],
+        "web": [python, "-m", "backend.serve", "--host", "127.0.0.1", "--port", str(port)],
         "dispatch": [python, "manage.py", "dispatch_worker"],
         "celery": [
             python, "-m", "celery", "-A", "backend.celery:app", "worker", "-B", "--loglevel=WARNING",

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+STOP_GRACE_S = 5.0
+
 
 class Command(BaseCommand):
     help = "Run the dispatch worker of one region: the driver index, offer timers and dispatch rounds."
@@ -29,9 +31,14 @@ class Command(BaseCommand):
         async def main() -> None:
             loop = asyncio.get_running_loop()
             task = loop.create_task(worker.run())
+
+            def shut_down() -> None:
+                worker.request_stop()
+                loop.call_later(STOP_GRACE_S, task.cancel)  # should the stream read not come back
+
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, task.cancel)
+                    loop.add_signal_handler(sig, shut_down)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

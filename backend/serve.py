@@ -8,7 +8,9 @@ starts it through here, so they all run the same server the figures in the READM
 - no lifespan protocol (Django does not implement it);
 - X-Forwarded-* trusted only from the addresses in `FORWARDED_ALLOW_IPS` (uvicorn's default: 127.0.0.1);
 - `--workers` processes (default `ROCHDALE_WEB_WORKERS`, else 1): each process serves its websockets on
-  one event loop, so a machine uses one process per core.
+  one event loop, so a machine uses one process per core;
+- a PostgreSQL connection pool per process (`DATABASE_POOL_MAX_SIZE`, default 16 here; see
+  backend/settings.py for why ASGI needs one).
 
 The GIL switch interval of each worker is set in backend/asgi.py, where every server finds it.
 """
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default=os.environ.get("ROCHDALE_SERVER_LOG_LEVEL", "warning"))
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
+    os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "16")  # read by each worker's settings
     uvicorn.run(
         "backend.asgi:application",
         host=args.host,

@@ -129,12 +129,31 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "postgis://postgres@localhost:5432/rochdale")
+# Under ASGI every request runs in a context of its own, so Django's persistent connections are never
+# reused: each REST request would open (and leak until garbage collection) a PostgreSQL connection. A
+# psycopg pool per process hands connections out and takes them back at the end of each request or socket
+# command instead. The servers turn it on (infra/bin/run.sh, the container image, the benchmarks); it is off
+# by default for code that runs Django in one thread of its own (the test suite, shell, management
+# commands), where DATABASE_CONN_MAX_AGE applies.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)),
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=0 if DATABASE_POOL_MAX_SIZE else env_int("DATABASE_CONN_MAX_AGE", 60)
+    ),
 }
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASE_POOL_MAX_SIZE:
+    # The pool only hands out connections that came back healthy; one broken by a server restart fails the
+    # request using it and is then discarded, which the clients' retries absorb.
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10.0),
+        "max_idle": 60,
+    }
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -142,6 +161,8 @@ REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
 # Connections of each process's shared asyncio Redis client; callers beyond it wait up to the timeout.
 ROCHDALE_REDIS_POOL_SIZE = env_int("ROCHDALE_REDIS_POOL_SIZE", 32)
 ROCHDALE_REDIS_POOL_TIMEOUT_S = env_float("ROCHDALE_REDIS_POOL_TIMEOUT_S", 5.0)
+# A server process sends the location fixes that arrive within this window to Redis in one pipeline.
+ROCHDALE_FIX_BATCH_MS = env_float("ROCHDALE_FIX_BATCH_MS", 20.0)
 
 CACHES = {
     "default": {

@@ -37,15 +37,18 @@ def user_group(user_id: uuid.UUID | str) -> str:
 def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
     """Send one frame to every socket of a user once the current transaction commits.
 
-    Never waits for the send. In a thread that serves an event loop (a view or a socket command of the
-    ASGI server) the frame is handed to that loop's push queue, so the request's thread goes back to work
-    at once instead of waiting for a busy loop to publish; elsewhere (Celery, commands) it is sent here."""
+    In a thread that serves an event loop (a view or a socket command of the ASGI server) the frame is
+    handed to that loop's push queue and the thread goes back to work at once, instead of waiting for a busy
+    loop to publish it; elsewhere (Celery, commands) it is published here, synchronously."""
     group = user_group(user_id)
 
     def _send() -> None:
         loop = _serving_loop()
         if loop is not None:
-            loop.call_soon_threadsafe(_enqueue, loop, group, frame)
+            try:
+                loop.call_soon_threadsafe(_enqueue, loop, group, frame)
+            except RuntimeError:  # the loop closed since we looked (server shutting down): best effort
+                logger.warning("push to %s dropped: its event loop is closed", user_id)
             return
         layer = get_channel_layer()
         if layer is None:

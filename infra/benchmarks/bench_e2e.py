@@ -38,10 +38,12 @@ OUT = REPO / "infra" / "benchmarks" / "out" / "e2e"
 DB_NAME = "rochdale_bench_e2e"
 REDIS_URL = "redis://localhost:6379/13"
 CENTRE = (40.7580, -73.9855)
-PORT = 8765
-# Two ASGI processes on two cores: Django runs every sync view and database call of a process in one thread,
-# so one process serialises all REST requests and socket commands.
+PORT = 8765  # websockets
+REST_PORT = 8766  # the REST API, served by its own process(es) as infra/deploy/nginx.conf routes it
+# Socket server processes, one per core (each serves its sockets on one event loop), and the REST API on a
+# process of its own, so a ride request never queues behind thousands of sockets' traffic.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+REST_WORKERS = int(os.environ.get("BENCH_REST_WORKERS", "1"))
 
 ENV = {
     **os.environ,
@@ -131,6 +133,17 @@ def start_stack() -> dict[str, subprocess.Popen]:
             str(PORT),
             "--workers",
             str(WEB_WORKERS),
+        ],
+        "rest": [
+            sys.executable,
+            "-m",
+            "backend.serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(REST_PORT),
+            "--workers",
+            str(REST_WORKERS),
         ],
         "dispatch": [sys.executable, "manage.py", "dispatch_worker"],
         "celery": [
@@ -394,7 +407,7 @@ class Bench:
         sent_before = self.locations_sent
         cpu_before, busy_before = cpu_roles(self.processes), machine_busy_s()
         rider_tasks = []
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{REST_PORT}", timeout=30) as http:
             interval = 1.0 / self.args.rps
             next_at = time.perf_counter()
             for rider_id, token in riders:
@@ -456,7 +469,10 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{PORT}/api/v1/health", timeout=2).status_code == 200:
+                if all(
+                    httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
+                    for port in (PORT, REST_PORT)
+                ):
                     break
             except httpx.HTTPError:
                 pass

@@ -2,8 +2,10 @@
 
     .venv/bin/python infra/benchmarks/bench_e2e.py [--drivers 2000] [--duration 75] [--rps 5]
 
-Starts, as subprocesses against a scratch database `rochdale_bench_e2e` (recreated) and Redis db 13:
-uvicorn serving backend.asgi, `manage.py dispatch_worker`, and a Celery worker with beat (flush, sweeps).
+Starts, as subprocesses against a scratch database `rochdale_bench_e2e` (recreated) and Redis db 13, the
+stack as production runs it: the socket servers (`python -m backend.serve --workers 2`), the REST server on
+another port (nginx routes /ws/ and /api/ to separate pools the same way), `manage.py dispatch_worker`, and
+a Celery worker with beat (flush, sweeps, fare captures).
 Then, from this process (one asyncio loop): `--drivers` driver sockets, each online and sending a
 location every 4 s (spread over the 4 s), `--rps` ride requests per second over REST, each from a rider
 whose socket is open. A driver accepts every offer at once, then arrives, starts and completes after a
@@ -11,7 +13,8 @@ few seconds, so drivers come back. Measured:
 
 - request_to_offer: POST /trips sent -> the `offer` frame at the driver (includes the REST call);
 - accept_to_rider_notified: `offer.accept` sent -> the rider's `trip.updated` (assigned);
-- location messages per second sent, and the fixes the server stored (stream entries) per second.
+- location messages per second sent, and the fixes the server stored (stream entries) per second;
+- the CPU each part of the stack used over the window, and the whole machine's busy cores (from /proc).
 
 Figures print at the end and go to infra/benchmarks/out/e2e/ (results.json, latency.png, throughput.png)
 through dispatch/simulation's MetricsRecorder and report writer. The load generator shares the 2 cores

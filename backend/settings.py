@@ -161,8 +161,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
 # Connections of each process's shared asyncio Redis client; callers beyond it wait up to the timeout.
 ROCHDALE_REDIS_POOL_SIZE = env_int("ROCHDALE_REDIS_POOL_SIZE", 32)
 ROCHDALE_REDIS_POOL_TIMEOUT_S = env_float("ROCHDALE_REDIS_POOL_TIMEOUT_S", 5.0)
-# A server process sends the location fixes that arrive within this window to Redis in one pipeline.
-ROCHDALE_FIX_BATCH_MS = env_float("ROCHDALE_FIX_BATCH_MS", 20.0)
+# A server process sends the location fixes of one loop turn to Redis in one pipeline; a window (ms) widens
+# the batches at the cost of that much delay on each fix (and its push to the rider).
+ROCHDALE_FIX_BATCH_MS = env_float("ROCHDALE_FIX_BATCH_MS", 0.0)
 
 CACHES = {
     "default": {

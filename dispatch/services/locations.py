@@ -2,7 +2,7 @@
 
 No fix costs a PostgreSQL write, a Celery task or a core-layer channel message of its own (docs/dispatch.md
 has the measured reasons): `LocationRecorder.record` runs one Lua script (compare with the last fix, HSET,
-GEOADD, XADD), pipelined with the other sockets' fixes of the same loop turn (`FixPipeline`), and, when the
+GEOADD, XADD), pipelined with the other sockets' fixes that arrive with it (`FixPipeline`), and, when the
 driver is on a trip, publishes `driver.location` to the rider through the pub/sub channel layer.
 `flush_pending_fixes` (the `flush_locations` task, every 2 s) bulk-inserts the stream into LocationFix
 and updates every moved DriverPresence row with one `UPDATE ... FROM (VALUES ...)`.
@@ -97,12 +97,11 @@ def _fmt(value: float | None) -> str:
 class FixPipeline:
     """The fix scripts of every socket on one event loop, sent to Redis in pipelines.
 
-    Each socket awaits its own fix's verdict, but the fixes that arrive within `ROCHDALE_FIX_BATCH_MS` of
-    each other leave together: one pipeline, one pooled connection, one write (one loopback send, which the
-    kernel processes inside the call) and one read for all of them. The per-command cost of the client
-    (pool checkout, timeouts, awaits, the syscalls), which was most of a fix's cost in the server process,
-    is paid once per batch instead of once per fix; a fix's verdict and its push to the rider wait at most
-    the window, against the 4 s between a driver's fixes."""
+    Each socket awaits its own fix's verdict, but the fixes that arrive during one turn of the loop (or,
+    with `ROCHDALE_FIX_BATCH_MS` > 0, within that window) leave together: one pipeline, one pooled
+    connection, one write and one read for all of them. The per-command cost of the client (pool checkout,
+    timeouts, awaits, the syscalls) is paid once per batch instead of once per fix, and however fast fixes
+    come, a process holds at most one Redis connection per batch in flight."""
 
     def __init__(self) -> None:
         self.client = get_async_redis()
@@ -127,9 +126,12 @@ class FixPipeline:
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> None:
         try:
             results = await self._execute(batch)
-            if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or was flushed
+            unknown = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+            if unknown:  # Redis restarted or its scripts were flushed: load it, run those fixes again
                 await self.client.script_load(live.FIX_SCRIPT)
-                results = await self._execute(batch)
+                again = await self._execute([batch[i] for i in unknown])
+                for i, result in zip(unknown, again, strict=True):
+                    results[i] = result
         except Exception as exc:
             results = [exc] * len(batch)
         for (_keys, _args, answer), result in zip(batch, results, strict=True):

@@ -123,12 +123,8 @@ def offer_accept(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> Trip:
             if won is None:
                 raise _not_open()
             trip_id = won[0]
-            vehicle_id = (
-                Vehicle.objects.filter(driver_id=driver_id, is_active=True)
-                .order_by("-created_at")
-                .values_list("id", flat=True)
-                .first()
-            )
+            active = Vehicle.objects.filter(driver_id=driver_id, is_active=True)  # one at most, by constraint
+            vehicle_id = active.values_list("id", flat=True).first()
             trip = trip_transition(
                 trip_id=trip_id,
                 to=TripStatus.ASSIGNED,

@@ -31,20 +31,17 @@ from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
 logger = logging.getLogger(__name__)
 
 
-def trip_requested(
-    *, trip_id: uuid.UUID, pickup: tuple[float, float] | None = None, wheelchair_accessible: bool = False
-) -> None:
+def trip_requested(*, trip_id: uuid.UUID, pickup: tuple[float, float], wheelchair_accessible: bool) -> None:
     """Hand a new trip to the region's dispatch worker (call it on commit of the trip's creation).
 
-    `pickup` is (lat, lng); the request path passes it so the worker can match without reading the trip
-    back (without it the trip row is read here)."""
-    fields: dict[str, Any] = {"trip": trip_id, "t": time.time()}
-    if pickup is None:
-        info = Trip.objects.filter(id=trip_id).values_list("pickup", "wheelchair_accessible").first()
-        if info is not None:
-            pickup, wheelchair_accessible = (info[0].y, info[0].x), info[1]
-    if pickup is not None:
-        fields.update(lat=pickup[0], lng=pickup[1], wav=int(wheelchair_accessible))
+    `pickup` is (lat, lng): the event carries what matching needs, so the worker never reads it back."""
+    fields: dict[str, Any] = {
+        "trip": trip_id,
+        "t": time.time(),
+        "lat": pickup[0],
+        "lng": pickup[1],
+        "wav": int(wheelchair_accessible),
+    }
     try:
         live.post_event("request", **fields)
     except Exception:  # Redis down: the sweeper finds the trip in PostgreSQL within seconds

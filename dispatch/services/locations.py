@@ -11,7 +11,6 @@ and updates every moved DriverPresence row with one `UPDATE ... FROM (VALUES ...
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -105,7 +104,7 @@ class FixPipeline:
 
     def __init__(self) -> None:
         self.client = get_async_redis()
-        self.sha = hashlib.sha1(live.FIX_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
+        self.sha = self.client.register_script(live.FIX_SCRIPT).sha
         self.pending: list[tuple[list[str], list[Any], asyncio.Future]] = []
         self.sends: set[asyncio.Task] = set()
 

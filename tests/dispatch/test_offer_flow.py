@@ -36,7 +36,10 @@ async def _request(rider, **fields):
     from dispatch.services.dispatching import trip_requested
 
     trip = await sync_to_async(make_trip)(rider, **fields)
-    await sync_to_async(trip_requested)(trip_id=trip.id)
+    pickup = (trip.pickup.y, trip.pickup.x)
+    await sync_to_async(trip_requested)(
+        trip_id=trip.id, pickup=pickup, wheelchair_accessible=trip.wheelchair_accessible
+    )
     return trip
 
 

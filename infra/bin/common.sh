@@ -30,11 +30,31 @@ ensure_system_packages() {
     fi
 }
 
+# Python 3.12 exactly (pyvalhalla's wheels need it): ROCHDALE_PYTHON, python3.12 on PATH, or pyenv's 3.12.x.
+find_python312() {
+    local candidate
+    for candidate in "${ROCHDALE_PYTHON:-}" "$(command -v python3.12 || true)" \
+        $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3.12 2>/dev/null | sort -V -r); do
+        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
 # The virtualenv and the project, reinstalled only when pyproject.toml changes.
 ensure_venv() {
+    if [ -x "$PY" ] && ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+        log "the virtualenv in .venv is not Python 3.12: recreating it"
+        rm -rf "$VENV"
+    fi
     if [ ! -x "$PY" ]; then
-        log "creating virtualenv in .venv"
-        python3 -m venv "$VENV"
+        local python312
+        python312="$(find_python312)" || die "Python 3.12 is required and was not found: install it (pyenv install 3.12) or set ROCHDALE_PYTHON to a python3.12"
+        log "creating virtualenv in .venv with $python312"
+        "$python312" -m venv "$VENV"
         "$PY" -m pip install -q --upgrade pip
     fi
     local stamp="$VENV/.rochdale-installed"

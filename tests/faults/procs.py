@@ -1,0 +1,209 @@
+"""Real processes for the fault suite: a private redis-server, a dispatch worker, waiting helpers.
+
+Every process here is started in its own process group, on a private port where it listens, under a tmp
+dir, and is killed (the whole group) when its context manager exits, whatever the test did. Nothing here
+touches the shared PostgreSQL or Redis services.
+
+    with private_redis() as redis_server:              # redis-server --port P --save "" --appendonly no
+        env = {"REDIS_URL": redis_server.url(db=1)}
+        with start_asgi_server(extra_env=env) as server, dispatch_worker(extra_env=env) as worker:
+            redis_server.kill()                          # kill -9
+            redis_server.start()                         # the same port, empty
+            wait_until(lambda: ..., timeout_s=10, what="...")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from dispatch.live import worker_heartbeat_key
+from tests.live_server import REPO, _server_env
+
+REDIS_SERVER = "redis-server"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until[T](condition: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+    """Poll `condition` until it returns something truthy (returned); AssertionError naming `what` after
+    `timeout_s`. Exceptions from `condition` count as "not yet" (the thing polled may be down)."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except AssertionError:
+            raise
+        except Exception as exc:  # polling a service that may be down
+            last_error = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what} (last error: {last_error!r})")
+        time.sleep(interval_s)
+
+
+def kill_group(process: subprocess.Popen, *, sig: int = signal.SIGKILL) -> None:
+    """Signal the process's whole group (it was started with `start_new_session`) and reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+def stop_group(process: subprocess.Popen, *, grace_s: float = 10) -> None:
+    """SIGTERM the group, then SIGKILL whatever is left after `grace_s`."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+    kill_group(process)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, without persistence: a restart comes back empty, like a lost
+    cache. `kill()` is kill -9; `start()` again listens on the same port."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+    starts: int = 0
+    log_paths: list[Path] = field(default_factory=list)
+
+    def url(self, *, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, *, timeout_s: float = 10) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        log_path = self.directory / f"redis-{self.starts}.log"
+        self.log_paths.append(log_path)
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--logfile", str(log_path),
+                "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_until(self.ping, timeout_s=timeout_s, what=f"redis-server on port {self.port} answers PING")
+
+    def ping(self) -> bool:
+        """PING over a raw socket (no client library state to go stale across restarts)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no save; whatever it held is gone."""
+        assert self.process is not None
+        kill_group(self.process)
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[RedisServer]:
+    """A started RedisServer on a free port, killed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="rochdale-redis-") as directory:
+        server = RedisServer(port=free_port(), directory=Path(directory))
+        try:
+            server.start()
+            yield server
+        finally:
+            if server.process is not None:
+                kill_group(server.process)
+
+
+@dataclass
+class ManagedProcess:
+    """A project process (manage.py command) with its combined stdout/stderr in a log file."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def manage_process(*arguments: str, extra_env: dict[str, str] | None = None) -> Iterator[ManagedProcess]:
+    """`python manage.py <arguments>` against the test database (env as tests/live_server.py sets it,
+    plus `extra_env`), in its own process group, stopped (TERM, then KILL) when the block ends."""
+    log_path = Path(tempfile.gettempdir()) / f"rochdale-{arguments[0]}-{uuid.uuid4().hex[:8]}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *arguments],
+            cwd=REPO,
+            env=_server_env(extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield ManagedProcess(process, log_path)
+        finally:
+            stop_group(process)
+
+
+@contextlib.contextmanager
+def dispatch_worker(
+    *, region: str = "default", extra_env: dict[str, str] | None = None, timeout_s: float = 30
+) -> Iterator[ManagedProcess]:
+    """`manage.py dispatch_worker`, returned once its heartbeat is in the Redis it was given."""
+    env = dict(extra_env or {})
+    with manage_process("dispatch_worker", "--region", region, extra_env=env) as worker:
+        client = redis.Redis.from_url(_server_env(env)["REDIS_URL"], socket_timeout=2)
+        try:
+
+            def beating() -> bool:
+                if not worker.alive():
+                    raise AssertionError(f"the dispatch worker exited:\n{worker.log()}")
+                return bool(client.exists(worker_heartbeat_key(region)))
+
+            try:
+                wait_until(beating, timeout_s=timeout_s, what="the dispatch worker's heartbeat")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{worker.log()}") from None
+        finally:
+            client.close()
+        yield worker

@@ -63,3 +63,55 @@ async def test_wrong_role_is_refused(rider):
     communicator = WebsocketCommunicator(application, f"/ws/driver/?ticket={ticket}", headers=[ORIGIN])
     connected, code = await communicator.connect()
     assert not connected and code == 4403
+
+
+# Native apps (OkHttp, dart:io, URLSession) send no Origin header: the ticket is the credential, so a
+# handshake without one is accepted on a valid ticket; an Origin naming a foreign host is still refused.
+TICKET_SOCKETS = [("/ws/driver/", "driver"), ("/ws/rider/", "rider")]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("path", "role"), TICKET_SOCKETS)
+async def test_a_native_app_without_origin_is_accepted_on_a_valid_ticket(path, role, rider, driver):
+    user = {"rider": rider, "driver": driver}[role]
+    communicator = WebsocketCommunicator(application, f"{path}?ticket={await _ticket_for(user)}")
+    connected, code = await communicator.connect()
+    assert connected, code
+    if role == "driver":
+        await communicator.send_json_to({"type": "offline", "ref": "native"})
+        answer = await communicator.receive_json_from(timeout=5)
+        assert answer["type"] == "result" and answer["ref"] == "native" and answer["ok"] is True
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("path", "role"), TICKET_SOCKETS)
+@pytest.mark.parametrize("ticket", ["", "not-a-ticket"])
+async def test_without_origin_a_missing_or_bad_ticket_is_still_refused(path, role, ticket):
+    communicator = WebsocketCommunicator(application, f"{path}?ticket={ticket}")
+    connected, code = await communicator.connect()
+    assert not connected and code == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("path", "role"), TICKET_SOCKETS)
+@pytest.mark.parametrize("origin", [b"https://evil.example", b"null", b"http://localhost.evil.example"])
+async def test_a_foreign_origin_is_refused_even_with_a_valid_ticket(path, role, origin, rider, driver):
+    user = {"rider": rider, "driver": driver}[role]
+    ticket = await _ticket_for(user)
+    foreign = WebsocketCommunicator(application, f"{path}?ticket={ticket}", headers=[(b"origin", origin)])
+    connected, _ = await foreign.connect()
+    assert not connected
+    # Refused before the ticket was looked at: the same ticket still opens the socket from the app.
+    native = WebsocketCommunicator(application, f"{path}?ticket={ticket}")
+    assert (await native.connect())[0]
+    await native.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_staff_map_socket_still_needs_an_allowed_origin():
+    # /ws/map/ authenticates by session cookie, which a browser attaches on its own: there the Origin is
+    # the defence against cross-site use, so a handshake without one stays refused.
+    communicator = WebsocketCommunicator(application, "/ws/map/")
+    connected, _ = await communicator.connect()
+    assert not connected

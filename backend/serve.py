@@ -6,7 +6,9 @@ starts it through here, so they all run the same server the figures in the READM
 - no per-message deflate on websockets: a location fix is a ~200-byte JSON frame, so compressing it saves
   a few dozen bytes and costs CPU on both ends at every one of thousands of frames a second;
 - no lifespan protocol (Django does not implement it);
-- X-Forwarded-* trusted only from the addresses in `FORWARDED_ALLOW_IPS` (uvicorn's default: 127.0.0.1);
+- the client is the real one: `X-Forwarded-For` is read only as far as `ROCHDALE_TRUSTED_PROXY_HOPS` trusted
+  proxies wrote it (0, the default: not at all; 1 behind the bundled nginx), by `TrustedProxyClient`
+  (backend/forwarded.py) instead of uvicorn's address-based proxy headers, which a made-up header fools;
 - `--workers` processes (default `ROCHDALE_WEB_WORKERS`, else 1): each process serves its websockets on
   one event loop, so a machine uses one process per core;
 - a PostgreSQL connection pool per process (`DATABASE_POOL_MAX_SIZE`, default 16 here; see
@@ -21,6 +23,10 @@ import argparse
 import os
 
 import uvicorn
+from asgiref.typing import ASGI3Application
+from django.conf import settings
+
+from backend.forwarded import TrustedProxyClient
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "16")  # read by each worker's settings
     uvicorn.run(
-        "backend.asgi:application",
+        "backend.serve:served_application",
+        factory=True,
+        proxy_headers=False,  # TrustedProxyClient decides what X-Forwarded-* may change
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -42,6 +50,15 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="off",
         ws_per_message_deflate=False,
     )
+
+
+def served_application() -> ASGI3Application:
+    """uvicorn's app factory, called in each worker process: the project's ASGI app behind the proxy rule."""
+    # Imported here, in the worker: importing backend.asgi sets Django up, which must happen after main()
+    # has put the pool size in the environment and never in uvicorn's supervisor process.
+    from backend.asgi import application
+
+    return TrustedProxyClient(application, hops=settings.ROCHDALE_TRUSTED_PROXY_HOPS)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ROCHDALE_MAX_BODY_BYTES", 64 * 1024)
 
+# The real client (docs/operations.md, "Behind a proxy"): how many proxies in front of the servers append
+# to X-Forwarded-For. 0 (no proxy): the header is never read. 1 behind the bundled nginx: only its last
+# entry, the address nginx saw. The ASGI server (backend/serve.py) and DRF (NUM_PROXIES) both use it.
+ROCHDALE_TRUSTED_PROXY_HOPS = env_int("ROCHDALE_TRUSTED_PROXY_HOPS", 0)
+if ROCHDALE_TRUSTED_PROXY_HOPS < 0:
+    raise ImproperlyConfigured("ROCHDALE_TRUSTED_PROXY_HOPS must be 0 or more")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -234,6 +241,7 @@ REST_FRAMEWORK = {
         "register": env_str("ROCHDALE_REGISTER_RATE", "20/hour"),
         "user": env_str("ROCHDALE_USER_RATE", "600/min"),
     },
+    "NUM_PROXIES": ROCHDALE_TRUSTED_PROXY_HOPS,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

@@ -14,19 +14,30 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
 }
 
-# PostGIS (and GDAL/GEOS/PROJ for GeoDjango) from Debian; Chromium for the browser tests when asked.
+# PostGIS (and GDAL/GEOS/PROJ for GeoDjango) from Debian; when asked, Chromium for the browser tests
+# (--browser) and nginx for the test that runs the shipped nginx.conf in front of a server (--nginx).
 ensure_system_packages() {
     local want=()
-    local pgver
+    local pgver flag new_nginx=""
     pgver="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)"
     [ -n "$pgver" ] || pgver=15
     [ -f "/usr/share/postgresql/$pgver/extension/postgis.control" ] || want+=("postgresql-$pgver-postgis-3")
     ldconfig -p | grep -q libgdal || want+=(gdal-bin)
-    if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then want+=(chromium); fi
+    for flag in "$@"; do
+        case "$flag" in
+            --browser) command -v chromium >/dev/null || want+=(chromium) ;;
+            --nginx) [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || { want+=(nginx); new_nginx=1; } ;;
+            *) die "ensure_system_packages: unknown option $flag" ;;
+        esac
+    done
     if [ "${#want[@]}" -gt 0 ]; then
         log "installing system packages: ${want[*]}"
         as_root apt-get update -qq
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${want[@]}" >/dev/null
+    fi
+    # The tests run nginx as a process of their own; the service Debian starts on port 80 is not wanted.
+    if [ -n "$new_nginx" ] && command -v systemctl >/dev/null && systemctl is-enabled nginx >/dev/null 2>&1; then
+        as_root systemctl disable --now nginx >/dev/null 2>&1 || true
     fi
 }
 
@@ -63,6 +74,26 @@ ensure_venv() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
         log "installing the project and its dependencies into .venv"
         "$PY" -m pip install -q -e "$ROOT[dev]"
+        echo "$digest" > "$stamp"
+    fi
+}
+
+# The official AsyncAPI parser that tests/contract validates docs/asyncapi.yaml with: npm packages pinned by
+# infra/asyncapi/package-lock.json, reinstalled only when the lock file changes (no install scripts run).
+# Node.js and npm come from Debian when the machine has none.
+ensure_asyncapi_parser() {
+    local dir="$ROOT/infra/asyncapi"
+    if ! command -v npm >/dev/null; then
+        log "installing system packages: nodejs npm"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    local stamp="$dir/node_modules/.rochdale-installed"
+    local digest
+    digest="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+        log "installing the AsyncAPI parser into infra/asyncapi/node_modules"
+        (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
         echo "$digest" > "$stamp"
     fi
 }

@@ -100,6 +100,25 @@ def _seeded_rows(request: pytest.FixtureRequest):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _socket_frames_match_the_contract(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Every frame the driver and rider sockets send in a test, and every client frame they accept, must
+    match docs/asyncapi.yaml (tests/contract/frames.py); a drift fails the test at teardown. The recorder
+    only watches: the real consumer still parses, answers and pushes. A test that pushes frames of its own
+    through the socket plumbing says so with `@pytest.mark.synthetic_frames`."""
+    if not request.config.pluginmanager.has_plugin("django") or request.node.get_closest_marker(
+        "synthetic_frames"
+    ):
+        yield
+        return
+    from tests.contract.frames import FrameRecorder
+
+    recorder = FrameRecorder().install(monkeypatch)
+    yield
+    if recorder.drifts:
+        pytest.fail(recorder.report(), pytrace=False)
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

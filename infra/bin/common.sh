@@ -78,6 +78,26 @@ ensure_venv() {
     fi
 }
 
+# The official AsyncAPI parser that tests/contract validates docs/asyncapi.yaml with: npm packages pinned by
+# infra/asyncapi/package-lock.json, reinstalled only when the lock file changes (no install scripts run).
+# Node.js and npm come from Debian when the machine has none.
+ensure_asyncapi_parser() {
+    local dir="$ROOT/infra/asyncapi"
+    if ! command -v npm >/dev/null; then
+        log "installing system packages: nodejs npm"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    local stamp="$dir/node_modules/.rochdale-installed"
+    local digest
+    digest="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+        log "installing the AsyncAPI parser into infra/asyncapi/node_modules"
+        (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$digest" > "$stamp"
+    fi
+}
+
 export DATABASE_URL="${DATABASE_URL:-postgis://postgres@localhost:5432/rochdale}"
 export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
 export DJANGO_SETTINGS_MODULE=backend.settings

@@ -11,7 +11,8 @@ from django.db import transaction
 
 from tests.dispatch.conftest import connect, receive_type
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The frames pushed here are numbered stand-ins that test the plumbing, not contract frames.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.synthetic_frames]
 
 
 def _push_numbered(user_id, numbers: range) -> None:

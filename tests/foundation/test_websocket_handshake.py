@@ -16,6 +16,7 @@ async def _ticket_for(user):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.synthetic_frames  # pushes a stand-in `ping` frame through the real channel layer
 async def test_rider_socket_accepts_a_valid_ticket_and_receives_pushes_over_redis(rider):
     from channels.layers import get_channel_layer
 

@@ -15,9 +15,9 @@ Terms:
 
 Rules per kind (``RULES``):
 
-- ``fare_policy`` (the board; CONTRACT.md "Fare policy and governance"): quorum of more than half the seats,
-  more yes than no. Decided at ``closes_at``; or earlier, passed, as soon as the yes votes alone are more
-  than half of all seats (``early="yes_majority_of_all"``). It is never failed before ``closes_at``: the
+- ``fare_policy`` (the board; docs/contract.md "Fare policy and governance"): quorum of more than half the
+  seats, more yes than no. Decided at ``closes_at``; or earlier, passed, as soon as the yes votes alone are
+  more than half of all seats (``early="yes_majority_of_all"``). It is never failed before ``closes_at``: the
   contract names no early failure, and a board member may still be on their way to vote.
 - ``bylaw`` (all members): at least a quarter of the members vote, and at least two-thirds of yes + no are
   yes (the usual supermajority for amending the rules of a co-operative).

@@ -5,7 +5,7 @@ Usage on a DRF view method::
     @idempotent(required=True)
     def post(self, request, ...): ...
 
-How a key behaves (CONTRACT.md, docs/api.md):
+How a key behaves (docs/contract.md, docs/api.md):
 - the first request with a key runs, and its successful (2xx) answer is stored with the key in the SAME
   transaction as its effect: either both exist or neither does;
 - the same key with the same request (method, path, user and canonical JSON body) replays the stored status

@@ -1,4 +1,5 @@
-"""The fare policy object of CONTRACT.md ("The fare policy object"), as frozen values, and its validation.
+"""The fare policy object of docs/contract.md ("The fare policy object"), as frozen values, and its
+validation.
 
 Pure: no Django import. Rates are ``Decimal`` in major units; the document form is the wire form
 (decimal strings, at most 4 decimal places). :meth:`FarePolicy.from_document` is the single gate every
@@ -16,7 +17,7 @@ $1.760 per mile for a wheelchair-accessible vehicle. The cooperative's floor is 
 * ``per_minute``       = 0.583 x 1.10 = 0.6413 per minute
 * ``wav_per_distance`` = 1.760 x 1.10 = 1.936 per mile
 
-(CONTRACT.md's example object shows 1.357/0.620; it is an illustration of the shape, not these numbers.)
+(docs/contract.md's example object shows 1.357/0.620; it is an illustration of the shape, not these numbers.)
 
 The commission is 15%, so the driver's share of a fare is 85%. The rider rates are chosen so that the
 share alone already meets the standard floor on *every* trip, not just typical ones: each rider rate is

@@ -1,4 +1,4 @@
-"""The fare and pay rules of CONTRACT.md as pure functions: no Django, no I/O, no settings.
+"""The fare and pay rules of docs/contract.md as pure functions: no Django, no I/O, no settings.
 
 Every amount is computed exactly and rounded half-up to the currency's minor unit once, at the end, by
 :func:`backend.fares.money.to_minor_units`. Rates are ``Decimal``; the distance in the policy's unit

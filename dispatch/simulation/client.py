@@ -1,6 +1,6 @@
 """The simulated apps' view of Rochdale: its REST API over httpx and its websockets, nothing else.
 
-Everything here speaks the wire contract (/work/shared/CONTRACT.md) exactly as a phone would: a JWT in the
+Everything here speaks the wire contract (docs/contract.md) exactly as a phone would: a JWT in the
 `Authorization` header, an `Idempotency-Key` on the POSTs that want one, a single-use ticket for each
 websocket handshake, `ref`s on command frames matched to their `result` or `error`. No Django import: the
 simulator must be able to run against any Rochdale server it can reach.

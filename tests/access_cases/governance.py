@@ -2,7 +2,8 @@
 
 Governance records are for members (and staff) only: a non-member is refused with 403 `not_a_member` or
 `not_eligible` *before* the id is looked up, so the refusal is the same for an existing id and an unknown one
-and reveals nothing (CONTRACT.md: an id the caller may not see answers exactly as one that does not exist).
+and reveals nothing (docs/contract.md: an id the caller may not see answers exactly as one that does not
+exist).
 The matrix only compares an outsider's answer with an unknown id's when that answer is 404, so every route
 here also has an `unknown id` case: outsiders must get the same 403 for an id that does not exist, while
 the member (or staff user), who may see such records, is told 404.

@@ -1,5 +1,5 @@
 """The real client: per-IP limits key on the socket peer, or on what the trusted proxies added, never on a
-made-up `X-Forwarded-For` (CONTRACT.md). tests/e2e/test_nginx_client_ip.py runs the same through real
+made-up `X-Forwarded-For` (docs/contract.md). tests/e2e/test_nginx_client_ip.py runs the same through real
 nginx and a real server; these pin the two halves of the rule (DRF's NUM_PROXIES, the ASGI middleware)."""
 
 from __future__ import annotations

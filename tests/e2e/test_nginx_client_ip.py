@@ -1,6 +1,6 @@
 """The real client behind real Debian nginx with the shipped config, and without a proxy.
 
-A made-up `X-Forwarded-For` must never change who the client is (CONTRACT.md): behind the bundled nginx
+A made-up `X-Forwarded-For` must never change who the client is (docs/contract.md): behind the bundled nginx
 (`ROCHDALE_TRUSTED_PROXY_HOPS=1`) the client is the address nginx saw, whatever the request claimed; with
 no proxy (hops 0, the default) the header is not read at all. Measured on the code before the fix: 30 of 30
 sign-ups passed the 20/hour limit and 60 wrong passwords never tripped the per-IP lockout.

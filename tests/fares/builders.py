@@ -18,7 +18,8 @@ from backend.fares.pricing import quote_fare
 from backend.fares.selectors import policy_of
 from backend.fares.services import policy_version_create
 
-# CONTRACT.md's example rates: 85% of 0.35 a minute is well below the 0.620 floor, so the floor binds often.
+# docs/contract.md's example rates: 85% of 0.35 a minute is well below the 0.620 floor, so the floor binds
+# often.
 CONTRACT_EXAMPLE_POLICY = {
     "currency": "USD",
     "distance_unit": "mile",

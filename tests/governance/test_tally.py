@@ -47,7 +47,7 @@ def test_default_rules_per_kind() -> None:
         rule_for_kind("coup")
 
 
-# -- fare_policy: the board, CONTRACT.md "Fare policy and governance" ----------------------------------
+# -- fare_policy: the board, docs/contract.md "Fare policy and governance" -----------------------------
 
 
 def test_fare_policy_exactly_half_the_seats_is_not_a_quorum() -> None:

@@ -1,4 +1,5 @@
-"""Staff screens for dispatch: service areas are edited as WKT text; trips and their money are read-only.
+"""Staff screens for dispatch: service areas are edited as WKT text; trips and their money are read-only,
+except that staff may close trips (a reason and a fare decision, through `trip_close_by_staff`).
 
 GeoDjango's map widgets load OpenLayers from a CDN and tiles from OpenStreetMap. The admin must work with no
 network, so geometry is shown and edited as (E)WKT in a plain textarea.
@@ -9,11 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.gis.db import models as gis
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
+from backend.errors import DomainError
 from dispatch.models import FareEstimate, Rating, ServiceArea, Tip, Trip, TripEvent
+from dispatch.services.abandoned import (
+    CLOSE_REASON_MAX_LENGTH,
+    CloseDecision,
+    trip_close_by_staff,
+    trips_needing_staff,
+)
 
 
 class WktTextarea(forms.Textarea):
@@ -76,14 +87,82 @@ class TripEventInline(admin.TabularInline):
         return False
 
 
+class TripCloseForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[
+            (CloseDecision.NO_CHARGE.value, "no_charge: cancel as the system, no fee (any open trip)"),
+            (CloseDecision.CHARGE_TRAIL.value, "charge_trail: complete on the measured trail (started)"),
+            (CloseDecision.CHARGE_ESTIMATE.value, "charge_estimate: complete at the quote (started)"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        max_length=CLOSE_REASON_MAX_LENGTH,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Recorded on the trip and in the audit log.",
+    )
+
+
+class NeedsStaffFilter(admin.SimpleListFilter):
+    title = "abandoned"
+    parameter_name = "abandoned"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("needs_staff", "Driver vanished mid-trip: needs staff")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Trip]) -> QuerySet[Trip]:
+        if self.value() == "needs_staff":
+            return queryset.filter(id__in=trips_needing_staff().values("id"))
+        return queryset
+
+
 @admin.register(Trip)
 class TripAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "rider", "driver", "requested_at", "fare_minor", "currency"]
-    list_filter = ["status", "wheelchair_accessible", "cancelled_by"]
+    list_filter = [NeedsStaffFilter, "status", "wheelchair_accessible", "cancelled_by"]
     search_fields = ["id", "rider__phone", "driver__phone"]
     date_hierarchy = "requested_at"
     list_select_related = ["rider", "driver"]
     inlines = [TripEventInline]
+    actions = ["close_trips"]
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        # The same rule as POST /api/v1/staff/trips/{id}/close: any active staff member.
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.action(description="Close selected trips (reason and fare decision)", permissions=["close"])
+    def close_trips(self, request: HttpRequest, queryset: QuerySet[Trip]) -> TemplateResponse | None:
+        """Ask for a decision and a reason, then close each trip through the service (None: back to the
+        list, with what was closed and what was refused)."""
+        form = TripCloseForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            closed, refused = 0, []
+            for trip_id in queryset.values_list("id", flat=True):
+                try:
+                    trip_close_by_staff(
+                        trip_id=trip_id,
+                        staff_id=request.user.pk,
+                        decision=CloseDecision(form.cleaned_data["decision"]),
+                        reason=form.cleaned_data["reason"],
+                    )
+                    closed += 1
+                except DomainError as error:
+                    refused.append(f"{trip_id}: {error.code}: {error.message}")
+            if closed:
+                self.message_user(request, f"{closed} trip(s) closed.", messages.SUCCESS)
+            for line in refused:
+                self.message_user(request, f"Not closed: {line}", messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Close trips",
+            "opts": self.model._meta,
+            "form": form,
+            "trips": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/dispatch/trip/close_trips.html", context)
 
 
 @admin.register(FareEstimate)

@@ -3,6 +3,10 @@
 Every move goes through `dispatch.services.trip_transition`, which applies it with a guarded
 `UPDATE ... WHERE status IN (allowed sources)` and writes a TripEvent; the database refuses unknown statuses
 with a check constraint. Nothing else writes `Trip.status`.
+
+`TRANSITIONS` are the contract's moves, which a rider or driver may make. `SYSTEM_TRANSITIONS` add the moves
+only the system makes (staff closing a trip whose driver vanished, `dispatch/services/abandoned.py`): a
+contract extension, recorded in docs/api.md.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ TRANSITIONS: dict[TripStatus, frozenset[TripStatus]] = {
     TripStatus.CANCELLED: frozenset({TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED}),
 }
 
+# An in-progress trip whose driver vanished may be ended without a fare, by staff (cancelled_by "system").
+# Never a rider's or a driver's move: once the rider is aboard, only completion or the system ends a trip.
+SYSTEM_TRANSITIONS: dict[TripStatus, frozenset[TripStatus]] = {
+    TripStatus.CANCELLED: frozenset({TripStatus.IN_PROGRESS}),
+}
+
 OPEN_STATUSES = frozenset(
     {TripStatus.REQUESTED, TripStatus.ASSIGNED, TripStatus.ARRIVED, TripStatus.IN_PROGRESS}
 )
@@ -38,10 +48,15 @@ FINAL_STATUSES = frozenset({TripStatus.COMPLETED, TripStatus.UNFULFILLED, TripSt
 LOCATION_SHARING_STATUSES = DRIVER_ACTIVE_STATUSES
 
 
-def allowed_sources(target: TripStatus) -> frozenset[TripStatus]:
-    """The statuses a trip may move to `target` from; empty for a status nothing moves into."""
-    return TRANSITIONS.get(target, frozenset())
+def allowed_sources(target: TripStatus, *, by_system: bool = False) -> frozenset[TripStatus]:
+    """The statuses a trip may move to `target` from; empty for a status nothing moves into.
+
+    `by_system` adds the moves only the system makes (SYSTEM_TRANSITIONS)."""
+    sources = TRANSITIONS.get(target, frozenset())
+    if by_system:
+        sources = sources | SYSTEM_TRANSITIONS.get(target, frozenset())
+    return sources
 
 
-def can_move(source: TripStatus, target: TripStatus) -> bool:
-    return source in allowed_sources(target)
+def can_move(source: TripStatus, target: TripStatus, *, by_system: bool = False) -> bool:
+    return source in allowed_sources(target, by_system=by_system)

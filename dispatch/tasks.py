@@ -32,6 +32,15 @@ def sweep_presence() -> int:
     return sweep()
 
 
+@shared_task(name="dispatch.tasks.end_abandoned_trips", ignore_result=True)
+def end_abandoned_trips() -> dict[str, int]:
+    """End trips whose driver has had no socket and no fix for ROCHDALE_ABANDONED_TRIP_AFTER_S: cancel
+    assigned/arrived ones without a fee, complete in-progress ones on their trail or flag them for staff."""
+    from dispatch.services.abandoned import abandoned_trips_end
+
+    return abandoned_trips_end()
+
+
 @shared_task(name="dispatch.tasks.sweep_dispatch", ignore_result=True)
 def sweep_dispatch() -> dict[str, int]:
     """Expire overdue offers, and run due dispatch rounds when the dispatch worker is down."""

@@ -162,6 +162,18 @@ class CancelIn(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class TripCloseIn(serializers.Serializer):
+    """Staff closing a trip: what the rider pays, and why (recorded on the trip and in the audit log)."""
+
+    decision = serializers.ChoiceField(
+        choices=["charge_trail", "charge_estimate", "no_charge"],
+        help_text="`charge_trail`: complete on the measured trail; `charge_estimate`: complete at the "
+        "route's estimate (the quote); `no_charge`: cancel as the system, no fee. The charges need a trip "
+        "that started.",
+    )
+    reason = serializers.CharField(max_length=500, allow_blank=False, trim_whitespace=True)
+
+
 class RatingIn(serializers.Serializer):
     stars = serializers.IntegerField(min_value=1, max_value=5)
     comment = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")

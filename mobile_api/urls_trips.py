@@ -9,4 +9,5 @@ urlpatterns = [
     path("trips/<uuid:trip_id>/cancel", views.TripCancelView.as_view(), name="trip-cancel"),
     path("trips/<uuid:trip_id>/rating", views.TripRatingView.as_view(), name="trip-rating"),
     path("trips/<uuid:trip_id>/tip", views.TripTipView.as_view(), name="trip-tip"),
+    path("staff/trips/<uuid:trip_id>/close", views.StaffTripCloseView.as_view(), name="staff-trip-close"),
 ]

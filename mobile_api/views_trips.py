@@ -8,6 +8,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 from backend.fares.money import money
 from dispatch.selectors import trip_get_for, trips_visible_to
 from dispatch.serializers import TripSerializer, trip_for
-from dispatch.services import estimates, trips
+from dispatch.services import abandoned, estimates, trips
 from dispatch.services.estimates import Place
 from mobile_api import serializers as s
 from mobile_api.idempotency import idempotency_key_parameter, idempotent
@@ -390,6 +391,66 @@ class TripTipView(APIView):
             },
             status=201,
         )
+
+
+class StaffTripCloseView(APIView):
+    """Staff end a trip nobody else can end (its driver vanished), with a reason and a fare decision."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="staff_trip_close",
+        summary="Staff close an open trip with a recorded reason and a fare decision",
+        description=(
+            "`no_charge` cancels any open trip as the system without a fee (`cancelled_by: system`; an "
+            "in-progress trip through the system-only move, docs/api.md). `charge_trail` completes a "
+            "started trip on its measured trail and `charge_estimate` at the route's estimate (the quote), "
+            "both with the usual settlement and pay floor. Both parties get `trip.updated`; the close is "
+            "recorded in the audit log. Non-staff get 403 before the id is looked at."
+        ),
+        request=s.TripCloseIn,
+        parameters=[_TRIP_ID_PARAMETER, idempotency_key_parameter(required=False)],
+        responses={
+            200: TripSerializer,
+            **error_responses(
+                merge_errors(
+                    AUTHENTICATED_POST_ERRORS,
+                    OPTIONAL_IDEMPOTENCY_ERRORS,
+                    {
+                        403: ["permission_denied"],
+                        404: ["trip_not_found"],
+                        409: ["trip_already_ended", "close_decision_not_applicable"],
+                        422: ["trail_unusable"],
+                    },
+                )
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "no charge",
+                value={"decision": "no_charge", "reason": "Driver's phone died; rider waited 10 minutes"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "closed",
+                value={**_TRIP_EXAMPLE, "status": "cancelled", "cancelled_by": "system"},
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+        tags=["staff"],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request, trip_id: uuid.UUID) -> Response:
+        body = s.TripCloseIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        trip = abandoned.trip_close_by_staff(
+            trip_id=trip_id,
+            staff_id=request.user.pk,
+            decision=abandoned.CloseDecision(body.validated_data["decision"]),
+            reason=body.validated_data["reason"],
+        )
+        return Response(trip_for(trip, viewer_id=request.user.pk))
 
 
 def _iso(moment: Any) -> str:

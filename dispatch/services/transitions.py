@@ -29,8 +29,12 @@ def trip_transition(
     guard: dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    by_system: bool = False,
 ) -> Trip:
     """Move a trip to `to` if, and only if, its current status allows it, in one guarded UPDATE.
+
+    `by_system` also allows the moves only the system makes (`dispatch.state.SYSTEM_TRANSITIONS`); riders'
+    and drivers' paths never pass it.
 
     `guard` adds conditions to that UPDATE (e.g. `{"driver_id": me}` so only the trip's driver moves it);
     `fields` are written in the same UPDATE. Writes a TripEvent and sends `trip.updated` to both parties
@@ -49,7 +53,9 @@ def trip_transition(
     # round trips fewer.
     with transaction.atomic(savepoint=False):
         moved = Trip.objects.filter(
-            id=trip_id, status__in=[s.value for s in allowed_sources(to)], **(guard or {})
+            id=trip_id,
+            status__in=[s.value for s in allowed_sources(to, by_system=by_system)],
+            **(guard or {}),
         ).update(**updates)
         if moved:
             TripEvent.objects.create(

@@ -207,7 +207,9 @@ def trip_cancel(
 
     `cancelled_by` defaults to the actor's part in the trip. A rider cancelling more than the policy's
     `free_cancellation_s` after a driver was assigned pays the cancellation fee (posted to the ledger in the
-    same transaction). Open offers for the trip are withdrawn.
+    same transaction). Open offers for the trip are withdrawn. The system (staff closing a trip whose
+    driver vanished, `dispatch/services/abandoned.py`) may also cancel an in-progress trip, without a fee
+    (`dispatch.state.SYSTEM_TRANSITIONS`); `actor_id` is then the staff member, or None for a rule.
     Raises NotFound `trip_not_found` (also for a trip that is not the actor's) and Conflict
     `trip_not_cancellable` (in progress, completed, or otherwise ended).
     """
@@ -221,7 +223,8 @@ def trip_cancel(
             cancelled_by = role
         elif cancelled_by != TripCancelledBy.SYSTEM and cancelled_by != role:
             raise PermissionDenied(f"Only the trip's {cancelled_by} may cancel it as {cancelled_by}.")
-        if TripStatus(trip.status) not in allowed_sources(TripStatus.CANCELLED):
+        by_system = cancelled_by == TripCancelledBy.SYSTEM
+        if TripStatus(trip.status) not in allowed_sources(TripStatus.CANCELLED, by_system=by_system):
             raise Conflict(
                 f"A trip that is {trip.status} can no longer be cancelled.",
                 code="trip_not_cancellable",
@@ -243,6 +246,7 @@ def trip_cancel(
                     **cancellation_fields(trip=trip, cancelled_by=cancelled_by, at=now),
                 },
                 details={"cancelled_by": cancelled_by, "reason": reason},
+                by_system=by_system,
             )
         except InvalidTransition as exc:
             raise Conflict(

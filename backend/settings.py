@@ -289,12 +289,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fare-estimates-expire": {"task": "dispatch.tasks.purge_expired_estimates", "schedule": 900.0},
     "dispatch-sweep": {"task": "dispatch.tasks.sweep_dispatch", "schedule": 2.0},
     "presence-sweep": {"task": "dispatch.tasks.sweep_presence", "schedule": 5.0},
-    "abandoned-trips": {"task": "dispatch.tasks.end_abandoned_trips", "schedule": 60.0},
     "locations-flush": {"task": "dispatch.tasks.flush_locations", "schedule": 2.0},
     "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
     "ledger-verify": {"task": "backend.fares.tasks.verify_ledger", "schedule": 3600.0},
     "weekly-floor": {"task": "backend.fares.tasks.post_weekly_top_ups", "schedule": 3600.0},
-    "payment-capture-retry": {"task": "backend.fares.tasks.retry_failed_captures", "schedule": 60.0},
+    # Often: a capture whose worker died is retried within its lease (provider timeout + 5 s) plus this.
+    "payment-capture-retry": {
+        "task": "backend.fares.tasks.retry_failed_captures",
+        "schedule": env_float("ROCHDALE_PAYMENT_RETRY_SWEEP_S", 15.0),
+    },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
 }
@@ -355,11 +358,6 @@ ROCHDALE_FIX_MAX_AGE_S = env_int("ROCHDALE_FIX_MAX_AGE_S", 30)
 ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS = env_float("ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS", 70.0)
 ROCHDALE_OFF_TRIP_FIX_RETENTION_H = env_int("ROCHDALE_OFF_TRIP_FIX_RETENTION_H", 48)
 ROCHDALE_TRIP_TRACE_RETENTION_D = env_int("ROCHDALE_TRIP_TRACE_RETENTION_D", 90)
-# Abandoned trips (docs/dispatch.md): a trip whose driver has had no socket and no fix for this long is ended
-# by the system; an in-progress one is completed on its trail only if the trail ends this near the dropoff.
-ROCHDALE_ABANDONED_TRIP_AFTER_S = env_int("ROCHDALE_ABANDONED_TRIP_AFTER_S", 300)
-ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M = env_int("ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M", 300)
-
 
 # Real-time dispatch (docs/dispatch.md): the region this process serves (one dispatch worker per region),
 # how often a trip with nobody to offer it to is searched again, and how many candidates a round ranks.
@@ -368,6 +366,8 @@ ROCHDALE_DISPATCH_RETRY_S = env_float("ROCHDALE_DISPATCH_RETRY_S", 5.0)
 
 # Payments: "cash" or "test" (no network); a card provider plugs in through backend/fares/payments.py.
 ROCHDALE_PAYMENT_PROVIDER = env_str("ROCHDALE_PAYMENT_PROVIDER", "test")
+# How long one provider call may take; a capture's processing lease is this plus 5 s (payments.py).
+ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = env_float("ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S", 20.0)
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
@@ -77,27 +78,45 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     inlines = [PostingInline]
 
 
+def _posted_total(column: str) -> Coalesce:
+    """One account's total on one side, summed from its postings (balances are derived, never stored)."""
+    per_account = (
+        Posting.objects.filter(account_id=OuterRef("pk"))
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum(column))
+        .values("total")
+    )
+    return Coalesce(Subquery(per_account), 0)
+
+
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "kind", "owner", "currency", "debits", "credits", "balance"]
     list_filter = ["kind", "currency"]
     search_fields = ["owner__phone", "owner__name"]
-    list_select_related = ["owner", "balance"]
+    list_select_related = ["owner"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerAccount]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(debit_total=_posted_total("debit_minor"), credit_total=_posted_total("credit_minor"))
+        )
 
     @admin.display(description="Debits (minor units)")
     def debits(self, obj: LedgerAccount) -> int:
-        return obj.balance.debit_total
+        return obj.debit_total
 
     @admin.display(description="Credits (minor units)")
     def credits(self, obj: LedgerAccount) -> int:
-        return obj.balance.credit_total
+        return obj.credit_total
 
     @admin.display(description="Balance, normal side (minor units)")
     def balance(self, obj: LedgerAccount) -> int:
-        totals = obj.balance
         if obj.kind in DEBIT_NORMAL_KINDS:
-            return totals.debit_total - totals.credit_total
-        return totals.credit_total - totals.debit_total
+            return obj.debit_total - obj.credit_total
+        return obj.credit_total - obj.debit_total
 
 
 @admin.register(PaymentCapture)
@@ -110,6 +129,7 @@ class PaymentCaptureAdmin(ReadOnlyAdmin):
         "currency",
         "provider",
         "attempts",
+        "idempotency_key",
         "next_attempt_at",
         "last_error",
         "created_at",

@@ -4,6 +4,41 @@ Amounts are integer minor units. Entries are append-only (database triggers refu
 accounts, entries and postings); a mistake is corrected by a new, reversing entry. Posting is idempotent by
 `key`: posting the same key twice returns the first entry and records nothing more, even when two
 transactions race (the unique index on `key` decides).
+
+Balances are derived, never stored: an account's balance is the sum of its postings (`balance_minor`, on the
+(account, entry) index). There is no running-total row to UPDATE, so posting an entry only INSERTs rows.
+
+One lock order for money. Every transaction that writes the ledger or a payment capture (fare settlement,
+share withholding, cancellation fee, tip, refund, capture outcome, weekly floor top-up, membership and
+dividend entries) takes its row locks in this order, and only then writes ledger rows:
+
+1. the trip row: FOR UPDATE (or the UPDATE of a status move) to change the trip or its money (completion,
+   cancellation, tip, refund); FOR KEY SHARE to record a capture's outcome. KEY SHARE is the lock the
+   deferred foreign-key check of `JournalEntry.trip` takes at COMMIT anyway: taken first, it can no longer
+   be the last lock of a transaction that already holds others;
+2. the capture row (`PaymentCapture`, FOR UPDATE): recording an attempt's outcome, or a refund reducing a
+   charge not captured yet;
+3. the member row (governance: share withholding, joining, withdrawing), then the governance rows after it
+   (proposal, election, seats, and last the audit head);
+4. ledger rows, INSERT only: the entry, its postings, and on first use an account (created in a fixed
+   (kind, owner) order).
+
+Why this cannot deadlock: a deadlock is a cycle of transactions, each waiting for a lock another holds.
+Step 4 never waits for a row lock (nothing UPDATEs, DELETEs or locks a ledger row). An INSERT waits only
+for another open transaction that inserted the same unique value: the same entry key, which belongs to a
+row of steps 1-3 (`trip:{id}:*`, `tip:{id}` and `refund:{trip}:*` under the trip; `capture:*` and
+`refund-payout:*` under the capture row; `member:{id}:*` under the member; `dividend:{proposal}` under the
+proposal), so a second poster of a key already waits at that row and never reaches the INSERT while the
+first is open (a weekly top-up `floor:*` is one entry in a transaction that holds nothing else); or the same
+new account, which only a transaction in step 4 creates, and a transaction in step 4 takes no further lock
+from steps 1-3. Steps 1-3 are taken in one order by every writer, so every wait points forward along it and
+no cycle can close. At COMMIT, the balanced-entry trigger only reads, and the deferred foreign-key checks
+take KEY SHARE on the trip (already held, step 1), on accounts and entries (never locked FOR UPDATE), and on
+users (no money transaction locks a user).
+
+A transaction that posts several entries (a completion posts the share instalment and the fare) needs no
+care beyond this: entries lock nothing. The fault and lock-order tests (tests/fares/test_lock_order.py,
+tests/faults/test_capture_tip_interleaving.py) hold a capture mid-commit and run tips and refunds against it.
 """
 
 from __future__ import annotations
@@ -15,16 +50,17 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from backend.errors import Conflict
 from backend.fares.models import (
     DEBIT_NORMAL_KINDS,
-    AccountBalance,
     AccountKind,
+    CaptureStatus,
     JournalEntry,
     LedgerAccount,
+    PaymentCapture,
     Posting,
 )
 
@@ -52,9 +88,7 @@ def credit(kind: AccountKind, owner_id: uuid.UUID | None, amount_minor: int) -> 
 
 
 def account_for(*, kind: AccountKind, owner_id: uuid.UUID | None, currency: str) -> LedgerAccount:
-    account, created = LedgerAccount.objects.get_or_create(kind=kind, owner_id=owner_id, currency=currency)
-    if created:
-        AccountBalance.objects.get_or_create(account=account)
+    account, _ = LedgerAccount.objects.get_or_create(kind=kind, owner_id=owner_id, currency=currency)
     return account
 
 
@@ -106,7 +140,6 @@ def post_entry(
                 )
                 for account, line in zip(accounts, kept, strict=True)
             )
-            _apply_to_balances(accounts, kept)
     except IntegrityError:
         # Another transaction posted this key first; ours rolled back to the savepoint, theirs stands.
         entry = JournalEntry.objects.get(key=key)
@@ -116,39 +149,16 @@ def post_entry(
 
 
 def _accounts_for(lines: Sequence[Line], currency: str) -> list[LedgerAccount]:
-    """The account of each line, found in one query; missing ones are created (with their balance row)."""
+    """The account of each line, found in one query; missing ones are created, in (kind, owner) order so
+    two entries creating the same new accounts wait for each other in one order."""
     wanted = {(str(line.kind), line.owner_id) for line in lines}
     match = Q()
     for kind, owner_id in wanted:
         match |= Q(kind=kind, owner_id=owner_id) if owner_id is not None else Q(kind=kind, owner__isnull=True)
     found = {(a.kind, a.owner_id): a for a in LedgerAccount.objects.filter(match, currency=currency)}
-    for kind, owner_id in wanted - set(found):
+    for kind, owner_id in sorted(wanted - set(found), key=lambda pair: (pair[0], str(pair[1] or ""))):
         found[(kind, owner_id)] = account_for(kind=AccountKind(kind), owner_id=owner_id, currency=currency)
     return [found[(str(line.kind), line.owner_id)] for line in lines]
-
-
-def _apply_to_balances(accounts: Sequence[LedgerAccount], lines: Sequence[Line]) -> None:
-    """Add the lines to the running totals, one UPDATE per account, in account-id order.
-
-    A fixed lock order means two entries touching the same accounts (the co-op's revenue, a rider's
-    receivable) wait for each other instead of deadlocking."""
-    totals: dict[int, list[int]] = {}
-    for account, line in zip(accounts, lines, strict=True):
-        pair = totals.setdefault(account.pk, [0, 0])
-        pair[0] += line.debit_minor
-        pair[1] += line.credit_minor
-    for pk in sorted(totals):
-        debits, credits = totals[pk]
-        updated = AccountBalance.objects.filter(account_id=pk).update(
-            debit_total=F("debit_total") + debits, credit_total=F("credit_total") + credits
-        )
-        if not updated:  # a balance row lost somehow: rebuild it from the journal, which includes these lines
-            sums = Posting.objects.filter(account_id=pk).aggregate(
-                d=Sum("debit_minor"), c=Sum("credit_minor")
-            )
-            AccountBalance.objects.create(
-                account_id=pk, debit_total=sums["d"] or 0, credit_total=sums["c"] or 0
-            )
 
 
 def _check_same_lines(entry: JournalEntry, lines: Sequence[Line]) -> None:
@@ -200,7 +210,10 @@ def balance_minor(*, kind: AccountKind, owner_id: uuid.UUID | None, currency: st
     return debits - credits if kind in DEBIT_NORMAL_KINDS else credits - debits
 
 
-# --- Verification: the journal is the truth; AccountBalance is a cache of it -------------------------------
+# --- Verification: every entry balances, the journal balances, captures agree with it ----------------------
+
+# The entry kinds a succeeded capture posts (backend/fares/payments.py): one per capture, under its key.
+CAPTURE_ENTRY_KINDS = ("payment_capture", "refund_payout")
 
 
 @dataclass(frozen=True)
@@ -224,27 +237,25 @@ class EntryImbalance:
 
 
 @dataclass(frozen=True)
-class AccountDrift:
-    account_id: int
-    kind: str
-    owner_id: uuid.UUID | None
-    currency: str
-    journal_debits: int
-    journal_credits: int
-    cached_debits: int | None
-    cached_credits: int | None
+class CaptureMismatch:
+    """A payment capture and the journal disagree: money collected twice, or collected and not recorded."""
 
-    @property
-    def account_name(self) -> str:
-        return f"{self.kind}:{self.owner_id or 'coop'}:{self.currency} (#{self.account_id})"
+    key: str
+    capture_id: uuid.UUID | None
+    status: str | None
+    capture_minor: int | None
+    posted_minor: int | None
 
     def describe(self) -> str:
-        if self.cached_debits is None:
-            return f"account {self.account_name} has no AccountBalance row"
+        if self.capture_id is None:
+            return f"capture entry {self.key} was posted with no payment capture behind it"
+        if self.posted_minor is None:
+            return f"capture {self.key} ({self.capture_id}) {self.status} but its entry was never posted"
+        if self.status != CaptureStatus.SUCCEEDED:
+            return f"capture {self.key} ({self.capture_id}) is {self.status} but its entry was posted"
         return (
-            f"account {self.account_name} drifted: "
-            f"journal Dr {self.journal_debits} Cr {self.journal_credits}, "
-            f"AccountBalance Dr {self.cached_debits} Cr {self.cached_credits}"
+            f"capture {self.key} ({self.capture_id}) collected {self.capture_minor} "
+            f"but its entry posted {self.posted_minor}"
         )
 
 
@@ -256,11 +267,11 @@ class LedgerVerification:
     accounts: int
     totals_by_currency: dict[str, tuple[int, int]]
     imbalances: list[EntryImbalance] = field(default_factory=list)
-    drifts: list[AccountDrift] = field(default_factory=list)
+    capture_mismatches: list[CaptureMismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.imbalances and not self.drifts and not self.unbalanced_currencies
+        return not self.imbalances and not self.capture_mismatches and not self.unbalanced_currencies
 
     @property
     def unbalanced_currencies(self) -> list[str]:
@@ -273,7 +284,7 @@ class LedgerVerification:
             for cur in self.unbalanced_currencies
         ]
         found += [imbalance.describe() for imbalance in self.imbalances]
-        found += [drift.describe() for drift in self.drifts]
+        found += [mismatch.describe() for mismatch in self.capture_mismatches]
         return found
 
     def summary(self) -> str:
@@ -287,11 +298,13 @@ class LedgerVerification:
 
 
 def ledger_verify() -> LedgerVerification:
-    """Rebuild every account's totals from the journal and compare them with AccountBalance; check that
-    every entry balances (and uses one currency) and that debits equal credits overall, per currency.
+    """Check that every entry balances (and uses one currency, and has postings), that debits equal credits
+    over the whole journal, per currency, and that payment captures agree with the journal: a succeeded
+    capture posted its entry once, for the amount it collected, and no capture entry exists without a
+    succeeded capture. (Balances are sums of postings, so there is no cached total to drift.)
 
     Runs in one REPEATABLE READ snapshot when called outside a transaction, so postings committed while it
-    runs cannot show up as drift."""
+    runs cannot show up half-seen."""
     if connection.in_atomic_block:
         return _verify_in_snapshot()
     with transaction.atomic():
@@ -304,7 +317,7 @@ def _verify_in_snapshot() -> LedgerVerification:
     entry_table = JournalEntry._meta.db_table
     posting_table = Posting._meta.db_table
     account_table = LedgerAccount._meta.db_table
-    balance_table = AccountBalance._meta.db_table
+    capture_table = PaymentCapture._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -320,22 +333,25 @@ def _verify_in_snapshot() -> LedgerVerification:
             """  # noqa: S608 - table names come from our own models, nothing from outside
         )
         imbalances = [EntryImbalance(*row) for row in cursor.fetchall()]
+        # A capture entry has two lines of the same amount, so its debits are the amount collected.
         cursor.execute(
             f"""
-            SELECT a.id, a.kind, a.owner_id, a.currency, COALESCE(j.debits, 0), COALESCE(j.credits, 0),
-                   b.debit_total, b.credit_total
-            FROM {account_table} a
-            LEFT JOIN (
-                SELECT account_id, SUM(debit_minor) AS debits, SUM(credit_minor) AS credits
-                FROM {posting_table} GROUP BY account_id
-            ) j ON j.account_id = a.id
-            LEFT JOIN {balance_table} b ON b.account_id = a.id
-            WHERE b.account_id IS NULL
-               OR COALESCE(j.debits, 0) <> b.debit_total OR COALESCE(j.credits, 0) <> b.credit_total
-            ORDER BY a.id
-            """  # noqa: S608
+            WITH posted AS (
+                SELECT e.key, SUM(p.debit_minor) AS amount
+                FROM {entry_table} e JOIN {posting_table} p ON p.entry_id = e.id
+                WHERE e.kind = ANY(%s)
+                GROUP BY e.key
+            )
+            SELECT COALESCE(c.key, posted.key), c.id, c.status, c.amount_minor, posted.amount
+            FROM {capture_table} c FULL OUTER JOIN posted ON posted.key = c.key
+            WHERE c.id IS NULL
+               OR (c.status = %s AND (posted.key IS NULL OR posted.amount <> c.amount_minor))
+               OR (c.status <> %s AND posted.key IS NOT NULL)
+            ORDER BY 1
+            """,  # noqa: S608
+            [list(CAPTURE_ENTRY_KINDS), CaptureStatus.SUCCEEDED.value, CaptureStatus.SUCCEEDED.value],
         )
-        drifts = [AccountDrift(*row) for row in cursor.fetchall()]
+        capture_mismatches = [CaptureMismatch(*row) for row in cursor.fetchall()]
         cursor.execute(
             f"""
             SELECT a.currency, COALESCE(SUM(p.debit_minor), 0), COALESCE(SUM(p.credit_minor), 0)
@@ -356,5 +372,5 @@ def _verify_in_snapshot() -> LedgerVerification:
         accounts=accounts,
         totals_by_currency=totals,
         imbalances=imbalances,
-        drifts=drifts,
+        capture_mismatches=capture_mismatches,
     )

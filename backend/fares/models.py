@@ -73,7 +73,11 @@ DEBIT_NORMAL_KINDS = frozenset(
 
 
 class LedgerAccount(models.Model):
-    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member)."""
+    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member).
+
+    An account has no balance row: its balance is the sum of its postings (`ledger.balance_minor`), so
+    posting never updates, and never locks, a shared row (backend/fares/ledger.py explains the lock order).
+    """
 
     kind = models.CharField(max_length=24, choices=AccountKind.choices)
     owner = models.ForeignKey(
@@ -142,17 +146,6 @@ class Posting(models.Model):
         ]
 
 
-class AccountBalance(models.Model):
-    """Running totals per account, updated in the posting's transaction; rebuilt and checked against the
-    journal by `manage.py ledger_verify` (the journal is the truth, this is a cache)."""
-
-    account = models.OneToOneField(
-        LedgerAccount, on_delete=models.PROTECT, primary_key=True, related_name="balance"
-    )
-    debit_total = models.BigIntegerField(default=0)
-    credit_total = models.BigIntegerField(default=0)
-
-
 class CapturePurpose(models.TextChoices):
     """What a capture collects (or, for a refund payout, gives back) through the payment provider."""
 
@@ -177,6 +170,9 @@ class PaymentCapture(models.Model):
     after commit, and `retry_failed_captures` retries failures with backoff. Success posts `key` in the
     ledger (Dr cash_clearing, Cr rider_receivable; the mirror image for a refund payout). This row is
     workflow state, not money: the journal is the record of what moved.
+
+    Every provider call carries `idempotency_key`: the same logical charge sends the same key however often
+    it is retried, so a provider that deduplicates by key (Stripe's `Idempotency-Key`) charges once.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -191,6 +187,13 @@ class PaymentCapture(models.Model):
     provider = models.CharField(max_length=40)
     status = models.CharField(max_length=12, choices=CaptureStatus.choices, default=CaptureStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    provider_refusals = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "Attempts the provider answered with a refusal. Part of the idempotency key: the attempt after a "
+            "refusal is a new charge (a new key); a retry of an attempt with no answer repeats the key."
+        ),
+    )
     last_error = models.CharField(max_length=500, blank=True, default="")
     provider_reference = models.CharField(max_length=200, blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -219,3 +222,16 @@ class PaymentCapture(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.amount_minor} {self.currency} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        """The provider's idempotency key for the charge this capture asks for now.
+
+        Derived from what the charge is (this capture, its purpose, amount and currency) and from how many
+        times the provider refused it: a retry after a timeout or a dead worker sends the same key (so a
+        charge that did go through is answered, not repeated), while a different amount (a refund reduced
+        it), purpose, or the attempt after a refusal is a different charge with a different key."""
+        return (
+            f"rochdale:{self.purpose}:{self.id}:{self.amount_minor}{self.currency.lower()}"
+            f":{self.provider_refusals}"
+        )

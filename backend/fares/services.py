@@ -8,6 +8,7 @@ entries, never edits of the fare's.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -146,6 +147,8 @@ def refund_post(
         if idempotency_key is None:
             count = JournalEntry.objects.filter(trip_id=trip.id, kind="refund").count()
             key = f"refund:{trip.id}:{count + 1}"
+        # The ledger's lock order: the trip (above), then the charge's capture row, then ledger rows.
+        uncaptured = _lock_uncaptured_charge(trip)
         entry, created = ledger.post_entry(
             key=key,
             kind="refund",
@@ -160,7 +163,11 @@ def refund_post(
         )
         if created:
             _settle_refund_with_provider(
-                trip=trip, entry=entry, amount_minor=amount_minor, create=capture_create
+                trip=trip,
+                entry=entry,
+                amount_minor=amount_minor,
+                uncaptured=uncaptured,
+                create=capture_create,
             )
     return entry
 
@@ -187,8 +194,9 @@ def _refunded_minor(trip: Any) -> int:
     return total or 0
 
 
-def _settle_refund_with_provider(*, trip: Any, entry: JournalEntry, amount_minor: int, create: Any) -> None:
-    pending = (
+def _lock_uncaptured_charge(trip: Any) -> PaymentCapture | None:
+    """The trip's fare or fee capture if it is not captured yet (pending or failed), locked."""
+    return (
         PaymentCapture.objects.select_for_update()
         .filter(
             trip_id=trip.id,
@@ -197,13 +205,24 @@ def _settle_refund_with_provider(*, trip: Any, entry: JournalEntry, amount_minor
         )
         .first()
     )
-    if pending is not None and pending.amount_minor >= amount_minor:
-        # Not captured yet: collect less instead of collecting and paying back.
-        remaining = pending.amount_minor - amount_minor
-        PaymentCapture.objects.filter(id=pending.id).update(
+
+
+def _settle_refund_with_provider(
+    *,
+    trip: Any,
+    entry: JournalEntry,
+    amount_minor: int,
+    uncaptured: PaymentCapture | None,
+    create: Callable[..., PaymentCapture],
+) -> None:
+    if uncaptured is not None and uncaptured.amount_minor >= amount_minor:
+        # Not captured yet: collect less instead of collecting and paying back (a new amount is a new
+        # idempotency key at the provider, so the smaller charge is never mistaken for the first).
+        remaining = uncaptured.amount_minor - amount_minor
+        PaymentCapture.objects.filter(id=uncaptured.id).update(
             amount_minor=remaining,
-            status=CaptureStatus.VOIDED if remaining == 0 else pending.status,
-            next_attempt_at=None if remaining == 0 else pending.next_attempt_at,
+            status=CaptureStatus.VOIDED if remaining == 0 else uncaptured.status,
+            next_attempt_at=None if remaining == 0 else uncaptured.next_attempt_at,
             updated_at=timezone.now(),
         )
         return

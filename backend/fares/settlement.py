@@ -1,7 +1,8 @@
 """Where a trip's money is decided and recorded: fare and pay at completion, late-cancellation fees, tips.
 
 Callers (dispatch services) run these inside the transaction that moves the trip, so a trip is never
-completed without its journal entry, and a retried completion posts nothing twice (keys are unique).
+completed without its journal entry, and a retried completion posts nothing twice (keys are unique). That
+transaction has locked the trip row first (step 1 of the ledger's lock order, backend/fares/ledger.py).
 
 Journal entries (amounts in minor units):
 - `trip:{id}:fare`: Dr rider_receivable(rider) fare; Cr driver_payable(driver) pay;
@@ -79,7 +80,13 @@ def completion_fields(*, trip: Any, distance_m: int, duration_s: int) -> dict[st
 
 def post_trip_fare(*, trip: Any) -> JournalEntry:
     """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`) and record the capture
-    of the fare, attempted after commit. Returns the entry (the first one, when called again)."""
+    of the fare, attempted after commit. Returns the entry (the first one, when called again).
+
+    The driver's share instalment is withheld first: it locks the driver's member row, and the ledger's
+    lock order (backend/fares/ledger.py) takes every row lock before the transaction's first ledger write."""
+    from governance.services import share_instalment_withhold  # lazy: governance builds on fares
+
+    share_instalment_withhold(trip=trip)
     fare, pay = trip.fare_minor, trip.driver_pay_minor
     commission = max(fare - pay, 0)
     subsidy = max(pay - fare, 0)
@@ -111,9 +118,6 @@ def post_trip_fare(*, trip: Any) -> JournalEntry:
             "policy_version": trip.policy_version_id,
         },
     )
-    from governance.services import share_instalment_withhold  # lazy: governance builds on fares
-
-    share_instalment_withhold(trip=trip)
     return entry
 
 

@@ -21,6 +21,9 @@ def capture_payment(capture_id: str) -> str | None:
 
 @shared_task(name="backend.fares.tasks.retry_failed_captures", ignore_result=True)
 def retry_failed_captures() -> int:
+    """Attempt every due capture: failed ones past their backoff, and pending or processing ones whose
+    lease ran out (beat runs it every `ROCHDALE_PAYMENT_RETRY_SWEEP_S`, so a dead worker's capture is
+    retried within its lease plus that interval)."""
     from backend.fares.payments import captures_retry_due
 
     return captures_retry_due()
@@ -47,7 +50,7 @@ def post_weekly_top_ups() -> int:
 
 @shared_task(name="backend.fares.tasks.verify_ledger", ignore_result=True)
 def verify_ledger() -> dict[str, Any]:
-    """Rebuild balances from the journal and compare; any drift is logged as an ERROR naming the accounts."""
+    """Verify the journal and the captures against it; any problem is logged as an ERROR naming it."""
     from backend.fares.ledger import ledger_verify
 
     report = ledger_verify()
@@ -55,7 +58,7 @@ def verify_ledger() -> dict[str, Any]:
         logger.info("ledger verified: %s", report.summary())
     else:
         for problem in report.problems():
-            logger.error("LEDGER DRIFT: %s", problem)
+            logger.error("LEDGER PROBLEM: %s", problem)
         logger.error(
             "ledger verification FAILED with %s problem(s): %s", len(report.problems()), report.summary()
         )

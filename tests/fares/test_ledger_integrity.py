@@ -1,5 +1,5 @@
 """The ledger's guarantees at the database: append-only rows, balanced entries at commit, verification that
-finds drift, and completions that post once however they race."""
+finds what is wrong, and completions that post once however they race."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.db import DatabaseError, connection, transaction
 from backend.errors import InvalidTransition
 from backend.fares import ledger, settlement
 from backend.fares.ledger import UnbalancedEntry, credit, debit
-from backend.fares.models import AccountBalance, AccountKind, JournalEntry, LedgerAccount, Posting
+from backend.fares.models import AccountKind, CaptureStatus, JournalEntry, PaymentCapture, Posting
 from backend.fares.tasks import verify_ledger
 from tests.factories import DriverFactory, RiderFactory
 from tests.fares.builders import (
@@ -112,29 +112,53 @@ def test_ledger_verify_passes_on_a_clean_journal(completed_trip, capsys):
     assert verify_ledger()["ok"] is True
 
 
-def test_ledger_verify_reports_drift_loudly(completed_trip, caplog):
-    account = LedgerAccount.objects.get(kind=AccountKind.DRIVER_PAYABLE, owner_id=completed_trip.driver_id)
-    AccountBalance.objects.filter(account=account).update(credit_total=999_999)
-    with pytest.raises(CommandError, match="1 problem"):
+def _insert_entry_without_triggers(key: str, lines: list[tuple[int, int, int]]) -> None:
+    """Write an entry the way only a superuser bypassing every trigger could (the commit-time balance
+    check never fires), so verification has something wrong to find."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        _insert_entry(key, lines)
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def test_ledger_verify_reports_an_unbalanced_entry_loudly(completed_trip, caplog):
+    payable = ledger.account_for(
+        kind=AccountKind.DRIVER_PAYABLE, owner_id=completed_trip.driver_id, currency="USD"
+    )
+    _insert_entry_without_triggers("raw:smuggled", [(payable.id, 0, 999_999)])
+    with pytest.raises(CommandError, match="problem"):
         call_command("ledger_verify")
     with caplog.at_level(logging.ERROR, logger="backend.fares.ledger"):
         result = verify_ledger()
     assert result["ok"] is False
+    assert any("raw:smuggled" in problem and "does not balance" in problem for problem in result["problems"])
+    assert any("the journal does not balance in USD" in problem for problem in result["problems"])
     assert any(
-        f"driver_payable:{completed_trip.driver_id}:USD" in record.message for record in caplog.records
+        record.levelno == logging.ERROR
+        and "LEDGER PROBLEM" in record.message
+        and "raw:smuggled" in record.message
+        for record in caplog.records
     )
-    assert any(record.levelno == logging.ERROR and "DRIFT" in record.message for record in caplog.records)
 
 
-def test_ledger_verify_names_a_missing_balance_row(completed_trip):
-    account = LedgerAccount.objects.get(kind=AccountKind.FLOOR_TOP_UPS, owner_id=None)
-    AccountBalance.objects.filter(account=account).delete()
-    report = ledger.ledger_verify()
-    assert not report.ok
-    assert any(
-        "floor_top_ups:coop:USD" in problem and "no AccountBalance" in problem
-        for problem in report.problems()
+def test_ledger_verify_names_a_capture_the_journal_disagrees_with(completed_trip):
+    from backend.fares.payments import capture_attempt
+
+    capture = PaymentCapture.objects.get(key=f"capture:{completed_trip.id}")
+    assert capture_attempt(capture_id=capture.id).status == CaptureStatus.SUCCEEDED
+    assert ledger.ledger_verify().ok
+
+    # Collected and posted, but the workflow row says otherwise (a retry would collect it again).
+    PaymentCapture.objects.filter(id=capture.id).update(status=CaptureStatus.FAILED)
+    [problem] = ledger.ledger_verify().problems()
+    assert f"capture:{completed_trip.id}" in problem and "is failed but its entry was posted" in problem
+
+    # Succeeded, but for another amount than its entry posted.
+    PaymentCapture.objects.filter(id=capture.id).update(
+        status=CaptureStatus.SUCCEEDED, amount_minor=capture.amount_minor + 1
     )
+    [problem] = ledger.ledger_verify().problems()
+    assert f"collected {capture.amount_minor + 1} but its entry posted {capture.amount_minor}" in problem
 
 
 # --- At commit (real transactions) -------------------------------------------------------------------------

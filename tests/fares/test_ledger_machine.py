@@ -3,10 +3,12 @@ rider cancellations and the weekly floor job, on the real database through the r
 every invariant after every step:
 
 - every entry balances (the commit-time trigger is fired at each step) and the journal balances overall;
-- AccountBalance equals a replay of the journal (`ledger_verify`);
+- `ledger_verify` finds nothing wrong (entries, the journal per currency, captures against the journal);
 - per-trip floor: every completed trip paid at least its floor; weekly floor: every settled driver-week
   received at least the week's floor, with exactly one top-up of exactly the shortfall;
-- tips go in full to the driver; a late cancellation pays the driver the fee less the commission.
+- tips go in full to the driver; a late cancellation pays the driver the fee less the commission;
+- captures, attempted (and sometimes declined) in any order between the other steps, charge the rider at
+  most once per capture at the provider, once per idempotency key, and a succeeded one exactly once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
@@ -33,7 +36,8 @@ from hypothesis.stateful import (
 )
 
 from backend.fares import ledger
-from backend.fares.models import AccountKind, JournalEntry, Posting
+from backend.fares.models import AccountKind, CaptureStatus, JournalEntry, PaymentCapture, Posting
+from backend.fares.payments import TestModeProvider, capture_attempt
 from backend.fares.pricing import PeriodTrip, cancellation_split, period_top_up, trip_floor
 from backend.fares.selectors import policy_of
 from backend.fares.weekly import week_bounds, week_start_of, week_top_up_key, weekly_top_ups_post
@@ -122,6 +126,24 @@ class MoneyMachine(RuleBasedStateMachine):
             assigned_at=self.clock - timedelta(seconds=waited_s),
         )
         self.cancelled.append(cancel_by_rider(trip, at=self.clock))
+
+    @precondition(lambda self: self.completed or self.cancelled)
+    @rule(data=st.data(), declined=st.booleans())
+    def a_capture_is_attempted(self, data, declined) -> None:
+        open_captures = list(
+            PaymentCapture.objects.exclude(
+                status__in=[CaptureStatus.SUCCEEDED, CaptureStatus.VOIDED]
+            ).order_by("created_at", "id")
+        )
+        if not open_captures:
+            return
+        capture = data.draw(st.sampled_from(open_captures))
+        if declined:
+            TestModeProvider.fail_for(rider_id=capture.rider_id, times=1)
+        # Past any backoff (captures run on the wall clock, not the machine's).
+        attempted = capture_attempt(capture_id=capture.id, now=timezone.now() + timedelta(days=1))
+        TestModeProvider.clear(rider_id=capture.rider_id)
+        event(f"capture {attempted.status}")
 
     @rule(hours=st.integers(1, 120))
     def time_passes(self, hours) -> None:
@@ -212,6 +234,17 @@ class MoneyMachine(RuleBasedStateMachine):
             tipped = Tip.objects.filter(driver=driver).aggregate(total=Sum("amount_minor"))["total"] or 0
             held = ledger.balance_minor(kind=AccountKind.TIPS_HELD, owner_id=driver.id, currency="USD")
             assert held == tipped
+
+    @invariant()
+    def the_provider_charges_each_capture_at_most_once(self) -> None:
+        for capture in PaymentCapture.objects.all():
+            history = TestModeProvider.history(reference=capture.id)
+            charged = [charge.amount_minor for charge in history.charges]
+            assert len(set(charge.idempotency_key for charge in history.charges)) == len(charged)
+            if capture.status == CaptureStatus.SUCCEEDED:
+                assert charged == [capture.amount_minor]
+            else:
+                assert charged == []
 
     @invariant()
     def late_cancellations_pay_the_driver_less_commission(self) -> None:

@@ -11,11 +11,14 @@ from backend.errors import PermissionDenied, Unprocessable
 from backend.fares import ledger
 from backend.fares.models import AccountKind, CaptureStatus, JournalEntry, PaymentCapture
 from backend.fares.payments import (
+    LEASE_MARGIN_S,
     CashProvider,
+    PaymentRequest,
     TestModeProvider,
     capture_attempt,
     captures_retry_due,
     payment_provider,
+    processing_lease,
 )
 from backend.fares.services import refund_post
 from tests.conftest import auth_client_for
@@ -247,3 +250,132 @@ def test_admin_shows_money_read_only(finished_trip, client):
     assert client.get("/admin/fares/journalentry/add/").status_code == 403
     page = client.get("/admin/fares/paymentcapture/?status__exact=pending").content.decode()
     assert f"capture:{finished_trip.id}" in page
+
+
+# --- Provider-side idempotency and prompt retries -----------------------------------------------------------
+
+
+def _request_for(capture: PaymentCapture, *, timeout_s: float = 5.0) -> PaymentRequest:
+    """The request an attempt at `capture` sends now (what a worker that then died would have sent)."""
+    return PaymentRequest(
+        reference=str(capture.id),
+        idempotency_key=capture.idempotency_key,
+        purpose=capture.purpose,
+        rider_id=capture.rider_id,
+        amount_minor=capture.amount_minor,
+        currency=capture.currency,
+        attempt=capture.attempts,
+        timeout_s=timeout_s,
+    )
+
+
+def test_the_test_provider_answers_a_repeated_key_without_charging_again(finished_trip):
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    provider = TestModeProvider()
+    first = provider.capture(_request_for(capture))
+    again = provider.capture(_request_for(capture))
+    assert first.ok and again == first
+    history = TestModeProvider.history(reference=capture.id)
+    assert history.calls == 2
+    assert history.idempotency_keys == {capture.idempotency_key}
+    [charge] = history.charges
+    assert (charge.amount_minor, charge.kind, charge.charge_id) == (
+        finished_trip.fare_minor,
+        "capture",
+        first.provider_reference,
+    )
+
+
+def test_the_key_names_the_charge_and_changes_with_its_amount_and_after_a_refusal(finished_trip):
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    first_key = capture.idempotency_key
+    assert str(capture.id) in first_key and "fare" in first_key and str(capture.amount_minor) in first_key
+    tip_capture = PaymentCapture.objects.get(key=f"capture:tip:{tip_trip(finished_trip, 100).id}")
+    assert tip_capture.idempotency_key != first_key
+
+    # A refund before the capture lowers the amount: a different charge, a different key.
+    refund_post(trip_id=finished_trip.id, amount_minor=50, reason="detour", staff_id=StaffFactory().id)
+    capture.refresh_from_db()
+    reduced_key = capture.idempotency_key
+    assert reduced_key != first_key
+
+    # The provider refuses it: the next attempt is a new charge, with a new key.
+    TestModeProvider.fail_for(rider_id=finished_trip.rider_id, times=1)
+    now = timezone.now()
+    refused = capture_attempt(capture_id=capture.id, now=now)
+    assert (refused.status, refused.provider_refusals) == (CaptureStatus.FAILED, 1)
+    assert refused.idempotency_key != reduced_key
+    captures_retry_due(now=now + timedelta(minutes=5))
+    done = PaymentCapture.objects.get(id=capture.id)
+    assert done.status == CaptureStatus.SUCCEEDED
+    history = TestModeProvider.history(reference=capture.id)
+    assert history.idempotency_keys == {reduced_key, refused.idempotency_key}
+    assert [c.amount_minor for c in history.charges] == [finished_trip.fare_minor - 50]
+    assert_ledger_consistent()
+
+
+def test_a_capture_whose_worker_died_after_charging_is_retried_with_its_key_and_charged_once(finished_trip):
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    claimed_at = timezone.now()
+    # The dead worker: it claimed the capture and its call reached the provider, then nothing came back.
+    PaymentCapture.objects.filter(id=capture.id).update(
+        status=CaptureStatus.PROCESSING, attempts=1, last_attempt_at=claimed_at
+    )
+    capture.refresh_from_db()
+    assert TestModeProvider().capture(_request_for(capture)).ok
+
+    lease = processing_lease()
+    assert captures_retry_due(now=claimed_at + lease - timedelta(seconds=1)) == 0  # it may still be alive
+    assert captures_retry_due(now=claimed_at + lease + timedelta(seconds=1)) == 1
+    retried = PaymentCapture.objects.get(id=capture.id)
+    assert (retried.status, retried.attempts) == (CaptureStatus.SUCCEEDED, 2)
+    history = TestModeProvider.history(reference=capture.id)
+    assert history.calls == 2 and history.idempotency_keys == {capture.idempotency_key}
+    assert len(history.charges) == 1
+    assert retried.provider_reference == history.charges[0].charge_id
+    assert JournalEntry.objects.filter(key=capture.key).count() == 1
+    assert_ledger_consistent()
+
+
+def test_a_call_held_past_its_timeout_is_retried_with_the_same_key(finished_trip, settings):
+    settings.ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = 0.3
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    TestModeProvider.hold_for(rider_id=finished_trip.rider_id)
+    now = timezone.now()
+    timed_out = capture_attempt(capture_id=capture.id, now=now)
+    assert timed_out.status == CaptureStatus.FAILED and "TimeoutError" in timed_out.last_error
+    assert timed_out.provider_refusals == 0  # no answer is not a refusal: the key stays
+    assert not TestModeProvider.is_holding(reference=capture.id)
+
+    TestModeProvider.release(rider_id=finished_trip.rider_id)
+    captures_retry_due(now=now + timedelta(minutes=1))
+    done = PaymentCapture.objects.get(id=capture.id)
+    assert done.status == CaptureStatus.SUCCEEDED
+    history = TestModeProvider.history(reference=capture.id)
+    assert history.idempotency_keys == {capture.idempotency_key} and len(history.charges) == 1
+    assert_ledger_consistent()
+
+
+def test_a_success_answered_twice_is_posted_once(finished_trip):
+    """An attempt reclaimed after its lease gets the provider's stored answer for the same key: recording
+    that success again posts nothing more and charges nothing more."""
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    now = timezone.now()
+    assert capture_attempt(capture_id=capture.id, now=now).status == CaptureStatus.SUCCEEDED
+    PaymentCapture.objects.filter(id=capture.id).update(status=CaptureStatus.PROCESSING)  # the reclaim
+    again = capture_attempt(capture_id=capture.id, now=now + processing_lease() + timedelta(seconds=1))
+    assert again.status == CaptureStatus.SUCCEEDED
+    assert JournalEntry.objects.filter(key=capture.key).count() == 1
+    assert len(TestModeProvider.history(reference=capture.id).charges) == 1
+    assert_ledger_consistent()
+
+
+def test_the_lease_follows_the_provider_timeout_and_the_sweep_retries_within_a_minute(settings):
+    from django.conf import settings as configured
+
+    settings.ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = 3
+    assert processing_lease() == timedelta(seconds=3 + LEASE_MARGIN_S)
+    settings.ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = 20
+    sweep_every_s = configured.CELERY_BEAT_SCHEDULE["payment-capture-retry"]["schedule"]
+    # Worst case: the worker dies right after its claim; the sweep after the lease ends claims it again.
+    assert processing_lease().total_seconds() + sweep_every_s < 60

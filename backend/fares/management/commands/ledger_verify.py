@@ -1,4 +1,4 @@
-"""`manage.py ledger_verify`: rebuild every balance from the journal and compare; non-zero exit on drift."""
+"""`manage.py ledger_verify`: check the journal and the captures against it; non-zero exit on a problem."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from backend.fares.ledger import ledger_verify
 
 class Command(BaseCommand):
     help = (
-        "Rebuild account balances from the journal, compare them with AccountBalance, and check that every "
-        "entry and the whole journal balance. Exits non-zero, naming the accounts, on any drift."
+        "Check that every entry and the whole journal balance (per currency) and that payment captures agree "
+        "with the journal. Exits non-zero, naming the entries and captures, on any problem."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -21,5 +21,5 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Ledger OK: {report.summary()}"))
             return
         for problem in report.problems():
-            self.stderr.write(self.style.ERROR(f"DRIFT: {problem}"))
+            self.stderr.write(self.style.ERROR(f"LEDGER PROBLEM: {problem}"))
         raise CommandError(f"ledger verification failed with {len(report.problems())} problem(s)")

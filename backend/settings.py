@@ -289,6 +289,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fare-estimates-expire": {"task": "dispatch.tasks.purge_expired_estimates", "schedule": 900.0},
     "dispatch-sweep": {"task": "dispatch.tasks.sweep_dispatch", "schedule": 2.0},
     "presence-sweep": {"task": "dispatch.tasks.sweep_presence", "schedule": 5.0},
+    "abandoned-trips": {"task": "dispatch.tasks.end_abandoned_trips", "schedule": 60.0},
     "locations-flush": {"task": "dispatch.tasks.flush_locations", "schedule": 2.0},
     "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
     "ledger-verify": {"task": "backend.fares.tasks.verify_ledger", "schedule": 3600.0},
@@ -358,6 +359,11 @@ ROCHDALE_FIX_MAX_AGE_S = env_int("ROCHDALE_FIX_MAX_AGE_S", 30)
 ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS = env_float("ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS", 70.0)
 ROCHDALE_OFF_TRIP_FIX_RETENTION_H = env_int("ROCHDALE_OFF_TRIP_FIX_RETENTION_H", 48)
 ROCHDALE_TRIP_TRACE_RETENTION_D = env_int("ROCHDALE_TRIP_TRACE_RETENTION_D", 90)
+# Abandoned trips (docs/dispatch.md): a trip whose driver has had no socket and no fix for this long is ended
+# by the system; an in-progress one is completed on its trail only if the trail ends this near the dropoff.
+ROCHDALE_ABANDONED_TRIP_AFTER_S = env_int("ROCHDALE_ABANDONED_TRIP_AFTER_S", 300)
+ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M = env_int("ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M", 300)
+
 
 # Real-time dispatch (docs/dispatch.md): the region this process serves (one dispatch worker per region),
 # how often a trip with nobody to offer it to is searched again, and how many candidates a round ranks.

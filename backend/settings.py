@@ -355,6 +355,15 @@ ROCHDALE_SEARCH_BUDGET_S = env_int("ROCHDALE_SEARCH_BUDGET_S", 180)
 ROCHDALE_SEARCH_RADIUS_M = env_int("ROCHDALE_SEARCH_RADIUS_M", 8000)
 ROCHDALE_BATCH_WINDOW_MS = env_int("ROCHDALE_BATCH_WINDOW_MS", 0)
 ROCHDALE_PRESENCE_GRACE_S = env_int("ROCHDALE_PRESENCE_GRACE_S", 30)
+# Frame budgets per socket (docs/dispatch.md): sustained frames/s and burst. Apps send a fix about every 4 s
+# (the demo's fastest simulated drivers every ~1 s); the fix burst holds the backlog of a minute without
+# signal (older fixes are refused as too old anyway); a socket past the flood ceiling is closed (4429).
+ROCHDALE_WS_FIX_RATE_PER_S = env_float("ROCHDALE_WS_FIX_RATE_PER_S", 2.0)
+ROCHDALE_WS_FIX_BURST = env_float("ROCHDALE_WS_FIX_BURST", 20.0)
+ROCHDALE_WS_COMMAND_RATE_PER_S = env_float("ROCHDALE_WS_COMMAND_RATE_PER_S", 5.0)
+ROCHDALE_WS_COMMAND_BURST = env_float("ROCHDALE_WS_COMMAND_BURST", 20.0)
+ROCHDALE_WS_FLOOD_FRAMES_PER_S = env_float("ROCHDALE_WS_FLOOD_FRAMES_PER_S", 20.0)
+ROCHDALE_WS_FLOOD_BURST = env_float("ROCHDALE_WS_FLOOD_BURST", 200.0)
 ROCHDALE_FIX_MAX_AGE_S = env_int("ROCHDALE_FIX_MAX_AGE_S", 30)
 ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS = env_float("ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS", 70.0)
 ROCHDALE_OFF_TRIP_FIX_RETENTION_H = env_int("ROCHDALE_OFF_TRIP_FIX_RETENTION_H", 48)

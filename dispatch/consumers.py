@@ -2,16 +2,104 @@
 
 `location` frames never touch PostgreSQL: they are validated here and written to Redis in one round trip
 (dispatch/services/locations.py). Every other frame is a command answered with `result` or `error`.
+
+Every socket has a frame budget (dispatch/frame_budget.py, in the socket's memory): a fix or a command over
+its budget is answered `rate_limited` and dropped, and a socket that floods far past both is closed with
+`CLOSE_FLOODING`.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.conf import settings
+
 from backend.concurrency import database_call
-from dispatch.realtime import FrameError, Handler, JsonFrameConsumer
+from backend.errors import DomainError
+from dispatch.frame_budget import BudgetRates, SocketBudget, TokenBucket
+from dispatch.realtime import MAX_FRAME_BYTES, FrameError, Handler, JsonFrameConsumer
 from dispatch.services import driving, locations, offers, presence
+
+# Closed for flooding: the client sent frames far past its budget (4000 + HTTP 429, like 4401 and 4403).
+CLOSE_FLOODING = 4429
+
+
+class FrameRateLimited(DomainError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many frames: this one was dropped."
+
+
+def budget_rates() -> BudgetRates:
+    return BudgetRates(
+        fix_rate_per_s=settings.ROCHDALE_WS_FIX_RATE_PER_S,
+        fix_burst=settings.ROCHDALE_WS_FIX_BURST,
+        command_rate_per_s=settings.ROCHDALE_WS_COMMAND_RATE_PER_S,
+        command_burst=settings.ROCHDALE_WS_COMMAND_BURST,
+        flood_frames_per_s=settings.ROCHDALE_WS_FLOOD_FRAMES_PER_S,
+        flood_burst=settings.ROCHDALE_WS_FLOOD_BURST,
+    )
+
+
+def _ref_of(text_data: str | None) -> str | None:
+    """The valid `ref` of a raw frame, if any (parsed only for the one frame that closes a socket)."""
+    if text_data is None or len(text_data) > MAX_FRAME_BYTES:
+        return None
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        return None
+    ref = frame.get("ref") if isinstance(frame, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
+
+
+class BudgetedFrameConsumer(JsonFrameConsumer):
+    """A JSON-frame socket with a frame budget (the driver and rider sockets)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = SocketBudget(budget_rates(), now=time.monotonic())
+        self.flooded = False
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.flooded:  # frames already in flight when the close was sent
+            return
+        if not self.budget.frames.take(time.monotonic()):
+            self.flooded = True
+            await self.send_frame(
+                {
+                    "type": "error",
+                    "ref": _ref_of(text_data),
+                    "code": "flooding",
+                    "message": "Far too many frames: the socket is closed. Reconnect and slow down.",
+                }
+            )
+            await self.close(code=CLOSE_FLOODING)
+            return
+        await super().receive(text_data=text_data, bytes_data=bytes_data)
+
+    @staticmethod
+    def spend(bucket: TokenBucket, *, budget: str, message: str) -> None:
+        """Take one frame from `bucket`, or refuse this frame (`rate_limited`, with when to retry)."""
+        if not bucket.take(time.monotonic()):
+            raise FrameRateLimited(
+                message, details={"budget": budget, "retry_after_s": round(bucket.retry_after_s(), 2)}
+            )
+
+    def within_command_budget(self, handler: Handler) -> Handler:
+        async def budgeted(frame: dict[str, Any]) -> dict[str, Any] | None:
+            self.spend(
+                self.budget.commands,
+                budget="command",
+                message="Too many commands: this one was not carried out.",
+            )
+            return await handler(frame)
+
+        return budgeted
 
 
 def _uuid_field(frame: dict[str, Any], key: str) -> uuid.UUID:
@@ -30,9 +118,26 @@ def _trip_view(trip: Any, viewer_id: uuid.UUID) -> dict[str, Any]:
     return trip_for(trip, viewer_id=viewer_id)
 
 
-class DriverConsumer(JsonFrameConsumer):
+class DriverConsumer(BudgetedFrameConsumer):
     required_role = "driver"
     silent_types = frozenset({"location"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        commands: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "online": self.go_online,
+            "offline": self.go_offline,
+            "offer.accept": self.offer_accept,
+            "offer.decline": self.offer_decline,
+            "trip.arrived": self.trip_arrived,
+            "trip.start": self.trip_start,
+            "trip.complete": self.trip_complete,
+            "trip.cancel": self.trip_cancel,
+        }
+        self.routes: dict[str, Handler] = {
+            "location": self.location,
+            **{frame_type: self.within_command_budget(handler) for frame_type, handler in commands.items()},
+        }
 
     async def has_role(self, user: Any) -> bool:
         return await database_call(lambda: bool(user.is_driver and hasattr(user, "driver_profile")))()
@@ -48,17 +153,7 @@ class DriverConsumer(JsonFrameConsumer):
         await database_call(presence.presence_disconnected)(driver_id=self.user.id)
 
     def handlers(self) -> dict[str, Handler]:
-        return {
-            "online": self.go_online,
-            "offline": self.go_offline,
-            "location": self.location,
-            "offer.accept": self.offer_accept,
-            "offer.decline": self.offer_decline,
-            "trip.arrived": self.trip_arrived,
-            "trip.start": self.trip_start,
-            "trip.complete": self.trip_complete,
-            "trip.cancel": self.trip_cancel,
-        }
+        return self.routes
 
     async def go_online(self, frame: dict[str, Any]) -> dict[str, Any]:
         await database_call(presence.presence_go_online)(driver_id=self.user.id)
@@ -70,6 +165,11 @@ class DriverConsumer(JsonFrameConsumer):
 
     async def location(self, frame: dict[str, Any]) -> None:
         fix = locations.fix_from_frame(frame)
+        # After validation: the budget counts the fixes that would be stored and forwarded (a flood of
+        # invalid ones costs no I/O, and the socket-wide frame budget bounds it).
+        self.spend(
+            self.budget.fixes, budget="location", message="Too many location fixes: this one was dropped."
+        )
         await self.recorder.record(driver_id=self.user.id, fix=fix)
 
     async def offer_accept(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""The rider socket: server-to-rider pushes only (`trip.updated`, `driver.location`)."""
+"""The rider socket: server-to-rider pushes only (`trip.updated`, `driver.location`).
+
+It has the driver socket's frame budget: a rider app sends nothing, so every frame is answered
+`unknown_type`, and a client that floods it is closed like a flooding driver socket.
+"""
 
 from __future__ import annotations
 
-from dispatch.realtime import JsonFrameConsumer
+from dispatch.consumers import BudgetedFrameConsumer
 
 
-class RiderConsumer(JsonFrameConsumer):
+class RiderConsumer(BudgetedFrameConsumer):
     required_role = "rider"

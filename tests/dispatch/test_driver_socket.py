@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,3 +173,81 @@ async def test_a_rider_without_a_trip_gets_no_driver_location_and_a_rider_frame_
     assert (await receive_type(rider_socket, "error"))["code"] == "unknown_type"
     await rider_socket.disconnect()
     await driver_socket.disconnect()
+
+
+async def _fix_rows(driver) -> int:
+    from dispatch.models import LocationFix
+    from dispatch.services.locations import flush_pending_fixes
+
+    await sync_to_async(flush_pending_fixes)()
+    return await sync_to_async(LocationFix.objects.filter(driver_id=driver.id).count)()
+
+
+async def test_a_fix_flood_is_answered_rate_limited_and_dropped_and_the_socket_stays_open(
+    seeded, driver, settings
+):
+    # A slow refill, so the count below does not depend on how fast this machine sends the flood.
+    settings.ROCHDALE_WS_FIX_RATE_PER_S = 0.05
+    settings.ROCHDALE_WS_FIX_BURST = 5
+    socket = await connect(driver, "/ws/driver/")
+    await send(socket, {"type": "online"}, ref="on")
+    start = _now() - timedelta(seconds=30)
+    flood = 40
+    for index in range(flood):
+        fix = location_frame(*CENTRE, at=start + timedelta(milliseconds=100 * index), ref=f"f{index}")
+        await socket.send_json_to(fix)
+    refused = [await receive_type(socket, "error") for _ in range(flood - 5)]
+    assert {frame["code"] for frame in refused} == {"rate_limited"}
+    assert [frame["ref"] for frame in refused] == [f"f{index}" for index in range(5, flood)]
+    assert refused[0]["details"]["budget"] == "location" and refused[0]["details"]["retry_after_s"] > 0
+    assert await socket.receive_nothing(timeout=0.2)
+    # Only the burst was stored (nothing else reached the stream), and the socket still answers.
+    assert await _fix_rows(driver) == 5
+    assert (await send(socket, {"type": "online"}, ref="still-open"))["ok"] is True
+    await socket.disconnect()
+
+
+async def test_fixes_within_the_default_budget_are_all_stored(seeded, driver):
+    # The demo's fastest simulated drivers send a fix about every second; the default budget keeps them all.
+    socket = await connect(driver, "/ws/driver/")
+    await send(socket, {"type": "online"}, ref="on")
+    start = _now() - timedelta(seconds=30)
+    for index in range(10):
+        await socket.send_json_to(location_frame(*CENTRE, at=start + timedelta(seconds=index)))
+    assert await socket.receive_nothing(timeout=0.3)
+    assert await _fix_rows(driver) == 10
+    await socket.disconnect()
+
+
+async def test_a_command_flood_is_answered_rate_limited_and_the_socket_stays_open(seeded, driver, settings):
+    settings.ROCHDALE_WS_COMMAND_RATE_PER_S = 0.05
+    settings.ROCHDALE_WS_COMMAND_BURST = 3
+    socket = await connect(driver, "/ws/driver/")
+    for index in range(8):
+        await socket.send_json_to({"type": "offline", "ref": f"c{index}"})
+    answers = [await receive_type(socket, {"result", "error"}) for _ in range(8)]
+    assert [answer["type"] for answer in answers] == ["result"] * 3 + ["error"] * 5
+    assert {answer["code"] for answer in answers[3:]} == {"rate_limited"}
+    assert [answer["ref"] for answer in answers[3:]] == [f"c{index}" for index in range(3, 8)]
+    assert answers[3]["details"]["budget"] == "command"
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/driver/", "/ws/rider/"])
+async def test_a_socket_that_keeps_flooding_is_closed_with_4429(seeded, driver, rider, settings, path):
+    settings.ROCHDALE_WS_FLOOD_FRAMES_PER_S = 0.05
+    settings.ROCHDALE_WS_FLOOD_BURST = 30
+    socket = await connect(driver if path == "/ws/driver/" else rider, path)
+    for index in range(60):
+        await socket.send_json_to({"type": "dance", "ref": f"d{index}"})
+    frames = []
+    while True:
+        output = await socket.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            break
+        frames.append(output["text"])
+    assert output["code"] == 4429
+    errors = [json.loads(text) for text in frames]
+    # Every frame within the ceiling was answered; then one last error says why the socket closes.
+    assert [error["code"] for error in errors] == ["unknown_type"] * 30 + ["flooding"]
+    assert errors[-1]["ref"] == "d30"

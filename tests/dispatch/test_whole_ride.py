@@ -21,11 +21,13 @@ async def _status_update(socket, status: str) -> dict:
             return frame
 
 
-async def test_a_whole_ride_over_websockets(seeded, rider, driver):
+async def test_a_whole_ride_over_websockets(seeded, rider, driver, settings):
     from backend.fares.models import JournalEntry
     from dispatch.models import LocationFix, Offer, Trip
     from tests.factories import square_service_area
 
+    # The trail below is driven at test speed (two dozen fixes at once), past an app's frame budget.
+    settings.ROCHDALE_WS_FIX_BURST = 100
     await sync_to_async(square_service_area)()
     driver_socket = await connect(driver, "/ws/driver/")
     rider_socket = await connect(rider, "/ws/rider/")

@@ -158,5 +158,5 @@ def test_each_socket_documents_its_handshake(address: str) -> None:
     binding = channel["bindings"]["ws"]
     assert binding["query"]["required"] == ["ticket"]
     assert "Origin" in binding["headers"]["properties"]
-    for rule in ("4401", "4403", "4429", "HTTP 403", "Origin"):
+    for rule in ("4401", "4403", "1013", "4429", "HTTP 403", "Origin"):
         assert rule in channel["description"], (address, rule)

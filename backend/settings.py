@@ -288,7 +288,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "idempotency-keys-expire": {"task": "mobile_api.tasks.expire_idempotency_keys", "schedule": 3600.0},
     "fare-estimates-expire": {"task": "dispatch.tasks.purge_expired_estimates", "schedule": 900.0},
     "dispatch-sweep": {"task": "dispatch.tasks.sweep_dispatch", "schedule": 2.0},
-    "presence-sweep": {"task": "dispatch.tasks.sweep_presence", "schedule": 5.0},
+    "presence-sweep": {
+        "task": "dispatch.tasks.sweep_presence",
+        "schedule": env_float("ROCHDALE_PRESENCE_SWEEP_S", 5.0),
+    },
     "abandoned-trips": {"task": "dispatch.tasks.end_abandoned_trips", "schedule": 60.0},
     "locations-flush": {"task": "dispatch.tasks.flush_locations", "schedule": 2.0},
     "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
@@ -355,6 +358,10 @@ ROCHDALE_SEARCH_BUDGET_S = env_int("ROCHDALE_SEARCH_BUDGET_S", 180)
 ROCHDALE_SEARCH_RADIUS_M = env_int("ROCHDALE_SEARCH_RADIUS_M", 8000)
 ROCHDALE_BATCH_WINDOW_MS = env_int("ROCHDALE_BATCH_WINDOW_MS", 0)
 ROCHDALE_PRESENCE_GRACE_S = env_int("ROCHDALE_PRESENCE_GRACE_S", 30)
+# Server leases (docs/dispatch.md): a socket server renews its lease every RENEW_S; one not renewed for
+# LEASE_S is dead, and the presence sweep ends its sockets through the disconnect grace.
+ROCHDALE_SERVER_LEASE_S = env_float("ROCHDALE_SERVER_LEASE_S", 10.0)
+ROCHDALE_SERVER_LEASE_RENEW_S = env_float("ROCHDALE_SERVER_LEASE_RENEW_S", 3.0)
 # Frame budgets per socket (docs/dispatch.md): sustained frames/s and burst. Apps send a fix about every 4 s
 # (the demo's fastest simulated drivers every ~1 s); the fix burst holds the backlog of a minute without
 # signal (older fixes are refused as too old anyway); a socket past the flood ceiling is closed (4429).

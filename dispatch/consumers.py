@@ -22,6 +22,7 @@ from backend.concurrency import database_call
 from backend.errors import DomainError
 from dispatch.frame_budget import BudgetRates, SocketBudget, TokenBucket
 from dispatch.realtime import MAX_FRAME_BYTES, FrameError, Handler, JsonFrameConsumer
+from dispatch.server_lease import server_lease
 from dispatch.services import driving, locations, offers, presence
 
 # Closed for flooding: the client sent frames far past its budget (4000 + HTTP 429, like 4401 and 4403).
@@ -144,13 +145,25 @@ class DriverConsumer(BudgetedFrameConsumer):
 
     async def on_connected(self) -> None:
         self.recorder = locations.LocationRecorder()
-        await database_call(presence.presence_connected)(driver_id=self.user.id)
+        # Held under this process's lease first, so a renewal racing the registration re-registers it.
+        self.socket_id = uuid.uuid4().hex
+        self.lease = server_lease()
+        self.lease.attach(socket_id=self.socket_id, driver_id=self.user.id)
+        await database_call(presence.presence_connected)(
+            driver_id=self.user.id, server_id=self.lease.server_id, socket_id=self.socket_id
+        )
 
     async def on_disconnected(self, code: int) -> None:
         recorder = getattr(self, "recorder", None)
         if recorder is not None:
             await recorder.close()
-        await database_call(presence.presence_disconnected)(driver_id=self.user.id)
+        lease = getattr(self, "lease", None)
+        if lease is None:
+            return
+        lease.detach(socket_id=self.socket_id)
+        await database_call(presence.presence_disconnected)(
+            driver_id=self.user.id, server_id=lease.server_id, socket_id=self.socket_id
+        )
 
     def handlers(self) -> dict[str, Handler]:
         return self.routes

@@ -26,7 +26,8 @@ def flush_locations() -> int:
 
 @shared_task(name="dispatch.tasks.sweep_presence", ignore_result=True)
 def sweep_presence() -> int:
-    """Take offline the drivers whose disconnect grace ran out; free drivers of ended trips."""
+    """Close the sockets of dead servers (lease run out) into the disconnect grace; take offline the drivers
+    whose grace ran out; free drivers of ended trips."""
     from dispatch.services.presence import sweep_presence as sweep
 
     return sweep()

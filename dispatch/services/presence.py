@@ -4,6 +4,20 @@ PostgreSQL keeps the durable presence row (and one PresenceSession per online st
 Redis keeps the live flags the location script and the dispatch worker read. A dropped socket keeps the
 driver online for `ROCHDALE_PRESENCE_GRACE_S`; reconnecting within it cancels the grace, otherwise
 `sweep_presence` takes them offline.
+
+Sockets survive their server's crash the same way. Each server process holds a lease (its id in
+`rd:srv:leases`, scored with when it last renewed, every `ROCHDALE_SERVER_LEASE_RENEW_S`;
+dispatch/server_lease.py) and registers every driver socket it owns under that id. A server that has not
+renewed for `ROCHDALE_SERVER_LEASE_S` is dead: `sweep_presence` claims its sockets and closes each one as a
+clean disconnect would, the grace starting when the server missed its renewal.
+
+Keys (beside those in dispatch/live.py):
+- `rd:srv:leases`            sorted set: server id -> when it last renewed its lease (epoch s)
+- `rd:srv:socks:{server}`    hash: socket id -> driver id, the driver sockets that server holds open
+- `rd:srv:dead`              hash: server id -> its last renewal, for dead servers being swept
+- `rd:srv:dead:{server}`     hash: the dead server's sockets, not yet closed by the sweep
+- `rd:drvsocks:{driver}`     set of "server/socket": the driver's open sockets, whichever server holds
+                             them (its size is mirrored to `conns` in the driver hash)
 """
 
 from __future__ import annotations
@@ -11,9 +25,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -135,34 +151,202 @@ def _mirror_offline(driver_id: uuid.UUID) -> None:
     live.post_event("off", d=driver_id)
 
 
-def presence_connected(*, driver_id: uuid.UUID) -> None:
-    """A driver socket opened: cancels any running disconnect grace."""
-    client = get_redis()
-    pipe = client.pipeline()
-    pipe.hincrby(live.driver_key(driver_id), "conns", 1)
-    pipe.zrem(live.GRACE_KEY, str(driver_id))
-    pipe.execute()
+LEASES_KEY = "rd:srv:leases"
+DEAD_SERVERS_KEY = "rd:srv:dead"
+
+
+def server_sockets_key(server_id: str) -> str:
+    return f"rd:srv:socks:{server_id}"
+
+
+def dead_server_sockets_key(server_id: str) -> str:
+    return f"rd:srv:dead:{server_id}"
+
+
+def driver_sockets_key(driver_id: uuid.UUID | str) -> str:
+    # Not under `rd:drv:`: whatever scans the driver hashes by that prefix must find hashes only.
+    return f"rd:drvsocks:{driver_id}"
+
+
+# Register one socket under its server (renewing that server's lease: it is alive right now) and in the
+# driver's set; cancel the driver's grace. Idempotent: a server re-registers its sockets after a sweep
+# wrongly took it for dead, or after Redis lost them. Returns {1 if the driver lacked this socket, conns}.
+REGISTER_SOCKET_SCRIPT = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
+local added = redis.call('SADD', KEYS[2], ARGV[3])
+local conns = redis.call('SCARD', KEYS[2])
+redis.call('HSET', KEYS[3], 'conns', conns)
+redis.call('ZREM', KEYS[4], ARGV[2])
+return {added, conns}
+"""
+
+# Close one socket found in KEYS[1] (its live server's hash, or a dead server's claimed hash): the driver's
+# remaining socket count, or -1 when someone else already closed it (each socket is closed exactly once)
+# or its server, alive after all, registered it again.
+UNREGISTER_SOCKET_SCRIPT = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
+if KEYS[1] ~= KEYS[2] and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end
+redis.call('SREM', KEYS[3], ARGV[2])
+local conns = redis.call('SCARD', KEYS[3])
+redis.call('HSET', KEYS[4], 'conns', conns)
+return conns
+"""
+
+# Claim a dead server's sockets: only while its lease is still older than the cutoff (a server that just
+# renewed is alive), atomically, so two sweeps never claim the same sockets and a renewal never races the
+# claim. Returns when the server was last seen, or false.
+CLAIM_DEAD_SERVER_SCRIPT = """
+local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not seen or tonumber(seen) > tonumber(ARGV[2]) then return false end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local sockets = redis.call('HGETALL', KEYS[2])
+for i = 1, #sockets, 2 do redis.call('HSET', KEYS[3], sockets[i], sockets[i + 1]) end
+redis.call('DEL', KEYS[2])
+if #sockets > 0 then redis.call('HSET', KEYS[4], ARGV[1], seen) end
+return seen
+"""
+
+
+def _register_socket(
+    client: redis.Redis, *, server_id: str, socket_id: str, driver_id: uuid.UUID | str
+) -> bool:
+    """Register the socket; True when the driver did not hold it already."""
+    added, _conns = client.register_script(REGISTER_SOCKET_SCRIPT)(
+        keys=[
+            server_sockets_key(server_id),
+            driver_sockets_key(driver_id),
+            live.driver_key(driver_id),
+            live.GRACE_KEY,
+            LEASES_KEY,
+        ],
+        args=[socket_id, str(driver_id), f"{server_id}/{socket_id}", repr(time.time()), server_id],
+    )
+    return bool(added)
+
+
+def _unregister_socket(
+    client: redis.Redis, *, found_in: str, server_id: str, socket_id: str, driver_id: uuid.UUID | str
+) -> int:
+    return client.register_script(UNREGISTER_SOCKET_SCRIPT)(
+        keys=[
+            found_in,
+            server_sockets_key(server_id),
+            driver_sockets_key(driver_id),
+            live.driver_key(driver_id),
+        ],
+        args=[socket_id, f"{server_id}/{socket_id}"],
+    )
+
+
+def _grace_begins(client: redis.Redis, *, driver_id: uuid.UUID | str, at: float) -> None:
+    """The driver's last socket closed at `at` (epoch s): they stay online until the grace runs out."""
+    client.zadd(live.GRACE_KEY, {str(driver_id): at + settings.ROCHDALE_PRESENCE_GRACE_S})
+    DriverPresence.objects.filter(driver_id=driver_id).update(
+        connected=False, disconnected_at=datetime.fromtimestamp(at, tz=UTC)
+    )
+
+
+def presence_connected(*, driver_id: uuid.UUID, server_id: str, socket_id: str) -> None:
+    """A driver socket opened on server `server_id`: registered under its lease; cancels any running grace."""
+    _register_socket(get_redis(), server_id=server_id, socket_id=socket_id, driver_id=driver_id)
     DriverPresence.objects.filter(driver_id=driver_id).update(connected=True, disconnected_at=None)
 
 
-def presence_disconnected(*, driver_id: uuid.UUID) -> None:
+def presence_disconnected(*, driver_id: uuid.UUID, server_id: str, socket_id: str) -> None:
     """A driver socket closed: when it was their last, start the grace period (they stay online)."""
     client = get_redis()
-    remaining = client.hincrby(live.driver_key(driver_id), "conns", -1)
-    if remaining > 0:
-        return
-    client.hset(live.driver_key(driver_id), "conns", 0)
-    now = timezone.now()
-    client.zadd(live.GRACE_KEY, {str(driver_id): time.time() + settings.ROCHDALE_PRESENCE_GRACE_S})
-    DriverPresence.objects.filter(driver_id=driver_id).update(connected=False, disconnected_at=now)
+    found_in = server_sockets_key(server_id)
+    remaining = _unregister_socket(
+        client, found_in=found_in, server_id=server_id, socket_id=socket_id, driver_id=driver_id
+    )
+    if remaining == 0:
+        _grace_begins(client, driver_id=driver_id, at=time.time())
+
+
+def presence_sockets_restore(*, server_id: str, sockets: dict[str, uuid.UUID]) -> int:
+    """Register again every socket a live server holds (`sockets`: socket id -> driver id), after a sweep
+    took the server for dead or Redis lost its registrations. Idempotent; returns the sockets restored."""
+    client = get_redis()
+    restored = [
+        driver_id
+        for socket_id, driver_id in sockets.items()
+        if _register_socket(client, server_id=server_id, socket_id=socket_id, driver_id=driver_id)
+    ]
+    if restored:
+        DriverPresence.objects.filter(driver_id__in=restored).update(connected=True, disconnected_at=None)
+        logger.warning("server %s: %d sockets registered again", server_id, len(restored))
+    return len(restored)
+
+
+async def server_lease_renew(*, client: aioredis.Redis, server_id: str) -> int:
+    """Renew the server's lease (one round trip); returns how many sockets Redis has registered for it, so
+    the server can tell when they were taken away (a sweep took it for dead, or Redis lost them)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(LEASES_KEY, {server_id: time.time()})
+    pipe.hlen(server_sockets_key(server_id))
+    _added, registered = await pipe.execute()
+    return int(registered)
+
+
+def sweep_dead_servers() -> int:
+    """Close the sockets of every server whose lease ran out, as clean disconnects at the moment the server
+    missed its renewal (so their drivers' grace runs from then). Returns how many sockets were closed.
+
+    A claim moves the dead server's sockets aside in one script, and each is closed once by its own script,
+    so a sweep that dies halfway is finished by the next one.
+    """
+    client = get_redis()
+    cutoff = time.time() - settings.ROCHDALE_SERVER_LEASE_S
+    claim = client.register_script(CLAIM_DEAD_SERVER_SCRIPT)
+    for raw in client.zrangebyscore(LEASES_KEY, "-inf", cutoff):
+        server_id = raw.decode()
+        claim(
+            keys=[
+                LEASES_KEY,
+                server_sockets_key(server_id),
+                dead_server_sockets_key(server_id),
+                DEAD_SERVERS_KEY,
+            ],
+            args=[server_id, repr(cutoff)],
+        )
+    closed = 0
+    for raw_server, raw_seen in client.hgetall(DEAD_SERVERS_KEY).items():
+        server_id, seen = raw_server.decode(), float(raw_seen)
+        # It died between its last renewal and the one it missed: starting the grace at the missed one never
+        # cuts a driver's grace short (and it is at most one renewal interval longer than a clean one's).
+        closed_at = min(seen + settings.ROCHDALE_SERVER_LEASE_RENEW_S, time.time())
+        claimed = dead_server_sockets_key(server_id)
+        for raw_socket, raw_driver in client.hgetall(claimed).items():
+            driver_id = raw_driver.decode()
+            remaining = _unregister_socket(
+                client,
+                found_in=claimed,
+                server_id=server_id,
+                socket_id=raw_socket.decode(),
+                driver_id=driver_id,
+            )
+            if remaining < 0:
+                continue
+            closed += 1
+            if remaining == 0:
+                _grace_begins(client, driver_id=driver_id, at=closed_at)
+        if not client.exists(claimed):
+            client.hdel(DEAD_SERVERS_KEY, server_id)
+        logger.warning(
+            "server %s died (last seen %.1f s ago): its sockets are closed", server_id, time.time() - seen
+        )
+    return closed
 
 
 def sweep_presence() -> int:
     """Take offline every online driver whose disconnect grace ran out. Returns how many went offline.
 
+    First the sockets of dead servers are closed (their grace starts when the server missed its renewal).
     Redis's grace set is the fast path; the PostgreSQL rows (connected=False, disconnected_at older than
     the grace) catch drivers whose grace entry was lost with Redis.
     """
+    sweep_dead_servers()
     client = get_redis()
     now = time.time()
     due = {raw.decode() for raw in client.zrangebyscore(live.GRACE_KEY, "-inf", now)}
@@ -175,8 +359,7 @@ def sweep_presence() -> int:
     }
     gone = 0
     for driver_id in due:
-        conns = client.hget(live.driver_key(driver_id), "conns")
-        if conns is not None and int(conns) > 0:
+        if client.scard(driver_sockets_key(driver_id)) > 0:  # reconnected meanwhile
             client.zrem(live.GRACE_KEY, driver_id)
             continue
         presence_go_offline(driver_id=uuid.UUID(driver_id), reason="disconnected")

@@ -169,10 +169,60 @@ class ManagedProcess:
 def manage_process(*arguments: str, extra_env: dict[str, str] | None = None) -> Iterator[ManagedProcess]:
     """`python manage.py <arguments>` against the test database (env as tests/live_server.py sets it,
     plus `extra_env`), in its own process group, stopped (TERM, then KILL) when the block ends."""
-    log_path = Path(tempfile.gettempdir()) / f"rochdale-{arguments[0]}-{uuid.uuid4().hex[:8]}.log"
+    with project_process(
+        [sys.executable, "manage.py", *arguments], label=arguments[0], extra_env=extra_env
+    ) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def celery_process(*arguments: str, extra_env: dict[str, str] | None = None) -> Iterator[ManagedProcess]:
+    """`celery -A backend.celery:app <arguments>` (`worker`, `beat`) like manage_process: the test database,
+    its own process group, stopped when the block ends."""
+    with project_process(
+        [sys.executable, "-m", "celery", "-A", "backend.celery:app", *arguments],
+        label=f"celery-{arguments[0]}",
+        extra_env=extra_env,
+    ) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def celery_worker_and_beat(
+    *, extra_env: dict[str, str] | None = None, directory: Path
+) -> Iterator[tuple[ManagedProcess, ManagedProcess]]:
+    """A Celery worker and beat as production runs them (infra/Procfile), beat's schedule under
+    `directory`; returned once the worker is ready to take tasks."""
+    with (
+        celery_process(
+            "worker", "--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle",
+            extra_env=extra_env,
+        ) as worker,
+        celery_process(
+            "beat", "--loglevel=INFO", f"--schedule={directory / 'beat-schedule'}", extra_env=extra_env
+        ) as beat,
+    ):  # fmt: skip
+
+        def ready() -> bool:
+            for process in (worker, beat):
+                if not process.alive():
+                    raise AssertionError(f"a celery process exited:\n{process.log()}")
+            return "ready." in worker.log()
+
+        wait_until(ready, timeout_s=30, what="the celery worker is ready")
+        yield worker, beat
+
+
+@contextlib.contextmanager
+def project_process(
+    argv: list[str], *, label: str, extra_env: dict[str, str] | None = None
+) -> Iterator[ManagedProcess]:
+    """`argv` in the repository against the test database (env as tests/live_server.py sets it, plus
+    `extra_env`), in its own process group, stopped (TERM, then KILL) when the block ends."""
+    log_path = Path(tempfile.gettempdir()) / f"rochdale-{label}-{uuid.uuid4().hex[:8]}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", *arguments],
+            argv,
             cwd=REPO,
             env=_server_env(extra_env),
             stdout=log,

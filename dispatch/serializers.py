@@ -13,6 +13,7 @@ from typing import Any
 from rest_framework import serializers
 
 from backend.fares.money import money
+from backend.timestamps import wire_timestamp
 from dispatch.models import DriverPresence, Trip
 from dispatch.state import LOCATION_SHARING_STATUSES, OPEN_STATUSES, TripStatus
 
@@ -140,7 +141,7 @@ def trip_for(
         "pickup": _place(trip.pickup, coarse=coarse_places),
         "dropoff": _place(trip.dropoff, coarse=coarse_places),
         "wheelchair_accessible": trip.wheelchair_accessible,
-        "requested_at": trip.requested_at.isoformat().replace("+00:00", "Z"),
+        "requested_at": wire_timestamp(trip.requested_at),
         "rider": {"id": str(trip.rider_id), "name": trip.rider.name},
         "driver": driver,
         "fare_estimate": money(trip.fare_estimate_minor, currency),
@@ -159,7 +160,7 @@ def trip_for(
         else trip.estimated_duration_s,
         "cancelled_by": trip.cancelled_by,
         "events": [
-            {"status": event.status, "at": event.at.isoformat().replace("+00:00", "Z")}
+            {"status": event.status, "at": wire_timestamp(event.at)}
             for event in trip.events.all()
         ],
     }

@@ -231,7 +231,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mobile_api.schema.autoschema.RochdaleAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "mobile_api.pagination.CursorPage",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
@@ -266,10 +266,19 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"ReachabilityEnum": ["ok", "down"]},
+    "ENUM_NAME_OVERRIDES": {
+        "ReachabilityEnum": ["ok", "down"],
+        "MemberStatusEnum": "governance.models.MemberStatus",
+        "ProposalKindEnum": "governance.models.ProposalKind",
+        "ProposalStatusEnum": "governance.models.ProposalStatus",
+        "VoteChoiceEnum": "governance.models.VoteChoice",
+        "SeatSourceEnum": "governance.models.SeatSource",
+        "DividendBasisEnum": "governance.models.DividendBasis",
+        "ElectionStatusEnum": "mobile_api.serializers_governance.ELECTION_STATUSES",
+        "CountMethodEnum": "mobile_api.serializers_governance.COUNT_METHODS",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "mobile_api.schema.document_cursor_errors",
     ],
 }
 

@@ -1,13 +1,14 @@
 """Reading governance state: who is a member or a director, balances of a member's share and capital,
-patronage, and the documents the API returns.
+patronage, and the records the API's serializers read (mobile_api/serializers_governance.py).
 
 ``user_governance_roles`` and ``membership_summary`` are called by the accounts area for ``GET /me``.
 """
 
 from __future__ import annotations
 
+import uuid
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,16 +21,23 @@ from django.utils import timezone
 from backend.fares.ledger import balance_minor
 from backend.fares.models import AccountKind
 from backend.fares.money import money
+from backend.timestamps import wire_timestamp
 from governance.models import (
     AuditEntry,
+    BallotReceipt,
     BoardSeat,
+    Candidate,
     DividendStatement,
     Election,
+    ElectionVoterRoll,
     Member,
     MemberStatus,
     Proposal,
+    Vote,
+    VoteChoice,
     VoteReceipt,
     VoterRoll,
+    Voters,
 )
 
 # --- Members and directors --------------------------------------------------------------------------------
@@ -102,7 +110,7 @@ def membership_summary(user: Any) -> dict[str, Any] | None:
     return {
         **membership_document(member),
         "director": seat is not None,
-        "term_ends": seat.term_ends.isoformat() if seat else None,
+        "term_ends": wire_timestamp(seat.term_ends) if seat else None,
     }
 
 
@@ -125,13 +133,13 @@ def capital_account_minor(member: Member) -> int:
 
 
 def membership_document(member: Member) -> dict[str, Any]:
-    """The contract's membership answer."""
+    """The contract's membership object (the membership routes' answer and `/me`'s `member`)."""
     return {
         "member_id": str(member.id),
         "status": member.status,
         "share_price": money(member.share_price_minor, member.currency),
         "paid": money(share_paid_minor(member), member.currency),
-        "joined_at": member.joined_at.isoformat(),
+        "joined_at": wire_timestamp(member.joined_at),
     }
 
 
@@ -221,49 +229,100 @@ def patronage_by_member(members: Iterable[Member], *, start: date, end: date) ->
 # --- Proposals -------------------------------------------------------------------------------------------
 
 
-def proposal_document(proposal: Proposal, *, viewer: Member | None = None) -> dict[str, Any]:
-    from governance.services import vote_counts
+@dataclass(frozen=True)
+class VoteStatus:
+    """Whether the reader is on the voter roll of a proposal (or an election), and has voted."""
 
-    document: dict[str, Any] = {
-        "id": str(proposal.id),
-        "kind": proposal.kind,
-        "title": proposal.title,
-        "body": proposal.body,
-        "payload": proposal.payload,
-        "voters": proposal.voters,
-        "opens_at": proposal.opens_at.isoformat(),
-        "closes_at": proposal.closes_at.isoformat(),
-        "status": proposal.status,
-        "proposer_id": str(proposal.proposer_id),
-        "rule": {"quorum": proposal.quorum, "threshold": proposal.threshold},
-        "decided_at": proposal.decided_at.isoformat() if proposal.decided_at else None,
-        "effect": proposal.effect,
+    eligible: bool
+    voted: bool
+
+
+@dataclass(frozen=True)
+class BoardVote:
+    member_id: uuid.UUID
+    choice: str
+
+
+@dataclass(frozen=True)
+class ProposalRecord:
+    """A proposal as a reader sees it: the row, the running count, the directors' votes by name (board
+    proposals only: accountability for the fare policy) and the reader's own vote status (members only)."""
+
+    proposal: Proposal
+    tally: dict[str, int]
+    board_votes: list[BoardVote] | None
+    my_vote: VoteStatus | None
+
+
+def vote_counts_of(proposal_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    """Yes, no and abstain counts of each proposal, in one query."""
+    counts = {proposal_id: dict.fromkeys(VoteChoice.values, 0) for proposal_id in proposal_ids}
+    rows = (
+        Vote.objects.filter(proposal_id__in=proposal_ids)
+        .values_list("proposal_id", "choice")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for proposal_id, choice, n in rows:
+        counts[proposal_id][choice] = n
+    return counts
+
+
+def proposal_records(proposals: Sequence[Proposal], *, viewer: Member | None) -> list[ProposalRecord]:
+    """The records of a page of proposals in at most four queries, however many proposals it holds."""
+    ids = [proposal.id for proposal in proposals]
+    if not ids:
+        return []
+    tallies = vote_counts_of(ids)
+    board_votes: dict[uuid.UUID, list[BoardVote]] = {
+        proposal.id: [] for proposal in proposals if proposal.voters == Voters.BOARD
     }
+    if board_votes:
+        named = (
+            Vote.objects.filter(proposal_id__in=list(board_votes))
+            .order_by("id")
+            .values_list("proposal_id", "director_id", "choice")
+        )
+        for proposal_id, director_id, choice in named:
+            board_votes[proposal_id].append(BoardVote(member_id=director_id, choice=choice))
+    eligible: set[uuid.UUID] = set()
+    voted: set[uuid.UUID] = set()
     if viewer is not None:
-        document["my_vote"] = {
-            "eligible": VoterRoll.objects.filter(proposal=proposal, member=viewer).exists(),
-            "voted": VoteReceipt.objects.filter(proposal=proposal, member=viewer).exists(),
-        }
-    if proposal.voters == "board":
-        # Board votes are public, by name: accountability for the fare policy.
-        document["board_votes"] = [
-            {"member_id": str(member_id), "choice": choice}
-            for member_id, choice in proposal.votes.order_by("id").values_list("director_id", "choice")
-        ]
-    document["tally"] = vote_counts(proposal)
-    return document
+        eligible = set(
+            VoterRoll.objects.filter(proposal_id__in=ids, member=viewer).values_list("proposal_id", flat=True)
+        )
+        voted = set(
+            VoteReceipt.objects.filter(proposal_id__in=ids, member=viewer).values_list(
+                "proposal_id", flat=True
+            )
+        )
+    return [
+        ProposalRecord(
+            proposal=proposal,
+            tally=tallies[proposal.id],
+            board_votes=board_votes.get(proposal.id),
+            my_vote=None
+            if viewer is None
+            else VoteStatus(eligible=proposal.id in eligible, voted=proposal.id in voted),
+        )
+        for proposal in proposals
+    ]
+
+
+def proposal_record(proposal: Proposal, *, viewer: Member | None) -> ProposalRecord:
+    return proposal_records([proposal], viewer=viewer)[0]
 
 
 def proposal_result(proposal: Proposal) -> dict[str, Any]:
     """``{"status", "yes", "no", "abstain", "eligible", "quorum_met"}``: the decision once decided, the
     running count (and whether the quorum is met so far) while open."""
-    from governance.services import proposal_rule, vote_counts
+    from governance.services import proposal_rule
     from governance.tally import quorum_met
 
     if proposal.decision:
         keys = ("status", "yes", "no", "abstain", "eligible", "quorum_met")
         return {key: proposal.decision[key] for key in keys}
-    counts = vote_counts(proposal)
+    counts = vote_counts_of([proposal.id])[proposal.id]
     cast = counts["yes"] + counts["no"] + counts["abstain"]
     return {
         "status": proposal.status,
@@ -274,6 +333,11 @@ def proposal_result(proposal: Proposal) -> dict[str, Any]:
 
 
 # --- Elections -------------------------------------------------------------------------------------------
+
+
+def count_method(election: Election) -> str:
+    """How the election is counted: instant-runoff for one seat, Scottish STV (2007) for several."""
+    return "irv" if election.seats == 1 else "scottish-stv-2007"
 
 
 def ballot_record(election: Election) -> dict[str, Any]:
@@ -291,7 +355,7 @@ def ballot_record(election: Election) -> dict[str, Any]:
     ballots = sorted(election.ballots.values_list("ranking", flat=True))
     return {
         "election_id": str(election.id),
-        "method": "irv" if election.seats == 1 else "scottish-stv-2007",
+        "method": count_method(election),
         "seats": election.seats,
         "candidates": candidates,
         "withdrawn": withdrawn,
@@ -300,29 +364,59 @@ def ballot_record(election: Election) -> dict[str, Any]:
     }
 
 
-def election_document(election: Election, *, viewer: Member | None = None) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "id": str(election.id),
-        "title": election.title,
-        "seats": election.seats,
-        "term_days": election.term_days,
-        "opens_at": election.opens_at.isoformat(),
-        "nominations_close_at": election.nominations_close_at.isoformat(),
-        "voting_closes_at": election.voting_closes_at.isoformat(),
-        "status": election.phase(),
-        "method": "irv" if election.seats == 1 else "scottish-stv-2007",
-        "eligible": election.eligible,
-        "candidates": [
-            {"member_id": str(c.member_id), "name": c.member.user.name, "statement": c.statement}
-            for c in election.candidates.select_related("member__user")
-        ],
-    }
+@dataclass(frozen=True)
+class ElectionRecord:
+    """An election as a reader sees it: the row, its candidates (in nomination order, with their names) and
+    the reader's own ballot status (members only)."""
+
+    election: Election
+    candidates: list[Candidate]
+    my_ballot: VoteStatus | None
+
+    @property
+    def status(self) -> str:
+        return self.election.phase()
+
+    @property
+    def method(self) -> str:
+        return count_method(self.election)
+
+
+def election_records(elections: Sequence[Election], *, viewer: Member | None) -> list[ElectionRecord]:
+    """The records of a page of elections in at most three queries, however many elections it holds."""
+    ids = [election.id for election in elections]
+    if not ids:
+        return []
+    candidates: dict[uuid.UUID, list[Candidate]] = {election_id: [] for election_id in ids}
+    for candidate in Candidate.objects.filter(election_id__in=ids).select_related("member__user"):
+        candidates[candidate.election_id].append(candidate)
+    eligible: set[uuid.UUID] = set()
+    voted: set[uuid.UUID] = set()
     if viewer is not None:
-        document["my_ballot"] = {
-            "eligible": election.roll.filter(member=viewer).exists(),
-            "voted": election.receipts.filter(member=viewer).exists(),
-        }
-    return document
+        eligible = set(
+            ElectionVoterRoll.objects.filter(election_id__in=ids, member=viewer).values_list(
+                "election_id", flat=True
+            )
+        )
+        voted = set(
+            BallotReceipt.objects.filter(election_id__in=ids, member=viewer).values_list(
+                "election_id", flat=True
+            )
+        )
+    return [
+        ElectionRecord(
+            election=election,
+            candidates=candidates[election.id],
+            my_ballot=None
+            if viewer is None
+            else VoteStatus(eligible=election.id in eligible, voted=election.id in voted),
+        )
+        for election in elections
+    ]
+
+
+def election_record(election: Election, *, viewer: Member | None) -> ElectionRecord:
+    return election_records([election], viewer=viewer)[0]
 
 
 # --- Fare policy preview (the board page) -----------------------------------------------------------------

@@ -275,15 +275,10 @@ def proposal_detail(request: HttpRequest, proposal_id: Any) -> HttpResponse:
     if proposal is None:
         return render(request, "governance/board/not_found.html", status=404)
     member = request.member  # type: ignore[attr-defined]
-    document = selectors.proposal_document(proposal, viewer=member)
-    votes = document.get("board_votes", [])
-    names = {
-        str(member_id): name
-        for member_id, name in Member.objects.filter(id__in=[v["member_id"] for v in votes]).values_list(
-            "id", "user__name"
-        )
-    }
-    board_votes = [{"name": names.get(v["member_id"], "?"), "choice": v["choice"]} for v in votes]
+    document = selectors.proposal_record(proposal, viewer=member)
+    votes = document.board_votes or []
+    names = dict(Member.objects.filter(id__in=[v.member_id for v in votes]).values_list("id", "user__name"))
+    board_votes = [{"name": names.get(v.member_id, "?"), "choice": v.choice} for v in votes]
     return render(
         request,
         "governance/board/proposal_detail.html",
@@ -295,8 +290,9 @@ def proposal_detail(request: HttpRequest, proposal_id: Any) -> HttpResponse:
             "board_votes": board_votes,
             "choices": VoteChoice.values,
             "can_vote": proposal.status == "open"
-            and document["my_vote"]["eligible"]
-            and not document["my_vote"]["voted"],
+            and document.my_vote is not None
+            and document.my_vote.eligible
+            and not document.my_vote.voted,
         },
     )
 

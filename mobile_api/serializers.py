@@ -1,6 +1,7 @@
 """Input and output shapes of the rider and account routes. Every field is listed explicitly; nothing a
 client sends can set a server field (status, fare, driver, pay, rider...): those are not input fields at all,
-so they are ignored."""
+so they are ignored. Outputs are what views answer (`XOut(row).data`), so the OpenAPI description generated
+from them is the answer's own shape. The governance shapes are in serializers_governance.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rest_framework import serializers
 
 from backend.fares.money import ISO_4217_CURRENCIES
 from dispatch.serializers import MoneySerializer
+from mobile_api.serializers_fields import MinorMoney, Timestamp
+from mobile_api.serializers_governance import MembershipSummaryOut
 
 
 class CoordinateField(serializers.FloatField):
@@ -98,7 +101,7 @@ class AccountOut(serializers.Serializer):
     driver_status = serializers.ChoiceField(
         choices=["pending", "approved", "suspended"], required=False, help_text="Drivers only."
     )
-    member = serializers.DictField(required=False, help_text="Members only: their membership summary.")
+    member = MembershipSummaryOut(required=False, help_text="Members only: their membership summary.")
 
 
 class TokenIn(serializers.Serializer):
@@ -140,15 +143,19 @@ class BreakdownLineOut(serializers.Serializer):
 
 
 class EstimateOut(serializers.Serializer):
-    estimate_id = serializers.UUIDField()
-    fare = MoneyOut()
+    """Reads a `dispatch.models.FareEstimate`."""
+
+    estimate_id = serializers.UUIDField(source="id")
+    fare = MinorMoney("fare_minor")
     distance_m = serializers.IntegerField()
     duration_s = serializers.IntegerField()
     pickup_eta_s = serializers.IntegerField(allow_null=True)
-    driver_pay_minimum = MoneyOut(help_text="The least the driver is paid for this route (the trip floor).")
-    policy_version = serializers.IntegerField()
+    driver_pay_minimum = MinorMoney(
+        "driver_pay_minimum_minor", help_text="The least the driver is paid for this route (the trip floor)."
+    )
+    policy_version = serializers.IntegerField(source="policy_version_id")
     breakdown = BreakdownLineOut(many=True)
-    expires_at = serializers.DateTimeField()
+    expires_at = Timestamp()
 
 
 class TripRequestIn(serializers.Serializer):
@@ -180,12 +187,14 @@ class RatingIn(serializers.Serializer):
 
 
 class RatingOut(serializers.Serializer):
+    """Reads a `dispatch.models.Rating`."""
+
     id = serializers.UUIDField()
     trip_id = serializers.UUIDField()
     author_role = serializers.CharField(help_text="`rider` (the rider rated the driver) or `driver`.")
     stars = serializers.IntegerField()
     comment = serializers.CharField(allow_blank=True)
-    created_at = serializers.DateTimeField()
+    created_at = Timestamp()
 
 
 class TipIn(serializers.Serializer):
@@ -193,7 +202,9 @@ class TipIn(serializers.Serializer):
 
 
 class TipOut(serializers.Serializer):
+    """Reads a `dispatch.models.Tip`."""
+
     id = serializers.UUIDField()
     trip_id = serializers.UUIDField()
-    amount = MoneyOut()
-    created_at = serializers.DateTimeField()
+    amount = MinorMoney("amount_minor")
+    created_at = Timestamp()

@@ -29,7 +29,7 @@ from backend.fares.money import minor_to_decimal, money
 from backend.fares.payments import failed_captures
 from backend.fares.selectors import policy_document, policy_version_in_force, policy_versions_newest_first
 from mobile_api.pagination import CursorPage
-from mobile_api.schema import ErrorBody, MoneySerializer
+from mobile_api.schema import ErrorBody, MoneySerializer, error_responses
 
 # --- Schemas ----------------------------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class FarePolicyView(APIView):
     @extend_schema(
         operation_id="fare_policy",
         summary="The fare policy in force now",
-        responses={200: _FarePolicySchema, 401: ErrorBody, 503: ErrorBody},
+        responses={200: _FarePolicySchema, 401: ErrorBody, **error_responses({503: ["no_fare_policy"]})},
     )
     def get(self, request: Request) -> Response:
         return Response(policy_document(policy_version_in_force()))
@@ -356,7 +356,7 @@ class EarningsView(APIView):
         responses={
             (200, "application/json"): _EarningsSchema,
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The same figures as CSV."),
-            400: ErrorBody,
+            **error_responses({400: ["invalid_input"]}),
             401: ErrorBody,
             403: ErrorBody,
         },
@@ -399,7 +399,7 @@ class EarningsCSVView(EarningsView):
         parameters=_EARNINGS_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV export of the earnings."),
-            400: ErrorBody,
+            **error_responses({400: ["invalid_input"]}),
             401: ErrorBody,
             403: ErrorBody,
         },

@@ -1,19 +1,18 @@
 """Fares and trips for riders (and the driver's side of rating and cancelling) over HTTP. Thin: validate,
-call a service in dispatch/services, shape the answer with dispatch.serializers.trip_for."""
+call a service in dispatch/services, answer through an output serializer (the trip object is
+dispatch.serializers.trip_for, the one shape REST and the websocket pushes share). The examples and each
+route's refusals are in mobile_api/schema/trips.py."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.fares.money import money
 from dispatch.selectors import trip_get_for, trips_visible_to
 from dispatch.serializers import TripSerializer, trip_for
 from dispatch.services import abandoned, estimates, trips
@@ -21,44 +20,11 @@ from dispatch.services.estimates import Place
 from mobile_api import serializers as s
 from mobile_api.idempotency import idempotency_key_parameter, idempotent
 from mobile_api.pagination import CursorPage
-from mobile_api.schema import (
-    AUTHENTICATED_GET_ERRORS,
-    AUTHENTICATED_POST_ERRORS,
-    error_responses,
-    merge_errors,
-)
-
-TRIP_ID = "6a0d7c4e-55c1-4f7e-a3f1-0b5b8e1f2c33"
-_PLACES = {"pickup": {"lat": 40.7580, "lng": -73.9855}, "dropoff": {"lat": 40.7128, "lng": -74.0060}}
-_TRIP_EXAMPLE = {
-    "id": TRIP_ID,
-    "status": "requested",
-    **_PLACES,
-    "wheelchair_accessible": False,
-    "requested_at": "2026-11-21T14:03:00Z",
-    "rider": {"id": "6f1c2b1e-8d4a-4c53-9f43-3f3c2a7d9b10", "name": "Ada Rider"},
-    "driver": None,
-    "fare_estimate": {"amount": 2307, "currency": "USD"},
-    "fare": None,
-    "driver_pay": None,
-    "cancellation_fee": None,
-    "fare_breakdown": None,
-    "distance_m": 7412,
-    "duration_s": 1260,
-    "cancelled_by": None,
-    "events": [{"status": "requested", "at": "2026-11-21T14:03:00Z"}],
-}
-IDEMPOTENCY_ERRORS = {
-    400: ["idempotency_key_required", "idempotency_key_invalid"],
-    409: ["idempotency_key_in_flight"],
-    422: ["idempotency_key_reused"],
-}
-OPTIONAL_IDEMPOTENCY_ERRORS = {
-    400: ["idempotency_key_invalid"],
-    409: ["idempotency_key_in_flight"],
-    422: ["idempotency_key_reused"],
-}
-_TRIP_ID_PARAMETER = OpenApiParameter("trip_id", type=uuid.UUID, location=OpenApiParameter.PATH)
+from mobile_api.schema import AUTHENTICATED_POST_ERRORS, error_responses, merge_errors
+from mobile_api.schema import trips as docs
+from mobile_api.schema.trips import OPTIONAL_IDEMPOTENCY_ERRORS
+from mobile_api.schema.trips import TRIP_EXAMPLE as _TRIP_EXAMPLE
+from mobile_api.schema.trips import TRIP_ID_PARAMETER as _TRIP_ID_PARAMETER
 
 
 def _place(data: dict[str, float]) -> Place:
@@ -67,15 +33,6 @@ def _place(data: dict[str, float]) -> Place:
 
 class TripPage(CursorPage):
     ordering = "-requested_at"
-
-
-TripPageOut = inline_serializer(
-    "TripPage",
-    {
-        "results": TripSerializer(many=True),
-        "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last one."),
-    },
-)
 
 
 class FareEstimateView(APIView):
@@ -87,40 +44,8 @@ class FareEstimateView(APIView):
             "fare unless the trip turns out materially different (the tolerance rule, docs/fares.md)."
         ),
         request=s.EstimateIn,
-        parameters=[idempotency_key_parameter(required=False)],
-        responses={
-            200: s.EstimateOut,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    OPTIONAL_IDEMPOTENCY_ERRORS,
-                    {422: ["outside_service_area"], 503: ["no_fare_policy"]},
-                )
-            ),
-        },
-        examples=[
-            OpenApiExample("a ride across Manhattan", value={**_PLACES, "wheelchair_accessible": False}),
-            OpenApiExample(
-                "estimate",
-                value={
-                    "estimate_id": "0c6f1d0e-2b7a-4d0c-9d8e-1f2a3b4c5d6e",
-                    "fare": {"amount": 2307, "currency": "USD"},
-                    "distance_m": 7412,
-                    "duration_s": 1260,
-                    "pickup_eta_s": 240,
-                    "driver_pay_minimum": {"amount": 1927, "currency": "USD"},
-                    "policy_version": 1,
-                    "breakdown": [
-                        {"label": "Base fare", "amount": 250},
-                        {"label": "Distance", "amount": 806},
-                        {"label": "Time", "amount": 735},
-                    ],
-                    "expires_at": "2026-11-21T14:08:00Z",
-                },
-                response_only=True,
-                status_codes=["200"],
-            ),
-        ],
+        responses={200: s.EstimateOut, **error_responses(docs.FARE_ESTIMATE)},
+        examples=docs.FARE_ESTIMATE_EXAMPLES,
         tags=["trips"],
     )
     @idempotent(required=False)
@@ -134,7 +59,7 @@ class FareEstimateView(APIView):
             dropoff=_place(data["dropoff"]),
             wheelchair_accessible=data["wheelchair_accessible"],
         )
-        return Response(estimates.estimate_document(estimate))
+        return Response(s.EstimateOut(estimate).data)
 
 
 class TripListView(APIView):
@@ -143,14 +68,7 @@ class TripListView(APIView):
     @extend_schema(
         operation_id="trips_list",
         summary="The caller's trips (ridden or driven), newest first",
-        parameters=[
-            OpenApiParameter("cursor", str, description="The `next` link's cursor."),
-            OpenApiParameter("page_size", int, description="1 to 100 (default 20)."),
-        ],
-        responses={
-            200: TripPageOut,
-            **error_responses(merge_errors(AUTHENTICATED_GET_ERRORS, {400: ["invalid_cursor"]})),
-        },
+        responses={200: TripSerializer(many=True)},
         tags=["trips"],
     )
     def get(self, request: Request) -> Response:
@@ -167,35 +85,8 @@ class TripListView(APIView):
             "the same pickup and dropoff (within 10 m) and the same wheelchair flag. One open trip per rider."
         ),
         request=s.TripRequestIn,
-        parameters=[idempotency_key_parameter(required=True)],
-        responses={
-            201: TripSerializer,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    IDEMPOTENCY_ERRORS,
-                    {
-                        403: ["rider_role_required"],
-                        409: ["trip_in_progress"],
-                        422: [
-                            "outside_service_area",
-                            "estimate_not_found",
-                            "estimate_expired",
-                            "estimate_mismatch",
-                        ],
-                        503: ["no_fare_policy"],
-                    },
-                )
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "with an estimate",
-                value={**_PLACES, "estimate_id": "0c6f1d0e-2b7a-4d0c-9d8e-1f2a3b4c5d6e"},
-                request_only=True,
-            ),
-            OpenApiExample("requested", value=_TRIP_EXAMPLE, response_only=True, status_codes=["201"]),
-        ],
+        responses={201: TripSerializer, **error_responses(docs.TRIP_REQUEST)},
+        examples=docs.TRIP_REQUEST_EXAMPLES,
         tags=["trips"],
     )
     @idempotent(required=True)
@@ -217,12 +108,9 @@ class TripDetailView(APIView):
     @extend_schema(
         operation_id="trips_read",
         summary="One of the caller's trips",
-        parameters=[_TRIP_ID_PARAMETER],
-        responses={
-            200: TripSerializer,
-            **error_responses(merge_errors(AUTHENTICATED_GET_ERRORS, {404: ["trip_not_found"]})),
-        },
-        examples=[OpenApiExample("requested", value=_TRIP_EXAMPLE, response_only=True)],
+        parameters=[docs.TRIP_ID_PARAMETER],
+        responses={200: TripSerializer, **error_responses(docs.TRIP_READ)},
+        examples=docs.TRIP_READ_EXAMPLES,
         tags=["trips"],
     )
     def get(self, request: Request, trip_id: uuid.UUID) -> Response:
@@ -239,34 +127,9 @@ class TripCancelView(APIView):
             "pays the cancellation fee (`cancellation_fee` on the trip)."
         ),
         request=s.CancelIn,
-        parameters=[_TRIP_ID_PARAMETER, idempotency_key_parameter(required=False)],
-        responses={
-            200: TripSerializer,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    OPTIONAL_IDEMPOTENCY_ERRORS,
-                    {404: ["trip_not_found"], 409: ["trip_not_cancellable"]},
-                )
-            ),
-        },
-        examples=[
-            OpenApiExample("with a reason", value={"reason": "Plans changed"}, request_only=True),
-            OpenApiExample(
-                "cancelled",
-                value={
-                    **_TRIP_EXAMPLE,
-                    "status": "cancelled",
-                    "cancelled_by": "rider",
-                    "events": [
-                        {"status": "requested", "at": "2026-11-21T14:03:00Z"},
-                        {"status": "cancelled", "at": "2026-11-21T14:04:10Z"},
-                    ],
-                },
-                response_only=True,
-                status_codes=["200"],
-            ),
-        ],
+        parameters=[docs.TRIP_ID_PARAMETER],
+        responses={200: TripSerializer, **error_responses(docs.TRIP_CANCEL)},
+        examples=docs.TRIP_CANCEL_EXAMPLES,
         tags=["trips"],
     )
     @idempotent(required=False)
@@ -284,37 +147,9 @@ class TripRatingView(APIView):
         operation_id="trips_rate",
         summary="Rate the other party of a completed trip (once each)",
         request=s.RatingIn,
-        parameters=[_TRIP_ID_PARAMETER, idempotency_key_parameter(required=False)],
-        responses={
-            201: s.RatingOut,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    OPTIONAL_IDEMPOTENCY_ERRORS,
-                    {
-                        400: ["stars_out_of_range"],
-                        404: ["trip_not_found"],
-                        409: ["trip_not_completed", "already_rated"],
-                    },
-                )
-            ),
-        },
-        examples=[
-            OpenApiExample("five stars", value={"stars": 5, "comment": "Smooth ride"}, request_only=True),
-            OpenApiExample(
-                "rating",
-                value={
-                    "id": "1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b",
-                    "trip_id": TRIP_ID,
-                    "author_role": "rider",
-                    "stars": 5,
-                    "comment": "Smooth ride",
-                    "created_at": "2026-11-21T14:40:00Z",
-                },
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        parameters=[docs.TRIP_ID_PARAMETER],
+        responses={201: s.RatingOut, **error_responses(docs.TRIP_RATE)},
+        examples=docs.TRIP_RATE_EXAMPLES,
         tags=["trips"],
     )
     @idempotent(required=False)
@@ -327,7 +162,7 @@ class TripRatingView(APIView):
             stars=body.validated_data["stars"],
             comment=body.validated_data["comment"],
         )
-        return Response(_rating_document(rating), status=201)
+        return Response(s.RatingOut(rating).data, status=201)
 
 
 class TripTipView(APIView):
@@ -336,39 +171,9 @@ class TripTipView(APIView):
         summary="Tip the driver of a completed trip; all of it goes to the driver (Idempotency-Key required)",
         description="Tips on one trip add up to at most its fare.",
         request=s.TipIn,
-        parameters=[_TRIP_ID_PARAMETER, idempotency_key_parameter(required=True)],
-        responses={
-            201: s.TipOut,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    IDEMPOTENCY_ERRORS,
-                    {
-                        400: ["tip_amount_invalid"],
-                        403: ["only_rider_may_tip"],
-                        404: ["trip_not_found"],
-                        409: ["trip_not_completed"],
-                        422: ["currency_mismatch", "tip_too_large"],
-                    },
-                )
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "three dollars", value={"amount": {"amount": 300, "currency": "USD"}}, request_only=True
-            ),
-            OpenApiExample(
-                "tip",
-                value={
-                    "id": "2c3d4e5f-6071-4829-9aab-1c2d3e4f5a6b",
-                    "trip_id": TRIP_ID,
-                    "amount": {"amount": 300, "currency": "USD"},
-                    "created_at": "2026-11-21T14:41:00Z",
-                },
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
+        parameters=[docs.TRIP_ID_PARAMETER],
+        responses={201: s.TipOut, **error_responses(docs.TRIP_TIP)},
+        examples=docs.TRIP_TIP_EXAMPLES,
         tags=["trips"],
     )
     @idempotent(required=True)
@@ -382,15 +187,7 @@ class TripTipView(APIView):
             amount_minor=amount["amount"],
             currency=amount["currency"],
         )
-        return Response(
-            {
-                "id": str(tip.id),
-                "trip_id": str(tip.trip_id),
-                "amount": money(tip.amount_minor, tip.currency),
-                "created_at": _iso(tip.created_at),
-            },
-            status=201,
-        )
+        return Response(s.TipOut(tip).data, status=201)
 
 
 class StaffTripCloseView(APIView):
@@ -451,18 +248,3 @@ class StaffTripCloseView(APIView):
             reason=body.validated_data["reason"],
         )
         return Response(trip_for(trip, viewer_id=request.user.pk))
-
-
-def _iso(moment: Any) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _rating_document(rating: Any) -> dict[str, Any]:
-    return {
-        "id": str(rating.id),
-        "trip_id": str(rating.trip_id),
-        "author_role": rating.author_role,
-        "stars": rating.stars,
-        "comment": rating.comment,
-        "created_at": _iso(rating.created_at),
-    }

@@ -68,6 +68,12 @@ def _presence(driver) -> tuple[str, bool]:
     return row.status, row.connected
 
 
+def _online_sessions(driver) -> int:
+    from dispatch.models import PresenceSession
+
+    return PresenceSession.objects.filter(driver_id=driver.id, ended_at__isnull=True).count()
+
+
 def test_a_killed_servers_drivers_go_offline_within_the_grace_unless_they_reconnect(capsys):
     from tests.factories import DriverFactory
 
@@ -109,9 +115,10 @@ def test_a_killed_servers_drivers_go_offline_within_the_grace_unless_they_reconn
         # Never before the grace (it starts when the dead server would have renewed next, so it is never cut
         # short), never later than the grace plus the lease.
         assert GRACE_S - 0.1 <= elapsed <= GRACE_S + LEASE_S
+        assert _online_sessions(vanishes) == 0  # closed as after a clean disconnect
 
         # The driver who reconnected keeps their place through the dead server's sweep and past the grace.
         time.sleep(max(0.0, GRACE_S + LEASE_S + 2 * SWEEP_S - (time.monotonic() - killed_at)))
-        assert _presence(stays) == ("online", True)
+        assert _presence(stays) == ("online", True) and _online_sessions(stays) == 1
         assert _command(again, {"type": "offline"}, "done")["ok"] is True
     assert_invariants()

@@ -28,6 +28,7 @@ from backend.fares.models import FarePolicyVersion, PaymentCapture
 from backend.fares.money import minor_to_decimal, money
 from backend.fares.payments import failed_captures
 from backend.fares.selectors import policy_document, policy_version_in_force, policy_versions_newest_first
+from backend.timestamps import wire_timestamp
 from mobile_api.pagination import CursorPage
 from mobile_api.schema import ErrorBody, MoneySerializer, error_responses
 
@@ -247,7 +248,7 @@ def earnings_document(earnings: Earnings) -> dict[str, Any]:
             {
                 "trip_id": str(line.trip_id),
                 "kind": line.kind,
-                "completed_at": line.at.isoformat().replace("+00:00", "Z"),
+                "completed_at": wire_timestamp(line.at),
                 "distance_m": line.distance_m,
                 "duration_s": line.duration_s,
                 "fare": m(line.fare),

@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from backend.errors import Unprocessable
 from backend.fares.models import FarePolicyVersion
-from backend.fares.money import money
 from backend.fares.pricing import quote_fare, trip_floor
 from backend.fares.selectors import policy_of, policy_version_in_force
 from dispatch.matching.geo import haversine_m
@@ -156,21 +155,6 @@ def estimate_create(
         created_at=moment,
         expires_at=moment + timedelta(seconds=settings.ROCHDALE_ESTIMATE_TTL_S),
     )
-
-
-def estimate_document(estimate: FareEstimate) -> dict[str, Any]:
-    """The contract's estimate answer."""
-    return {
-        "estimate_id": str(estimate.id),
-        "fare": money(estimate.fare_minor, estimate.currency),
-        "distance_m": estimate.distance_m,
-        "duration_s": estimate.duration_s,
-        "pickup_eta_s": estimate.pickup_eta_s,
-        "driver_pay_minimum": money(estimate.driver_pay_minimum_minor, estimate.currency),
-        "policy_version": estimate.policy_version_id,
-        "breakdown": estimate.breakdown,
-        "expires_at": estimate.expires_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 def estimates_purge_expired(*, grace: timedelta = timedelta(hours=1)) -> int:

@@ -21,6 +21,7 @@ from backend.fares.money import money
 from backend.fares.pricing import driver_pay
 from backend.fares.selectors import policy_of
 from backend.redis import get_redis
+from backend.timestamps import wire_timestamp
 from dispatch import live
 from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.realtime import push_to_user
@@ -28,10 +29,6 @@ from dispatch.services.transitions import trip_transition
 from dispatch.state import TripStatus
 
 logger = logging.getLogger(__name__)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def offer_document(offer: Offer, trip: Trip | None = None) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def offer_document(offer: Offer, trip: Trip | None = None) -> dict[str, Any]:
         "fare": money(trip.fare_estimate_minor, trip.currency),
         "driver_pay": money(pay.pay, trip.currency),
         "wheelchair_accessible": trip.wheelchair_accessible,
-        "expires_at": _iso(offer.expires_at),
+        "expires_at": wire_timestamp(offer.expires_at),
     }
 
 
@@ -66,9 +63,9 @@ def offer_history_item(offer: Offer) -> dict[str, Any]:
         "offer_id": str(offer.id),
         "trip_id": str(offer.trip_id),
         "status": offer.status,
-        "created_at": _iso(offer.created_at),
-        "expires_at": _iso(offer.expires_at),
-        "responded_at": _iso(offer.responded_at) if offer.responded_at else None,
+        "created_at": wire_timestamp(offer.created_at),
+        "expires_at": wire_timestamp(offer.expires_at),
+        "responded_at": wire_timestamp(offer.responded_at) if offer.responded_at else None,
         "pickup_distance_m": offer.pickup_distance_m,
         "pickup_eta_s": offer.pickup_eta_s,
         "rank": offer.rank,

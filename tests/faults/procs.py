@@ -214,6 +214,28 @@ def celery_worker_and_beat(
 
 
 @contextlib.contextmanager
+def celery_worker(
+    *, extra_env: dict[str, str] | None = None, concurrency: int = 1, timeout_s: float = 30
+) -> Iterator[ManagedProcess]:
+    """A Celery worker alone (start beat with `celery_process("beat", ...)` when the test needs the
+    schedule), returned once it is ready to take tasks. Its prefork children share its process group, so
+    `kill_group(worker.process)` is a kill -9 of the whole worker, mid-task."""
+    with celery_process(
+        "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
+        f"--hostname=fault-{uuid.uuid4().hex[:8]}@%h",
+        extra_env=extra_env,
+    ) as worker:  # fmt: skip
+
+        def ready() -> bool:
+            if not worker.alive():
+                raise AssertionError(f"the celery worker exited:\n{worker.log()}")
+            return "ready." in worker.log()
+
+        wait_until(ready, timeout_s=timeout_s, what="the celery worker is ready")
+        yield worker
+
+
+@contextlib.contextmanager
 def project_process(
     argv: list[str], *, label: str, extra_env: dict[str, str] | None = None
 ) -> Iterator[ManagedProcess]:

@@ -1,0 +1,252 @@
+"""A simulated rider app: asks estimates, requests rides, watches them, cancels, rates and tips."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+import httpx
+
+from dispatch.simulation.agents.context import FINAL_STATUSES, SimContext, pay_floor_cents, place, sign_in
+from dispatch.simulation.client import ApiClient, ApiError, Credentials, FrameSocket
+from dispatch.simulation.demand import TripDemand
+from dispatch.simulation.report import PayRecord
+
+logger = logging.getLogger(__name__)
+
+
+class RiderAgent:
+    """A rider with the app: asks estimates, requests rides, watches them, cancels, rates and tips."""
+
+    def __init__(
+        self, context: SimContext, *, index: int, credentials: Credentials, rng: random.Random
+    ) -> None:
+        self.context = context
+        self.index = index
+        self.credentials = credentials
+        self.rng = rng
+        self.api: ApiClient | None = None
+        self.socket: FrameSocket | None = None
+        self.updates: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.trip_ids: list[str] = []
+        self.busy = False
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> bool:
+        """Sign in, open the socket and clear any trip a previous run left open. False if it cannot."""
+        try:
+            self.api = await sign_in(
+                self.context, self.credentials, {"name": f"Sim Rider {self.index + 1}", "role": "rider"}
+            )
+            for attempt in range(3):
+                try:
+                    await self.connect()
+                    break
+                except (ApiError, httpx.HTTPError, OSError, TimeoutError):
+                    if attempt == 2:
+                        raise
+                    self.context.metrics.incr("rider.connect_retries")
+                    await asyncio.sleep(1.0 + 2 * attempt)
+            await self.clear_leftovers()
+        except (ApiError, httpx.HTTPError, OSError, TimeoutError) as error:
+            self.context.metrics.incr("rider.start_failed")
+            logger.warning("rider %s could not start: %s", self.index, error)
+            return False
+        return True
+
+    async def connect(self) -> None:
+        assert self.api is not None
+        self.socket = FrameSocket(self.api, "/ws/rider/", self.on_push, name=f"r{self.index}")
+        await self.socket.open()
+        self._reader = asyncio.create_task(self.socket.run())
+
+    async def ensure_connected(self) -> None:
+        if self._reader is None or self._reader.done():
+            self.context.metrics.incr("rider.reconnects")
+            with contextlib.suppress(ApiError, httpx.HTTPError, OSError, TimeoutError):
+                await self.connect()
+
+    async def clear_leftovers(self) -> None:
+        assert self.api is not None
+        with contextlib.suppress(ApiError):
+            for trip in await self.api.trips():
+                if trip.get("status") in {"requested", "assigned", "arrived"}:
+                    with contextlib.suppress(ApiError):
+                        await self.api.call("POST", f"/trips/{trip['id']}/cancel", json_body={})
+                        self.context.metrics.incr("rider.leftover_trips_cancelled")
+
+    async def stop(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+    async def on_push(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "trip.updated":
+            trip = frame.get("trip") or {}
+            queue = self.updates.get(str(trip.get("id")))
+            if queue is not None:
+                queue.put_nowait(trip)
+        elif kind == "driver.location":
+            sent = self.context.location_sent.pop(str(frame.get("trip_id")), None)
+            if sent is not None:
+                self.context.metrics.record_since("location_ack", sent)
+            self.context.metrics.incr("location.forwarded_to_rider")
+
+    async def ride(self, demand: TripDemand) -> None:
+        """One trip, from the first estimate to the rating."""
+        self.busy = True
+        try:
+            await self._ride(demand)
+        except (ApiError, httpx.HTTPError, OSError, TimeoutError) as error:
+            self.context.metrics.incr("rider.ride_failed")
+            logger.info("rider %s: ride failed: %s", self.index, error)
+        finally:
+            self.busy = False
+
+    async def _ride(self, demand: TripDemand) -> None:
+        context = self.context
+        assert self.api is not None
+        await self.ensure_connected()
+        plan = context.rider_behaviour.plan(self.rng)
+        pickup, dropoff = place(demand.pickup), place(demand.dropoff)
+        estimate: dict[str, Any] | None = None
+        if plan.asks_estimate:
+            estimate = await self.api.estimate(pickup, dropoff, demand.wheelchair_accessible)
+            if plan.walks_away_after_estimate:
+                context.metrics.incr("rider.walked_away_after_estimate")
+                return
+        trip = await self.api.request_trip(
+            pickup,
+            dropoff,
+            estimate_id=estimate.get("estimate_id") if estimate else None,
+            wheelchair_accessible=demand.wheelchair_accessible,
+        )
+        trip_id = str(trip["id"])
+        self.trip_ids.append(trip_id)
+        requested_at = context.metrics.now()
+        context.trip_requested[trip_id] = requested_at
+        context.summary.trips_requested += 1
+        context.outcomes[trip_id] = trip
+        if estimate and estimate.get("pickup_eta_s") is not None:
+            context.summary.pickup_eta_quoted_s.append(float(estimate["pickup_eta_s"]))
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.updates[trip_id] = queue
+        try:
+            final = await self.follow(trip, queue, plan, requested_at)
+        finally:
+            self.updates.pop(trip_id, None)
+        if final is None:
+            return
+        if final.get("status") == "completed":
+            await self.after_completion(final, plan, demand.wheelchair_accessible)
+
+    async def follow(
+        self, trip: dict[str, Any], queue: asyncio.Queue[dict[str, Any]], plan: Any, requested_at: float
+    ) -> dict[str, Any] | None:
+        """Watch the trip until it ends (or the run stops); cancel when the plan says so."""
+        context = self.context
+        assert self.api is not None
+        trip_id = str(trip["id"])
+        seen: set[str] = set()
+        assigned_at: float | None = None
+        cancel_before = (
+            None
+            if plan.cancel_before_assignment_after_s is None
+            else requested_at + context.human_delay(plan.cancel_before_assignment_after_s)
+        )
+        cancelling = False
+        last_poll = context.metrics.now()
+        while True:
+            status = str(trip.get("status"))
+            context.outcomes[trip_id] = trip
+            now = context.metrics.now()
+            if status not in seen:
+                seen.add(status)
+                if status == "assigned":
+                    assigned_at = now
+                    sent = context.accept_sent.pop(trip_id, None)
+                    if sent is not None:
+                        context.metrics.record_since("accept_to_rider_notified", sent)
+                elif status == "arrived":
+                    context.summary.pickup_wait_s.append((now - requested_at) * context.speedup)
+            if status in FINAL_STATUSES:
+                self.count_outcome(trip)
+                return trip
+            if context.stopping.is_set():
+                return None
+            deadline: float | None = None
+            if not cancelling and status == "requested" and cancel_before is not None:
+                deadline = cancel_before
+            elif (
+                not cancelling
+                and status in {"assigned", "arrived"}
+                and plan.cancel_after_assignment_after_s is not None
+                and assigned_at is not None
+            ):
+                deadline = assigned_at + context.human_delay(plan.cancel_after_assignment_after_s)
+            if deadline is not None and now >= deadline:
+                cancelling = True
+                try:
+                    trip = await self.api.cancel(trip_id, "simulated rider changed plans")
+                    context.metrics.incr("rider.cancelled")
+                except ApiError as error:
+                    context.metrics.incr(f"rider.cancel_refused.{error.code}")
+                continue
+            wait = 5.0 if deadline is None else max(0.05, min(5.0, deadline - now))
+            try:
+                trip = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                if context.metrics.now() - last_poll >= 5.0:
+                    # Pushes are best effort: resync from REST, as the app does.
+                    last_poll = context.metrics.now()
+                    trip = await self.api.trip(trip_id)
+                    context.metrics.incr("rider.resync_polls")
+
+    def count_outcome(self, trip: dict[str, Any]) -> None:
+        summary = self.context.summary
+        trip_id = str(trip["id"])
+        if self.context.outcomes.get(trip_id, {}).get("_counted"):
+            return
+        summary.count_outcome(str(trip["status"]), trip.get("cancelled_by"))
+        self.context.outcomes[trip_id] = {**trip, "_counted": True}
+
+    async def after_completion(self, trip: dict[str, Any], plan: Any, wheelchair_accessible: bool) -> None:
+        context = self.context
+        assert self.api is not None
+        fare = trip.get("fare") or {}
+        pay = trip.get("driver_pay") or {}
+        tip_cents = plan.tip_cents(int(fare.get("amount") or 0)) if plan.tip_share_of_fare > 0 else 0
+        if plan.rating_stars is not None:
+            try:
+                await self.api.rate(str(trip["id"]), plan.rating_stars)
+            except ApiError as error:
+                context.metrics.incr(f"rider.rating_refused.{error.code}")
+        if tip_cents > 0:
+            try:
+                await self.api.tip(
+                    str(trip["id"]), {"amount": tip_cents, "currency": fare.get("currency", "USD")}
+                )
+            except ApiError as error:
+                context.metrics.incr(f"rider.tip_refused.{error.code}")
+                tip_cents = 0
+        if "amount" in pay and context.fare_policy is not None:
+            floor = pay_floor_cents(
+                context.fare_policy,
+                distance_m=int(trip.get("distance_m") or 0),
+                duration_s=int(trip.get("duration_s") or 0),
+                wheelchair_accessible=wheelchair_accessible,
+            )
+            context.summary.pay.append(
+                PayRecord(
+                    driver_pay_cents=int(pay["amount"]),
+                    floor_cents=floor,
+                    fare_cents=int(fare.get("amount") or 0),
+                    tip_cents=tip_cents,
+                )
+            )

@@ -6,9 +6,12 @@ import logging
 
 from django.db import connection
 
-from backend.redis import get_redis
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_redis
 
 logger = logging.getLogger(__name__)
+
+# A load balancer probes every few seconds: one log line when Redis goes away and one when it is back.
+_redis_outage = RedisOutage("health check", logger=logger)
 
 
 def check_database() -> bool:
@@ -25,7 +28,12 @@ def check_database() -> bool:
 
 def check_redis() -> bool:
     try:
-        return bool(get_redis().ping())
-    except Exception:
-        logger.warning("health: redis unreachable", exc_info=True)
+        answered = bool(get_redis().ping())
+    except REDIS_UNREACHABLE as exc:
+        _redis_outage.failed(exc)
         return False
+    except Exception:
+        logger.warning("health: redis check failed", exc_info=True)
+        return False
+    _redis_outage.recovered()
+    return answered

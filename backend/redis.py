@@ -1,12 +1,30 @@
-"""One place that knows how to reach Redis (sync and asyncio clients), from settings.REDIS_URL."""
+"""One place that knows how to reach Redis (sync and asyncio clients), from settings.REDIS_URL, and how a
+long-lived caller rides out a Redis outage (`RedisOutage`: capped, jittered backoff, logged once).
+
+Redis is a cache here: every caller that runs for long (the dispatch worker, the fix pipeline, the push
+queue, the location flush, the health check) treats `REDIS_UNREACHABLE` as "not now", waits, and tries
+again; none exits on it. docs/dispatch.md ("Failures") says what each one does meanwhile.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from functools import lru_cache
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+# What a dead, restarting or unreachable Redis raises (BusyLoadingError, "loading the dataset", is a
+# ConnectionError too). Anything else (a ResponseError, a bug) is not an outage and is not retried.
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 @lru_cache(maxsize=4)
@@ -23,12 +41,121 @@ def get_async_redis() -> aioredis.Redis:
 
     Its pool blocks (up to `ROCHDALE_REDIS_POOL_TIMEOUT_S`) when all its connections are busy: thousands
     of driver sockets share one client per process, and a burst of fixes must queue for a connection, not
-    fail (redis-py's default pool raises MaxConnectionsError past 100 connections)."""
+    fail (redis-py's default pool raises MaxConnectionsError past 100 connections).
+
+    A command that finds its pooled connection dead (Redis restarted since it was opened) is sent once more
+    on a new connection, at once: without it, the first batch of every process after a restart fails."""
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.ROCHDALE_REDIS_POOL_SIZE,
         timeout=settings.ROCHDALE_REDIS_POOL_TIMEOUT_S,
         socket_timeout=2,
         socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)
+
+
+class Backoff:
+    """Exponential backoff, capped and jittered: `first_s`, about twice that, ..., up to `cap_s`.
+
+    Each delay is drawn from its upper half ("equal jitter"), so processes that lost Redis at the same
+    moment do not come back in step, and no delay collapses to nothing."""
+
+    def __init__(self, *, first_s: float, cap_s: float) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self.failures = 0
+
+    def next_delay_s(self) -> float:
+        ceiling = min(self.cap_s, self.first_s * 2 ** min(self.failures, 30))
+        self.failures += 1
+        return ceiling / 2 + random.uniform(0.0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class RedisOutage:
+    """One caller's view of Redis being unreachable: when to try again, and a log line when an outage
+    begins and one when it ends, however many tries fail in between.
+
+    `failed()` after a call raised `REDIS_UNREACHABLE` (returns the delay before the next try);
+    `recovered()` after a call succeeded; `may_try()` for callers that cannot wait (a push, a fix) and
+    instead refuse at once until the delay has passed, so a dead Redis is not hammered."""
+
+    def __init__(
+        self, what: str, *, logger: logging.Logger, first_s: float = 0.1, cap_s: float = 2.0
+    ) -> None:
+        self.what = what
+        self.logger = logger
+        self.backoff = Backoff(first_s=first_s, cap_s=cap_s)
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.failed_tries = 0
+        self.outages = 0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def may_try(self) -> bool:
+        return self.down_since is None or time.monotonic() >= self.retry_at
+
+    def failed(self, error: BaseException) -> float:
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+            self.outages += 1
+            self.logger.warning(
+                "%s: Redis unreachable (%s: %s); retrying with backoff up to %.1f s",
+                self.what,
+                type(error).__name__,
+                error,
+                self.backoff.cap_s,
+            )
+        self.failed_tries += 1
+        delay = self.backoff.next_delay_s()
+        self.retry_at = now + delay
+        return delay
+
+    def recovered(self) -> None:
+        if self.down_since is None:
+            return
+        self.logger.warning(
+            "%s: Redis reachable again after %.1f s (%d failed tries)",
+            self.what,
+            time.monotonic() - self.down_since,
+            self.failed_tries,
+        )
+        self.down_since = None
+        self.retry_at = 0.0
+        self.failed_tries = 0
+        self.backoff.reset()
+
+
+class RepeatedRedisErrorFilter(logging.Filter):
+    """For a library logger that logs every failed retry with a traceback (channels-redis's pub/sub
+    receive task logs one a second while Redis is down): the first record carrying a Redis connection
+    error passes, shortened to one line; the next ones are dropped for `quiet_s`. Other records pass as
+    they are. Wired in settings.LOGGING; our own loops log through `RedisOutage` instead."""
+
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self.last_passed = -float("inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, REDIS_UNREACHABLE):
+            return True
+        now = time.monotonic()
+        if now - self.last_passed < self.quiet_s:
+            return False
+        self.last_passed = now
+        record.msg = f"{record.getMessage()}: Redis unreachable ({type(error).__name__}: {error}); the same "
+        record.msg += f"error is not logged again for {self.quiet_s:.0f} s"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True

@@ -336,9 +336,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
     "root": {"handlers": ["console"], "level": env_str("ROCHDALE_LOG_LEVEL", "INFO")},
+    # channels-redis logs a traceback a second while Redis is down: once per outage is enough.
+    "filters": {"redis_outage_once": {"()": "backend.redis.RepeatedRedisErrorFilter"}},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        "channels_redis.pubsub": {"filters": ["redis_outage_once"]},
     },
 }
 

@@ -6,7 +6,9 @@ flush task persists, the dispatch event stream). Everything here can be rebuilt 
 
 Keys (`{region}` is the dispatch region, one worker process each; see docs/dispatch.md):
 - `rd:drv:{driver}`          hash: lat lng h s a t (last accepted fix), online, trip, rider, wav, vehicle,
-                              idle (epoch s), conns (open sockets), jumps (refused jumps, total)
+                              idle (epoch s), conns (open sockets), jumps (refused jumps, total). A record
+                              without `online` or `trip` is partial (after a loss, a counter or one mirror
+                              wrote to it): the fix script refuses to build on it, the server restores it
 - `rd:avail:{region}`        geo set of online drivers without a trip (`...:wav` for accessible vehicles)
 - `rd:fixes:{region}`        stream of fixes (accepted and refused), bounded by MAXLEN ~
 - `rd:events:{region}`       stream of dispatch events (request, decline, accept, withdraw, on, off, free)
@@ -14,6 +16,9 @@ Keys (`{region}` is the dispatch region, one worker process each; see docs/dispa
 - `rd:ontrip`                set of drivers whose hash names a trip (reconciled against PostgreSQL)
 - `rd:flush:{region}`        last stream id persisted to PostGIS; `rd:flush:lock:{region}` its lock
 - `rd:worker:{region}`       the dispatch worker's heartbeat
+- `rd:gen:{region}`          the generation: a random token the region's worker writes when it finds none.
+                             Redis without it has lost its data (restarted empty, flushed, evicted): the
+                             worker then rebuilds the live state from PostgreSQL (docs/dispatch.md)
 - `rd:trail:{trip}`          list of the trip's accepted fixes ("t,lat,lng,accuracy"), so completion measures
                              the trail without waiting for the batched flush (expires after a day)
 """
@@ -21,6 +26,7 @@ Keys (`{region}` is the dispatch region, one worker process each; see docs/dispa
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -77,17 +83,26 @@ def worker_heartbeat_key(region_name: str | None = None) -> str:
     return f"rd:worker:{region_name or region()}"
 
 
+def generation_key(region_name: str | None = None) -> str:
+    return f"rd:gen:{region_name or region()}"
+
+
 # One round trip per fix: compare with the previous accepted fix, refuse an impossible jump (counted), or
 # store the fix, keep the available geo sets current, and append it to the stream. Returns
-# {"ok", rider, trip} for an accepted fix, {"jump", metres} or {"stale"} otherwise.
+# {"ok", rider, trip} for an accepted fix, {"jump", metres} or {"stale"} otherwise; {"not_online"} (nothing
+# written) for a driver neither online nor on a trip; {"unknown"} (nothing written) when the driver's record
+# lacks `online` or `trip`: Redis lost it, and a fix must not build a record that hides an online driver, so
+# the caller restores the record from PostgreSQL (RESTORE_SCRIPT) and runs the fix again.
 FIX_SCRIPT = """
 local h = redis.call('HMGET', KEYS[1], 'lat', 'lng', 't', 'online', 'trip', 'rider', 'wav')
+if not h[4] or not h[5] then return {'unknown'} end
 local lat = tonumber(ARGV[2])
 local lng = tonumber(ARGV[3])
 local t = tonumber(ARGV[7])
 local trip = h[5] or ''
-local online = h[4] or '0'
+local online = h[4]
 local wav = h[7] or '0'
+if online ~= '1' and trip == '' then return {'not_online'} end
 if h[3] then
   local pt = tonumber(h[3])
   if t <= pt then return {'stale'} end
@@ -123,6 +138,77 @@ if trip ~= '' then
 end
 return {'ok', h[6] or '', trip}
 """
+
+# Put back a driver's record from what PostgreSQL knows (DriverLiveRecord): only the fields Redis lacks
+# are written (HSETNX), because every field present was written by its own mirror after PostgreSQL
+# committed it, and is at least as new as the read this restore is made of. The last fix is written only
+# where Redis has none. Then the available sets and the on-trip set follow the record as it now stands.
+# Returns 1 when it filled something in, 0 when the record was complete.
+# KEYS: driver hash, available set, available WAV set, on-trip set.
+# ARGV: driver, online, wav, vehicle, idle, trip, rider, lat, lng, t ('' for none), GEO latitude limit.
+RESTORE_SCRIPT = """
+local filled = 0
+local fields = {'online', ARGV[2], 'wav', ARGV[3], 'vehicle', ARGV[4], 'idle', ARGV[5], 'trip', ARGV[6],
+  'rider', ARGV[7]}
+for i = 1, #fields, 2 do
+  filled = filled + redis.call('HSETNX', KEYS[1], fields[i], fields[i + 1])
+end
+if ARGV[10] ~= '' and redis.call('HEXISTS', KEYS[1], 't') == 0 then
+  redis.call('HSET', KEYS[1], 'lat', ARGV[8], 'lng', ARGV[9], 't', ARGV[10])
+  filled = filled + 1
+end
+local h = redis.call('HMGET', KEYS[1], 'online', 'trip', 'wav', 'lat', 'lng')
+if h[2] ~= '' then redis.call('SADD', KEYS[4], ARGV[1]) end
+if h[1] == '1' and h[2] == '' and h[4] and math.abs(tonumber(h[4])) <= tonumber(ARGV[11]) then
+  redis.call('GEOADD', KEYS[2], h[5], h[4], ARGV[1])
+  if h[3] == '1' then redis.call('GEOADD', KEYS[3], h[5], h[4], ARGV[1]) end
+end
+if filled > 0 then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverLiveRecord:
+    """What PostgreSQL knows of one driver's live state (presence row, active trip, vehicle): enough for
+    a complete Redis record. Read by `dispatch.selectors.driver_live_record(s)`."""
+
+    driver_id: str
+    online: bool
+    wav: bool
+    vehicle_id: str
+    idle_since: float  # epoch seconds
+    trip_id: str  # "" without an active trip
+    rider_id: str
+    lat: float | None
+    lng: float | None
+    fix_at: float | None  # epoch seconds of the last flushed fix
+
+
+def restore_keys(record: DriverLiveRecord, *, region_name: str | None = None) -> list[str]:
+    return [
+        driver_key(record.driver_id),
+        available_key(region_name),
+        available_key(region_name, wav=True),
+        ON_TRIP_KEY,
+    ]
+
+
+def restore_args(record: DriverLiveRecord) -> list[str]:
+    located = record.lat is not None and record.lng is not None and record.fix_at is not None
+    return [
+        record.driver_id,
+        "1" if record.online else "0",
+        "1" if record.wav else "0",
+        record.vehicle_id,
+        repr(record.idle_since),
+        record.trip_id,
+        record.rider_id,
+        repr(record.lat) if located else "",
+        repr(record.lng) if located else "",
+        repr(record.fix_at) if located else "",
+        repr(GEO_LAT_LIMIT),
+    ]
 
 
 def now_epoch() -> float:

@@ -1,7 +1,10 @@
 """Websocket plumbing shared by the driver and rider sockets, and the pushes services send after commit.
 
 Pushes are best effort: the channel layer may drop them, so every client can resync from REST
-(`GET /driver/state`, `GET /trips/{id}`), and the database stays the truth.
+(`GET /driver/state`, `GET /trips/{id}`), and the database stays the truth. While Redis (the channel
+layer) is unreachable, pushes are dropped at once for a backoff interval after each failed try (one
+`RedisOutage` per process, logged once per outage), and a socket handshake is refused with 1013 (try again
+later); nothing waits on a dead Redis and nothing stops for it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from backend.errors import DomainError
+from backend.redis import REDIS_UNREACHABLE, RedisOutage
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server cannot take the socket now (Redis unreachable)
 MAX_FRAME_BYTES = 8 * 1024
+
+# One per process: every push path (the loops' queues, async pushes, sync pushes) shares what it learns.
+channel_layer_outage = RedisOutage("pushes (channel layer)", logger=logger)
 
 
 def user_group(user_id: uuid.UUID | str) -> str:
@@ -51,12 +59,16 @@ def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
                 logger.warning("push to %s dropped: its event loop is closed", user_id)
             return
         layer = get_channel_layer()
-        if layer is None:
+        if layer is None or not channel_layer_outage.may_try():
             return
         try:
             async_to_sync(layer.group_send)(group, {"type": "push", "frame": frame})
+        except REDIS_UNREACHABLE as exc:
+            channel_layer_outage.failed(exc)
         except Exception:
             logger.warning("push to %s failed", user_id, exc_info=True)
+        else:
+            channel_layer_outage.recovered()
 
     transaction.on_commit(_send)
 
@@ -88,26 +100,29 @@ def _enqueue(loop: asyncio.AbstractEventLoop, group: str, frame: dict[str, Any])
 
 
 async def _send_pushes(queue: asyncio.Queue) -> None:
+    """The loop's push sender; it lives as long as the loop, whatever Redis does."""
     while True:
         group, frame = await queue.get()
-        layer = get_channel_layer()
-        if layer is None:
-            continue
-        try:
-            await layer.group_send(group, {"type": "push", "frame": frame})
-        except Exception:
-            logger.warning("push to %s failed", group, exc_info=True)
+        await _group_send(group, frame)
+
+
+async def _group_send(group: str, frame: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not channel_layer_outage.may_try():
+        return  # within an outage's backoff: dropped at once (clients resync from REST)
+    try:
+        await layer.group_send(group, {"type": "push", "frame": frame})
+    except REDIS_UNREACHABLE as exc:
+        channel_layer_outage.failed(exc)
+    except Exception:
+        logger.warning("push to %s failed", group, exc_info=True)
+    else:
+        channel_layer_outage.recovered()
 
 
 async def apush_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
     """The async form, for code already outside any transaction (consumers, the dispatch loop)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(user_group(user_id), {"type": "push", "frame": frame})
-    except Exception:
-        logger.warning("push to %s failed", user_id, exc_info=True)
+    await _group_send(user_group(user_id), frame)
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -139,10 +154,15 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.group = user_group(user.id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        # Register the socket (presence, grace cancelled) before the client sees it open, so anything the
-        # client does next already finds it registered.
-        await self.on_connected()
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            # Register the socket (presence, grace cancelled) before the client sees it open, so anything
+            # the client does next already finds it registered.
+            await self.on_connected()
+        except REDIS_UNREACHABLE as exc:
+            channel_layer_outage.failed(exc)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -156,9 +176,17 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
+        if not hasattr(self, "group"):
+            return
+        try:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        except REDIS_UNREACHABLE as exc:  # the subscription went with the connection anyway
+            channel_layer_outage.failed(exc)
+        # Called even when `on_connected` failed part-way: subclasses undo what they find was done.
+        try:
             await self.on_disconnected(code)
+        except REDIS_UNREACHABLE as exc:  # presence in PostgreSQL (and its leases) outlive the outage
+            channel_layer_outage.failed(exc)
 
     async def has_role(self, user: Any) -> bool:
         """Whether the user holds `required_role` (the `is_<role>` flag); subclasses may ask more."""

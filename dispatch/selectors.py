@@ -6,13 +6,17 @@ like an unknown id), so ids cannot be probed.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Collection
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q, QuerySet
 
+from backend.accounts.models import Vehicle
 from backend.errors import NotFound
-from dispatch.models import Offer, ServiceArea, Trip
+from dispatch.live import DriverLiveRecord
+from dispatch.models import DriverPresence, Offer, PresenceStatus, ServiceArea, Trip
 from dispatch.state import DRIVER_ACTIVE_STATUSES
 
 
@@ -66,3 +70,54 @@ def driver_active_trip(*, driver_id: uuid.UUID) -> Trip | None:
 def driver_offers(*, driver_id: uuid.UUID) -> QuerySet[Offer]:
     """Every offer made to this driver: their own dispatch history."""
     return Offer.objects.filter(driver_id=driver_id)
+
+
+def online_driver_live_records() -> list[DriverLiveRecord]:
+    """Every online driver's live state as PostgreSQL has it, to rebuild Redis after it lost its data."""
+    presences = list(DriverPresence.objects.filter(status=PresenceStatus.ONLINE))
+    return _live_records([p.driver_id for p in presences], {p.driver_id: p for p in presences})
+
+
+def driver_live_record(*, driver_id: uuid.UUID) -> DriverLiveRecord:
+    """One driver's live state as PostgreSQL has it, online or not (no presence row: offline)."""
+    presence = DriverPresence.objects.filter(driver_id=driver_id).first()
+    return _live_records([driver_id], {driver_id: presence} if presence else {})[0]
+
+
+def _live_records(
+    driver_ids: Collection[uuid.UUID], presences: dict[uuid.UUID, DriverPresence]
+) -> list[DriverLiveRecord]:
+    trips = {
+        driver: (trip_id, rider_id)
+        for driver, trip_id, rider_id in Trip.objects.filter(
+            driver_id__in=driver_ids, status__in=sorted(DRIVER_ACTIVE_STATUSES)
+        ).values_list("driver_id", "id", "rider_id")
+    }
+    vehicles = {
+        driver: (vehicle_id, wav)
+        for driver, vehicle_id, wav in Vehicle.objects.filter(
+            is_active=True, driver__user_id__in=driver_ids
+        ).values_list("driver__user_id", "id", "wheelchair_accessible")
+    }
+    now = time.time()
+    records = []
+    for driver_id in driver_ids:
+        presence = presences.get(driver_id)
+        trip_id, rider_id = trips.get(driver_id, ("", ""))
+        vehicle_id, wav = vehicles.get(driver_id, ("", False))
+        location = presence.location if presence else None
+        records.append(
+            DriverLiveRecord(
+                driver_id=str(driver_id),
+                online=bool(presence and presence.status == PresenceStatus.ONLINE),
+                wav=bool(wav),
+                vehicle_id=str(vehicle_id),
+                idle_since=presence.idle_since.timestamp() if presence and presence.idle_since else now,
+                trip_id=str(trip_id),
+                rider_id=str(rider_id),
+                lat=location.y if location else None,
+                lng=location.x if location else None,
+                fix_at=presence.fix_at.timestamp() if presence and presence.fix_at else None,
+            )
+        )
+    return records

@@ -7,6 +7,12 @@ the window, by linear assignment), and offered under the trip's row lock (dispat
 Offer timers are asyncio timers; every deadline is also in PostgreSQL (`Offer.expires_at`,
 `Trip.next_dispatch_at`), so a restarted worker re-arms them, and `sweep_dispatch` covers a dead one.
 
+Redis is a cache to it: the worker never exits on a Redis connection error. It waits with capped, jittered
+backoff (logging the outage once), and on every reconnect and every heartbeat checks the region's
+generation key (`rd:gen:{region}`, a random token it wrote). A Redis without it has lost its data, and the
+worker rebuilds the live state from PostgreSQL: every online driver's record (last fix, trip, vehicle) is
+put back and indexed, the stream positions start over, the offer holders and timers are re-armed.
+
 Run it with `manage.py dispatch_worker [--region default]`; docs/dispatch.md has the failure modes.
 """
 
@@ -16,18 +22,20 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from redis.commands.core import AsyncScript
 
-from backend.redis import get_async_redis
-from dispatch import live
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis
+from dispatch import live, selectors
 from dispatch.matching.index import DriverIndex
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.services import dispatching
@@ -41,6 +49,10 @@ HEARTBEAT_TTL_S = 5
 POLICY_REFRESH_S = 10.0
 STALE_DRIVER_S = 300.0
 RESCAN_S = 10.0
+# A round that could not read Redis's live flags is tried again this soon (the outage backoff paces the
+# worker's own reconnects; this only keeps the trip from waiting for the 10 s rescan).
+ROUND_RETRY_AFTER_REDIS_S = 1.0
+STREAM_START = "0-0"
 
 
 @dataclass(slots=True)
@@ -83,9 +95,13 @@ class DispatchWorker:
         self.in_flight: set[str] = set()
         self.again: set[str] = set()
         self.redis: Any = None
+        self.restore_script: AsyncScript | None = None
         self.policy: DispatchPolicy | None = None
         self.policy_loaded_at = 0.0
         self.stream_ids: dict[str, str] = {}
+        self.generation: str | None = None  # the token in `rd:gen:{region}` this worker's state matches
+        self.rebuilds = 0  # how many times Redis was found to have lost its data
+        self.outage = RedisOutage(f"dispatch worker {self.region}", logger=logger)
         self.rounds = 0
         self._tasks: set[asyncio.Task] = set()
         self._batch_task: asyncio.Task | None = None
@@ -95,11 +111,15 @@ class DispatchWorker:
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, remember where the streams end, then rebuild the index and re-arm every timer."""
-        self.redis = get_async_redis()
+        """Connect, remember where the streams end, claim or adopt Redis's generation, then rebuild the
+        index (restoring from PostgreSQL any online driver Redis has no record of) and re-arm every timer.
+        Raises `REDIS_UNREACHABLE` errors; `run()` retries it until Redis answers."""
+        if self.redis is None:
+            self.redis = get_async_redis()
+        self.restore_script = self.redis.register_script(live.RESTORE_SCRIPT)
         for key in (live.fixes_key(self.region), live.events_key(self.region)):
             last = await self.redis.xrevrange(key, count=1)
-            self.stream_ids[key] = _text(last[0][0]) if last else "0-0"
+            self.stream_ids[key] = _text(last[0][0]) if last else STREAM_START
         await self.heartbeat()
         await self.rebuild_index()
         await self.rearm_from_database()
@@ -123,21 +143,29 @@ class DispatchWorker:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.delete(live.worker_heartbeat_key(self.region))
-            await self.redis.aclose()
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
             self.redis = None
 
     async def run(self) -> None:
-        """Start, then serve until cancelled or `stop()`."""
-        await self.start()
-        self.ready.set()
-        last_beat = last_prune = last_scan = time.monotonic()
+        """Start (waiting for Redis if it is down), then serve until cancelled or `stop()`. A Redis
+        connection error never ends it: the loop waits the outage out and carries on."""
         try:
+            if not await self._start_when_redis_answers():
+                return
+            self.ready.set()
+            last_beat = last_prune = last_scan = time.monotonic()
             while not self._stopping.is_set():
-                await self.step(block_ms=STREAM_BLOCK_MS)
-                now = time.monotonic()
-                if now - last_beat >= 1.0:
-                    await self.heartbeat()
-                    last_beat = now
+                try:
+                    await self.step(block_ms=STREAM_BLOCK_MS)
+                    now = time.monotonic()
+                    if now - last_beat >= 1.0:
+                        await self.heartbeat()
+                        last_beat = now
+                    self.outage.recovered()
+                except REDIS_UNREACHABLE as exc:
+                    await self._ride_out_outage(exc)
+                    now = last_beat = time.monotonic()
                 if now - last_prune >= 30.0:
                     self.prune_stale()
                     last_prune = now
@@ -147,8 +175,77 @@ class DispatchWorker:
         finally:
             await self.stop()
 
+    async def _start_when_redis_answers(self) -> bool:
+        """`start()`, retried with backoff while Redis is unreachable; False if asked to stop first."""
+        while not self._stopping.is_set():
+            try:
+                await self.start()
+            except REDIS_UNREACHABLE as exc:
+                await self._pause(self.outage.failed(exc))
+                continue
+            self.outage.recovered()
+            return True
+        return False
+
+    async def _ride_out_outage(self, error: Exception) -> None:
+        """Wait (capped, jittered backoff) until Redis answers a heartbeat again, which also finds out
+        whether it lost its data; then re-arm what failed meanwhile. Returns early when asked to stop."""
+        delay = self.outage.failed(error)
+        while not self._stopping.is_set():
+            await self._pause(delay)
+            if self._stopping.is_set():
+                return
+            try:
+                await self.heartbeat()
+            except REDIS_UNREACHABLE as again:
+                delay = self.outage.failed(again)
+                continue
+            self.outage.recovered()
+            # Rounds and events that failed during the outage: PostgreSQL knows every open trip and offer.
+            self._spawn(self.rearm_from_database())
+            if self.pending:
+                self._spawn(self.flush_pending())
+            return
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
     async def heartbeat(self) -> None:
-        await self.redis.set(live.worker_heartbeat_key(self.region), str(time.time()), ex=HEARTBEAT_TTL_S)
+        """Beat (`rd:worker:{region}`, read by the sweeper), and check Redis still holds this worker's
+        generation: if not, Redis lost its data and the live state is rebuilt from PostgreSQL."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(live.worker_heartbeat_key(self.region), str(time.time()), ex=HEARTBEAT_TTL_S)
+        pipe.get(live.generation_key(self.region))
+        _, found = await pipe.execute()
+        if found is not None and _text(found) == self.generation:
+            return
+        if found is None:
+            token = uuid.uuid4().hex
+            claimed = await self.redis.set(live.generation_key(self.region), token, nx=True)
+            found = token if claimed else await self.redis.get(live.generation_key(self.region))
+        if self.generation is None:  # starting: `start()` rebuilds from Redis and PostgreSQL anyway
+            self.generation = _text(found)
+            return
+        logger.warning(
+            "dispatch worker %s: Redis lost its data (generation %s, now %s); rebuilding from PostgreSQL",
+            self.region,
+            self.generation,
+            _text(found),
+        )
+        await self.rebuild_after_redis_loss()
+        # Only now: a rebuild cut short by another outage is started again by the next heartbeat.
+        self.generation = _text(found)
+
+    async def rebuild_after_redis_loss(self) -> None:
+        """Live state from PostgreSQL into an empty Redis: online drivers re-marked with their last fixes
+        and indexed, both streams read from their (new) beginning, offer holders and timers re-armed."""
+        self.rebuilds += 1
+        self.stream_ids = {key: STREAM_START for key in self.stream_ids}
+        self.index = DriverIndex()
+        self.meta.clear()
+        await self.rebuild_index()
+        await self.rearm_from_database()
 
     def _spawn(self, coroutine: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -168,21 +265,23 @@ class DispatchWorker:
         number of entries handled. Tests call this to run the worker one step at a time."""
         answer = await self.redis.xread(self.stream_ids, count=STREAM_BATCH, block=block_ms or None)
         handled = 0
-        requests: list[str] = []
+        requested = False
         for raw_key, entries in answer or []:
             key = _text(raw_key)
             for entry_id, raw in entries:
-                self.stream_ids[key] = _text(entry_id)
                 fields = {_text(k): _text(v) for k, v in raw.items()}
-                handled += 1
                 if key == live.fixes_key(self.region):
                     self.on_fix(fields)
                 else:
                     trip_id = await self.on_event(fields)
                     if trip_id:
-                        requests.append(trip_id)
-        if requests:
-            self.pending.extend(t for t in requests if t not in self.pending)
+                        requested = True
+                        if trip_id not in self.pending:
+                            self.pending.append(trip_id)
+                # Moved past an entry only once it is applied: an event whose Redis read failed is read again.
+                self.stream_ids[key] = _text(entry_id)
+                handled += 1
+        if requested:
             if self.batch_window_s <= 0:
                 await self.flush_pending()
             elif self._batch_task is None or self._batch_task.done():
@@ -256,10 +355,16 @@ class DispatchWorker:
     # -- rebuild after a restart -----------------------------------------------------------------------------
 
     async def rebuild_index(self) -> int:
-        """Load every online driver's last fix from Redis; when Redis has lost them, from PostGIS (and put
-        them back into Redis)."""
+        """Index every available driver: first put back, from PostgreSQL, the record of every online
+        driver Redis has no complete record of (it lost its data, or a fix or a counter wrote a partial
+        one since), then load every driver's record from Redis. Returns the drivers indexed."""
+        restored = await self.restore_from_database()
         loaded = 0
-        keys = [key async for key in self.redis.scan_iter(match=f"{live.DRIVER_PREFIX}*", count=1000)]
+        keys = [
+            key
+            async for key in self.redis.scan_iter(match=f"{live.DRIVER_PREFIX}*", count=1000)
+            if b":" not in key[len(live.DRIVER_PREFIX) :]  # a driver's own hash, not `rd:drv:{id}:...`
+        ]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             pipe = self.redis.pipeline()
@@ -273,53 +378,38 @@ class DispatchWorker:
                 if online == b"1" and not trip:
                     self.index.update(driver_id, float(lat), float(lng))
                     loaded += 1
-        if not keys:
-            loaded = await self._restore_from_postgis()
-        logger.info("dispatch worker %s: %d available drivers indexed", self.region, loaded)
+        logger.info(
+            "dispatch worker %s: %d available drivers indexed (%d records restored from PostgreSQL)",
+            self.region,
+            loaded,
+            restored,
+        )
         return loaded
 
-    async def _restore_from_postgis(self) -> int:
-        rows = await _db(_online_presences)()
-        if not rows:
-            return 0
-        pipe = self.redis.pipeline()
-        loaded = 0
-        for row in rows:
-            driver_id = row["driver_id"]
-            mapping = {
-                "online": "1",
-                "wav": "1" if row["wav"] else "0",
-                "idle": repr(row["idle"]),
-                "trip": row["trip"],
-                "rider": row["rider"],
-                "conns": "0",
-            }
-            if row["lat"] is not None:
-                mapping.update(lat=repr(row["lat"]), lng=repr(row["lng"]), t=repr(row["fix_at"]))
-            pipe.hset(live.driver_key(driver_id), mapping=mapping)
-            if row["trip"]:
-                pipe.sadd(live.ON_TRIP_KEY, driver_id)
-            if row["lat"] is None:
-                continue
-            self.meta[driver_id] = DriverMeta(row["fix_at"], row["wav"])
-            if not row["trip"]:
-                self.index.update(driver_id, row["lat"], row["lng"])
-                if abs(row["lat"]) <= live.GEO_LAT_LIMIT:
-                    pipe.geoadd(live.available_key(self.region), (row["lng"], row["lat"], driver_id))
-                    if row["wav"]:
-                        pipe.geoadd(
-                            live.available_key(self.region, wav=True), (row["lng"], row["lat"], driver_id)
-                        )
-                loaded += 1
-        await pipe.execute()
-        return loaded
+    async def restore_from_database(self) -> int:
+        """Write back each online driver's record from PostgreSQL where Redis lacks it (RESTORE_SCRIPT
+        fills in missing fields only: those present are newer). Returns how many records it filled in."""
+        records = await _db(selectors.online_driver_live_records)()
+        restored = 0
+        for start in range(0, len(records), 500):
+            pipe = self.redis.pipeline(transaction=False)
+            for record in records[start : start + 500]:
+                await self.restore_script(
+                    keys=live.restore_keys(record, region_name=self.region),
+                    args=live.restore_args(record),
+                    client=pipe,
+                )
+            restored += sum(await pipe.execute())
+        return restored
 
     async def rearm_from_database(self) -> None:
         """Arm a timer for every open offer and every trip still looking for a driver."""
         offers, trips = await _db(_dispatch_state)()
         loop = asyncio.get_running_loop()
-        for trip_id, driver_id, expires_at in offers:
-            self.offer_holders[driver_id] = trip_id
+        # PostgreSQL's open offers are the truth: an accept or decline event lost with Redis must not
+        # leave a driver marked as holding an offer forever (and so never offered another trip).
+        self.offer_holders = {driver_id: trip_id for trip_id, driver_id, _ in offers}
+        for trip_id, _driver_id, expires_at in offers:
             self._arm(trip_id, expires_at, loop=loop)
         for trip_id, due_at in trips:
             if trip_id not in self.timers and trip_id not in self.in_flight:
@@ -386,7 +476,14 @@ class DispatchWorker:
                     self.trips[trip_id] = info
                 infos.append(info)
             now = time.time()
-            candidate_lists = [await self.candidates_for(info, policy=policy, now=now) for info in infos]
+            try:
+                candidate_lists = [await self.candidates_for(info, policy=policy, now=now) for info in infos]
+            except REDIS_UNREACHABLE as exc:
+                self.outage.failed(exc)
+                retry_at = timezone.now() + timedelta(seconds=ROUND_RETRY_AFTER_REDIS_S)
+                for info in infos:
+                    self._arm(info.trip_id, retry_at)
+                return []
             plans = self.plan(infos, candidate_lists, policy=policy)
             results = []
             for info, (ranked, batch) in zip(infos, plans, strict=True):
@@ -461,38 +558,6 @@ class DispatchWorker:
             self._arm(info.trip_id, result.next_at)
         else:
             self._forget_trip(info.trip_id)
-
-
-def _online_presences() -> list[dict[str, Any]]:
-    from backend.accounts.models import Vehicle
-    from dispatch.models import DriverPresence, PresenceStatus, Trip
-    from dispatch.state import DRIVER_ACTIVE_STATUSES
-
-    active = dict(
-        Trip.objects.filter(status__in=sorted(DRIVER_ACTIVE_STATUSES)).values_list("driver_id", "id")
-    )
-    riders = dict(Trip.objects.filter(id__in=active.values()).values_list("id", "rider_id"))
-    wav = set(
-        Vehicle.objects.filter(is_active=True, wheelchair_accessible=True).values_list(
-            "driver__user_id", flat=True
-        )
-    )
-    rows = []
-    for presence in DriverPresence.objects.filter(status=PresenceStatus.ONLINE):
-        trip_id = active.get(presence.driver_id)
-        rows.append(
-            {
-                "driver_id": str(presence.driver_id),
-                "lat": presence.location.y if presence.location else None,
-                "lng": presence.location.x if presence.location else None,
-                "fix_at": presence.fix_at.timestamp() if presence.fix_at else time.time(),
-                "idle": (presence.idle_since or timezone.now()).timestamp(),
-                "wav": presence.driver_id in wav,
-                "trip": str(trip_id) if trip_id else "",
-                "rider": str(riders.get(trip_id, "")) if trip_id else "",
-            }
-        )
-    return rows
 
 
 def _dispatch_state() -> tuple[list[tuple[str, str, datetime]], list[tuple[str, datetime | None]]]:

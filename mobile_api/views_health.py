@@ -36,4 +36,8 @@ class HealthView(APIView):
             "database": "ok" if database_ok else "down",
             "redis": "ok" if redis_ok else "down",
         }
-        return Response(body, status=200 if database_ok and redis_ok else 503)
+        response = Response(body, status=200 if database_ok and redis_ok else 503)
+        # A 503 here is the answer, not a failure of the request: backend.health logs the outage once,
+        # where Django would log every probe of a load balancer as an error.
+        response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log
+        return response

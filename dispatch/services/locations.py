@@ -6,6 +6,11 @@ GEOADD, XADD), pipelined with the other sockets' fixes that arrive with it (`Fix
 driver is on a trip, publishes `driver.location` to the rider through the pub/sub channel layer.
 `flush_pending_fixes` (the `flush_locations` task, every 2 s) bulk-inserts the stream into LocationFix
 and updates every moved DriverPresence row with one `UPDATE ... FROM (VALUES ...)`.
+
+Only a driver who is online or on a trip has fixes stored (`not_online` otherwise). A driver whose Redis
+record was lost (Redis restarted empty) is restored from PostgreSQL by their next fix, before it is stored.
+While Redis is unreachable, fixes are refused with `service_unavailable` (the pipeline backs off, and logs
+the outage once), never stored half-way.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from redis.exceptions import NoScriptError
 
-from backend.errors import InvalidInput
-from backend.redis import get_async_redis, get_redis
-from dispatch import live
+from backend.concurrency import database_call
+from backend.errors import Conflict, InvalidInput, ServiceUnavailable
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis
+from dispatch import live, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +111,16 @@ class FixPipeline:
     def __init__(self) -> None:
         self.client = get_async_redis()
         self.sha = self.client.register_script(live.FIX_SCRIPT).sha
+        self.restore_script = self.client.register_script(live.RESTORE_SCRIPT)
         self.pending: list[tuple[list[str], list[Any], asyncio.Future]] = []
         self.sends: set[asyncio.Task] = set()
+        self.outage = RedisOutage("location fixes", logger=logger)
 
     async def run(self, keys: list[str], args: list[Any]) -> Any:
+        """The script's answer for one fix; ServiceUnavailable while Redis is unreachable (refused at once
+        until the backoff allows the next try, so a dead Redis is not asked once per fix)."""
+        if not self.outage.may_try():
+            raise _redis_unavailable(self.outage)
         loop = asyncio.get_running_loop()
         if not self.pending:
             loop.call_later(settings.ROCHDALE_FIX_BATCH_MS / 1000.0, self._send_pending)
@@ -131,8 +143,13 @@ class FixPipeline:
                 again = await self._execute([batch[i] for i in unknown])
                 for i, result in zip(unknown, again, strict=True):
                     results[i] = result
+        except REDIS_UNREACHABLE as exc:
+            self.outage.failed(exc)
+            results = [_redis_unavailable(self.outage)] * len(batch)
         except Exception as exc:
             results = [exc] * len(batch)
+        else:
+            self.outage.recovered()
         for (_keys, _args, answer), result in zip(batch, results, strict=True):
             if answer.done():
                 continue
@@ -146,6 +163,28 @@ class FixPipeline:
         for keys, args, _answer in batch:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
         return await pipe.execute(raise_on_error=False)
+
+    async def restore_driver(self, driver_id: uuid.UUID | str) -> None:
+        """Fill in the driver's Redis record from PostgreSQL (presence, active trip, vehicle): only what
+        is missing, what is there is newer. A driver who is not online gets `online=0`, so their next fixes
+        are refused by the script itself, without asking PostgreSQL again."""
+        record = await database_call(selectors.driver_live_record)(driver_id=uuid.UUID(str(driver_id)))
+        try:
+            await self.restore_script(keys=live.restore_keys(record), args=live.restore_args(record))
+        except REDIS_UNREACHABLE as exc:
+            self.outage.failed(exc)
+            raise _redis_unavailable(self.outage) from exc
+
+
+def _redis_unavailable(outage: RedisOutage) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Live positions are unavailable for a moment; keep sending fixes.",
+        details={"retry_after_s": round(max(0.0, outage.retry_at - time.monotonic()), 1)},
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _pipelines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FixPipeline] = weakref.WeakKeyDictionary()
@@ -167,34 +206,46 @@ class LocationRecorder:
         """Nothing to release: the pipeline is shared by the process's sockets."""
 
     async def record(self, *, driver_id: uuid.UUID | str, fix: Fix) -> None:
-        """Store an accepted fix or raise InvalidInput (`implausible_jump`, `fix_out_of_order`); forward
-        `driver.location` to the rider of the driver's active trip."""
+        """Store an accepted fix or raise InvalidInput (`implausible_jump`, `fix_out_of_order`), Conflict
+        (`not_online`: neither online nor on a trip, nothing stored) or ServiceUnavailable (Redis is
+        unreachable); forward `driver.location` to the rider of the driver's active trip."""
         region = live.region()
-        answer = await fix_pipeline().run(
-            [
-                live.driver_key(driver_id),
-                live.available_key(region),
-                live.available_key(region, wav=True),
-                live.fixes_key(region),
-            ],
-            [
-                str(driver_id),
-                repr(fix.lat),
-                repr(fix.lng),
-                _fmt(fix.heading),
-                _fmt(fix.speed_mps),
-                _fmt(fix.accuracy_m),
-                repr(fix.recorded_at),
-                repr(time.time()),
-                settings.ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS,
-                live.FIXES_MAXLEN,
-                JUMP_SLACK_M + min(fix.accuracy_m or 0.0, 200.0),
-                live.GEO_LAT_LIMIT,
-                live.TRAIL_PREFIX,
-                live.TRAIL_TTL_S,
-            ],
-        )
-        verdict = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
+        pipeline = fix_pipeline()
+        keys = [
+            live.driver_key(driver_id),
+            live.available_key(region),
+            live.available_key(region, wav=True),
+            live.fixes_key(region),
+        ]
+        args = [
+            str(driver_id),
+            repr(fix.lat),
+            repr(fix.lng),
+            _fmt(fix.heading),
+            _fmt(fix.speed_mps),
+            _fmt(fix.accuracy_m),
+            repr(fix.recorded_at),
+            repr(time.time()),
+            settings.ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS,
+            live.FIXES_MAXLEN,
+            JUMP_SLACK_M + min(fix.accuracy_m or 0.0, 200.0),
+            live.GEO_LAT_LIMIT,
+            live.TRAIL_PREFIX,
+            live.TRAIL_TTL_S,
+        ]
+        answer = await pipeline.run(keys, args)
+        verdict = _text(answer[0])
+        if verdict == "unknown":  # Redis lost the driver's record: restore it, then store this fix on it
+            await pipeline.restore_driver(driver_id)
+            answer = await pipeline.run(keys, args)
+            verdict = _text(answer[0])
+        if verdict == "not_online":
+            raise Conflict(
+                "You are neither online nor on a trip, so this fix is not stored; go online first.",
+                code="not_online",
+            )
+        if verdict == "unknown":  # lost again between the restore and the retry
+            raise _redis_unavailable(pipeline.outage)
         if verdict == "stale":
             raise InvalidInput("The fix is not newer than the last one.", code="fix_out_of_order")
         if verdict == "jump":
@@ -264,8 +315,23 @@ def flush_pending_fixes(*, region_name: str | None = None, wait_s: float = 5.0) 
     DriverPresence (latest accepted fix per driver, refused jumps counted). Returns the rows inserted.
 
     A Redis lock keeps two flushes from inserting the same entries; a trip completing calls this too, so
-    its trail is complete before it is measured.
+    its trail is complete before it is measured. While Redis is unreachable it stores nothing and returns
+    0 (the outage is logged once, not every 2 s); the fixes it did not reach were lost with Redis or wait
+    in the stream for the next flush.
     """
+    try:
+        total = _flush_under_lock(region_name=region_name, wait_s=wait_s)
+    except REDIS_UNREACHABLE as exc:
+        _flush_outage.failed(exc)
+        return 0
+    _flush_outage.recovered()
+    return total
+
+
+_flush_outage = RedisOutage("location flush", logger=logger)
+
+
+def _flush_under_lock(*, region_name: str | None, wait_s: float) -> int:
     client = get_redis()
     lock = client.lock(live.flush_lock_key(region_name), timeout=60, blocking_timeout=wait_s)
     if not lock.acquire():
@@ -287,6 +353,8 @@ def flush_pending_fixes(*, region_name: str | None = None, wait_s: float = 5.0) 
     finally:
         try:
             lock.release()
+        except REDIS_UNREACHABLE:
+            pass  # Redis went away mid-flush; the caller logs the outage, the lock expires with Redis
         except Exception:  # the lock may have expired under a very slow flush; nothing to undo
             logger.warning("location flush lock expired before release")
 

@@ -160,3 +160,128 @@ def test_retention_purges_old_off_trip_fixes_and_reduces_old_traces(seeded, ride
     assert [round((now - f.recorded_at).total_seconds() / 60) for f in kept] == [9, 0]
     assert LocationFix.objects.filter(trip=recent_trip).count() == 5
     assert LocationFix.objects.filter(trip__isnull=True).count() == 1
+
+
+# -- fixes and the driver's live record ----------------------------------------------------------------------
+
+
+def _record(driver, lat: float, lng: float, *, at: float | None = None) -> None:
+    from dispatch.services.locations import Fix, LocationRecorder
+
+    fix = Fix(lat, lng, None, None, 5.0, time.time() if at is None else at)
+    asyncio.run(LocationRecorder().record(driver_id=driver.id, fix=fix))
+
+
+@pytest.mark.django_db
+def test_a_fix_from_a_driver_neither_online_nor_on_a_trip_is_refused_and_not_stored(seeded, driver):
+    from backend.errors import DomainError
+    from backend.redis import get_redis
+    from dispatch.live import driver_key, fixes_key
+    from dispatch.models import LocationFix
+    from dispatch.services.locations import flush_pending_fixes
+
+    for attempt in range(3):
+        with pytest.raises(DomainError) as refused:
+            _record(driver, *CENTRE, at=time.time() - 10 + attempt)
+        assert refused.value.code == "not_online"
+    assert get_redis().xlen(fixes_key()) == 0
+    assert get_redis().hget(driver_key(driver.id), "lat") is None
+    assert flush_pending_fixes() == 0
+    assert not LocationFix.objects.filter(driver_id=driver.id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_answers_a_fix_before_online_with_not_online(seeded, driver):
+    from tests.dispatch.conftest import connect, location_frame, receive_type, send
+
+    socket = await connect(driver, "/ws/driver/")
+    await socket.send_json_to(location_frame(*CENTRE, ref="early"))
+    error = await receive_type(socket, "error")
+    assert (error["code"], error["ref"]) == ("not_online", "early")
+    assert (await send(socket, {"type": "online"}, ref="on"))["ok"] is True
+    await socket.send_json_to(location_frame(*CENTRE, ref="now"))
+    assert await socket.receive_nothing(timeout=0.3)  # online: stored, no answer
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)  # the fix path reads PostgreSQL from a pool thread
+def test_a_fix_after_redis_lost_the_driver_restores_them_from_postgresql(seeded, driver):
+    """Redis forgot everything; the driver's next fix must not make a record without the online flag."""
+    from backend.redis import get_redis
+    from dispatch.live import available_key, driver_key
+
+    driver_online_at(driver, *CENTRE, age_s=10)
+    get_redis().flushdb()
+    _record(driver, CENTRE[0] + 0.0002, CENTRE[1])
+    state = {k.decode(): v.decode() for k, v in get_redis().hgetall(driver_key(driver.id)).items()}
+    assert state["online"] == "1" and state["trip"] == "" and float(state["idle"]) > 0
+    assert float(state["lat"]) == pytest.approx(CENTRE[0] + 0.0002)
+    assert get_redis().geopos(available_key(), str(driver.id))[0] is not None
+
+
+@pytest.mark.django_db(transaction=True)  # the fix path reads PostgreSQL from a pool thread
+def test_after_redis_lost_an_offline_driver_on_a_trip_still_has_fixes_stored_for_the_trail(
+    seeded, rider, driver
+):
+    from backend.redis import get_redis
+    from dispatch.live import driver_key, trail_key
+    from dispatch.models import DriverPresence, PresenceStatus
+
+    trip = make_trip(rider, driver=driver, status="in_progress", vehicle=driver.driver_profile.active_vehicle)
+    DriverPresence.objects.create(driver=driver, status=PresenceStatus.OFFLINE)
+    get_redis().flushdb()
+    _record(driver, *CENTRE)
+    state = {k.decode(): v.decode() for k, v in get_redis().hgetall(driver_key(driver.id)).items()}
+    assert state["online"] == "0" and state["trip"] == str(trip.id) and state["rider"] == str(rider.id)
+    assert get_redis().llen(trail_key(trip.id)) == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the fix path reads PostgreSQL from a pool thread
+def test_a_driver_who_is_not_online_is_looked_up_once_per_redis_generation(
+    seeded, driver, django_assert_num_queries
+):
+    from backend.errors import DomainError
+
+    with pytest.raises(DomainError):
+        _record(driver, *CENTRE, at=time.time() - 5)
+    with django_assert_num_queries(0), pytest.raises(DomainError) as again:
+        _record(driver, *CENTRE, at=time.time() - 4)
+    assert again.value.code == "not_online"
+
+
+def test_a_restore_fills_in_only_what_redis_lacks():
+    """A field present was mirrored after PostgreSQL committed it: newer than the restore's read."""
+    import uuid
+
+    from backend.redis import get_redis
+    from dispatch.live import (
+        RESTORE_SCRIPT,
+        DriverLiveRecord,
+        available_key,
+        driver_key,
+        restore_args,
+        restore_keys,
+    )
+
+    driver_id = str(uuid.uuid4())
+    read_before_going_offline = DriverLiveRecord(
+        driver_id=driver_id,
+        online=True,
+        wav=False,
+        vehicle_id="",
+        idle_since=time.time() - 60,
+        trip_id="",
+        rider_id="",
+        lat=CENTRE[0],
+        lng=CENTRE[1],
+        fix_at=time.time() - 5,
+    )
+    client = get_redis()
+    client.hset(driver_key(driver_id), "online", "0")  # the go-offline mirror, after that read
+    restore = client.register_script(RESTORE_SCRIPT)
+    keys, args = restore_keys(read_before_going_offline), restore_args(read_before_going_offline)
+    assert restore(keys=keys, args=args) == 1
+    state = {k.decode(): v.decode() for k, v in client.hgetall(driver_key(driver_id)).items()}
+    assert state["online"] == "0" and state["trip"] == "" and float(state["lat"]) == CENTRE[0]
+    assert client.geopos(available_key(), driver_id) == [None]  # offline: not available
+    assert restore(keys=keys, args=args) == 0  # complete now: nothing to fill in

@@ -332,3 +332,36 @@ def test_the_flush_and_the_health_check_answer_while_redis_is_down(own_redis, cl
     own_redis.start()
     assert flush_pending_fixes(wait_s=0.1) == 0
     assert client.get("/api/v1/health").json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_a_library_logging_every_retry_with_a_traceback_is_cut_to_one_line():
+    import logging
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from backend.redis import RepeatedRedisErrorFilter
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    library = logging.getLogger("tests.chatty_library")
+    library.propagate = False
+    library.addHandler(handler)
+    library.addFilter(RepeatedRedisErrorFilter(quiet_s=60))
+    try:
+        for _ in range(30):
+            try:
+                raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+            except RedisConnectionError:
+                library.exception("Unexpected exception in receive task")
+        try:
+            raise ValueError("not an outage")
+        except ValueError:
+            library.exception("something else broke")
+    finally:
+        library.removeHandler(handler)
+    assert len(records) == 2
+    outage, other = records
+    assert outage.exc_info is None and "Redis unreachable" in outage.getMessage()
+    assert "Connection refused" in outage.getMessage() and "not logged again for 60 s" in outage.getMessage()
+    assert other.exc_info is not None  # anything else keeps its traceback

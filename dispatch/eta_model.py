@@ -13,7 +13,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils import timezone
 
-from dispatch.matching.eta import DEFAULT_ETA_PARAMETERS, EtaParameters
+from dispatch.matching.eta import DEFAULT_ETA_PARAMETERS, EtaParameters, GreatCircleEstimator
 from dispatch.matching.eta import pickup_eta_s as model_pickup_eta_s
 
 
@@ -39,3 +39,13 @@ def pickup_eta_s(distance_m: float, *, at: datetime | None = None) -> int:
     return model_pickup_eta_s(
         max(float(distance_m), 0.0), at=at or timezone.now(), parameters=eta_parameters()
     )
+
+
+@lru_cache(maxsize=8)
+def _estimator(parameters: EtaParameters) -> GreatCircleEstimator:
+    return GreatCircleEstimator(parameters)
+
+
+def route_estimator() -> GreatCircleEstimator:
+    """The route model every quote, offer and simulated trip shares, with the settings' parameters."""
+    return _estimator(eta_parameters())

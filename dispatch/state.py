@@ -56,7 +56,3 @@ def allowed_sources(target: TripStatus, *, by_system: bool = False) -> frozenset
     if by_system:
         sources = sources | SYSTEM_TRANSITIONS.get(target, frozenset())
     return sources
-
-
-def can_move(source: TripStatus, target: TripStatus, *, by_system: bool = False) -> bool:
-    return source in allowed_sources(target, by_system=by_system)

@@ -24,7 +24,6 @@ import numpy.typing as npt
 
 EARTH_RADIUS_M = 6_371_008.8
 HALF_CIRCUMFERENCE_M = math.pi * EARTH_RADIUS_M
-_METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180.0
 
 
 def validate_lat_lng(lat: object, lng: object) -> None:
@@ -72,20 +71,6 @@ def haversine_m_many(
     sin_dphi = np.sin((lats_rad - phi) * 0.5)
     sin_dlambda = np.sin((lngs_rad - math.radians(lng)) * 0.5)
     h = sin_dphi * sin_dphi + math.cos(phi) * np.cos(lats_rad) * sin_dlambda * sin_dlambda
-    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, h)))
-
-
-def haversine_m_pairwise(
-    lats1: npt.ArrayLike, lngs1: npt.ArrayLike, lats2: npt.ArrayLike, lngs2: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
-    """Element-wise (broadcasting) great-circle distances in metres between two sets of points."""
-    phi1 = np.radians(np.asarray(lats1, dtype=np.float64))
-    phi2 = np.radians(np.asarray(lats2, dtype=np.float64))
-    lam1 = np.radians(np.asarray(lngs1, dtype=np.float64))
-    lam2 = np.radians(np.asarray(lngs2, dtype=np.float64))
-    sin_dphi = np.sin((phi2 - phi1) * 0.5)
-    sin_dlambda = np.sin((lam2 - lam1) * 0.5)
-    h = sin_dphi * sin_dphi + np.cos(phi1) * np.cos(phi2) * sin_dlambda * sin_dlambda
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(1.0, h)))
 
 
@@ -170,11 +155,6 @@ def bounding_box(lat: float, lng: float, radius_m: float) -> BoundingBox:
     if max_lng > 180.0:
         max_lng -= 360.0
     return BoundingBox(math.degrees(min_phi), min_lng, math.degrees(max_phi), max_lng)
-
-
-def metres_to_degrees_lat(distance_m: float) -> float:
-    """Latitude span in degrees of a north-south distance."""
-    return distance_m / _METRES_PER_DEGREE
 
 
 def unit_vector(lat: float, lng: float) -> tuple[float, float, float]:

@@ -8,7 +8,6 @@ rule of backend/fares/pricing.py (`fare_with_quote_tolerance`, applied at comple
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,9 +21,10 @@ from backend.errors import Unprocessable
 from backend.fares.models import FarePolicyVersion
 from backend.fares.pricing import quote_fare, trip_floor
 from backend.fares.selectors import policy_of, policy_version_in_force
-from dispatch.matching.geo import haversine_m
+from dispatch.eta_model import route_estimator
 from dispatch.models import FareEstimate
 from dispatch.selectors import places_outside_service_area
+from dispatch.services.presence import nearest_pickup_eta_s
 
 
 @dataclass(frozen=True)
@@ -62,32 +62,8 @@ def require_in_service_area(*, pickup: Place, dropoff: Place) -> None:
 
 def route_estimate(*, pickup: Place, dropoff: Place, at: datetime) -> tuple[int, int]:
     """(distance_m, duration_s) of the route between two places, from the shared ETA model."""
-    estimator = _shared_estimator()
-    if estimator is not None:
-        route = estimator.estimate((pickup.lat, pickup.lng), (dropoff.lat, dropoff.lng), at)
-        return max(round(route.distance_m), 0), max(round(route.duration_s), 0)
-    # Until dispatch/matching/eta.py exists: the great circle times the circuity, at a city speed.
-    distance = haversine_m(pickup.lat, pickup.lng, dropoff.lat, dropoff.lng) * settings.ROCHDALE_ETA_CIRCUITY
-    return round(distance), round(distance / _FALLBACK_SPEED_MPS)
-
-
-_FALLBACK_SPEED_MPS = 6.5
-
-
-def _shared_estimator() -> Any | None:
-    try:
-        from dispatch.matching.eta import EtaParameters, GreatCircleEstimator
-    except ImportError:
-        return None
-    known = {field.name for field in dataclasses.fields(EtaParameters)}
-    parameters: dict[str, Any] = {}
-    if "circuity" in known:
-        parameters["circuity"] = settings.ROCHDALE_ETA_CIRCUITY
-    if "speed_profile_kmh" in known and settings.ROCHDALE_ETA_SPEED_PROFILE_KMH:
-        parameters["speed_profile_kmh"] = tuple(settings.ROCHDALE_ETA_SPEED_PROFILE_KMH)
-    if "timezone" in known:
-        parameters["timezone"] = settings.TIME_ZONE
-    return GreatCircleEstimator(EtaParameters(**parameters))
+    route = route_estimator().estimate((pickup.lat, pickup.lng), (dropoff.lat, dropoff.lng), at)
+    return max(round(route.distance_m), 0), max(round(route.duration_s), 0)
 
 
 def route_quote(
@@ -114,12 +90,7 @@ def route_quote(
 
 
 def pickup_eta_near(*, pickup: Place, wheelchair_accessible: bool) -> int | None:
-    """Seconds for the nearest available driver to reach the pickup, or None (no driver, or no presence
-    service in this build)."""
-    try:
-        from dispatch.services.presence import nearest_pickup_eta_s
-    except (ImportError, AttributeError):
-        return None
+    """Seconds for the nearest available driver to reach the pickup, or None when no driver is near."""
     return nearest_pickup_eta_s(lat=pickup.lat, lng=pickup.lng, wheelchair_accessible=wheelchair_accessible)
 
 
@@ -155,9 +126,3 @@ def estimate_create(
         created_at=moment,
         expires_at=moment + timedelta(seconds=settings.ROCHDALE_ESTIMATE_TTL_S),
     )
-
-
-def estimates_purge_expired(*, grace: timedelta = timedelta(hours=1)) -> int:
-    """Delete estimates that expired more than `grace` ago (trips keep their own copy of the quote)."""
-    deleted, _ = FareEstimate.objects.filter(expires_at__lt=timezone.now() - grace).delete()
-    return deleted

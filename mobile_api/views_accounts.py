@@ -212,7 +212,15 @@ class MeView(APIView):
                     **_ACCOUNT_EXAMPLE,
                     "roles": ["driver", "member"],
                     "driver_status": "approved",
-                    "member": {"member_id": "b0f5...", "status": "active"},
+                    "member": {
+                        "member_id": "0b5e3a38-4d0f-4a53-9d2e-3f0d8c7a1e55",
+                        "status": "active",
+                        "share_price": {"amount": 10000, "currency": "USD"},
+                        "paid": {"amount": 2500, "currency": "USD"},
+                        "joined_at": "2026-11-21T14:03:00Z",
+                        "director": False,
+                        "term_ends": None,
+                    },
                 },
                 response_only=True,
             )

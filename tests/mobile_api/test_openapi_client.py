@@ -51,8 +51,9 @@ def generated_client(schema, tmp_path, monkeypatch):
     )
     output = generated.stdout + generated.stderr
     assert generated.returncode == 0, output
-    assert "warning" not in output.lower(), output
-    assert "error" not in output.lower(), output
+    # Anything printed besides "Generating <path>" is a warning or an error (a skipped model, a ruff hook).
+    remarks = [line for line in output.splitlines() if line.strip() and not line.startswith("Generating ")]
+    assert remarks == [], output
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         yield importlib.import_module(f"{PACKAGE}.models")

@@ -152,6 +152,7 @@ class DriverConsumer(BudgetedFrameConsumer):
         await database_call(presence.presence_connected)(
             driver_id=self.user.id, server_id=self.lease.server_id, socket_id=self.socket_id
         )
+        self.lease.registered(socket_id=self.socket_id)
 
     async def on_disconnected(self, code: int) -> None:
         recorder = getattr(self, "recorder", None)

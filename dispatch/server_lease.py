@@ -31,17 +31,25 @@ class ServerLease:
     def __init__(self) -> None:
         self.server_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sockets: dict[str, uuid.UUID] = {}
+        # Held but not yet registered in Redis (the registration is on its way): not a shortfall.
+        self.registering: set[str] = set()
         self.keeper: asyncio.Task | None = None
 
     def attach(self, *, socket_id: str, driver_id: uuid.UUID) -> None:
         """Hold `socket_id` under this lease (before it is registered in Redis), renewing from now on."""
         self.sockets[socket_id] = driver_id
+        self.registering.add(socket_id)
         if self.keeper is None or self.keeper.done():
             self.keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    def registered(self, *, socket_id: str) -> None:
+        """The socket's registration in Redis is done."""
+        self.registering.discard(socket_id)
 
     def detach(self, *, socket_id: str) -> None:
         """Stop holding `socket_id` (before it is unregistered, so no renewal registers it again)."""
         self.sockets.pop(socket_id, None)
+        self.registering.discard(socket_id)
         if not self.sockets and self.keeper is not None:
             # Nothing left to hold: the lease lapses and a sweep finds nothing under it.
             self.keeper.cancel()
@@ -69,7 +77,7 @@ class ServerLease:
 
     async def _renew(self, client: aioredis.Redis) -> None:
         registered = await presence.server_lease_renew(client=client, server_id=self.server_id)
-        if registered >= len(self.sockets):
+        if registered >= len(self.sockets) - len(self.registering):
             return
         held = dict(self.sockets)
         await database_call(presence.presence_sockets_restore)(server_id=self.server_id, sockets=held)

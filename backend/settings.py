@@ -99,6 +99,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a request whose database connection died runs once more where that is safe.
+    "backend.db_retry.DatabaseRetryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,16 +146,17 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"].setdefault("OPTIONS", {})
 if DATABASE_POOL_MAX_SIZE:
-    # The pool only hands out connections that came back healthy; one broken by a server restart fails the
-    # request using it and is then discarded, which the clients' retries absorb.
+    # A database restart kills every pooled connection, and the pool only learns so on use. With health
+    # checks on, the pool checks each connection as it hands it out (psycopg_pool's check_connection: one
+    # empty query) and replaces a dead one; one that dies under a request is retried by
+    # backend/db_retry.py where that is safe (docs/operations.md, "Database restarts").
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX_SIZE,
         "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10.0),
         "max_idle": 60,
     }
-else:
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

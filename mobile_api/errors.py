@@ -13,6 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from backend.db_retry import DatabaseUnavailable, database_connection_lost, mark_connection_lost
 from backend.errors import DomainError, error_body
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ def _flatten_validation(detail: Any) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if database_connection_lost(exc):
+        # Not our bug but a connection that died (a database restart): the retry middleware runs the
+        # request again where that is safe, and otherwise this 503 is the answer.
+        logger.warning("database connection lost in %s: %s", context.get("view"), exc)
+        mark_connection_lost(context["request"]._request)
+        exc = DatabaseUnavailable()
     if isinstance(exc, DomainError):
         set_rollback()
         retry_after = getattr(exc, "retry_after_s", None)

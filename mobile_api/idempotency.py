@@ -34,6 +34,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -86,6 +87,20 @@ def read_idempotency_key(request: Request, *, required: bool) -> str | None:
             code="idempotency_key_invalid",
         )
     return raw
+
+
+def carries_idempotency_key(request: HttpRequest) -> bool:
+    return bool(request.META.get(_META_KEY))
+
+
+def view_honours_idempotency_key(request: HttpRequest) -> bool:
+    """Whether the view this request was routed to handles its method under `@idempotent`, so that running
+    it again with the same key replays rather than repeats (backend/db_retry.py relies on this). False
+    before routing, and for every other view."""
+    match = request.resolver_match
+    view_class = getattr(match.func, "cls", None) if match is not None else None
+    handler = getattr(view_class, (request.method or "").lower(), None)
+    return getattr(handler, "idempotency_required", None) is not None
 
 
 def request_fingerprint(request: Request) -> str:

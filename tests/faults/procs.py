@@ -1,4 +1,5 @@
-"""Real processes for the fault suite: a private redis-server, a dispatch worker, waiting helpers.
+"""Real processes for the fault suite: a private redis-server, a private PostgreSQL cluster
+(`private_postgres`), a dispatch worker, waiting helpers.
 
 Every process here is started in its own process group, on a private port where it listens, under a tmp
 dir, and is killed (the whole group) when its context manager exits, whatever the test did. Nothing here
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -279,3 +281,156 @@ def dispatch_worker(
         finally:
             client.close()
         yield worker
+
+
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL server's binaries (/usr/lib/postgresql/<major>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    assert found, "no PostgreSQL server binaries are installed (apt-get install postgresql)"
+    return found[-1].parent
+
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own (initdb under a tmp dir, trust auth, a free port, PostGIS from
+    the system's extension files), which a test may restart or kill -9 without touching the shared
+    service. It belongs to the postgres system user when the tests run as root (initdb refuses root)."""
+
+    directory: Path
+    port: int
+    bindir: Path = field(default_factory=postgres_bindir)
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
+    def url(self, database: str) -> str:
+        return f"postgis://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, tool: str, *arguments: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+        run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run(
+            [*run_as, str(self.bindir / tool), *arguments],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    def _checked(self, tool: str, *arguments: str, timeout_s: float = 60) -> None:
+        done = self._run(tool, *arguments, timeout_s=timeout_s)
+        if done.returncode != 0:
+            raise AssertionError(
+                f"{tool} {' '.join(arguments)} failed:\n{done.stdout}{done.stderr}\n{self.log()}"
+            )
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            os.chown(self.directory, *_postgres_owner())
+        self._checked(
+            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
+        # A throwaway cluster: durability settings off (a kill -9 still loses nothing committed to the
+        # OS, which is what these tests kill).
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\n"
+                f"unix_socket_directories = '{self.directory}'\n"
+                "listen_addresses = '127.0.0.1'\n"
+                "max_connections = 60\n"
+                "shared_buffers = 32MB\n"
+                "fsync = off\n"
+                "synchronous_commit = off\n"
+                "full_page_writes = off\n"
+            )
+
+    def start(self, *, timeout_s: float = 30) -> None:
+        """Start it (after a kill -9, once the old backends noticed and exited: crash recovery runs)."""
+
+        def started() -> bool:
+            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "start")
+            return done.returncode == 0
+
+        wait_until(
+            started, timeout_s=timeout_s, what=f"PostgreSQL starts on port {self.port}", interval_s=0.2
+        )
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every connection is ended, then the server comes back."""
+        self._checked("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-m", "fast", "-w", "restart")
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def kill_postmaster(self) -> None:
+        """kill -9 of the postmaster; its backends notice and exit on their own, as after a crash."""
+        pid = self.postmaster_pid()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout_s=10, what=f"postmaster {pid} is gone")
+
+    def stop(self) -> None:
+        """Stop it now (immediate), or kill -9 its postmaster if pg_ctl cannot."""
+        if self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop").returncode != 0:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                os.kill(self.postmaster_pid(), signal.SIGKILL)
+
+    def createdb(self, name: str, *, template: str | None = None) -> str:
+        """Create a database (a copy of `template` when given) and return its DATABASE_URL."""
+        copy = ["-T", template] if template else []
+        self._checked("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *copy, name)
+        return self.url(name)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _postgres_owner() -> tuple[int, int]:
+    record = pwd.getpwnam("postgres")
+    return record.pw_uid, record.pw_gid
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PostgresCluster]:
+    """A started PostgresCluster on a free port, stopped (or killed) and deleted when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="rochdale-pg-") as directory:
+        cluster = PostgresCluster(directory=Path(directory), port=free_port())
+        cluster.init()
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def migrate_database(database_url: str) -> None:
+    """`manage.py migrate` against another database than the test one (a private cluster's)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO,
+        env=_server_env({"DATABASE_URL": database_url}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"migrate failed:\n{done.stdout}{done.stderr}"
+
+
+def assert_invariants_in(database_url: str) -> None:
+    """`assert_invariants()` (tests/faults/invariants.py) against another database than the test one, in a
+    process of its own so this process's connection to the test database is left alone."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from tests.faults.invariants import assert_invariants; assert_invariants()"],
+        cwd=REPO,
+        env=_server_env({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "backend.settings"}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"invariants broken in {database_url}:\n{done.stderr[-4000:]}"

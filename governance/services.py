@@ -719,13 +719,15 @@ def election_nominate(*, election_id: Any, user: Any, statement: str = "") -> Ca
 
 
 def election_ballot_cast(*, election_id: Any, user: Any, ranking: Any) -> str:
-    """Cast a ranked ballot (candidate member ids, most preferred first); returns the voter's receipt."""
+    """Cast a ranked ballot (candidate member ids, most preferred first); returns the voter's receipt.
+
+    The election row is locked first, as `election_close` locks it: a ballot that passed the "voting"
+    check is written before the count can read the ballots, and a ballot that waited for a count sees the
+    election closed."""
     member = selectors.current_member(user)
     receipt, digest = _receipt()
     with transaction.atomic():
-        election = Election.objects.filter(id=election_id).first()
-        if election is None:
-            raise NotFound("No such election.")
+        election = _locked_election(election_id)
         if election.phase() != "voting":
             raise Conflict("This election is not taking ballots now.", code="voting_closed")
         if (

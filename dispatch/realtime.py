@@ -10,6 +10,7 @@ later); nothing waits on a dead Redis and nothing stops for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -143,6 +145,17 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     required_role: str = ""
     silent_types: frozenset[str] = frozenset()
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        """Channels' consumer, but a socket opened while the channel layer's Redis is unreachable is
+        refused (1013, try again later; logged once per outage) instead of raising: Channels subscribes
+        the socket's own channel before anything else, so the failure lands here, not in `connect()`."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_UNREACHABLE as exc:
+            channel_layer_outage.failed(exc)
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
 
     async def connect(self) -> None:
         user = self.scope.get("user")

@@ -145,7 +145,7 @@ class FixPipeline:
                     results[i] = result
         except REDIS_UNREACHABLE as exc:
             self.outage.failed(exc)
-            results = [_redis_unavailable(self.outage)] * len(batch)
+            results = [_redis_unavailable(self.outage) for _ in batch]  # one each: raised in each socket
         except Exception as exc:
             results = [exc] * len(batch)
         else:

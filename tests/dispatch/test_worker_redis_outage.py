@@ -365,3 +365,35 @@ def test_a_library_logging_every_retry_with_a_traceback_is_cut_to_one_line():
     assert outage.exc_info is None and "Redis unreachable" in outage.getMessage()
     assert "Connection refused" in outage.getMessage() and "not logged again for 60 s" in outage.getMessage()
     assert other.exc_info is not None  # anything else keeps its traceback
+
+
+@in_database
+async def test_a_handshake_while_the_channel_layer_is_down_is_refused_to_try_again_later(
+    seeded, driver, settings, monkeypatch
+):
+    """Tickets live in the main Redis; the channel layer here has its own, dead one."""
+    from channels.testing import WebsocketCommunicator
+
+    from backend.asgi import application
+    from backend.redis import RedisOutage
+    from dispatch import realtime
+    from tests.dispatch.conftest import ORIGIN, ticket_for
+
+    with private_redis() as layer_redis:
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [layer_redis.url()], "prefix": "handshake-test"},
+            }
+        }
+        monkeypatch.setattr(
+            realtime, "channel_layer_outage", RedisOutage("pushes (channel layer)", logger=realtime.logger)
+        )
+        layer_redis.kill()
+        socket = WebsocketCommunicator(
+            application, f"/ws/driver/?ticket={await ticket_for(driver)}", headers=[ORIGIN]
+        )
+        connected, code = await socket.connect()
+        assert (connected, code) == (False, realtime.CLOSE_TRY_AGAIN_LATER)
+        assert realtime.channel_layer_outage.down
+        await socket.disconnect()

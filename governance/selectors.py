@@ -76,6 +76,8 @@ def current_member(user: Any) -> Member | None:
 
 
 def seats_in_force(at: datetime | None = None) -> QuerySet[BoardSeat]:
+    """Seats begun, not past their term and not ended, of members who have not withdrawn (a suspended
+    member's seat stays in force: reinstated, they are a director again)."""
     moment = at or timezone.now()
     return BoardSeat.objects.filter(
         starts_at__lte=moment, term_ends__gt=moment, ended_at__isnull=True
@@ -83,13 +85,15 @@ def seats_in_force(at: datetime | None = None) -> QuerySet[BoardSeat]:
 
 
 def directors_in_force(at: datetime | None = None) -> QuerySet[Member]:
-    """Members in good standing holding a seat now: the board's voters."""
+    """The board: members in good standing holding a seat now. This is the one definition of a director
+    (the board's voters, the board pages' users, who may call an election, `/me`'s `director`)."""
     seat_members = seats_in_force(at).values("member_id")
     return Member.objects.filter(id__in=seat_members, status=MemberStatus.ACTIVE).order_by("id")
 
 
 def is_director(member: Member | None, at: datetime | None = None) -> bool:
-    return member is not None and seats_in_force(at).filter(member=member).exists()
+    """Whether the member is on the board now (`directors_in_force`)."""
+    return member is not None and directors_in_force(at).filter(id=member.id).exists()
 
 
 def user_governance_roles(user: Any) -> list[str]:
@@ -106,7 +110,9 @@ def membership_summary(user: Any) -> dict[str, Any] | None:
     member = current_member(user)
     if member is None:
         return None
-    seat = seats_in_force().filter(member=member).order_by("-term_ends").first()
+    seat = None
+    if is_director(member):
+        seat = seats_in_force().filter(member=member).order_by("-term_ends").first()
     return {
         **membership_document(member),
         "director": seat is not None,

@@ -14,16 +14,15 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
-from django.core.exceptions import ValidationError
+from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from backend.accounts.phones import normalize_phone
-from backend.accounts.throttling import SignInLocked, sign_in_check, sign_in_failed, sign_in_succeeded
+from backend.accounts.sign_in import InvalidCredentials, user_sign_in
+from backend.accounts.throttling import SignInLocked, client_ip
 from backend.errors import DomainError
 from backend.fares.policy import FarePolicy, PolicyValidationError
 from backend.fares.selectors import policy_in_force, policy_version_in_force
@@ -52,10 +51,6 @@ POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 def director_required(view: Any) -> Any:
     """Signed-in directors only: others are sent to sign in, or told the page is for the board."""
 
@@ -64,7 +59,7 @@ def director_required(view: Any) -> Any:
         if not request.user.is_authenticated:
             return redirect(f"{reverse('board:login')}?next={request.path}")
         member = selectors.current_member(request.user)
-        if member is None or not member.in_good_standing or not selectors.is_director(member):
+        if not selectors.is_director(member):
             return render(request, "governance/board/not_director.html", status=403)
         request.member = member  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
@@ -122,33 +117,22 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     phone = ""
     if request.method == "POST":
         phone = (request.POST.get("phone") or "").strip()
-        password = request.POST.get("password") or ""
         try:
-            normalized = normalize_phone(phone)
-        except ValidationError:
-            normalized = phone
-        try:
-            sign_in_check(phone=normalized, ip=_client_ip(request))
-            user = authenticate(request, username=normalized, password=password)
-            if user is None:
-                sign_in_failed(phone=normalized, ip=_client_ip(request))
-                error, status = "That phone number and password do not match.", 401
-            else:
-                sign_in_succeeded(phone=normalized)
-                member = selectors.current_member(user)
-                if member is None or not member.in_good_standing or not selectors.is_director(member):
-                    error, status = "The board pages are for directors in office.", 403
-                else:
-                    login(request, user)
-                    target = request.POST.get("next") or ""
-                    if not target.startswith("/board/") or target.startswith("//"):
-                        target = reverse("board:dashboard")
-                    return redirect(target)
+            password = request.POST.get("password") or ""
+            user = user_sign_in(phone=phone, password=password, ip=client_ip(request))
+        except InvalidCredentials:
+            error, status = "That phone number and password do not match.", 401
         except SignInLocked as locked:
-            error, status = (
-                f"Too many failed sign-ins; try again in {locked.retry_after_s} seconds.",
-                429,
-            )
+            error, status = f"Too many failed sign-ins; try again in {locked.retry_after_s} seconds.", 429
+        else:
+            if not selectors.is_director(selectors.current_member(user)):
+                error, status = "The board pages are for directors in office.", 403
+            else:
+                login(request, user)
+                target = request.POST.get("next") or ""
+                if not target.startswith("/board/") or target.startswith("//"):
+                    target = reverse("board:dashboard")
+                return redirect(target)
     return render(
         request,
         "governance/board/login.html",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
@@ -15,16 +14,9 @@ from rest_framework_simplejwt.views import TokenRefreshView
 
 from backend.accounts import services
 from backend.accounts.selectors import user_account
-from backend.accounts.throttling import (
-    RegisterRateThrottle,
-    SignInRateThrottle,
-    client_ip,
-    sign_in_check,
-    sign_in_failed,
-    sign_in_succeeded,
-)
+from backend.accounts.sign_in import user_sign_in
+from backend.accounts.throttling import RegisterRateThrottle, SignInRateThrottle, client_ip
 from backend.accounts.tickets import ticket_issue
-from backend.errors import DomainError
 from mobile_api import serializers as s
 from mobile_api.schema import (
     AUTHENTICATED_GET_ERRORS,
@@ -65,12 +57,6 @@ _ACCOUNT_EXAMPLE = {
     "name": "Ada Rider",
     "roles": ["rider"],
 }
-
-
-class InvalidCredentials(DomainError):
-    code = "invalid_credentials"
-    status = 401
-    default_message = "The phone number or the password is wrong."
 
 
 class RegisterView(APIView):
@@ -157,14 +143,10 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         body = s.TokenIn(data=request.data)
         body.is_valid(raise_exception=True)
-        phone, password = body.validated_data["phone"].strip(), body.validated_data["password"]
-        ip = client_ip(request)
-        sign_in_check(phone=phone, ip=ip)
-        user = authenticate(request._request, phone=phone, password=password)
-        if user is None:
-            sign_in_failed(phone=phone, ip=ip)
-            raise InvalidCredentials()
-        sign_in_succeeded(phone=phone)
+        credentials = body.validated_data
+        user = user_sign_in(
+            phone=credentials["phone"], password=credentials["password"], ip=client_ip(request)
+        )
         refresh = RefreshToken.for_user(user)
         return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
 

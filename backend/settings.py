@@ -239,6 +239,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Every signed-in route: `user` requests per account (keyed on the user id, not the address: many
+    # accounts behind one address each keep their own). The public routes set their own per-IP throttles.
+    "DEFAULT_THROTTLE_CLASSES": ["backend.accounts.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "sign_in_ip": env_str("ROCHDALE_SIGN_IN_RATE_IP", "30/min"),
         "register": env_str("ROCHDALE_REGISTER_RATE", "20/hour"),

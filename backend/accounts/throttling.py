@@ -5,7 +5,13 @@ never be left without its expiry, and concurrent requests never lose a count):
 
 - Rate limits (`RedisRateThrottle` and its scopes): at most N requests per window per client IP, for
   sign-in (`sign_in_ip`) and registration (`register`), rates from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].
-  Over the limit: 429 `rate_limited` with Retry-After.
+  The client IP is the real client (`client_ip`: the socket peer, or what ROCHDALE_TRUSTED_PROXY_HOPS
+  trusted proxies added; never a made-up X-Forwarded-For). Over the limit: 429 `rate_limited` with
+  Retry-After.
+- Every signed-in route (`UserRateThrottle`, DRF's default throttle): at most `user` requests per window
+  per account, keyed on the user id, so many accounts behind one address (a depot's NAT, the simulator)
+  each keep their own allowance. While Redis is unreachable it lets requests through (logged): a limit on
+  how fast one account may go must not take every signed-in route down with the cache.
 - Lockout after failed sign-ins: ROCHDALE_SIGN_IN_MAX_FAILURES wrong passwords for one phone, or
   ROCHDALE_SIGN_IN_IP_MAX_FAILURES from one IP, lock that phone (or IP) out for ROCHDALE_SIGN_IN_LOCKOUT_S:
   429 `sign_in_locked` with Retry-After, even with the right password. A successful sign-in clears the
@@ -15,6 +21,7 @@ never be left without its expiry, and concurrent requests never lose a count):
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import Any
 
@@ -22,9 +29,12 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from backend.errors import DomainError
-from backend.redis import get_redis
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_redis
 
 _PREFIX = "throttle:"
+logger = logging.getLogger(__name__)
+# Logged once when an outage begins and once when it ends, not at every signed-in request in between.
+_USER_RATE_REDIS = RedisOutage("the per-user rate limit (requests pass meanwhile)", logger=logger)
 
 
 class SignInLocked(DomainError):
@@ -104,14 +114,22 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class RedisRateThrottle(BaseThrottle):
-    """A per-IP fixed-window rate limit on one atomic Redis counter; subclasses set `scope`."""
+    """A fixed-window rate limit on one atomic Redis counter per client; subclasses set `scope` (and
+    `client_key`, the real client IP by default)."""
 
     scope: str = ""
 
+    def client_key(self, request: Any) -> str | None:
+        """Whom the limit counts; None: this request is not limited by this throttle."""
+        return client_ip(request)
+
     def allow_request(self, request: Any, view: Any) -> bool:
+        client = self.client_key(request)
+        if client is None:
+            return True
         limit, window_s = parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope])
         bucket = int(time.time()) // window_s
-        key = f"{_PREFIX}rate:{self.scope}:{_hashed(client_ip(request))}:{bucket}"
+        key = f"{_PREFIX}rate:{self.scope}:{_hashed(client)}:{bucket}"
         count, ttl = _incr_with_expiry(key, window_s)
         self._wait = ttl
         return count <= limit
@@ -126,3 +144,27 @@ class SignInRateThrottle(RedisRateThrottle):
 
 class RegisterRateThrottle(RedisRateThrottle):
     scope = "register"
+
+
+class UserRateThrottle(RedisRateThrottle):
+    """Per signed-in account (the user id, never the address); anonymous requests pass (the routes open to
+    them carry their own per-IP throttles)."""
+
+    scope = "user"
+
+    def client_key(self, request: Any) -> str | None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        return f"user:{user.pk}"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if not _USER_RATE_REDIS.may_try():
+            return True  # Redis is down: not asked again until the backoff has passed
+        try:
+            allowed = super().allow_request(request, view)
+        except REDIS_UNREACHABLE as exc:
+            _USER_RATE_REDIS.failed(exc)
+            return True
+        _USER_RATE_REDIS.recovered()
+        return allowed

@@ -25,13 +25,18 @@ Keys (`{region}` is the dispatch region, one worker process each; see docs/dispa
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from backend.redis import get_redis
+from dispatch.eta_model import pickup_eta_s
+
+logger = logging.getLogger(__name__)
 
 DRIVER_PREFIX = "rd:drv:"
 GRACE_KEY = "rd:grace"
@@ -40,6 +45,8 @@ FIXES_MAXLEN = 200_000
 EVENTS_MAXLEN = 50_000
 # GEOADD refuses latitudes beyond the Web Mercator limit; such fixes are kept but not geo-indexed.
 GEO_LAT_LIMIT = 85.05112878
+# Available drivers an estimate looks at for the nearest fresh one (the nearest may be stale or taken).
+NEAREST_CANDIDATES = 8
 
 
 def region() -> str:
@@ -228,3 +235,57 @@ def post_event(kind: str, *, region_name: str | None = None, **fields: Any) -> N
     """Append a dispatch event for the region's worker (sync; callers run it after commit)."""
     payload = {"k": kind, **{key: "" if value is None else str(value) for key, value in fields.items()}}
     get_redis().xadd(events_key(region_name), payload, maxlen=EVENTS_MAXLEN, approximate=True)
+
+
+def driver_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID | None = None) -> None:
+    """The driver's trip ended (completed or cancelled by anyone): stop sharing their location with the
+    rider and make them available again. Idempotent; call after commit. `sweep_presence` calls it too
+    for any ended trip Redis still names, so a missed call heals within seconds."""
+    client = get_redis()
+    key = driver_key(driver_id)
+    current = client.hget(key, "trip")
+    if trip_id is not None and current is not None and current.decode() not in ("", str(trip_id)):
+        return  # already on another trip
+    pipe = client.pipeline()
+    pipe.hset(key, mapping={"trip": "", "rider": "", "idle": repr(time.time())})
+    pipe.srem(ON_TRIP_KEY, str(driver_id))
+    pipe.hmget(key, "online", "lat", "lng", "wav")
+    online, lat, lng, wav = pipe.execute()[-1]
+    if online == b"1" and lat is not None and abs(float(lat)) <= GEO_LAT_LIMIT:
+        client.geoadd(available_key(), (float(lng), float(lat), str(driver_id)))
+        if wav == b"1":
+            client.geoadd(available_key(wav=True), (float(lng), float(lat), str(driver_id)))
+    post_event("free", d=driver_id, trip=trip_id)
+
+
+def nearest_pickup_eta_s(*, lat: float, lng: float, wheelchair_accessible: bool) -> int | None:
+    """The pickup ETA (s) of the nearest available driver with a fresh fix, for fare estimates; None when
+    nobody is near. A GEOSEARCH on the available set plus the shared ETA model; never touches PostgreSQL."""
+    if abs(lat) > GEO_LAT_LIMIT:
+        return None
+    client = get_redis()
+    try:
+        found = client.geosearch(
+            available_key(wav=wheelchair_accessible),
+            longitude=lng,
+            latitude=lat,
+            radius=settings.ROCHDALE_SEARCH_RADIUS_M,
+            unit="m",
+            sort="ASC",
+            count=NEAREST_CANDIDATES,
+            withdist=True,
+        )
+    except Exception:
+        logger.warning("nearest_pickup_eta_s: Redis unavailable", exc_info=True)
+        return None
+    if not found:
+        return None
+    pipe = client.pipeline()
+    for member, _distance in found:
+        pipe.hmget(driver_key(member.decode()), "t", "online", "trip")
+    freshest_allowed = time.time() - settings.ROCHDALE_FIX_MAX_AGE_S
+    for (_member, distance), (fix_at, online, trip) in zip(found, pipe.execute(), strict=True):
+        if online != b"1" or trip or fix_at is None or float(fix_at) < freshest_allowed:
+            continue
+        return pickup_eta_s(float(distance))
+    return None

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from dispatch.matching.ranking import FairnessRule
+from dispatch.models import DispatchPolicyVersion
 
 FAIRNESS_RULE = "idle_within_eta_band"
 DEFAULT_DOCUMENT: dict[str, Any] = {
@@ -72,8 +73,6 @@ def _build(version: int | None, document: dict[str, Any]) -> DispatchPolicy:
 
 
 def dispatch_policy_in_force(at: datetime | None = None) -> DispatchPolicy:
-    from dispatch.models import DispatchPolicyVersion
-
     row = (
         DispatchPolicyVersion.objects.filter(effective_at__lte=at or timezone.now())
         .order_by("-effective_at", "-version")

@@ -13,14 +13,17 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dispatch.models import FareEstimate, LocationFix, Trip
+from dispatch.services import dispatching, presence
+from dispatch.services.abandoned import abandoned_trips_end
+from dispatch.services.locations import flush_pending_fixes
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="dispatch.tasks.flush_locations", ignore_result=True)
 def flush_locations() -> int:
     """Persist the fixes received since the last flush (bulk INSERT + one bulk UPDATE of presence)."""
-    from dispatch.services.locations import flush_pending_fixes
-
     return flush_pending_fixes(wait_s=0.5)
 
 
@@ -28,26 +31,20 @@ def flush_locations() -> int:
 def sweep_presence() -> int:
     """Close the sockets of dead servers (lease run out) into the disconnect grace; take offline the drivers
     whose grace ran out; free drivers of ended trips."""
-    from dispatch.services.presence import sweep_presence as sweep
-
-    return sweep()
+    return presence.sweep_presence()
 
 
 @shared_task(name="dispatch.tasks.end_abandoned_trips", ignore_result=True)
 def end_abandoned_trips() -> dict[str, int]:
     """End trips whose driver has had no socket and no fix for ROCHDALE_ABANDONED_TRIP_AFTER_S: cancel
     assigned/arrived ones without a fee, complete in-progress ones on their trail or flag them for staff."""
-    from dispatch.services.abandoned import abandoned_trips_end
-
     return abandoned_trips_end()
 
 
 @shared_task(name="dispatch.tasks.sweep_dispatch", ignore_result=True)
 def sweep_dispatch() -> dict[str, int]:
     """Expire overdue offers, and run due dispatch rounds when the dispatch worker is down."""
-    from dispatch.services.dispatching import sweep_dispatch as sweep
-
-    return sweep()
+    return dispatching.sweep_dispatch()
 
 
 @shared_task(name="dispatch.tasks.apply_location_retention", ignore_result=True)
@@ -61,8 +58,6 @@ def location_retention() -> dict[str, int]:
     now = timezone.now()
     off_trip_cutoff = now - timedelta(hours=settings.ROCHDALE_OFF_TRIP_FIX_RETENTION_H)
     trace_cutoff = now - timedelta(days=settings.ROCHDALE_TRIP_TRACE_RETENTION_D)
-    from dispatch.models import LocationFix
-
     with transaction.atomic():
         off_trip, _ = LocationFix.objects.filter(trip__isnull=True, received_at__lt=off_trip_cutoff).delete()
         with connection.cursor() as cursor:
@@ -86,8 +81,6 @@ def location_retention() -> dict[str, int]:
 @shared_task(name="dispatch.tasks.purge_expired_estimates", ignore_result=True)
 def purge_expired_estimates() -> int:
     """Delete fare estimates that expired over a day ago and that no trip points to."""
-    from dispatch.models import FareEstimate, Trip
-
     cutoff = timezone.now() - timedelta(days=1)
     used = Trip.objects.filter(estimate__isnull=False).values("estimate_id")
     deleted, _ = FareEstimate.objects.filter(expires_at__lt=cutoff).exclude(id__in=used).delete()

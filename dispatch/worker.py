@@ -36,10 +36,13 @@ from redis.commands.core import AsyncScript
 
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis
 from dispatch import live, selectors
+from dispatch.batch_assignment import assign_batch
 from dispatch.matching.index import DriverIndex
+from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.services import dispatching
 from dispatch.services.dispatching import Candidate, RankedCandidate, RoundResult, TripInfo
+from dispatch.state import TripStatus
 
 logger = logging.getLogger(__name__)
 
@@ -531,8 +534,6 @@ class DispatchWorker:
         ]
         if len(infos) < 2:
             return [(r, None) for r in ranked]
-        from dispatch.batch_assignment import assign_batch
-
         chosen = assign_batch(candidate_lists, max_eta_s=policy.max_pickup_eta_s)
         plans = []
         taken = {driver for driver in chosen if driver}
@@ -561,9 +562,6 @@ class DispatchWorker:
 
 
 def _dispatch_state() -> tuple[list[tuple[str, str, datetime]], list[tuple[str, datetime | None]]]:
-    from dispatch.models import Offer, OfferStatus, Trip
-    from dispatch.state import TripStatus
-
     offers = [
         (str(trip_id), str(driver_id), expires_at)
         for trip_id, driver_id, expires_at in Offer.objects.filter(status=OfferStatus.OPEN).values_list(

@@ -48,7 +48,6 @@ from dispatch.models import DriverPresence, Trip, TripCancelledBy
 from dispatch.services.driving import (
     MAX_USABLE_ACCURACY_M,
     TrailPoint,
-    driver_release,
     trail_distance_m,
     trip_trail,
 )
@@ -279,7 +278,7 @@ def _complete(
     post_trip_fare(trip=done)
     DriverPresence.objects.filter(driver_id=trip.driver_id).update(idle_since=timezone.now())
     driver_id, trip_id = trip.driver_id, trip.id
-    transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip_id), robust=True)
+    transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip_id), robust=True)
     transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip_id)), robust=True)
     return done
 

@@ -23,9 +23,12 @@ from django.utils import timezone
 from backend.redis import get_redis
 from dispatch import live
 from dispatch.eta_model import pickup_eta_s
+from dispatch.matching import ranking
 from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.realtime import push_to_user
+from dispatch.services.offers import offer_document, offer_expire
+from dispatch.services.transitions import trip_transition
 from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
 
 logger = logging.getLogger(__name__)
@@ -124,8 +127,6 @@ def rank_candidates(
 ) -> list[RankedCandidate]:
     """Order candidates by the board's fairness rule (dispatch/matching/ranking.py, docs/dispatch.md), each
     with the reason recorded on its offer. Candidates here already passed the WAV and freshness filters."""
-    from dispatch.matching import ranking
-
     pure = [
         ranking.Candidate(c.driver_id, c.distance_m, c.eta_s, c.idle_s, wheelchair_accessible=True)
         for c in candidates
@@ -212,8 +213,6 @@ def dispatch_round(
         if trip.search_deadline is None:
             trip.search_deadline = deadline
         if now >= deadline:
-            from dispatch.services.transitions import trip_transition
-
             trip_transition(
                 trip_id=trip.id,
                 to=TripStatus.UNFULFILLED,
@@ -254,8 +253,6 @@ def dispatch_round(
             except IntegrityError:  # holds another open offer, or was offered this trip already
                 continue
             Trip.objects.filter(id=trip.id).update(next_dispatch_at=expires_at, search_deadline=deadline)
-            from dispatch.services.offers import offer_document
-
             push_to_user(candidate.driver_id, {"type": "offer", **offer_document(offer, trip)})
             return RoundResult(
                 "offered",
@@ -288,8 +285,6 @@ def sweep_dispatch(*, grace_s: float = 2.0) -> dict[str, int]:
             status=OfferStatus.OPEN, expires_at__lt=now - timedelta(seconds=grace_s)
         ).values_list("id", "trip_id")
     )
-    from dispatch.services.offers import offer_expire
-
     for offer_id, _trip_id in overdue:
         offer_expire(offer_id=offer_id)
     rounds = 0

@@ -134,7 +134,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
         )
         post_trip_fare(trip=done)
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
-    transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=trip.id))
+    transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip.id))
     transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip.id)))
     return done
 
@@ -147,25 +147,3 @@ def trip_cancel_by_driver(*, driver_id: uuid.UUID, trip_id: uuid.UUID, reason: s
     trip = trip_cancel(trip_id=trip_id, actor_id=driver_id, cancelled_by="driver", reason=reason)
     DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=timezone.now())
     return trip
-
-
-def driver_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID | None = None) -> None:
-    """The driver's trip ended (completed or cancelled by anyone): stop sharing their location with the
-    rider and make them available again. Idempotent; call after commit. `sweep_presence` calls it too
-    for any ended trip Redis still names, so a missed call heals within seconds."""
-    client = get_redis()
-    key = live.driver_key(driver_id)
-    current = client.hget(key, "trip")
-    if trip_id is not None and current is not None and current.decode() not in ("", str(trip_id)):
-        return  # already on another trip
-    now = timezone.now().timestamp()
-    pipe = client.pipeline()
-    pipe.hset(key, mapping={"trip": "", "rider": "", "idle": repr(now)})
-    pipe.srem(live.ON_TRIP_KEY, str(driver_id))
-    pipe.hmget(key, "online", "lat", "lng", "wav")
-    online, lat, lng, wav = pipe.execute()[-1]
-    if online == b"1" and lat is not None and abs(float(lat)) <= live.GEO_LAT_LIMIT:
-        client.geoadd(live.available_key(), (float(lng), float(lat), str(driver_id)))
-        if wav == b"1":
-            client.geoadd(live.available_key(wav=True), (float(lng), float(lat), str(driver_id)))
-    live.post_event("free", d=driver_id, trip=trip_id)

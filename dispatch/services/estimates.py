@@ -22,9 +22,9 @@ from backend.fares.models import FarePolicyVersion
 from backend.fares.pricing import quote_fare, trip_floor
 from backend.fares.selectors import policy_of, policy_version_in_force
 from dispatch.eta_model import route_estimator
+from dispatch.live import nearest_pickup_eta_s
 from dispatch.models import FareEstimate
 from dispatch.selectors import places_outside_service_area
-from dispatch.services.presence import nearest_pickup_eta_s
 
 
 @dataclass(frozen=True)

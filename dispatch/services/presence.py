@@ -26,7 +26,6 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backend.accounts.models import DriverProfile, Vehicle
 from backend.errors import PermissionDenied
 from backend.redis import get_redis
 from dispatch import live
@@ -42,12 +42,8 @@ from dispatch.state import DRIVER_ACTIVE_STATUSES
 
 logger = logging.getLogger(__name__)
 
-NEAREST_CANDIDATES = 8
 
-
-def _approved_vehicle(driver_id: uuid.UUID) -> Any:
-    from backend.accounts.models import DriverProfile
-
+def _approved_vehicle(driver_id: uuid.UUID) -> Vehicle | None:
     profile = DriverProfile.objects.filter(user_id=driver_id).first()
     if profile is None or not profile.is_approved:
         raise PermissionDenied(
@@ -98,7 +94,12 @@ def presence_go_online(*, driver_id: uuid.UUID) -> DriverPresence:
 
 
 def _mirror_online(
-    driver_id: uuid.UUID, *, wav: bool, vehicle_id: Any, idle: float, active_trip: tuple[Any, Any] | None
+    driver_id: uuid.UUID,
+    *,
+    wav: bool,
+    vehicle_id: uuid.UUID | None,
+    idle: float,
+    active_trip: tuple[uuid.UUID, uuid.UUID] | None,
 ) -> None:
     client = get_redis()
     key = live.driver_key(driver_id)
@@ -368,10 +369,8 @@ def sweep_presence() -> int:
     return gone
 
 
-def _reconcile_trips(client: Any) -> None:
+def _reconcile_trips(client: redis.Redis) -> None:
     """Free drivers whose hash still names a trip that has ended (e.g. a rider cancelled it)."""
-    from dispatch.services.driving import driver_release
-
     on_trip = [raw.decode() for raw in client.smembers(live.ON_TRIP_KEY)]
     if not on_trip:
         return
@@ -390,43 +389,10 @@ def _reconcile_trips(client: Any) -> None:
     }
     for driver_id, trip_id in trips.items():
         if trip_id not in still_active:
-            driver_release(driver_id=uuid.UUID(driver_id), trip_id=uuid.UUID(trip_id) if trip_id else None)
+            live.driver_release(
+                driver_id=uuid.UUID(driver_id), trip_id=uuid.UUID(trip_id) if trip_id else None
+            )
 
 
 def presence_is_online(*, driver_id: uuid.UUID) -> bool:
     return DriverPresence.objects.filter(driver_id=driver_id, status=PresenceStatus.ONLINE).exists()
-
-
-def nearest_pickup_eta_s(*, lat: float, lng: float, wheelchair_accessible: bool) -> int | None:
-    """The pickup ETA (s) of the nearest available driver with a fresh fix, for fare estimates; None when
-    nobody is near. A GEOSEARCH on the available set plus the shared ETA model; never touches PostgreSQL."""
-    from dispatch.eta_model import pickup_eta_s
-
-    if abs(lat) > live.GEO_LAT_LIMIT:
-        return None
-    client = get_redis()
-    try:
-        found = client.geosearch(
-            live.available_key(wav=wheelchair_accessible),
-            longitude=lng,
-            latitude=lat,
-            radius=settings.ROCHDALE_SEARCH_RADIUS_M,
-            unit="m",
-            sort="ASC",
-            count=NEAREST_CANDIDATES,
-            withdist=True,
-        )
-    except Exception:
-        logger.warning("nearest_pickup_eta_s: Redis unavailable", exc_info=True)
-        return None
-    if not found:
-        return None
-    pipe = client.pipeline()
-    for member, _distance in found:
-        pipe.hmget(live.driver_key(member.decode()), "t", "online", "trip")
-    freshest_allowed = time.time() - settings.ROCHDALE_FIX_MAX_AGE_S
-    for (_member, distance), (fix_at, online, trip) in zip(found, pipe.execute(), strict=True):
-        if online != b"1" or trip or fix_at is None or float(fix_at) < freshest_allowed:
-            continue
-        return pickup_eta_s(float(distance))
-    return None

@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from backend.errors import InvalidTransition, NotFound
 from dispatch.models import Trip, TripEvent
+from dispatch.realtime import push_to_user
 from dispatch.selectors import trip_load
+from dispatch.serializers import trip_for
 from dispatch.state import FINAL_STATUSES, TripStatus, allowed_sources
 
 _STAMPS = {
@@ -76,9 +78,6 @@ def trip_transition(
 
 def push_trip_updated(trip: Trip) -> None:
     """Send each party its own view of the trip, after commit (best effort)."""
-    from dispatch.realtime import push_to_user
-    from dispatch.serializers import trip_for
-
     push_to_user(trip.rider_id, {"type": "trip.updated", "trip": trip_for(trip, viewer_id=trip.rider_id)})
     if trip.driver_id:
         push_to_user(

@@ -29,6 +29,7 @@ from backend.errors import (
 )
 from backend.fares.money import money
 from backend.fares.settlement import cancellation_fields, post_cancellation_fee, post_tip
+from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
 from dispatch.selectors import trip_get_for, trip_load
@@ -257,10 +258,8 @@ def trip_cancel(
         if cancelled.driver_id is not None:
             # The driver is free again and stops sharing their location with this rider, at once rather
             # than at the presence sweeper's next pass.
-            from dispatch.services.driving import driver_release
-
             driver_id, ended_trip_id = cancelled.driver_id, cancelled.id
-            transaction.on_commit(lambda: driver_release(driver_id=driver_id, trip_id=ended_trip_id))
+            transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=ended_trip_id))
     return cancelled
 
 

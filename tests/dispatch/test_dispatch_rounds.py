@@ -178,7 +178,7 @@ def test_sweeper_leaves_rounds_to_a_live_worker(seeded, rider, drivers):
 
 def test_nearest_pickup_eta_for_estimates(seeded, drivers):
     from dispatch.eta_model import pickup_eta_s
-    from dispatch.services.presence import nearest_pickup_eta_s
+    from dispatch.live import nearest_pickup_eta_s
     from tests.factories import DriverFactory
 
     assert nearest_pickup_eta_s(lat=CENTRE[0], lng=CENTRE[1], wheelchair_accessible=False) is None

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from dispatch.worker import DispatchWorker
+
 STOP_GRACE_S = 5.0
 
 
@@ -24,8 +26,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from dispatch.worker import DispatchWorker
-
         worker = DispatchWorker(options["region"], batch_window_ms=options["batch_window_ms"])
 
         async def main() -> None:

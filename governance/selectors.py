@@ -9,18 +9,23 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet, Sum
 from django.utils import timezone
 
+from backend.accounts.models import User
 from backend.fares.ledger import balance_minor
 from backend.fares.models import AccountKind
 from backend.fares.money import money
+from backend.fares.policy import FarePolicy
+from backend.fares.pricing import driver_pay, quote_fare
 from backend.timestamps import wire_timestamp
 from governance.models import (
     AuditEntry,
@@ -39,15 +44,19 @@ from governance.models import (
     VoterRoll,
     Voters,
 )
+from governance.tally import DecisionRule, quorum_met, rule_for_kind
+
+# A signed-in user, or Django's anonymous one: governance answers "not a member" for the latter.
+Reader = User | AnonymousUser
 
 # --- Members and directors --------------------------------------------------------------------------------
 
 
-def proposal_get(proposal_id: Any) -> Proposal | None:
+def proposal_get(proposal_id: uuid.UUID | str) -> Proposal | None:
     return Proposal.objects.filter(id=proposal_id).first()
 
 
-def election_get(election_id: Any) -> Election | None:
+def election_get(election_id: uuid.UUID | str) -> Election | None:
     return Election.objects.filter(id=election_id).first()
 
 
@@ -59,7 +68,7 @@ def elections_all() -> QuerySet[Election]:
     return Election.objects.all()
 
 
-def statements_of(user: Any) -> QuerySet[DividendStatement]:
+def statements_of(user: User) -> QuerySet[DividendStatement]:
     """The caller's own patronage dividend statements."""
     return DividendStatement.objects.filter(member__user=user)
 
@@ -68,9 +77,9 @@ def audit_entries() -> QuerySet[AuditEntry]:
     return AuditEntry.objects.all()
 
 
-def current_member(user: Any) -> Member | None:
+def current_member(user: Reader | None) -> Member | None:
     """The user's membership that has not been withdrawn (active or suspended), if any."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    if user is None or not user.is_authenticated:
         return None
     return Member.objects.filter(user_id=user.pk).exclude(status=MemberStatus.WITHDRAWN).first()
 
@@ -96,7 +105,7 @@ def is_director(member: Member | None, at: datetime | None = None) -> bool:
     return member is not None and directors_in_force(at).filter(id=member.id).exists()
 
 
-def user_governance_roles(user: Any) -> list[str]:
+def user_governance_roles(user: Reader) -> list[str]:
     """``[]``, ``["member"]`` or ``["member", "director"]`` for ``GET /me``'s roles."""
     member = current_member(user)
     if member is None:
@@ -104,7 +113,7 @@ def user_governance_roles(user: Any) -> list[str]:
     return ["member", "director"] if is_director(member) else ["member"]
 
 
-def membership_summary(user: Any) -> dict[str, Any] | None:
+def membership_summary(user: Reader) -> dict[str, Any] | None:
     """The ``member`` object of ``GET /me``: ``{"member_id", "status", "share_price", "paid", "joined_at",
     "director", "term_ends"}``, or ``None`` for a non-member."""
     member = current_member(user)
@@ -235,6 +244,25 @@ def patronage_by_member(members: Iterable[Member], *, start: date, end: date) ->
 # --- Proposals -------------------------------------------------------------------------------------------
 
 
+def decision_rule(kind: str) -> DecisionRule:
+    """The rule for a kind: tally.py's defaults with the quorum and threshold from settings (what a new
+    proposal of that kind copies when it opens)."""
+    base = rule_for_kind(kind)
+    configured = getattr(settings, "ROCHDALE_PROPOSAL_RULES", {}).get(kind, {})
+    return replace(
+        base,
+        quorum=Fraction(configured.get("quorum", base.quorum)),
+        threshold=Fraction(configured.get("threshold", base.threshold)),
+    )
+
+
+def proposal_rule(proposal: Proposal) -> DecisionRule:
+    """The rule fixed on the proposal when it opened."""
+    return replace(
+        rule_for_kind(proposal.kind), quorum=Fraction(proposal.quorum), threshold=Fraction(proposal.threshold)
+    )
+
+
 @dataclass(frozen=True)
 class VoteStatus:
     """Whether the reader is on the voter roll of a proposal (or an election), and has voted."""
@@ -322,9 +350,6 @@ def proposal_record(proposal: Proposal, *, viewer: Member | None) -> ProposalRec
 def proposal_result(proposal: Proposal) -> dict[str, Any]:
     """``{"status", "yes", "no", "abstain", "eligible", "quorum_met"}``: the decision once decided, the
     running count (and whether the quorum is met so far) while open."""
-    from governance.services import proposal_rule
-    from governance.tally import quorum_met
-
     if proposal.decision:
         keys = ("status", "yes", "no", "abstain", "eligible", "quorum_met")
         return {key: proposal.decision[key] for key in keys}
@@ -435,11 +460,10 @@ SAMPLE_TRIPS: tuple[tuple[str, int, int, bool], ...] = (
 )
 
 
-def fare_policy_preview(*, current: Any, proposed: Any) -> list[dict[str, Any]]:
+def fare_policy_preview(*, current: FarePolicy, proposed: FarePolicy) -> list[dict[str, Any]]:
     """Fare, driver pay and co-op share of a few sample trips under two policies (pure pricing rules)."""
-    from backend.fares.pricing import driver_pay, quote_fare
 
-    def outcome(policy: Any, distance_m: int, duration_s: int, wav: bool) -> dict[str, Any]:
+    def outcome(policy: FarePolicy, distance_m: int, duration_s: int, wav: bool) -> dict[str, Any]:
         fare = quote_fare(policy, distance_m=distance_m, duration_s=duration_s).fare
         pay = driver_pay(
             policy, fare_minor=fare, distance_m=distance_m, duration_s=duration_s, wheelchair_accessible=wav

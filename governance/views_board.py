@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
@@ -51,11 +53,14 @@ POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def director_required(view: Any) -> Any:
+BoardView = Callable[..., HttpResponseBase]
+
+
+def director_required(view: BoardView) -> BoardView:
     """Signed-in directors only: others are sent to sign in, or told the page is for the board."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect(f"{reverse('board:login')}?next={request.path}")
         member = selectors.current_member(request.user)
@@ -254,7 +259,7 @@ def preview(request: HttpRequest) -> JsonResponse:
 
 
 @director_required
-def proposal_detail(request: HttpRequest, proposal_id: Any) -> HttpResponse:
+def proposal_detail(request: HttpRequest, proposal_id: uuid.UUID) -> HttpResponse:
     proposal = Proposal.objects.filter(id=proposal_id, kind=ProposalKind.FARE_POLICY).first()
     if proposal is None:
         return render(request, "governance/board/not_found.html", status=404)
@@ -283,7 +288,7 @@ def proposal_detail(request: HttpRequest, proposal_id: Any) -> HttpResponse:
 
 @director_required
 @require_POST
-def proposal_vote(request: HttpRequest, proposal_id: Any) -> HttpResponse:
+def proposal_vote(request: HttpRequest, proposal_id: uuid.UUID) -> HttpResponse:
     try:
         receipt = services.proposal_vote(
             proposal_id=proposal_id, user=request.user, choice=request.POST.get("choice", "")

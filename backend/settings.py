@@ -311,7 +311,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "locations-flush": {"task": "dispatch.tasks.flush_locations", "schedule": 2.0},
     "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
     "ledger-verify": {"task": "backend.fares.tasks.verify_ledger", "schedule": 3600.0},
-    "weekly-floor": {"task": "backend.fares.tasks.post_weekly_top_ups", "schedule": 3600.0},
+    "weekly-floor": {"task": "dispatch.tasks.post_weekly_top_ups", "schedule": 3600.0},
     # Often: a capture whose worker died is retried within its lease (provider timeout + 5 s) plus this.
     "payment-capture-retry": {
         "task": "backend.fares.tasks.retry_failed_captures",

@@ -1,4 +1,5 @@
-"""Dispatch's periodic tasks (Celery beat; the schedule is in settings.CELERY_BEAT_SCHEDULE).
+"""Dispatch's periodic tasks, the trip's money among them (Celery beat; the schedule is in
+settings.CELERY_BEAT_SCHEDULE).
 
 None of these runs per location fix: fixes are batched by `flush_locations` (docs/dispatch.md).
 """
@@ -14,11 +15,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from dispatch.models import FareEstimate, LocationFix, Trip
+from dispatch.money.weekly import weekly_top_ups_post
 from dispatch.services import dispatching, presence
 from dispatch.services.abandoned import abandoned_trips_end
 from dispatch.services.locations import flush_pending_fixes
 
 logger = logging.getLogger(__name__)
+# Money events go to the ledger's log, where operators read every movement of money (docs/fares.md).
+money_logger = logging.getLogger("backend.fares.ledger")
 
 
 @shared_task(name="dispatch.tasks.flush_locations", ignore_result=True)
@@ -85,3 +89,20 @@ def purge_expired_estimates() -> int:
     used = Trip.objects.filter(estimate__isnull=False).values("estimate_id")
     deleted, _ = FareEstimate.objects.filter(expires_at__lt=cutoff).exclude(id__in=used).delete()
     return deleted
+
+
+@shared_task(name="dispatch.tasks.post_weekly_top_ups", ignore_result=True)
+def post_weekly_top_ups() -> int:
+    """Top up every finished driver-week under a weekly floor, once (idempotent by key)."""
+    posted = weekly_top_ups_post()
+    for week in posted:
+        money_logger.info(
+            "weekly floor top-up %s: %s %s (floor %s, received %s, %s trips)",
+            week.key,
+            week.top_up,
+            week.currency,
+            week.floor,
+            week.received,
+            week.trip_count,
+        )
+    return len(posted)

@@ -23,12 +23,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.errors import InvalidInput
-from backend.fares.earnings import MAX_RANGE_DAYS, Earnings, current_week, driver_earnings
 from backend.fares.models import FarePolicyVersion, PaymentCapture
 from backend.fares.money import minor_to_decimal, money
 from backend.fares.payments import failed_captures
 from backend.fares.selectors import policy_document, policy_version_in_force, policy_versions_newest_first
 from backend.timestamps import wire_timestamp
+from dispatch.money.earnings import MAX_RANGE_DAYS, Earnings, current_week, driver_earnings
 from mobile_api.pagination import CursorPage
 from mobile_api.schema import ErrorBody, MoneySerializer, error_responses
 

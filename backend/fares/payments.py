@@ -1,7 +1,8 @@
 """Collecting what riders owe through a payment provider, without ever making a trip wait for it.
 
-Flow: the settlement writes a `PaymentCapture` row (pending) in the same transaction as the journal entry
-that made the rider owe the money, and enqueues `capture_payment` after commit. An attempt claims the row
+Flow: the settlement writes a `PaymentCapture` row (pending; `captures.capture_create`) in the same
+transaction as the journal entry that made the rider owe the money, and enqueues `capture_payment` after
+commit. An attempt claims the row
 with a guarded UPDATE (so two workers never both call the provider for it while its lease runs), talks to
 the provider outside any database transaction, then records the outcome: success posts the capture's ledger
 key (Dr cash_clearing, Cr rider_receivable; the mirror image for a refund payout), failure is retried with
@@ -356,48 +357,7 @@ def processing_lease() -> timedelta:
     return timedelta(seconds=provider_timeout_s() + LEASE_MARGIN_S)
 
 
-# --- Services ---------------------------------------------------------------------------------------------
-
-
-def capture_create(
-    *,
-    key: str,
-    purpose: str,
-    rider_id: uuid.UUID,
-    amount_minor: int,
-    currency: str,
-    trip_id: uuid.UUID | None = None,
-    source_entry_id: uuid.UUID | None = None,
-) -> PaymentCapture:
-    """Record an amount to collect (or pay back) and enqueue the first attempt after commit.
-
-    Idempotent by `key` (the ledger key the success posts): a second call returns the first row."""
-    now = timezone.now()
-    capture, created = PaymentCapture.objects.get_or_create(
-        key=key,
-        defaults={
-            "purpose": purpose,
-            "rider_id": rider_id,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "trip_id": trip_id,
-            "source_entry_id": source_entry_id,
-            "provider": configured_provider_name(),
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    if created:
-        capture_id = str(capture.id)
-        transaction.on_commit(lambda: _enqueue_attempt(capture_id), robust=True)
-    return capture
-
-
-def _enqueue_attempt(capture_id: str) -> None:
-    from backend.fares.tasks import capture_payment
-
-    capture_payment.delay(capture_id)
+# --- Attempts (backend/fares/captures.py records what to collect; backend/fares/tasks.py runs these) ----
 
 
 def capture_attempt(*, capture_id: uuid.UUID | str, now: datetime | None = None) -> PaymentCapture | None:

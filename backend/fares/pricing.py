@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
@@ -300,6 +301,19 @@ def rider_cancellation_fee_due(policy: FarePolicy, *, seconds_since_assigned: in
     if isinstance(seconds_since_assigned, bool) or not isinstance(seconds_since_assigned, int):
         raise TypeError("seconds_since_assigned must be an int")
     return seconds_since_assigned > policy.rider.free_cancellation_s
+
+
+def engaged_seconds(
+    *, assigned_at: datetime | None, started_at: datetime | None, completed_at: datetime
+) -> int:
+    """A completed trip's engaged time: from the driver's assignment to completion, in whole seconds.
+
+    The one definition. A trip with no assignment time counts from its start (and one with neither counts
+    nothing); clocks that disagree never make it negative. Settlement computes it once and records it in
+    the fare entry (`engaged_s`), where earnings and patronage read it (backend/fares/pay.py); the weekly
+    floor applies it to its trips."""
+    began = assigned_at or started_at or completed_at
+    return max(int((completed_at - began).total_seconds()), 0)
 
 
 def period_top_up(

@@ -7,14 +7,15 @@ from typing import Any
 
 from celery import shared_task
 
+from backend.fares.ledger import ledger_verify
+from backend.fares.payments import capture_attempt, captures_retry_due
+
 logger = logging.getLogger("backend.fares.ledger")
 
 
 @shared_task(name="backend.fares.tasks.capture_payment", ignore_result=True)
 def capture_payment(capture_id: str) -> str | None:
     """One attempt at a payment capture (enqueued after the entry that made the rider owe it commits)."""
-    from backend.fares.payments import capture_attempt
-
     capture = capture_attempt(capture_id=capture_id)
     return capture.status if capture is not None else None
 
@@ -24,35 +25,12 @@ def retry_failed_captures() -> int:
     """Attempt every due capture: failed ones past their backoff, and pending or processing ones whose
     lease ran out (beat runs it every `ROCHDALE_PAYMENT_RETRY_SWEEP_S`, so a dead worker's capture is
     retried within its lease plus that interval)."""
-    from backend.fares.payments import captures_retry_due
-
     return captures_retry_due()
-
-
-@shared_task(name="backend.fares.tasks.post_weekly_top_ups", ignore_result=True)
-def post_weekly_top_ups() -> int:
-    """Top up every finished driver-week under a weekly floor, once (idempotent by key)."""
-    from backend.fares.weekly import weekly_top_ups_post
-
-    posted = weekly_top_ups_post()
-    for week in posted:
-        logger.info(
-            "weekly floor top-up %s: %s %s (floor %s, received %s, %s trips)",
-            week.key,
-            week.top_up,
-            week.currency,
-            week.floor,
-            week.received,
-            week.trip_count,
-        )
-    return len(posted)
 
 
 @shared_task(name="backend.fares.tasks.verify_ledger", ignore_result=True)
 def verify_ledger() -> dict[str, Any]:
     """Verify the journal and the captures against it; any problem is logged as an ERROR naming it."""
-    from backend.fares.ledger import ledger_verify
-
     report = ledger_verify()
     if report.ok:
         logger.info("ledger verified: %s", report.summary())

@@ -40,11 +40,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from backend.fares.money import money
-from backend.fares.settlement import completion_fields, post_trip_fare
 from backend.redis import get_redis
 from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import DriverPresence, Trip, TripCancelledBy
+from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.services.driving import (
     MAX_USABLE_ACCURACY_M,
     TrailPoint,
@@ -275,7 +275,7 @@ def _complete(
         fields={**fields, "completed_at": completed_at},
         details={**details, "distance_m": distance_m, "duration_s": duration_s},
     )
-    post_trip_fare(trip=done)
+    trip_completion_settle(trip=done)
     DriverPresence.objects.filter(driver_id=trip.driver_id).update(idle_since=timezone.now())
     driver_id, trip_id = trip.driver_id, trip.id
     transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip_id), robust=True)

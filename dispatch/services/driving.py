@@ -19,10 +19,10 @@ from django.utils import timezone
 from geopy.distance import geodesic
 
 from backend.errors import InvalidTransition, NotFound
-from backend.fares.settlement import completion_fields, post_trip_fare
 from backend.redis import get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, LocationFix, Trip
+from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
@@ -132,7 +132,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
             fields={**fields, "completed_at": now},
             details={"measured": measured is not None, "distance_m": distance_m, "duration_s": duration_s},
         )
-        post_trip_fare(trip=done)
+        trip_completion_settle(trip=done)
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
     transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip.id))
     transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip.id)))

@@ -1,7 +1,7 @@
 """A rider's trip from request to rating: request, cancel, rate, tip.
 
 Every status move goes through `trip_transition` (the only writer of Trip.status); money goes through
-backend/fares/settlement.py in the same transaction as the move. The database decides races: one open trip
+dispatch/money/settlement.py in the same transaction as the move. The database decides races: one open trip
 per rider is a partial unique index, one rating per party per trip a unique constraint, and a cancellation
 or tip locks the trip row so the fee and the tip cap are decided on the state they change.
 """
@@ -28,10 +28,10 @@ from backend.errors import (
     Unprocessable,
 )
 from backend.fares.money import money
-from backend.fares.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
+from dispatch.money.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch.selectors import trip_get_for, trip_load
 from dispatch.services.dispatching import trip_requested
 from dispatch.services.estimates import Place, require_in_service_area, route_quote

@@ -1,5 +1,5 @@
 """Building trips and money the way the services do: Trip rows in a status, then the real transition and
-settlement calls (`trip_transition(..., fields=completion_fields(...))` + `post_trip_fare`)."""
+settlement calls (`trip_transition(..., fields=completion_fields(...))` + `trip_completion_settle`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from django.contrib.gis.geos import Point
 from django.db import connection, transaction
 from django.utils import timezone
 
-from backend.fares import settlement
 from backend.fares.ledger import ledger_verify
 from backend.fares.models import FarePolicyVersion
 from backend.fares.pricing import quote_fare
 from backend.fares.selectors import policy_of
 from backend.fares.services import policy_version_create
+from dispatch.money import settlement
 
 # docs/contract.md's example rates: 85% of 0.35 a minute is well below the 0.620 floor, so the floor binds
 # often.
@@ -112,7 +112,8 @@ def in_progress_trip(
 
 
 def complete_trip(trip, *, distance_m: int, duration_s: int, at: datetime | None = None):
-    """Complete through the one status writer, with the settlement's fields, and post the fare entry."""
+    """Complete through the one status writer, with the settlement's fields, and settle it (the share
+    instalment, then the fare entry), as the completion services do."""
     from dispatch.services.transitions import trip_transition
     from dispatch.state import TripStatus
 
@@ -124,7 +125,7 @@ def complete_trip(trip, *, distance_m: int, duration_s: int, at: datetime | None
         done = trip_transition(
             trip_id=trip.id, to=TripStatus.COMPLETED, actor_id=trip.driver_id, fields=fields
         )
-        settlement.post_trip_fare(trip=done)
+        settlement.trip_completion_settle(trip=done)
     return done
 
 

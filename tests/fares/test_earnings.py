@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from backend.fares import ledger
 from backend.fares.models import AccountKind
+from backend.fares.pay import local_zone
 from backend.fares.pricing import driver_pay
 from backend.fares.selectors import policy_of
-from backend.fares.weekly import local_zone, week_start_of, weekly_top_ups_post
 from dispatch.models import PresenceSession
+from dispatch.money.weekly import week_start_of, weekly_top_ups_post
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory
 from tests.fares.builders import (

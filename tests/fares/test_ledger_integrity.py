@@ -13,10 +13,11 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from backend.errors import InvalidTransition
-from backend.fares import ledger, settlement
+from backend.fares import ledger
 from backend.fares.ledger import UnbalancedEntry, credit, debit
 from backend.fares.models import AccountKind, CaptureStatus, JournalEntry, PaymentCapture, Posting
 from backend.fares.tasks import verify_ledger
+from dispatch.money.settlement import trip_completion_settle
 from tests.factories import DriverFactory, RiderFactory
 from tests.fares.builders import (
     adopt_policy,
@@ -252,7 +253,7 @@ def test_concurrent_postings_of_one_fare_post_once():
 
     def post_again():
         with transaction.atomic():
-            return settlement.post_trip_fare(trip=done).id
+            return trip_completion_settle(trip=done).id
 
     results, errors = _run_in_threads(4, post_again)
     assert not errors

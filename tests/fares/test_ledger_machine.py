@@ -40,7 +40,7 @@ from backend.fares.models import AccountKind, CaptureStatus, JournalEntry, Payme
 from backend.fares.payments import TestModeProvider, capture_attempt
 from backend.fares.pricing import PeriodTrip, cancellation_split, period_top_up, trip_floor
 from backend.fares.selectors import policy_of
-from backend.fares.weekly import week_bounds, week_start_of, week_top_up_key, weekly_top_ups_post
+from dispatch.money.weekly import week_bounds, week_start_of, week_top_up_key, weekly_top_ups_post
 from tests.factories import DriverFactory, RiderFactory
 from tests.fares.builders import (
     adopt_policy,

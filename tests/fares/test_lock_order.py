@@ -21,8 +21,8 @@ from django.db import connection, connections
 from backend.fares.ledger import ledger_verify
 from backend.fares.models import CaptureStatus, JournalEntry, PaymentCapture
 from backend.fares.payments import capture_attempt
-from backend.fares.services import refund_post
 from dispatch.models import Tip
+from dispatch.money.refunds import refund_post
 from dispatch.services.trips import trip_tip
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import adopt_policy, complete_trip, ensure_seed_policy, in_progress_trip

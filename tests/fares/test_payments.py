@@ -20,7 +20,7 @@ from backend.fares.payments import (
     payment_provider,
     processing_lease,
 )
-from backend.fares.services import refund_post
+from dispatch.money.refunds import refund_post
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import (

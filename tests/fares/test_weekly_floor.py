@@ -9,15 +9,15 @@ from django.utils import timezone
 
 from backend.fares import ledger
 from backend.fares.models import AccountKind, JournalEntry
-from backend.fares.tasks import post_weekly_top_ups
-from backend.fares.weekly import (
+from backend.fares.pay import local_zone
+from dispatch.money.weekly import (
     driver_week_compute,
     iso_week_label,
-    local_zone,
     week_bounds,
     week_start_of,
     weekly_top_ups_post,
 )
+from dispatch.tasks import post_weekly_top_ups
 from tests.factories import DriverFactory, RiderFactory
 from tests.fares.builders import adopt_policy, assert_ledger_consistent, complete_trip, in_progress_trip
 

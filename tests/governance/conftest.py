@@ -59,13 +59,14 @@ def make_director(make_member):
 @pytest.fixture
 def complete_trip(seeded_policy):
     """``complete_trip(driver, pay_minor=..., engaged_s=..., at=...)``: a completed trip whose fare is
-    posted through backend.fares.settlement (which withholds the share instalment)."""
+    settled as the completion services settle it (dispatch/money/settlement.py: the share instalment
+    withheld, then the fare posted)."""
     from django.contrib.gis.geos import Point
     from django.utils import timezone
 
     from backend.fares.models import FarePolicyVersion
-    from backend.fares.settlement import post_trip_fare
     from dispatch.models import Trip
+    from dispatch.money.settlement import trip_completion_settle
     from tests.factories import RiderFactory
 
     def make(driver, *, pay_minor=2000, fare_minor=2400, engaged_s=1200, at=None, post=True):
@@ -90,7 +91,7 @@ def complete_trip(seeded_policy):
             ended_at=completed,
         )
         if post:
-            post_trip_fare(trip=trip)
+            trip_completion_settle(trip=trip)
         return trip
 
     return make

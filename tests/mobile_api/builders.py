@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from datetime import datetime
 
-from backend.fares.settlement import completion_fields, post_trip_fare
 from dispatch.models import ServiceArea, Trip
+from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.selectors import trip_load
 from dispatch.services.estimates import Place
 from dispatch.services.transitions import trip_transition
@@ -62,7 +62,7 @@ def drive_to_completion(trip: Trip, driver=None) -> Trip:
     )
     trip_transition(trip_id=trip.id, to=TripStatus.COMPLETED, actor_id=trip.driver_id, fields=fields)
     done = trip_load(trip.id)
-    post_trip_fare(trip=done)
+    trip_completion_settle(trip=done)
     return done
 
 

@@ -12,29 +12,37 @@ Journal entries (amounts in minor units):
   Cr coop_revenue the commission on it.
 - `tip:{id}`: Dr rider_receivable(rider) tip; Cr tips_held(driver) tip. All of it goes to the driver.
 
+Fare and cancellation entries record when the work ended (`worked_at`) and a fare entry the trip's engaged
+time (`engaged_s`): backend/fares/pay.py reads driver pay and engaged time for a period from them.
+
 Each of these also records a `PaymentCapture` (keys `capture:{trip_id}`, `capture:{trip_id}:cancellation`,
 `capture:tip:{tip_id}`) whose first attempt is enqueued after commit: the trip never waits on the provider.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from backend.fares import ledger
+from backend.fares.captures import capture_create
+from backend.fares.charges import TripCharge
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, CapturePurpose, JournalEntry
-from backend.fares.payments import capture_create
 from backend.fares.pricing import (
     cancellation_split,
     driver_pay,
+    engaged_seconds,
     fare_with_quote_tolerance,
     rider_cancellation_fee_due,
 )
 from backend.fares.selectors import policy_of
+from dispatch.models import Tip, Trip
+from governance.services import share_instalment_withhold
 
 
-def completion_fields(*, trip: Any, distance_m: int, duration_s: int) -> dict[str, Any]:
+def completion_fields(*, trip: Trip, distance_m: int, duration_s: int) -> dict[str, Any]:
     """The trip's money at completion, from the measured route, under the policy in force at request.
 
     The quote binds under the tolerance rule in backend/fares/pricing.py (docs/fares.md)."""
@@ -78,50 +86,85 @@ def completion_fields(*, trip: Any, distance_m: int, duration_s: int) -> dict[st
     }
 
 
-def post_trip_fare(*, trip: Any) -> JournalEntry:
+def trip_charge(trip: Trip) -> TripCharge:
+    """The completed trip's money as settlement posts it (its engaged time computed here, once).
+
+    Raises ValueError for a trip that has no driver, fare or completion time yet."""
+    if (
+        trip.driver_id is None
+        or trip.fare_minor is None
+        or trip.driver_pay_minor is None
+        or trip.completed_at is None
+    ):
+        raise ValueError(f"trip {trip.id} is not completed with a fare")
+    breakdown = trip.fare_breakdown or {}
+    pay = trip.driver_pay_minor
+    return TripCharge(
+        id=trip.id,
+        rider_id=trip.rider_id,
+        driver_id=trip.driver_id,
+        currency=trip.currency,
+        fare_minor=trip.fare_minor,
+        driver_pay_minor=pay,
+        share_minor=breakdown.get("share", pay),
+        floor_minor=breakdown.get("floor"),
+        floor_applied=bool(breakdown.get("floor_applied")),
+        policy_version_id=trip.policy_version_id,
+        completed_at=trip.completed_at,
+        engaged_s=engaged_seconds(
+            assigned_at=trip.assigned_at, started_at=trip.started_at, completed_at=trip.completed_at
+        ),
+    )
+
+
+def trip_completion_settle(*, trip: Trip) -> JournalEntry:
+    """Settle a trip just completed, in the transaction that completed it: withhold the driver's share
+    instalment, then post the fare entry. Returns the fare entry (the first one, when called again).
+
+    In that order because withholding locks the driver's member row (step 3 of the lock order in
+    backend/fares/ledger.py), and every row lock comes before the transaction's first ledger write."""
+    charge = trip_charge(trip)
+    share_instalment_withhold(trip=charge)
+    return post_trip_fare(charge=charge)
+
+
+def post_trip_fare(*, charge: TripCharge) -> JournalEntry:
     """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`) and record the capture
-    of the fare, attempted after commit. Returns the entry (the first one, when called again).
-
-    The driver's share instalment is withheld first: it locks the driver's member row, and the ledger's
-    lock order (backend/fares/ledger.py) takes every row lock before the transaction's first ledger write."""
-    from governance.services import share_instalment_withhold  # lazy: governance builds on fares
-
-    share_instalment_withhold(trip=trip)
-    fare, pay = trip.fare_minor, trip.driver_pay_minor
+    of the fare, attempted after commit. Returns the entry (the first one, when called again)."""
+    fare, pay = charge.fare_minor, charge.driver_pay_minor
     commission = max(fare - pay, 0)
     subsidy = max(pay - fare, 0)
-    breakdown = trip.fare_breakdown or {}
-    share = breakdown.get("share", pay)
-    entry = _post_rider_charge(
-        key=f"trip:{trip.id}:fare",
+    return _post_rider_charge(
+        key=f"trip:{charge.id}:fare",
         kind="trip_fare",
-        currency=trip.currency,
-        trip_id=trip.id,
-        rider_id=trip.rider_id,
+        currency=charge.currency,
+        trip_id=charge.id,
+        rider_id=charge.rider_id,
         amount_minor=fare,
-        capture_key=f"capture:{trip.id}",
+        capture_key=f"capture:{charge.id}",
         purpose=CapturePurpose.FARE,
-        memo=f"Fare of trip {trip.id}",
+        memo=f"Fare of trip {charge.id}",
         lines=[
-            debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, fare),
+            debit(AccountKind.RIDER_RECEIVABLE, charge.rider_id, fare),
             debit(AccountKind.FLOOR_TOP_UPS, None, subsidy),
-            credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, pay),
+            credit(AccountKind.DRIVER_PAYABLE, charge.driver_id, pay),
             credit(AccountKind.COOP_REVENUE, None, commission),
         ],
         metadata={
-            "floor_applied": bool(breakdown.get("floor_applied")),
+            "floor_applied": charge.floor_applied,
             "fare": fare,
             "pay": pay,
-            "share": share,
-            "floor": breakdown.get("floor"),
-            "floor_top_up": max(pay - share, 0),
-            "policy_version": trip.policy_version_id,
+            "share": charge.share_minor,
+            "floor": charge.floor_minor,
+            "floor_top_up": max(pay - charge.share_minor, 0),
+            "policy_version": charge.policy_version_id,
+            "worked_at": charge.completed_at.isoformat(),
+            "engaged_s": charge.engaged_s,
         },
     )
-    return entry
 
 
-def cancellation_fields(*, trip: Any, cancelled_by: str, at: datetime) -> dict[str, Any]:
+def cancellation_fields(*, trip: Trip, cancelled_by: str, at: datetime) -> dict[str, Any]:
     """The fee a cancellation costs: only a rider cancelling later than the free period after assignment."""
     if cancelled_by != "rider" or trip.assigned_at is None or trip.driver_id is None:
         return {"cancellation_fee_minor": None}
@@ -132,8 +175,9 @@ def cancellation_fields(*, trip: Any, cancelled_by: str, at: datetime) -> dict[s
     return {"cancellation_fee_minor": cancellation_split(policy).fee}
 
 
-def post_cancellation_fee(*, trip: Any) -> JournalEntry | None:
-    """Post a late-cancellation fee (if the trip has one) and record its capture; None when no fee."""
+def post_cancellation_fee(*, trip: Trip) -> JournalEntry | None:
+    """Post a late-cancellation fee (if the cancelled trip has one) and record its capture; None when no
+    fee."""
     if not trip.cancellation_fee_minor:
         return None
     split = cancellation_split(policy_of(trip.policy_version))
@@ -152,11 +196,16 @@ def post_cancellation_fee(*, trip: Any) -> JournalEntry | None:
             credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, split.driver),
             credit(AccountKind.COOP_REVENUE, None, split.coop),
         ],
-        metadata={"fee": split.fee, "driver": split.driver, "coop": split.coop},
+        metadata={
+            "fee": split.fee,
+            "driver": split.driver,
+            "coop": split.coop,
+            "worked_at": trip.ended_at.isoformat() if trip.ended_at else None,
+        },
     )
 
 
-def post_tip(*, tip: Any) -> JournalEntry:
+def post_tip(*, tip: Tip) -> JournalEntry:
     """Post a tip, all of it held for the driver, and record its capture."""
     return _post_rider_charge(
         key=f"tip:{tip.id}",
@@ -181,8 +230,8 @@ def _post_rider_charge(
     key: str,
     kind: str,
     currency: str,
-    trip_id: Any,
-    rider_id: Any,
+    trip_id: uuid.UUID,
+    rider_id: uuid.UUID,
     amount_minor: int,
     capture_key: str,
     purpose: CapturePurpose,

@@ -3,9 +3,9 @@
 A week runs from Monday 00:00 to the next Monday 00:00 in `settings.TIME_ZONE`. For every driver with
 completed week-mode trips in a finished week, the floor over the week (`pricing.period_top_up`: each trip's
 floor from its own policy version, with the rider aboard) is compared with what the trips paid
-(driver_payable on their fare entries, reversals netted), and the shortfall is posted once under
-`floor:{driver_id}:{iso-week}`: Dr floor_top_ups, Cr driver_payable(driver). The key makes the job
-idempotent, so the hourly beat can run it as often as it likes and it pays once.
+(driver_payable on their fare entries, reversals netted: backend/fares/pay.py `trip_fare_pay`), and the
+shortfall is posted once under `floor:{driver_id}:{iso-week}`: Dr floor_top_ups, Cr driver_payable(driver).
+The key makes the job idempotent, so the hourly beat can run it as often as it likes and it pays once.
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
-from backend.fares.models import AccountKind, JournalEntry, Posting
-from backend.fares.pricing import PeriodTrip, period_top_up
+from backend.fares.models import AccountKind, JournalEntry
+from backend.fares.pay import local_zone, trip_fare_pay
+from backend.fares.pricing import PeriodTrip, engaged_seconds, period_top_up
 from backend.fares.selectors import policy_of
+from dispatch.models import Offer, OfferStatus, Trip
+from dispatch.state import TripStatus
 
 WEEK = timedelta(days=7)
 # Weeks looked back at on each run, so a worker outage of up to this long still pays every week.
@@ -48,10 +49,6 @@ class DriverWeek:
     @property
     def key(self) -> str:
         return week_top_up_key(self.driver_id, self.week_start)
-
-
-def local_zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
 
 
 def week_start_of(moment: datetime) -> date:
@@ -78,10 +75,7 @@ def week_top_up_key(driver_id: uuid.UUID | str, week_start: date) -> str:
     return f"floor:{driver_id}:{iso_week_label(week_start)}"
 
 
-def _week_mode_trips(week_start: date, driver_id: uuid.UUID | None = None) -> QuerySet:
-    from dispatch.models import Trip
-    from dispatch.state import TripStatus
-
+def _week_mode_trips(week_start: date, driver_id: uuid.UUID | None = None) -> QuerySet[Trip]:
     start, end = week_bounds(week_start)
     trips = Trip.objects.filter(
         status=TripStatus.COMPLETED,
@@ -92,32 +86,18 @@ def _week_mode_trips(week_start: date, driver_id: uuid.UUID | None = None) -> Qu
     return trips.filter(driver_id=driver_id) if driver_id is not None else trips
 
 
-def trip_pay_received(trip_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """What each trip's fare entry paid its driver (driver_payable), with reversals of it netted."""
-    rows = Posting.objects.filter(
-        account__kind=AccountKind.DRIVER_PAYABLE, entry__trip_id__in=trip_ids
-    ).filter(Q(entry__kind="trip_fare") | Q(entry__kind="reversal", entry__reverses__kind="trip_fare"))
-    received: dict[uuid.UUID, int] = defaultdict(int)
-    for trip_id, credit_minor, debit_minor in rows.values_list(
-        "entry__trip_id", "credit_minor", "debit_minor"
-    ):
-        received[trip_id] += credit_minor - debit_minor
-    return received
-
-
 def driver_week_compute(*, driver_id: uuid.UUID, week_start: date) -> DriverWeek | None:
     """The week's floor, what the week-mode trips paid and the top-up due (None: no week-mode trips)."""
     trips = list(_week_mode_trips(week_start, driver_id).select_related("policy_version"))
     if not trips:
         return None
-    received_by_trip = trip_pay_received([trip.id for trip in trips])
+    received_by_trip = trip_fare_pay(trip_ids=[trip.id for trip in trips])
     offers = _accepted_pickup_distances([trip.id for trip in trips])
     by_version: dict[int, list[PeriodTrip]] = defaultdict(list)
     policies = {}
     for trip in trips:
         policies[trip.policy_version_id] = policy_of(trip.policy_version)
         distance = trip.measured_distance_m or 0
-        engaged_from = trip.assigned_at or trip.started_at or trip.completed_at
         by_version[trip.policy_version_id].append(
             PeriodTrip(
                 distance_m=distance,
@@ -125,7 +105,9 @@ def driver_week_compute(*, driver_id: uuid.UUID, week_start: date) -> DriverWeek
                 pay=max(received_by_trip.get(trip.id, 0), 0),
                 wheelchair_accessible=trip.wheelchair_accessible,
                 engaged_distance_m=distance + offers.get(trip.id, 0),
-                engaged_s=max(int((trip.completed_at - engaged_from).total_seconds()), 0),
+                engaged_s=engaged_seconds(
+                    assigned_at=trip.assigned_at, started_at=trip.started_at, completed_at=trip.completed_at
+                ),
             )
         )
     # A week normally has one policy; if the board changed it mid-week each trip keeps its own floor.
@@ -150,8 +132,6 @@ def driver_week_compute(*, driver_id: uuid.UUID, week_start: date) -> DriverWeek
 
 
 def _accepted_pickup_distances(trip_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    from dispatch.models import Offer, OfferStatus
-
     return dict(
         Offer.objects.filter(trip_id__in=trip_ids, status=OfferStatus.ACCEPTED).values_list(
             "trip_id", "pickup_distance_m"

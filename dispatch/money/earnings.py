@@ -1,4 +1,4 @@
-"""A driver's earnings over a range of local dates, read from the ledger (money) and trips (time).
+"""A driver's earnings over a range of local dates, read from the ledger (money, engaged time) and presence.
 
 Figures (all integer minor units, one currency):
 - one line per trip that earned the driver money in the range: completed trips by `completed_at`, and
@@ -11,7 +11,10 @@ Figures (all integer minor units, one currency):
   `pay = gross_fares - commission + minimum_top_up`, exactly what was credited to driver_payable for them;
   `total = pay + tips`;
 - `online_seconds` (PresenceSession overlap with the range), `engaged_seconds` (assigned to completed, over
-  the completed trips), and the effective hourly `total` per engaged and per online hour.
+  the completed trips, as their fare entries recorded it), and the effective hourly `total` per engaged and
+  per online hour.
+Which entries count, in which period, is backend/fares/pay.py's one definition of driver pay; `pay` here is
+the sum of its credits, so it equals governance's patronage `net_earnings` for the same driver and dates.
 Reversals (corrections) of an entry are netted into the line of the entry they reverse.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 
 from django.conf import settings
@@ -29,7 +32,15 @@ from django.utils import timezone
 
 from backend.fares.models import AccountKind, JournalEntry, Posting
 from backend.fares.money import round_half_up
-from backend.fares.weekly import local_zone
+from backend.fares.pay import (
+    TRIP_FARE,
+    WEEKLY_FLOOR_TOP_UP,
+    PayCredit,
+    driver_pay_credits,
+    local_day_bounds,
+    local_zone,
+)
+from dispatch.models import PresenceSession, Trip
 
 MAX_RANGE_DAYS = 366
 
@@ -110,15 +121,6 @@ class Earnings:
         return round_half_up(Fraction(self.total * 3600, seconds))
 
 
-def range_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    """[date_from 00:00, day after date_to 00:00) local, as aware datetimes."""
-    zone = local_zone()
-    return (
-        datetime.combine(date_from, time(0), tzinfo=zone),
-        datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=zone),
-    )
-
-
 def current_week(today: date | None = None) -> tuple[date, date]:
     day = today or timezone.localtime(timezone.now(), local_zone()).date()
     monday = day - timedelta(days=day.weekday())
@@ -128,45 +130,37 @@ def current_week(today: date | None = None) -> tuple[date, date]:
 def driver_earnings(
     *, driver_id: uuid.UUID, date_from: date, date_to: date, now: datetime | None = None
 ) -> Earnings:
-    from dispatch.models import PresenceSession, Trip
-    from dispatch.state import TripStatus
-
-    start, end = range_bounds(date_from, date_to)
+    """The driver's earnings between two local dates (inclusive). Pay and engaged time are the ledger's
+    (backend/fares/pay.py `driver_pay_credits`, the same credits patronage sums); online time is
+    PresenceSession's."""
+    start, end = local_day_bounds(date_from, date_to)
     moment = now or timezone.now()
-    trips = list(
-        Trip.objects.filter(driver_id=driver_id)
-        .filter(
-            Q(status=TripStatus.COMPLETED, completed_at__gte=start, completed_at__lt=end)
-            | Q(
-                status=TripStatus.CANCELLED,
-                cancellation_fee_minor__gt=0,
-                ended_at__gte=start,
-                ended_at__lt=end,
-            )
-        )
-        .order_by("completed_at", "ended_at", "id")
+    credits = driver_pay_credits(driver_ids=[driver_id], date_from=date_from, date_to=date_to)
+    # Completed trips first, by completion, then late cancellations, by their end (as the driver's app lists).
+    trip_credits = sorted(
+        (credit for credit in credits if credit.kind != WEEKLY_FLOOR_TOP_UP),
+        key=lambda credit: (credit.kind != TRIP_FARE, credit.worked_at, credit.trip_id),
     )
+    trips = Trip.objects.in_bulk([credit.trip_id for credit in trip_credits])
     lines: dict[uuid.UUID, EarningsLine] = {}
-    currencies: set[str] = set()
-    engaged = 0
-    for trip in trips:
-        completed = trip.status == TripStatus.COMPLETED
-        lines[trip.id] = EarningsLine(
-            trip_id=trip.id,
+    for credit in trip_credits:
+        assert credit.trip_id is not None and credit.worked_at is not None  # trip entries name their trip
+        completed = credit.kind == TRIP_FARE
+        trip = trips[credit.trip_id]
+        lines[credit.trip_id] = EarningsLine(
+            trip_id=credit.trip_id,
             kind="trip" if completed else "cancellation",
-            at=trip.completed_at if completed else trip.ended_at,
+            at=credit.worked_at,
+            pay=credit.pay_minor,
             distance_m=trip.measured_distance_m if completed else None,
             duration_s=trip.measured_duration_s if completed else None,
         )
-        currencies.add(trip.currency)
-        if completed:
-            began = trip.assigned_at or trip.started_at or trip.completed_at
-            engaged += max(int((trip.completed_at - began).total_seconds()), 0)
-
     _add_trip_money(lines, driver_id=driver_id)
-    top_ups = _weekly_top_ups(
-        driver_id=driver_id, date_from=date_from, date_to=date_to, currencies=currencies
-    )
+    top_ups = [
+        _weekly_top_up(credit)
+        for credit in sorted(credits, key=lambda credit: credit.week_start or date.min)
+        if credit.kind == WEEKLY_FLOOR_TOP_UP
+    ]
 
     online = 0
     sessions = PresenceSession.objects.filter(driver_id=driver_id, started_at__lt=end).filter(
@@ -176,6 +170,7 @@ def driver_earnings(
         stop = min(session.ended_at or moment, end, max(moment, start))
         online += max(int((stop - max(session.started_at, start)).total_seconds()), 0)
 
+    currencies = {credit.currency for credit in credits}
     if len(currencies) > 1:
         raise ValueError(f"driver {driver_id} earned in several currencies: {sorted(currencies)}")
     return Earnings(
@@ -186,15 +181,21 @@ def driver_earnings(
         lines=list(lines.values()),
         top_ups=top_ups,
         online_seconds=online,
-        engaged_seconds=engaged,
+        engaged_seconds=sum(credit.engaged_s for credit in credits),
     )
+
+
+def _weekly_top_up(credit: PayCredit) -> WeeklyTopUpLine:
+    assert credit.week is not None and credit.week_start is not None  # a weekly entry names its week
+    return WeeklyTopUpLine(week=credit.week, week_start=credit.week_start, amount=credit.pay_minor)
 
 
 _LINE_KINDS = ("trip_fare", "cancellation_fee", "tip")
 
 
 def _add_trip_money(lines: dict[uuid.UUID, EarningsLine], *, driver_id: uuid.UUID) -> None:
-    """Fill each line's money from its trip's fare / cancellation / tip entries, reversals netted."""
+    """Fill each line's fare, share and tips from its trip's fare / cancellation / tip entries, reversals
+    netted (its pay is the ledger's credit, set already)."""
     if not lines:
         return
     entries = list(
@@ -224,40 +225,7 @@ def _add_trip_money(lines: dict[uuid.UUID, EarningsLine], *, driver_id: uuid.UUI
             continue
         share = (source.metadata or {}).get("share") if source.kind == "trip_fare" else None
         line.fare += fare
-        line.pay += driver_pay
         # Entries from before the share was recorded count their pay as the share (no top-up shown).
         line.share += sign * share if share is not None else driver_pay
         if source.kind == "trip_fare" and sign > 0 and (source.metadata or {}).get("floor_applied"):
             line.floor_applied = True
-
-
-def _weekly_top_ups(
-    *, driver_id: uuid.UUID, date_from: date, date_to: date, currencies: set[str]
-) -> list[WeeklyTopUpLine]:
-    entries = JournalEntry.objects.filter(
-        kind="weekly_floor_top_up",
-        metadata__driver_id=str(driver_id),
-        metadata__week_end__gte=date_from.isoformat(),
-        metadata__week_end__lte=date_to.isoformat(),
-    ).order_by("metadata__week_start")
-    result = []
-    for entry in entries:
-        amount = 0
-        for posting in entry.postings.select_related("account"):
-            if posting.account.kind == AccountKind.DRIVER_PAYABLE and posting.account.owner_id == driver_id:
-                amount += posting.credit_minor - posting.debit_minor
-                currencies.add(posting.account.currency)
-        reversed_amount = sum(
-            p.debit_minor - p.credit_minor
-            for p in Posting.objects.filter(
-                entry__reverses=entry, account__kind=AccountKind.DRIVER_PAYABLE, account__owner_id=driver_id
-            )
-        )
-        result.append(
-            WeeklyTopUpLine(
-                week=entry.metadata["week"],
-                week_start=date.fromisoformat(entry.metadata["week_start"]),
-                amount=amount - reversed_amount,
-            )
-        )
-    return result

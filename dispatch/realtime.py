@@ -215,10 +215,15 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         return {}
 
     async def push(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(event["frame"]))
+        await self.send_frame(event["frame"])
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame))
+        try:
+            await self.send(text_data=json.dumps(frame))
+        except OSError:
+            # The client hung up before this frame (uvicorn raises ClientDisconnected, an OSError): what the
+            # frame answered already happened, and the app resyncs from REST when it is back.
+            logger.debug("socket closed before a %s frame could be sent", frame.get("type"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref: str | None = None

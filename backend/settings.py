@@ -321,8 +321,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
 }
 
-# Security headers. HTTPS is terminated at a proxy (nginx, an ingress) that sets X-Forwarded-Proto.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Security headers. HTTPS is terminated at a proxy (nginx, an ingress) that sets X-Forwarded-Proto; the header
+# is believed only when such a proxy is trusted, or a client could claim HTTPS with a made-up one.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ROCHDALE_TRUSTED_PROXY_HOPS else None
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
 SESSION_COOKIE_SECURE = not DEBUG
@@ -397,7 +398,6 @@ ROCHDALE_TRIP_TRACE_RETENTION_D = env_int("ROCHDALE_TRIP_TRACE_RETENTION_D", 90)
 # by the system; an in-progress one is completed on its trail only if the trail ends this near the dropoff.
 ROCHDALE_ABANDONED_TRIP_AFTER_S = env_int("ROCHDALE_ABANDONED_TRIP_AFTER_S", 300)
 ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M = env_int("ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M", 300)
-
 
 # Real-time dispatch (docs/dispatch.md): the region this process serves (one dispatch worker per region),
 # how often a trip with nobody to offer it to is searched again, and how many candidates a round ranks.

@@ -43,6 +43,17 @@ def test_check_deploy_passes_with_the_documented_production_variables():
     assert "no issues" in result.stdout
 
 
+@pytest.mark.parametrize(("hops", "header"), [("0", "None"), ("1", "('HTTP_X_FORWARDED_PROTO', 'https')")])
+def test_x_forwarded_proto_is_trusted_only_behind_a_trusted_proxy(hops, header):
+    """With no trusted proxy a client could claim HTTPS with a made-up X-Forwarded-Proto."""
+    result = _run_manage(
+        ["shell", "-c", "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"],
+        {"ROCHDALE_TRUSTED_PROXY_HOPS": hops},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == header
+
+
 @pytest.mark.django_db
 def test_createsuperuser_works_with_a_phone_number(monkeypatch):
     from backend.accounts.models import User

@@ -7,23 +7,23 @@ patronage, and the records the API's serializers read (mobile_api/serializers_go
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet, Sum
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.fares.ledger import balance_minor
 from backend.fares.models import AccountKind
 from backend.fares.money import money
+from backend.fares.pay import driver_pay_for_period
 from backend.fares.policy import FarePolicy
 from backend.fares.pricing import driver_pay, quote_fare
 from backend.timestamps import wire_timestamp
@@ -175,7 +175,7 @@ def membership_detail(member: Member) -> dict[str, Any]:
 @dataclass(frozen=True)
 class PatronageMeasure:
     """A member's use of the co-op over a period: completed trips, engaged time (assigned to completed),
-    and net earnings (driver pay, tips excluded)."""
+    and net earnings (driver pay for the period, tips excluded: backend/fares/pay.py)."""
 
     trips: int
     engaged_seconds: int
@@ -202,43 +202,21 @@ class PatronageMeasure:
         }
 
 
-def _local_midnight(day: date) -> datetime:
-    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
-    return datetime.combine(day, time.min, tzinfo=zone)
-
-
 def patronage_by_member(members: Iterable[Member], *, start: date, end: date) -> dict[str, PatronageMeasure]:
-    """Patronage of each member from ``start`` to ``end`` inclusive (local dates of the co-op's zone)."""
-    from dispatch.models import Trip
-    from dispatch.state import TripStatus
+    """Patronage of each member from ``start`` to ``end`` inclusive (local dates of the co-op's zone).
 
+    Read from the ledger, never from trips: ``net_earnings`` is the kernel's one definition of driver pay
+    for a period (backend/fares/pay.py: trip pay, cancellation shares and floor top-ups, net of reversals;
+    tips excluded), ``trips`` the completed trips it paid for and ``engaged_seconds`` their engaged time as
+    their fare entries recorded it, so a member's patronage is what their earnings say to the cent."""
     by_user = {member.user_id: str(member.id) for member in members}
-    rows = (
-        Trip.objects.filter(
-            driver_id__in=list(by_user),
-            status=TripStatus.COMPLETED,
-            completed_at__gte=_local_midnight(start),
-            completed_at__lt=_local_midnight(end + timedelta(days=1)),
+    pay = driver_pay_for_period(driver_ids=list(by_user), date_from=start, date_to=end)
+    return {
+        by_user[user_id]: PatronageMeasure(
+            trips=paid.trips, engaged_seconds=paid.engaged_s, net_earnings_minor=paid.pay_minor
         )
-        .values("driver_id")
-        .annotate(
-            trips=Count("id"),
-            pay=Sum("driver_pay_minor"),
-            engaged=Sum(
-                ExpressionWrapper(F("completed_at") - F("assigned_at"), output_field=DurationField())
-            ),
-        )
-        .order_by()
-    )
-    measures = {member_id: PatronageMeasure(0, 0, 0) for member_id in by_user.values()}
-    for row in rows:
-        engaged: timedelta | None = row["engaged"]
-        measures[by_user[row["driver_id"]]] = PatronageMeasure(
-            trips=row["trips"],
-            engaged_seconds=int(engaged.total_seconds()) if engaged else 0,
-            net_earnings_minor=row["pay"] or 0,
-        )
-    return measures
+        for user_id, paid in pay.items()
+    }
 
 
 # --- Proposals -------------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from backend.accounts import services
-from backend.accounts.selectors import user_account
 from backend.accounts.sign_in import user_sign_in
 from backend.accounts.throttling import RegisterRateThrottle, SignInRateThrottle, client_ip
 from backend.accounts.tickets import ticket_issue
 from mobile_api import serializers as s
+from mobile_api.accounts import account_document
 from mobile_api.schema import (
     AUTHENTICATED_GET_ERRORS,
     error_responses,
@@ -107,7 +107,7 @@ class RegisterView(APIView):
             license_number=data.get("license_number"),
             vehicle=services.VehicleDetails(**vehicle) if vehicle else None,
         )
-        return Response(user_account(user), status=201)
+        return Response(account_document(user), status=201)
 
 
 class TokenView(APIView):
@@ -210,7 +210,7 @@ class MeView(APIView):
         tags=["accounts"],
     )
     def get(self, request: Request) -> Response:
-        return Response(user_account(request.user))
+        return Response(account_document(request.user))
 
 
 class WsTicketView(APIView):
@@ -262,4 +262,4 @@ class DriverApproveView(APIView):
     )
     def post(self, request: Request, driver_id: uuid.UUID) -> Response:
         profile = services.driver_approve(driver_id=driver_id, approved_by=request.user)
-        return Response(user_account(profile.user))
+        return Response(account_document(profile.user))

@@ -24,8 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.accounts.models import DriverProfile, DriverStatus, User, Vehicle
+from backend.fares.selectors import policy_version_in_force
 from dispatch.models import ServiceArea
 from dispatch.simulation.city import City
+from governance import selectors, services
 
 STAFF_PHONE = "+12125550001"
 DEMO_DRIVERS = [
@@ -104,8 +106,6 @@ class Command(BaseCommand):
         return service_area
 
     def confirm_fare_policy(self) -> int:
-        from backend.fares.selectors import policy_version_in_force
-
         try:
             return int(policy_version_in_force().version)
         except Exception as error:  # the selector raises its own "none in force" error
@@ -163,10 +163,6 @@ class Command(BaseCommand):
         return user
 
     def seed_board(self, founders: list[User], staff: User) -> str:
-        try:
-            from governance import selectors, services
-        except ImportError:
-            return "skipped (the governance app has no services yet)"
         seated = 0
         for user in founders:
             member = selectors.current_member(user)

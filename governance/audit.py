@@ -5,12 +5,33 @@ recorded without its entry nor the other way round. Appends lock the single ``Au
 (``SELECT ... FOR UPDATE``): concurrent acts take their turn, and each entry points at the hash of the one
 committed before it, so the chain cannot fork. The entries table refuses UPDATE and DELETE (pgtrigger);
 an attacker who gets around that (a superuser disabling the trigger) is caught by ``audit_verify``.
+
+**Lock order.** Every act that appends here holds the head until it commits, so the head is the last lock
+an act takes. Governance acts take their row locks in one order:
+
+1. the proposal or the election row (``FOR UPDATE``: a vote or a decision, a nomination, a ballot, the
+   count);
+2. member rows, in id order: ``FOR NO KEY UPDATE`` to change a member (withholding, suspending,
+   withdrawing, seating, the count's candidates). That mode never waits for the ``FOR KEY SHARE`` which
+   inserting a row referencing a member takes (votes, ballots, voter rolls, candidacies, dividend
+   statements), so those inserts need no order of their own;
+3. board seats (ending one, adding one);
+4. last, the audit head: the act's entries are appended at its end, after every other write
+   (``AuditEvent`` collects them where the act is done; ``audit_append_all`` writes them in order).
+
+Ledger rows (backend/fares/ledger.py) only INSERT and take no row lock a governance act waits for, and a
+trip's money transaction locks the trip first and the driver's member row after it, so the trip comes
+before all of these. Every wait then points forward along one order and no cycle can close: before this
+order the count held the head while it waited for a winner's member row, and a winner withdrawing held
+that row while it waited for the head; a deciding dividend vote held the head while it waited for a
+withdrawing director (tests/governance/test_lock_order.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -53,6 +74,20 @@ def audit_append(*, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
     )
     AuditHead.objects.filter(id=1).update(sequence=sequence, hash=digest)
     return entry
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """An entry an act will append: built where the act is done, appended at the act's end (the lock
+    order above)."""
+
+    kind: str
+    payload: Mapping[str, Any]
+
+
+def audit_append_all(events: Iterable[AuditEvent]) -> list[AuditEntry]:
+    """Append the act's entries in order; the last write of the act's transaction."""
+    return [audit_append(kind=event.kind, payload=event.payload) for event in events]
 
 
 def _chain_entries() -> Iterator[ChainEntry]:

@@ -13,31 +13,36 @@ from django.utils import timezone
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound
 from governance import selectors
-from governance.audit import audit_append
+from governance.audit import AuditEvent, audit_append_all
 from governance.models import BoardSeat, Election, Member, SeatSource
 
 
-def board_seats_end(*, member: Member, at: datetime, reason: str) -> None:
-    """End the member's seats in force (inside the caller's transaction, the member row locked)."""
+def board_seats_end(*, member: Member, at: datetime, reason: str) -> list[AuditEvent]:
+    """End the member's seats in force (inside the caller's transaction, the member row locked); returns
+    the entries for the caller to append last."""
+    events = []
     for seat in selectors.seats_in_force(at).filter(member=member):
         seat.ended_at = at
         seat.ended_reason = reason[:200]
         seat.save(update_fields=["ended_at", "ended_reason"])
-        audit_append(
-            kind="board.seat_ended",
-            payload={"seat_id": seat.id, "member_id": member.id, "ended_at": at, "reason": reason},
+        events.append(
+            AuditEvent(
+                kind="board.seat_ended",
+                payload={"seat_id": seat.id, "member_id": member.id, "ended_at": at, "reason": reason},
+            )
         )
+    return events
 
 
 def board_seat_add(
     *, member: Member, term_ends: datetime, source: str, election: Election | None, at: datetime
-) -> BoardSeat:
+) -> tuple[BoardSeat, AuditEvent]:
     """Seat the member from ``at`` to ``term_ends`` (inside the caller's transaction, the member row
-    locked)."""
+    locked); returns the seat and its entry for the caller to append last."""
     seat = BoardSeat.objects.create(
         member=member, starts_at=at, term_ends=term_ends, source=source, election=election
     )
-    audit_append(
+    event = AuditEvent(
         kind="board.seat_added",
         payload={
             "seat_id": seat.id,
@@ -48,7 +53,7 @@ def board_seat_add(
             "term_ends": term_ends,
         },
     )
-    return seat
+    return seat, event
 
 
 def board_seat_found(
@@ -63,7 +68,7 @@ def board_seat_found(
             "term_ends must be in the future.", details={"term_ends": ["must be in the future"]}
         )
     with transaction.atomic():
-        member = Member.objects.select_for_update().filter(id=member_id).first()
+        member = Member.objects.select_for_update(no_key=True).filter(id=member_id).first()
         if member is None:
             raise NotFound("No such member.")
         if not member.in_good_standing:
@@ -72,6 +77,8 @@ def board_seat_found(
             )
         if selectors.seats_in_force(now).filter(member=member).exists():
             raise Conflict("This member already holds a seat.", code="already_director")
-        return board_seat_add(
+        seat, event = board_seat_add(
             member=member, term_ends=term_ends, source=SeatSource.FOUNDING, election=None, at=now
         )
+        audit_append_all([event])
+    return seat

@@ -15,7 +15,7 @@ from backend.fares import ledger
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind
 from governance import selectors
-from governance.audit import audit_append
+from governance.audit import AuditEvent
 from governance.dividends import MINIMUM_CASH_SHARE, allocate_patronage
 from governance.models import DividendBasis, DividendStatement, Member, MemberStatus, Proposal
 
@@ -70,8 +70,9 @@ def dividend_payload_validated(payload: object) -> dict[str, Any]:
     }
 
 
-def dividend_allocate(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
-    """Split a passed dividend proposal's surplus by patronage; returns the proposal's `effect`."""
+def dividend_allocate(proposal: Proposal, *, now: datetime) -> tuple[dict[str, Any], AuditEvent]:
+    """Split a passed dividend proposal's surplus by patronage; returns the proposal's `effect` and the
+    entry for the caller to append last."""
     payload = proposal.payload
     start, end = date.fromisoformat(payload["period_start"]), date.fromisoformat(payload["period_end"])
     surplus = payload["surplus"]["amount"]
@@ -82,11 +83,11 @@ def dividend_allocate(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
     weights = {member_id: measure.weight(basis) for member_id, measure in measures.items()}
     allocations = allocate_patronage(surplus, weights, Decimal(payload["cash_share"]))
     if allocations.reason and not any(a.total for a in allocations):
-        audit_append(
+        event = AuditEvent(
             kind="dividend.allocated",
             payload={"proposal_id": proposal.id, "allocated": 0, "reason": allocations.reason},
         )
-        return {"allocated": {"amount": 0, "currency": currency}, "reason": allocations.reason}
+        return {"allocated": {"amount": 0, "currency": currency}, "reason": allocations.reason}, event
     lines = [debit(AccountKind.SURPLUS, None, surplus)]
     statements = []
     for allocation in allocations:
@@ -117,7 +118,7 @@ def dividend_allocate(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
         metadata={"proposal_id": str(proposal.id), "basis": basis},
     )
     DividendStatement.objects.bulk_create(statements)
-    audit_append(
+    event = AuditEvent(
         kind="dividend.allocated",
         payload={
             "proposal_id": proposal.id,
@@ -131,10 +132,11 @@ def dividend_allocate(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
             ],
         },
     )
-    return {
+    effect = {
         "allocated": {"amount": surplus, "currency": currency},
         "cash": {"amount": allocations.cash_total, "currency": currency},
         "capital": {"amount": allocations.capital_total, "currency": currency},
         "members": len(statements),
         "journal_entry": str(entry.id),
     }
+    return effect, event

@@ -13,7 +13,7 @@ from django.utils import timezone
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from governance import selectors
-from governance.audit import audit_append
+from governance.audit import AuditEvent, audit_append, audit_append_all
 from governance.counting import count_irv, count_stv
 from governance.models import (
     Ballot,
@@ -166,6 +166,15 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
             return election
         if moment < election.voting_closes_at:
             raise Conflict("Voting in this election is still open.", code="voting_open")
+        # The lock order (governance/audit.py): the candidates' member rows after the election's and before
+        # any seat or the audit head. A candidate withdrawing meanwhile either committed before this (and
+        # the count below reads them as withdrawn) or waits until their new seat is in force (and ends it).
+        candidates = {
+            str(member.id): member
+            for member in Member.objects.select_for_update(no_key=True)
+            .filter(id__in=election.candidates.values("member_id"))
+            .order_by("id")
+        }
         record = selectors.ballot_record(election)
         standing = record["candidates"]
         withdrawn = record["withdrawn"]
@@ -178,23 +187,27 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
         election.closed_at = moment
         election.result = result.to_dict()
         election.save(update_fields=["closed_at", "result"])
-        audit_append(
-            kind="election.closed",
-            payload={
-                "election_id": election.id,
-                "method": result.method,
-                "elected": list(result.elected),
-                "valid_ballots": result.valid_ballots,
-                "quota": str(result.quota),
-            },
-        )
+        events = [
+            AuditEvent(
+                kind="election.closed",
+                payload={
+                    "election_id": election.id,
+                    "method": result.method,
+                    "elected": list(result.elected),
+                    "valid_ballots": result.valid_ballots,
+                    "quota": str(result.quota),
+                },
+            )
+        ]
         term_ends = moment + timedelta(days=election.term_days)
         for member_id in result.elected:
-            member = Member.objects.select_for_update().get(id=member_id)
-            board_seats_end(member=member, at=moment, reason="re-elected to a new term")
-            board_seat_add(
+            member = candidates[member_id]
+            events += board_seats_end(member=member, at=moment, reason="re-elected to a new term")
+            _, seated = board_seat_add(
                 member=member, term_ends=term_ends, source=SeatSource.ELECTION, election=election, at=moment
             )
+            events.append(seated)
+        audit_append_all(events)
     return election
 
 

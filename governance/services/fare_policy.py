@@ -9,7 +9,7 @@ from typing import Any
 from backend.errors import InvalidInput
 from backend.fares.policy import FarePolicy, PolicyValidationError
 from backend.fares.services import policy_version_create
-from governance.audit import audit_append
+from governance.audit import AuditEvent
 from governance.models import Proposal
 
 
@@ -37,8 +37,9 @@ def fare_policy_payload_validated(payload: object) -> dict[str, Any]:
     return document
 
 
-def fare_policy_adopt(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
-    """Make a passed fare policy proposal the next policy version; returns the proposal's `effect`."""
+def fare_policy_adopt(proposal: Proposal, *, now: datetime) -> tuple[dict[str, Any], AuditEvent]:
+    """Make a passed fare policy proposal the next policy version; returns the proposal's `effect` and
+    the entry for the caller to append last."""
     document = dict(proposal.payload)
     requested = document.pop("effective_at", None)
     # A date already past means "at once": a policy never takes effect before the vote that adopted it.
@@ -46,8 +47,8 @@ def fare_policy_adopt(proposal: Proposal, *, now: datetime) -> dict[str, Any]:
     version = policy_version_create(
         document=document, effective_at=effective_at, source="governance", proposal_id=proposal.id
     )
-    audit_append(
+    event = AuditEvent(
         kind="fare_policy.adopted",
         payload={"proposal_id": proposal.id, "version": version.version, "effective_at": effective_at},
     )
-    return {"policy_version": version.version, "effective_at": effective_at.isoformat()}
+    return {"policy_version": version.version, "effective_at": effective_at.isoformat()}, event

@@ -19,7 +19,7 @@ from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, JournalEntry
 from backend.fares.money import round_half_up
 from governance import selectors
-from governance.audit import audit_append
+from governance.audit import AuditEvent, audit_append, audit_append_all
 from governance.models import Member, MemberStatus
 from governance.services.board import board_seats_end
 
@@ -89,7 +89,7 @@ def share_instalment_withhold(*, trip: TripPay) -> None:
     if JournalEntry.objects.filter(key=key).exists():
         return
     member = (
-        Member.objects.select_for_update()
+        Member.objects.select_for_update(no_key=True)
         .filter(user_id=trip.driver_id)
         .exclude(status=MemberStatus.WITHDRAWN)
         .first()
@@ -124,7 +124,7 @@ def membership_withdraw(*, user: User) -> Member:
     now = timezone.now()
     with transaction.atomic():
         member = (
-            Member.objects.select_for_update()
+            Member.objects.select_for_update(no_key=True)
             .filter(user=user)
             .exclude(status=MemberStatus.WITHDRAWN)
             .first()
@@ -150,19 +150,22 @@ def membership_withdraw(*, user: User) -> Member:
                 memo=f"Member {member.id} withdrew; share repaid: {repaid}",
                 lines=lines,
             )
-        board_seats_end(member=member, at=now, reason="the director withdrew from membership")
+        events = board_seats_end(member=member, at=now, reason="the director withdrew from membership")
         member.status = MemberStatus.WITHDRAWN
         member.status_changed_at = now
         member.withdrawn_at = now
         member.save(update_fields=["status", "status_changed_at", "withdrawn_at"])
-        audit_append(
-            kind="membership.withdrawn",
-            payload={
-                "member_id": member.id,
-                "repaid": {"amount": repaid, "currency": member.currency},
-                "cancelled_unpaid": {"amount": outstanding, "currency": member.currency},
-            },
+        events.append(
+            AuditEvent(
+                kind="membership.withdrawn",
+                payload={
+                    "member_id": member.id,
+                    "repaid": {"amount": repaid, "currency": member.currency},
+                    "cancelled_unpaid": {"amount": outstanding, "currency": member.currency},
+                },
+            )
         )
+        audit_append_all(events)
     return member
 
 
@@ -173,7 +176,7 @@ def membership_set_status(
     if status not in (MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
         raise InvalidInput("status must be active or suspended.", details={"status": ["not a valid status"]})
     with transaction.atomic():
-        member = Member.objects.select_for_update().filter(id=member_id).first()
+        member = Member.objects.select_for_update(no_key=True).filter(id=member_id).first()
         if member is None:
             raise NotFound("No such member.")
         if member.status == MemberStatus.WITHDRAWN:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from governance import selectors
-from governance.audit import audit_append
+from governance.audit import AuditEvent, audit_append, audit_append_all
 from governance.models import (
     Member,
     MemberStatus,
@@ -144,13 +144,15 @@ def proposal_vote(*, proposal_id: uuid.UUID | str, user: User, choice: str) -> s
         entry: dict[str, Any] = {"proposal_id": proposal.id, "receipt_sha256": digest}
         if by_name:
             entry.update({"member_id": member.id, "choice": choice})
-        audit_append(kind="proposal.vote", payload=entry)
-        _decide(proposal, now=now, closed=False)
+        decided = _decide(proposal, now=now, closed=False)
+        audit_append_all([AuditEvent(kind="proposal.vote", payload=entry), *decided])
     return receipt
 
 
-def _decide(proposal: Proposal, *, now: datetime, closed: bool) -> bool:
-    """Decide a locked proposal if its votes or the clock settle it; apply the effect in this transaction."""
+def _decide(proposal: Proposal, *, now: datetime, closed: bool) -> list[AuditEvent]:
+    """Decide a locked proposal if its votes or the clock settle it; apply the effect in this transaction.
+
+    Returns the decision's entries for the caller to append last, none while the proposal stays open."""
     counts = selectors.vote_counts_of([proposal.id])[proposal.id]
     decision = decide(
         selectors.proposal_rule(proposal),
@@ -161,7 +163,7 @@ def _decide(proposal: Proposal, *, now: datetime, closed: bool) -> bool:
         closed=closed,
     )
     if decision.status == ProposalStatus.OPEN:
-        return False
+        return []
     proposal.status = decision.status
     proposal.decided_at = now
     proposal.decision = {
@@ -169,17 +171,21 @@ def _decide(proposal: Proposal, *, now: datetime, closed: bool) -> bool:
         "decided_early": decision.decided_early,
         "reason": decision.reason,
     }
-    audit_append(
-        kind="proposal.decided",
-        payload={"proposal_id": proposal.id, "decided_at": now, **proposal.decision},
-    )
+    events = [
+        AuditEvent(
+            kind="proposal.decided",
+            payload={"proposal_id": proposal.id, "decided_at": now, **proposal.decision},
+        )
+    ]
     if decision.status == ProposalStatus.PASSED:
         if proposal.kind == ProposalKind.FARE_POLICY:
-            proposal.effect = fare_policy_adopt(proposal, now=now)
+            proposal.effect, adopted = fare_policy_adopt(proposal, now=now)
+            events.append(adopted)
         elif proposal.kind == ProposalKind.DIVIDEND:
-            proposal.effect = dividend_allocate(proposal, now=now)
+            proposal.effect, allocated = dividend_allocate(proposal, now=now)
+            events.append(allocated)
     proposal.save(update_fields=["status", "decided_at", "decision", "effect"])
-    return True
+    return events
 
 
 def close_due_proposals(*, now: datetime | None = None) -> int:
@@ -196,6 +202,10 @@ def close_due_proposals(*, now: datetime | None = None) -> int:
                 .filter(id=proposal_id, status=ProposalStatus.OPEN)
                 .first()
             )
-            if proposal is not None and _decide(proposal, now=moment, closed=True):
+            if proposal is None:
+                continue
+            events = _decide(proposal, now=moment, closed=True)
+            if events:
+                audit_append_all(events)
                 decided += 1
     return decided

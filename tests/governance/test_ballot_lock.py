@@ -8,51 +8,17 @@ ballot was written after it: stored, receipted, and never counted.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from governance import services
 from governance.models import Ballot, Election
 from tests.factories import StaffFactory
 from tests.faults.procs import wait_until
-
-
-def _conninfo() -> dict[str, str]:
-    database = connection.settings_dict
-    return {
-        "host": database["HOST"] or "localhost",
-        "port": str(database["PORT"] or 5432),
-        "user": database["USER"] or "postgres",
-        "password": database["PASSWORD"] or "",
-        "dbname": database["NAME"],
-    }
-
-
-def _waiting_on_locks(monitor: psycopg.Connection) -> int:
-    (count,) = monitor.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-    ).fetchone()
-    return count
-
-
-def _run(target, outcomes: dict, name: str) -> threading.Thread:
-    def body() -> None:
-        try:
-            outcomes[name] = target()
-        except Exception as exc:  # reported by the assertions below
-            outcomes[name] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread
+from tests.governance.concurrency import conninfo, run_in_thread, waiting_on_locks
 
 
 @pytest.mark.django_db(transaction=True)
@@ -76,11 +42,11 @@ def test_a_ballot_in_flight_when_the_count_starts_is_counted(make_member):
     outcomes: dict[str, object] = {}
 
     with (
-        psycopg.connect(**_conninfo()) as holder,
-        psycopg.connect(**_conninfo(), autocommit=True) as monitor,
+        psycopg.connect(**conninfo()) as holder,
+        psycopg.connect(**conninfo(), autocommit=True) as monitor,
     ):
         holder.execute("LOCK TABLE governance_ballotreceipt IN SHARE ROW EXCLUSIVE MODE")
-        ballot = _run(
+        ballot = run_in_thread(
             lambda: services.election_ballot_cast(
                 election_id=election.id, user=voter.user, ranking=[str(candidates[0].id)]
             ),
@@ -88,15 +54,15 @@ def test_a_ballot_in_flight_when_the_count_starts_is_counted(make_member):
             "ballot",
         )
         wait_until(
-            lambda: _waiting_on_locks(monitor) == 1, timeout_s=15, what="the ballot waits to be written"
+            lambda: waiting_on_locks(monitor) == 1, timeout_s=15, what="the ballot waits to be written"
         )
-        count = _run(
+        count = run_in_thread(
             lambda: services.election_close(election_id=election.id, now=closes_at + timedelta(seconds=1)),
             outcomes,
             "count",
         )
         wait_until(
-            lambda: "count" in outcomes or _waiting_on_locks(monitor) == 2,
+            lambda: "count" in outcomes or waiting_on_locks(monitor) == 2,
             timeout_s=15,
             what="the count finishes or waits for the ballot",
         )

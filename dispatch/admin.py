@@ -13,7 +13,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.gis.db import models as gis
-from django.db.models import QuerySet
+from django.contrib.gis.geos import GEOSGeometry
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -30,7 +31,7 @@ from dispatch.services.abandoned import (
 class WktTextarea(forms.Textarea):
     """A geometry as EWKT text (`SRID=4326;MULTIPOLYGON(((lng lat, ...)))`): no map, no network."""
 
-    def format_value(self, value: Any) -> str | None:
+    def format_value(self, value: GEOSGeometry | str | None) -> str | None:
         if value is None or value == "":
             return None
         if isinstance(value, str):
@@ -69,10 +70,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -83,7 +84,7 @@ class TripEventInline(admin.TabularInline):
     fields = ["status", "at", "actor", "details"]
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -108,7 +109,7 @@ class NeedsStaffFilter(admin.SimpleListFilter):
     title = "abandoned"
     parameter_name = "abandoned"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("needs_staff", "Driver vanished mid-trip: needs staff")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Trip]) -> QuerySet[Trip]:

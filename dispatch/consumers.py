@@ -18,10 +18,13 @@ from typing import Any
 
 from django.conf import settings
 
+from backend.accounts.models import User
 from backend.concurrency import database_call
 from backend.errors import DomainError
 from dispatch.frame_budget import BudgetRates, SocketBudget, TokenBucket
+from dispatch.models import Trip
 from dispatch.realtime import MAX_FRAME_BYTES, FrameError, Handler, JsonFrameConsumer
+from dispatch.serializers import trip_for
 from dispatch.server_lease import server_lease
 from dispatch.services import driving, locations, offers, presence
 
@@ -113,9 +116,7 @@ def _uuid_field(frame: dict[str, Any], key: str) -> uuid.UUID:
         raise FrameError(f'"{key}" must be an id string.', details={"field": key}) from exc
 
 
-def _trip_view(trip: Any, viewer_id: uuid.UUID) -> dict[str, Any]:
-    from dispatch.serializers import trip_for
-
+def _trip_view(trip: Trip, viewer_id: uuid.UUID) -> dict[str, Any]:
     return trip_for(trip, viewer_id=viewer_id)
 
 
@@ -140,7 +141,7 @@ class DriverConsumer(BudgetedFrameConsumer):
             **{frame_type: self.within_command_budget(handler) for frame_type, handler in commands.items()},
         }
 
-    async def has_role(self, user: Any) -> bool:
+    async def has_role(self, user: User) -> bool:
         return await database_call(lambda: bool(user.is_driver and hasattr(user, "driver_profile")))()
 
     async def on_connected(self) -> None:

@@ -53,7 +53,7 @@ def region() -> str:
     return getattr(settings, "ROCHDALE_DISPATCH_REGION", "default")
 
 
-def driver_key(driver_id: Any) -> str:
+def driver_key(driver_id: uuid.UUID | str) -> str:
     return f"{DRIVER_PREFIX}{driver_id}"
 
 
@@ -66,7 +66,7 @@ TRAIL_PREFIX = "rd:trail:"
 TRAIL_TTL_S = 24 * 3600
 
 
-def trail_key(trip_id: Any) -> str:
+def trail_key(trip_id: uuid.UUID | str) -> str:
     return f"{TRAIL_PREFIX}{trip_id}"
 
 
@@ -226,7 +226,7 @@ def decode_hash(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-def driver_live_state(driver_id: Any) -> dict[str, str]:
+def driver_live_state(driver_id: uuid.UUID | str) -> dict[str, str]:
     """The driver's hash as strings (empty dict when Redis knows nothing of them)."""
     return decode_hash(get_redis().hgetall(driver_key(driver_id)))
 

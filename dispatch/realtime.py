@@ -26,6 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from backend.accounts.models import User
 from backend.errors import DomainError
 from backend.redis import REDIS_UNREACHABLE, RedisOutage
 
@@ -201,7 +202,7 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         except REDIS_UNREACHABLE as exc:  # presence in PostgreSQL (and its leases) outlive the outage
             channel_layer_outage.failed(exc)
 
-    async def has_role(self, user: Any) -> bool:
+    async def has_role(self, user: User) -> bool:
         """Whether the user holds `required_role` (the `is_<role>` flag); subclasses may ask more."""
         return bool(self.required_role) and bool(getattr(user, f"is_{self.required_role}", False))
 

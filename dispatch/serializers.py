@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.contrib.gis.geos import Point
 from rest_framework import serializers
 
 from backend.fares.money import money
@@ -90,7 +91,7 @@ class TripSerializer(serializers.Serializer):
         return trip_for(instance, viewer_id=self.context.get("viewer_id"))
 
 
-def _place(point: Any, *, coarse: bool = False) -> dict[str, float]:
+def _place(point: Point, *, coarse: bool = False) -> dict[str, float]:
     if coarse:
         return {
             "lat": round(point.y, HISTORY_PRECISION_DECIMALS),

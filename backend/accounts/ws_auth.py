@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
+from backend.accounts.models import User
 from backend.accounts.tickets import ticket_redeem
 from backend.concurrency import database_call
 
 
 @database_call
-def _active_user(user_id: Any) -> Any:
-    from backend.accounts.models import User
-
+def _active_user(user_id: uuid.UUID) -> User | None:
     return User.objects.select_related("driver_profile").filter(id=user_id, is_active=True).first()
 
 

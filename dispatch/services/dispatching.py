@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
+import redis.asyncio as aioredis
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -80,7 +82,12 @@ class TripInfo:
 
 
 def live_candidates(
-    client: Any, near: Sequence[tuple[str, float]], *, policy: DispatchPolicy, excluded: set[str], now: float
+    client: redis.Redis,
+    near: Sequence[tuple[str, float]],
+    *,
+    policy: DispatchPolicy,
+    excluded: set[str],
+    now: float,
 ) -> list[Candidate]:
     """Keep the drivers Redis says are online, free and freshly located; return them as candidates.
 
@@ -95,7 +102,12 @@ def live_candidates(
 
 
 async def alive_candidates(
-    client: Any, near: Sequence[tuple[str, float]], *, policy: DispatchPolicy, excluded: set[str], now: float
+    client: aioredis.Redis,
+    near: Sequence[tuple[str, float]],
+    *,
+    policy: DispatchPolicy,
+    excluded: set[str],
+    now: float,
 ) -> list[Candidate]:
     """The asyncio twin of `live_candidates`, for the dispatch worker."""
     wanted = [(driver_id, metres) for driver_id, metres in near if driver_id not in excluded]
@@ -108,7 +120,7 @@ async def alive_candidates(
 
 
 def _to_candidates(
-    wanted: list[tuple[str, float]], flags: list[Any], *, policy: DispatchPolicy, now: float
+    wanted: list[tuple[str, float]], flags: list[list[bytes | None]], *, policy: DispatchPolicy, now: float
 ) -> list[Candidate]:
     found = []
     for (driver_id, metres), (online, trip, fix_at, idle) in zip(wanted, flags, strict=True):

@@ -7,24 +7,24 @@ committed before it, so the chain cannot fork. The entries table refuses UPDATE 
 an attacker who gets around that (a superuser disabling the trigger) is caught by ``audit_verify``.
 
 **Lock order.** Every act that appends here holds the head until it commits, so the head is the last lock
-an act takes. Governance acts take their row locks in one order:
+an act takes. Governance acts take their locks in one order, the governance part of the ledger's
+(backend/fares/ledger.py: a trip's money transaction locks the trip, then the driver's member row):
 
-1. the proposal or the election row (``FOR UPDATE``: a vote or a decision, a nomination, a ballot, the
+1. member rows, in id order, ``FOR NO KEY UPDATE`` to change a member (share withholding, suspension,
+   withdrawal, seating; the count locks its candidates). That mode never waits for the ``FOR KEY SHARE``
+   which inserting a row that references a member takes (votes, ballots, voter rolls, candidacies,
+   dividend statements), so those inserts need no place in the order;
+2. the proposal or the election row, ``FOR UPDATE`` (a vote or a decision; a nomination, a ballot, the
    count);
-2. member rows, in id order: ``FOR NO KEY UPDATE`` to change a member (withholding, suspending,
-   withdrawing, seating, the count's candidates). That mode never waits for the ``FOR KEY SHARE`` which
-   inserting a row referencing a member takes (votes, ballots, voter rolls, candidacies, dividend
-   statements), so those inserts need no order of their own;
 3. board seats (ending one, adding one);
-4. last, the audit head: the act's entries are appended at its end, after every other write
-   (``AuditEvent`` collects them where the act is done; ``audit_append_all`` writes them in order).
+4. ledger rows, insert only (the entry keys and accounts an act posts);
+5. last, the audit head: an act's entries are appended at its end, after every other write
+   (``AuditEvent`` collects them where the act does each thing; ``audit_append_all`` writes them in order).
 
-Ledger rows (backend/fares/ledger.py) only INSERT and take no row lock a governance act waits for, and a
-trip's money transaction locks the trip first and the driver's member row after it, so the trip comes
-before all of these. Every wait then points forward along one order and no cycle can close: before this
-order the count held the head while it waited for a winner's member row, and a winner withdrawing held
-that row while it waited for the head; a deciding dividend vote held the head while it waited for a
-withdrawing director (tests/governance/test_lock_order.py).
+Every wait then points forward along one order and no cycle can close. Before it, the count held the head
+while it waited for a winner's member row that a withdrawal held while waiting for the head, and a deciding
+dividend vote held the head while it waited for a withdrawing director's row, or for the surplus account
+the withdrawal was opening (tests/governance/test_lock_order.py).
 """
 
 from __future__ import annotations

@@ -161,20 +161,21 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
     """Count a finished election and seat its winners (IRV for one seat, STV for several)."""
     moment = now or timezone.now()
     with transaction.atomic():
+        # The lock order (governance/audit.py): the candidates' member rows first, then the election's.
+        # A candidate withdrawing meanwhile either committed before this (and the count below reads them
+        # as withdrawn) or waits until their new seat is in force (and ends it). Nobody stands once
+        # nominations close, so the candidates read here are the election's.
+        candidates = {
+            str(member.id): member
+            for member in Member.objects.select_for_update(no_key=True)
+            .filter(candidacies__election_id=election_id)
+            .order_by("id")
+        }
         election = _locked_election(election_id)
         if election.closed_at is not None:
             return election
         if moment < election.voting_closes_at:
             raise Conflict("Voting in this election is still open.", code="voting_open")
-        # The lock order (governance/audit.py): the candidates' member rows after the election's and before
-        # any seat or the audit head. A candidate withdrawing meanwhile either committed before this (and
-        # the count below reads them as withdrawn) or waits until their new seat is in force (and ends it).
-        candidates = {
-            str(member.id): member
-            for member in Member.objects.select_for_update(no_key=True)
-            .filter(id__in=election.candidates.values("member_id"))
-            .order_by("id")
-        }
         record = selectors.ballot_record(election)
         standing = record["candidates"]
         withdrawn = record["withdrawn"]

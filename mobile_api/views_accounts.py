@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +18,7 @@ from backend.accounts.throttling import RegisterRateThrottle, SignInRateThrottle
 from backend.accounts.tickets import ticket_issue
 from mobile_api import serializers as s
 from mobile_api.accounts import account_document
+from mobile_api.permissions import IsStaff
 from mobile_api.schema import (
     AUTHENTICATED_GET_ERRORS,
     error_responses,
@@ -235,7 +236,7 @@ class WsTicketView(APIView):
 
 
 class DriverApproveView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(
         operation_id="staff_driver_approve",

@@ -9,12 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.errors import PermissionDenied
 from dispatch.selectors import driver_active_trip, driver_offers
 from dispatch.serializers import TripSerializer, trip_for
 from dispatch.services.offers import offer_document, offer_history_item, open_offer_for_driver
 from dispatch.services.presence import presence_is_online
 from mobile_api.pagination import CursorPage
+from mobile_api.permissions import IsDriver
 from mobile_api.schema import AUTHENTICATED_GET_ERRORS, error_responses, merge_errors
 
 _DRIVER_ERRORS = merge_errors(AUTHENTICATED_GET_ERRORS, {403: ["driver_role_required"]})
@@ -69,12 +69,9 @@ OfferPageOut = inline_serializer(
 )
 
 
-def _require_driver(request: Request) -> None:
-    if not getattr(request.user, "is_driver", False):
-        raise PermissionDenied("Only a driver account can do this.", code="driver_role_required")
-
-
 class DriverStateView(APIView):
+    permission_classes = [IsDriver]
+
     @extend_schema(
         operation_id="driver_state",
         summary="What the driver app resyncs from after any reconnect",
@@ -83,7 +80,6 @@ class DriverStateView(APIView):
         tags=["driver"],
     )
     def get(self, request: Request) -> Response:
-        _require_driver(request)
         driver_id = request.user.pk
         offer = open_offer_for_driver(driver_id=driver_id)
         trip = driver_active_trip(driver_id=driver_id)
@@ -102,6 +98,7 @@ class OfferPage(CursorPage):
 
 class DriverOffersView(APIView):
     pagination_class = OfferPage
+    permission_classes = [IsDriver]
 
     @extend_schema(
         operation_id="driver_offers",
@@ -114,7 +111,6 @@ class DriverOffersView(APIView):
         tags=["driver"],
     )
     def get(self, request: Request) -> Response:
-        _require_driver(request)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(driver_offers(driver_id=request.user.pk), request, view=self)
         assert page is not None

@@ -16,7 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ from backend.fares.selectors import policy_document, policy_version_in_force, po
 from backend.timestamps import wire_timestamp
 from dispatch.money.earnings import MAX_RANGE_DAYS, Earnings, current_week, driver_earnings
 from mobile_api.pagination import CursorPage
+from mobile_api.permissions import HasEarnings, IsStaff
 from mobile_api.schema import ErrorBody, MoneySerializer, error_responses
 
 # --- Schemas ----------------------------------------------------------------------------------------------
@@ -127,23 +128,6 @@ _EARNINGS_PARAMETERS = [
         "to", OpenApiTypes.DATE, description=f"Last local date, inclusive; at most {MAX_RANGE_DAYS} days."
     ),
 ]
-
-# --- Permissions ------------------------------------------------------------------------------------------
-
-
-class IsDriver(BasePermission):
-    message = "Only drivers have earnings."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_driver)
-
-
-class IsStaff(BasePermission):
-    message = "Staff only."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
 
 # --- Fare policy ------------------------------------------------------------------------------------------
 
@@ -342,7 +326,7 @@ class EarningsCSVRenderer(BaseRenderer):
 
 
 class EarningsView(APIView):
-    permission_classes = [IsAuthenticated, IsDriver]
+    permission_classes = [HasEarnings]
     renderer_classes = [JSONRenderer, EarningsCSVRenderer]
 
     @extend_schema(
@@ -443,7 +427,7 @@ class FailedCaptureSerializer(serializers.ModelSerializer):
 
 
 class FailedPaymentsView(ListAPIView):
-    permission_classes = [IsAuthenticated, IsStaff]
+    permission_classes = [IsStaff]
     serializer_class = FailedCaptureSerializer
     pagination_class = CursorPage
 

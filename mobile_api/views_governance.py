@@ -9,34 +9,22 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.errors import Conflict, NotFound, PermissionDenied
+from backend.errors import Conflict, NotFound
 from governance import selectors, services
 from governance.audit import audit_head, audit_verify
-from governance.models import Election, Member, Proposal
+from governance.models import Election, Proposal
 from mobile_api import serializers_governance as g
 from mobile_api.pagination import CursorPage
+from mobile_api.permissions import IsGovernanceStaff, IsMemberOrStaff, IsMemberOrStaffVoting
 from mobile_api.schema import error_responses
 from mobile_api.schema import governance as docs
 
 TAG = "governance"
-
-
-def _reader(request: Request) -> Member | None:
-    """Members (any status but withdrawn) and staff may read governance records; others get 403."""
-    member = selectors.current_member(request.user)
-    if member is None and not request.user.is_staff:
-        raise PermissionDenied("Only members of the co-operative may see this.", code="not_a_member")
-    return member
-
-
-def _require_staff(request: Request) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff may do this.", code="staff_only")
 
 
 class ProposalPage(CursorPage):
@@ -119,6 +107,8 @@ class MembershipWithdrawView(APIView):
 
 
 class StaffMemberStatusView(APIView):
+    permission_classes = [IsGovernanceStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="Suspend or reinstate a member (staff)",
@@ -126,7 +116,6 @@ class StaffMemberStatusView(APIView):
         responses={200: g.MembershipOut, **error_responses(docs.MEMBER_STATUS_SET)},
     )
     def post(self, request: Request, member_id: uuid.UUID) -> Response:
-        _require_staff(request)
         data = _valid(g.MemberStatusIn, request)
         member = services.membership_set_status(
             member_id=member_id, status=data["status"], actor=request.user, reason=data["reason"]
@@ -138,6 +127,8 @@ class StaffMemberStatusView(APIView):
 
 
 class StaffBoardSeatsView(APIView):
+    permission_classes = [IsGovernanceStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="Seat a founding director (staff)",
@@ -145,7 +136,6 @@ class StaffBoardSeatsView(APIView):
         responses={201: g.SeatCreatedOut, **error_responses(docs.BOARD_SEAT_FOUND)},
     )
     def post(self, request: Request) -> Response:
-        _require_staff(request)
         data = _valid(g.SeatIn, request)
         seat = services.board_seat_found(
             member_id=data["member_id"], actor=request.user, term_ends=data.get("term_ends")
@@ -154,13 +144,14 @@ class StaffBoardSeatsView(APIView):
 
 
 class BoardView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="The board seats in force",
         responses={200: g.BoardOut, **error_responses(docs.NOT_A_MEMBER)},
     )
     def get(self, request: Request) -> Response:
-        _reader(request)
         seats = selectors.seats_in_force().select_related("member__user").order_by("starts_at")
         return Response(g.BoardOut({"seats": seats}).data)
 
@@ -170,6 +161,10 @@ class BoardView(APIView):
 
 class ProposalsView(APIView):
     pagination_class = ProposalPage
+
+    def get_permissions(self) -> list[BasePermission]:
+        # Anyone signed in may try to propose (the service says who may); only members and staff list.
+        return [IsAuthenticated()] if self.request.method == "POST" else [IsMemberOrStaff()]
 
     @extend_schema(
         tags=[TAG],
@@ -191,7 +186,7 @@ class ProposalsView(APIView):
         responses={200: g.ProposalOut(many=True), **error_responses(docs.NOT_A_MEMBER)},
     )
     def get(self, request: Request) -> Response:
-        viewer = _reader(request)
+        viewer = selectors.current_member(request.user)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.proposals_all(), request, view=self) or []
         records = selectors.proposal_records(page, viewer=viewer)
@@ -199,18 +194,22 @@ class ProposalsView(APIView):
 
 
 class ProposalDetailView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="One proposal",
         responses={200: g.ProposalOut, **error_responses(docs.PROPOSAL_READ)},
     )
     def get(self, request: Request, proposal_id: uuid.UUID) -> Response:
-        viewer = _reader(request)
+        viewer = selectors.current_member(request.user)
         record = selectors.proposal_record(_proposal_or_404(proposal_id), viewer=viewer)
         return Response(g.ProposalOut(record).data)
 
 
 class ProposalVotesView(APIView):
+    permission_classes = [IsMemberOrStaffVoting]
+
     @extend_schema(
         tags=[TAG],
         summary="Vote on a proposal (once; the answer is a receipt)",
@@ -219,23 +218,20 @@ class ProposalVotesView(APIView):
         examples=docs.PROPOSAL_VOTE_EXAMPLES,
     )
     def post(self, request: Request, proposal_id: uuid.UUID) -> Response:
-        # Refuse non-members before looking the proposal up, so they learn nothing about which ids exist;
-        # the contract names this refusal `not_eligible`.
-        if selectors.current_member(request.user) is None and not request.user.is_staff:
-            raise PermissionDenied("Only eligible members may vote on this proposal.", code="not_eligible")
         data = _valid(g.VoteIn, request)
         receipt = services.proposal_vote(proposal_id=proposal_id, user=request.user, choice=data["choice"])
         return Response(g.ReceiptOut({"receipt": receipt}).data, status=status.HTTP_201_CREATED)
 
 
 class ProposalResultView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="The result of a proposal (running count while open)",
         responses={200: g.ProposalResultOut, **error_responses(docs.PROPOSAL_READ)},
     )
     def get(self, request: Request, proposal_id: uuid.UUID) -> Response:
-        _reader(request)
         return Response(g.ProposalResultOut(selectors.proposal_result(_proposal_or_404(proposal_id))).data)
 
 
@@ -244,6 +240,10 @@ class ProposalResultView(APIView):
 
 class ElectionsView(APIView):
     pagination_class = ElectionPage
+
+    def get_permissions(self) -> list[BasePermission]:
+        # Anyone signed in may try to call one (the service says who may); only members and staff list.
+        return [IsAuthenticated()] if self.request.method == "POST" else [IsMemberOrStaff()]
 
     @extend_schema(
         tags=[TAG],
@@ -265,7 +265,7 @@ class ElectionsView(APIView):
         responses={200: g.ElectionOut(many=True), **error_responses(docs.NOT_A_MEMBER)},
     )
     def get(self, request: Request) -> Response:
-        viewer = _reader(request)
+        viewer = selectors.current_member(request.user)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.elections_all(), request, view=self) or []
         records = selectors.election_records(page, viewer=viewer)
@@ -273,18 +273,22 @@ class ElectionsView(APIView):
 
 
 class ElectionDetailView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="One election",
         responses={200: g.ElectionOut, **error_responses(docs.ELECTION_READ)},
     )
     def get(self, request: Request, election_id: uuid.UUID) -> Response:
-        viewer = _reader(request)
+        viewer = selectors.current_member(request.user)
         record = selectors.election_record(_election_or_404(election_id), viewer=viewer)
         return Response(g.ElectionOut(record).data)
 
 
 class ElectionNominationsView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="Stand for election (members in good standing, during nominations)",
@@ -292,7 +296,6 @@ class ElectionNominationsView(APIView):
         responses={201: g.NominationOut, **error_responses(docs.ELECTION_NOMINATE)},
     )
     def post(self, request: Request, election_id: uuid.UUID) -> Response:
-        _reader(request)
         data = _valid(g.NominationIn, request)
         candidate = services.election_nominate(
             election_id=election_id, user=request.user, statement=data["statement"]
@@ -301,6 +304,11 @@ class ElectionNominationsView(APIView):
 
 
 class ElectionBallotsView(APIView):
+    def get_permissions(self) -> list[BasePermission]:
+        # Casting is for members (and staff, whom the service refuses as not on the roll); the ballot
+        # record is public to anyone signed in, so that anyone can recount.
+        return [IsMemberOrStaff()] if self.request.method == "POST" else [IsAuthenticated()]
+
     @extend_schema(
         tags=[TAG],
         summary="Cast a ranked ballot (candidate member ids, most preferred first)",
@@ -308,7 +316,6 @@ class ElectionBallotsView(APIView):
         responses={201: g.ReceiptOut, **error_responses(docs.ELECTION_BALLOT_CAST)},
     )
     def post(self, request: Request, election_id: uuid.UUID) -> Response:
-        _reader(request)
         data = _valid(g.BallotIn, request)
         receipt = services.election_ballot_cast(
             election_id=election_id, user=request.user, ranking=[str(item) for item in data["ranking"]]
@@ -330,13 +337,14 @@ class ElectionBallotsView(APIView):
 
 
 class ElectionResultView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="The result of an election and its stage-by-stage count",
         responses={200: g.ElectionResultOut, **error_responses(docs.ELECTION_READ)},
     )
     def get(self, request: Request, election_id: uuid.UUID) -> Response:
-        _reader(request)
         election = _election_or_404(election_id)
         result = election.result or {}
         return Response(
@@ -366,6 +374,7 @@ class StatementsView(APIView):
 
 class AuditView(APIView):
     pagination_class = AuditPage
+    permission_classes = [IsMemberOrStaff]
 
     @extend_schema(
         tags=[TAG],
@@ -373,20 +382,20 @@ class AuditView(APIView):
         responses={200: g.AuditEntryOut(many=True), **error_responses(docs.NOT_A_MEMBER)},
     )
     def get(self, request: Request) -> Response:
-        _reader(request)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.audit_entries(), request, view=self) or []
         return paginator.get_paginated_response(g.AuditEntryOut(page, many=True).data)
 
 
 class AuditVerifyView(APIView):
+    permission_classes = [IsMemberOrStaff]
+
     @extend_schema(
         tags=[TAG],
         summary="Recompute the audit chain",
         responses={200: g.AuditVerificationOut, **error_responses(docs.NOT_A_MEMBER)},
     )
     def get(self, request: Request) -> Response:
-        _reader(request)
         result = audit_verify()
         return Response(
             g.AuditVerificationOut(

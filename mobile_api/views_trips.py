@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from dispatch.services.estimates import Place
 from mobile_api import serializers as s
 from mobile_api.idempotency import idempotency_key_parameter, idempotent
 from mobile_api.pagination import CursorPage
+from mobile_api.permissions import IsStaff
 from mobile_api.schema import AUTHENTICATED_POST_ERRORS, error_responses, merge_errors
 from mobile_api.schema import trips as docs
 from mobile_api.schema.trips import OPTIONAL_IDEMPOTENCY_ERRORS
@@ -193,7 +193,7 @@ class TripTipView(APIView):
 class StaffTripCloseView(APIView):
     """Staff end a trip nobody else can end (its driver vanished), with a reason and a fare decision."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsStaff]
 
     @extend_schema(
         operation_id="staff_trip_close",

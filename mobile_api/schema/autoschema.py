@@ -4,9 +4,9 @@ every operation of a kind documents, read from the view itself so that no route 
 - `Idempotency-Key` on methods wrapped by `@idempotent` (required or not, as the decorator says), its error
   codes, and the `Idempotent-Replayed` header of a replayed answer;
 - 401 on routes that need a signed-in user, and `security: []` (explicitly no auth) on those that do not;
-- 400/413/415 on operations that read a JSON body; 403 `permission_denied` under a permission class
-  beyond signing in; 400 `invalid_cursor` on paginated lists; 429 `rate_limited` with `Retry-After` on
-  throttled routes;
+- 400/413/415 on operations that read a JSON body; 403 under a permission class beyond signing in, with
+  the class's `code` (mobile_api/permissions.py; `permission_denied` for DRF's own classes); 400
+  `invalid_cursor` on paginated lists; 429 `rate_limited` with `Retry-After` on throttled routes;
 - for each error status of each operation, an `<OperationId><status>ErrorBody` component whose `code` is an
   enum of the codes that operation may answer with that status (mobile_api/schema/errors.py).
 """
@@ -93,11 +93,13 @@ class RochdaleAutoSchema(AutoSchema):
         )
         return declares_cursor or self._is_list_view()
 
-    def _checks_more_than_sign_in(self) -> bool:
-        return any(
-            not isinstance(permission, _SIGN_IN_ONLY_PERMISSIONS)
+    def _role_refusals(self) -> list[str]:
+        """The 403 codes of the view's permission classes beyond signing in."""
+        return [
+            getattr(permission, "code", _GENERIC_CODE_BY_STATUS[403])
             for permission in self.view.get_permissions()
-        )
+            if not isinstance(permission, _SIGN_IN_ONLY_PERMISSIONS)
+        ]
 
     def _implied_errors(self) -> dict[int, list[str]]:
         implied: list[dict[int, list[str]]] = []
@@ -110,8 +112,9 @@ class RochdaleAutoSchema(AutoSchema):
             implied.append(idempotency_errors(required=required))
         if self._is_paginated():
             implied.append(PAGING_ERRORS)
-        if self._checks_more_than_sign_in():
-            implied.append({403: ["permission_denied"]})
+        refusals = self._role_refusals()
+        if refusals:
+            implied.append({403: refusals})
         if self.view.get_throttles():
             implied.append(THROTTLE_ERRORS)
         return merge_errors(*implied)

@@ -75,7 +75,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def base_roles(self) -> list[str]:
-        """Roles held on the account itself; governance adds member and director (see accounts.selectors)."""
+        """Roles held on the account itself; governance adds member and director (mobile_api/accounts.py)."""
         roles = []
         if self.is_rider:
             roles.append("rider")

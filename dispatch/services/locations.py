@@ -34,6 +34,7 @@ from backend.concurrency import database_call
 from backend.errors import Conflict, InvalidInput, ServiceUnavailable
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis
 from dispatch import live, selectors
+from dispatch.realtime import apush_to_user
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +258,6 @@ class LocationRecorder:
         rider_id = answer[1].decode() if isinstance(answer[1], bytes) else answer[1]
         trip_id = answer[2].decode() if isinstance(answer[2], bytes) else answer[2]
         if rider_id and trip_id:
-            from dispatch.realtime import apush_to_user
-
             await apush_to_user(
                 rider_id,
                 {

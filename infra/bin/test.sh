@@ -10,4 +10,7 @@ export REDIS_URL="${ROCHDALE_TEST_REDIS_URL:-redis://localhost:6379/15}"
 export DATABASE_CONN_MAX_AGE=0
 "$PY" "$ROOT/infra/bin/services.py"
 cd "$ROOT"
+# The import contracts (pyproject.toml [tool.importlinter], docs/architecture.md): a back-arrow between the
+# layers, a circle or an impure pure rule fails the run before any test does.
+"$VENV/bin/lint-imports" --no-logo --no-cache || { echo "lint-imports: an import contract is broken" >&2; exit 1; }
 exec "$PY" -m pytest "$@"

@@ -12,6 +12,8 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
+from django.db.models import QuerySet
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -158,7 +160,7 @@ class FarePolicyHistoryView(ListAPIView):
     serializer_class = FarePolicySerializer
     pagination_class = VersionPage
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[FarePolicyVersion]:
         return policy_versions_newest_first()
 
     @extend_schema(
@@ -185,7 +187,7 @@ def _parse_date(raw: str | None, name: str, problems: dict[str, list[str]]) -> d
         return None
 
 
-def earnings_range(query: Any) -> tuple[date, date]:
+def earnings_range(query: QueryDict) -> tuple[date, date]:
     """The validated [from, to] range: default this week; one end given, a week from or to it."""
     problems: dict[str, list[str]] = {}
     date_from = _parse_date(query.get("from"), "from", problems)
@@ -431,7 +433,7 @@ class FailedPaymentsView(ListAPIView):
     serializer_class = FailedCaptureSerializer
     pagination_class = CursorPage
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[PaymentCapture]:
         return failed_captures()
 
     @extend_schema(

@@ -38,6 +38,7 @@ from governance.models import (
     Member,
     MemberStatus,
     Proposal,
+    ProposalKind,
     Vote,
     VoteChoice,
     VoteReceipt,
@@ -64,6 +65,11 @@ def proposals_all() -> QuerySet[Proposal]:
     return Proposal.objects.all()
 
 
+def fare_policy_proposals() -> QuerySet[Proposal]:
+    """The board's fare policy proposals, newest first (the board pages show nothing else)."""
+    return Proposal.objects.filter(kind=ProposalKind.FARE_POLICY).order_by("-opens_at")
+
+
 def elections_all() -> QuerySet[Election]:
     return Election.objects.all()
 
@@ -75,6 +81,11 @@ def statements_of(user: User) -> QuerySet[DividendStatement]:
 
 def audit_entries() -> QuerySet[AuditEntry]:
     return AuditEntry.objects.all()
+
+
+def member_names(member_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The account name of each member, by member id (board votes are by name)."""
+    return dict(Member.objects.filter(id__in=list(member_ids)).values_list("id", "user__name"))
 
 
 def current_member(user: Reader | None) -> Member | None:

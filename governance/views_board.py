@@ -30,7 +30,7 @@ from backend.fares.policy import FarePolicy, PolicyValidationError
 from backend.fares.selectors import policy_in_force, policy_version_in_force
 from governance import selectors, services
 from governance.audit import audit_verify
-from governance.models import AuditEntry, Member, Proposal, ProposalKind, VoteChoice
+from governance.models import ProposalKind, VoteChoice
 
 # (field path, label, input kind) of the policy form, in the order a director reads them.
 POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -156,7 +156,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     version = policy_version_in_force()
     policy = policy_in_force().to_document()
-    proposals = Proposal.objects.filter(kind=ProposalKind.FARE_POLICY).order_by("-opens_at")[:50]
+    proposals = selectors.fare_policy_proposals()[:50]
     return render(
         request,
         "governance/board/dashboard.html",
@@ -260,13 +260,13 @@ def preview(request: HttpRequest) -> JsonResponse:
 
 @director_required
 def proposal_detail(request: HttpRequest, proposal_id: uuid.UUID) -> HttpResponse:
-    proposal = Proposal.objects.filter(id=proposal_id, kind=ProposalKind.FARE_POLICY).first()
+    proposal = selectors.fare_policy_proposals().filter(id=proposal_id).first()
     if proposal is None:
         return render(request, "governance/board/not_found.html", status=404)
     member = request.member  # type: ignore[attr-defined]
     document = selectors.proposal_record(proposal, viewer=member)
     votes = document.board_votes or []
-    names = dict(Member.objects.filter(id__in=[v.member_id for v in votes]).values_list("id", "user__name"))
+    names = selectors.member_names([v.member_id for v in votes])
     board_votes = [{"name": names.get(v.member_id, "?"), "choice": v.choice} for v in votes]
     return render(
         request,
@@ -302,7 +302,7 @@ def proposal_vote(request: HttpRequest, proposal_id: uuid.UUID) -> HttpResponse:
 
 @director_required
 def audit(request: HttpRequest) -> HttpResponse:
-    entries = AuditEntry.objects.order_by("-sequence")[:100]
+    entries = selectors.audit_entries().order_by("-sequence")[:100]
     return render(
         request,
         "governance/board/audit.html",

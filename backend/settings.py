@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import dj_database_url
@@ -265,7 +266,7 @@ SIMPLE_JWT = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rochdale API",
     "DESCRIPTION": "The mobile and board API of a drivers' cooperative. See docs/api.md.",
-    "VERSION": "1.0.0",
+    "VERSION": package_version("rochdale"),  # one version for the package and its API (CHANGELOG.md)
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

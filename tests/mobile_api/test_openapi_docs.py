@@ -192,3 +192,10 @@ def test_anonymous_routes_say_no_auth_and_the_others_need_the_bearer_token(schem
         "/api/v1/auth/token/refresh",
         "/api/v1/health",
     }
+
+
+def test_the_api_version_is_the_package_version(schema):
+    """One version for the package and its API (CHANGELOG.md), so a client knows which release it talks to."""
+    from importlib.metadata import version
+
+    assert schema["info"]["version"] == version("rochdale")

@@ -10,14 +10,10 @@ number of connections stays bounded by the pool size).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
 
 from channels.db import DatabaseSyncToAsync
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-def database_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+def database_call[**P, R](func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`func` as a coroutine function run on the loop's thread pool, with Django's connection hygiene."""
     return DatabaseSyncToAsync(func, thread_sensitive=False)  # type: ignore[return-value]

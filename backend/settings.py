@@ -101,7 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Outermost: a request whose database connection died runs once more where that is safe.
-    "backend.db_retry.DatabaseRetryMiddleware",
+    "mobile_api.db_retry.DatabaseRetryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -150,7 +150,7 @@ if DATABASE_POOL_MAX_SIZE:
     # A database restart kills every pooled connection, and the pool only learns so on use. With health
     # checks on, the pool checks each connection as it hands it out (psycopg_pool's check_connection: one
     # empty query) and replaces a dead one; one that dies under a request is retried by
-    # backend/db_retry.py where that is safe (docs/operations.md, "Database restarts").
+    # mobile_api/db_retry.py where that is safe (docs/operations.md, "Database restarts").
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX_SIZE,

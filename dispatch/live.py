@@ -218,10 +218,6 @@ def restore_args(record: DriverLiveRecord) -> list[str]:
     ]
 
 
-def now_epoch() -> float:
-    return time.time()
-
-
 def decode_hash(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 

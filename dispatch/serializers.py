@@ -160,8 +160,5 @@ def trip_for(
         if completed and trip.measured_duration_s is not None
         else trip.estimated_duration_s,
         "cancelled_by": trip.cancelled_by,
-        "events": [
-            {"status": event.status, "at": wire_timestamp(event.at)}
-            for event in trip.events.all()
-        ],
+        "events": [{"status": event.status, "at": wire_timestamp(event.at)} for event in trip.events.all()],
     }

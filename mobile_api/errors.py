@@ -13,8 +13,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from backend.db_retry import DatabaseUnavailable, database_connection_lost, mark_connection_lost
 from backend.errors import DomainError, error_body
+from mobile_api.db_retry import DatabaseUnavailable, database_connection_lost, mark_connection_lost
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -95,7 +96,7 @@ def carries_idempotency_key(request: HttpRequest) -> bool:
 
 def view_honours_idempotency_key(request: HttpRequest) -> bool:
     """Whether the view this request was routed to handles its method under `@idempotent`, so that running
-    it again with the same key replays rather than repeats (backend/db_retry.py relies on this). False
+    it again with the same key replays rather than repeats (mobile_api/db_retry.py relies on this). False
     before routing, and for every other view."""
     match = request.resolver_match
     view_class = getattr(match.func, "cls", None) if match is not None else None
@@ -113,13 +114,13 @@ def request_fingerprint(request: Request) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def idempotency_lock_id(user_id: Any, key: str) -> int:
+def idempotency_lock_id(user_id: uuid.UUID | str, key: str) -> int:
     """The signed 64-bit advisory lock id for a user's key (public so tests can hold it)."""
     digest = hashlib.sha256(f"idempotency:{user_id}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _take_lock(user_id: Any, key: str) -> None:
+def _take_lock(user_id: uuid.UUID | str, key: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [idempotency_lock_id(user_id, key)])
         (taken,) = cursor.fetchone()

@@ -19,9 +19,10 @@ dividend entries) takes its row locks in this order, and only then writes ledger
 2. the capture row (`PaymentCapture`, FOR UPDATE): recording an attempt's outcome, or a refund reducing a
    charge not captured yet;
 3. the member row (governance: share withholding, joining, withdrawing), then the governance rows after it
-   (proposal, election, seats, and last the audit head);
+   (proposal, election, seats);
 4. ledger rows, INSERT only: the entry, its postings, and on first use an account (created in a fixed
-   (kind, owner) order).
+   (kind, owner) order);
+5. the audit head, last of all (governance acts collect their audit entries and append them at their end).
 
 Why this cannot deadlock: a deadlock is a cycle of transactions, each waiting for a lock another holds.
 Step 4 never waits for a row lock (nothing UPDATEs, DELETEs or locks a ledger row). An INSERT waits only
@@ -31,7 +32,8 @@ row of steps 1-3 (`trip:{id}:*`, `tip:{id}` and `refund:{trip}:*` under the trip
 proposal), so a second poster of a key already waits at that row and never reaches the INSERT while the
 first is open (a weekly top-up `floor:*` is one entry in a transaction that holds nothing else); or the same
 new account, which only a transaction in step 4 creates, and a transaction in step 4 takes no further lock
-from steps 1-3. Steps 1-3 are taken in one order by every writer, so every wait points forward along it and
+from steps 1-3, and a transaction holding the audit head (step 5) waits for nothing more. Steps 1-3 are
+taken in one order by every writer, so every wait points forward along it and
 no cycle can close. At COMMIT, the balanced-entry trigger only reads, and the deferred foreign-key checks
 take KEY SHARE on the trip (already held, step 1), on accounts and entries (never locked FOR UPDATE), and on
 users (no money transaction locks a user).

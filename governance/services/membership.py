@@ -81,7 +81,8 @@ def membership_join(*, user: User) -> Member:
 def share_instalment_withhold(*, trip: TripPay) -> None:
     """Withhold the next share instalment from a completed trip's pay (rate x pay, capped at what remains).
 
-    Called right after the trip's fare is posted, in the same transaction. Idempotent per trip.
+    Called by the trip's completion just before its fare is posted, in the same transaction (the member row
+    comes before ledger inserts in the one lock order, backend/fares/ledger.py). Idempotent per trip.
     """
     if not trip.driver_id or not trip.driver_pay_minor:
         return

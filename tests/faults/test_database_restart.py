@@ -32,7 +32,7 @@ import pytest
 from django import db as django_db
 from psycopg_pool import PoolTimeout
 
-from backend.db_retry import database_connection_lost
+from mobile_api.db_retry import database_connection_lost
 from tests.faults.procs import (
     PostgresCluster,
     assert_invariants_in,

@@ -1,6 +1,6 @@
 """The trip status machine, defined once.
 
-Every move goes through `dispatch.services.trip_transition`, which applies it with a guarded
+Every move goes through `dispatch.services.transitions.trip_transition`, which applies it with a guarded
 `UPDATE ... WHERE status IN (allowed sources)` and writes a TripEvent; the database refuses unknown statuses
 with a check constraint. Nothing else writes `Trip.status`.
 

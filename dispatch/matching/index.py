@@ -40,7 +40,7 @@ antimeridian is no special case. When the rings needed to cover the radius would
 coarse cells (a huge radius) or the circle reaches a pole (where longitude cells shrink to nothing), the
 search seeds the heap with every occupied coarse cell instead: slower, still exact.
 
-The index is not thread-safe: one dispatch worker owns it (see DESIGN.md).
+The index is not thread-safe: the region's one dispatch worker owns it (dispatch/worker.py).
 """
 
 from __future__ import annotations

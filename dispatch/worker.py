@@ -64,7 +64,7 @@ class DriverMeta:
     wav: bool
 
 
-def _text(value: Any) -> str:
+def _text(value: bytes | str | int | None) -> str:
     return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
 
 

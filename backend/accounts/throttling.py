@@ -23,13 +23,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from backend.errors import DomainError
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_redis
+
+if TYPE_CHECKING:  # annotations only: the throttles load while DRF reads its settings
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 _PREFIX = "throttle:"
 logger = logging.getLogger(__name__)
@@ -101,7 +106,7 @@ def sign_in_succeeded(*, phone: str) -> None:
     get_redis().delete(f"{_PREFIX}signin:fail:phone:{_hashed(phone)}")
 
 
-def client_ip(request: Any) -> str:
+def client_ip(request: HttpRequest | Request) -> str:
     """The client's address as DRF sees it (honouring NUM_PROXIES); "unknown" when the server gave none."""
     return BaseThrottle().get_ident(request) or "unknown"
 
@@ -119,11 +124,11 @@ class RedisRateThrottle(BaseThrottle):
 
     scope: str = ""
 
-    def client_key(self, request: Any) -> str | None:
+    def client_key(self, request: Request) -> str | None:
         """Whom the limit counts; None: this request is not limited by this throttle."""
         return client_ip(request)
 
-    def allow_request(self, request: Any, view: Any) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         client = self.client_key(request)
         if client is None:
             return True
@@ -152,13 +157,13 @@ class UserRateThrottle(RedisRateThrottle):
 
     scope = "user"
 
-    def client_key(self, request: Any) -> str | None:
+    def client_key(self, request: Request) -> str | None:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
         return f"user:{user.pk}"
 
-    def allow_request(self, request: Any, view: Any) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         if not _USER_RATE_REDIS.may_try():
             return True  # Redis is down: not asked again until the backoff has passed
         try:

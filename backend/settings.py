@@ -369,6 +369,17 @@ ROCHDALE_ETA_SPEED_PROFILE_KMH = [
     float(v) for v in env_list("ROCHDALE_ETA_SPEED_PROFILE_KMH", [])
 ]  # empty: the model's documented default profile
 
+# Road routing (docs/roads.md). ROCHDALE_ROUTER: "auto" (Valhalla in-process when ROCHDALE_ROADS_CITY's tiles
+# exist under ROCHDALE_ROADS_DIR, else the model), "valhalla", "valhalla-http" (ROCHDALE_VALHALLA_URL, a
+# valhalla_service or compatible server) or "model" (the ETA model above). A point farther than
+# ROCHDALE_ROAD_SNAP_RADIUS_M from any road is off the graph and is routed by the model.
+ROCHDALE_ROUTER = env_str("ROCHDALE_ROUTER", "auto")
+ROCHDALE_ROADS_DIR = Path(env_str("ROCHDALE_ROADS_DIR", str(BASE_DIR / "var" / "roads")))
+ROCHDALE_ROADS_CITY = env_str("ROCHDALE_ROADS_CITY", "demo")
+ROCHDALE_VALHALLA_URL = env_str("ROCHDALE_VALHALLA_URL", "http://127.0.0.1:8002")
+ROCHDALE_ROUTER_TIMEOUT_S = env_float("ROCHDALE_ROUTER_TIMEOUT_S", 2.0)
+ROCHDALE_ROAD_SNAP_RADIUS_M = env_int("ROCHDALE_ROAD_SNAP_RADIUS_M", 250)
+
 ROCHDALE_ESTIMATE_TTL_S = env_int("ROCHDALE_ESTIMATE_TTL_S", 300)
 ROCHDALE_IDEMPOTENCY_KEY_TTL_H = env_int("ROCHDALE_IDEMPOTENCY_KEY_TTL_H", 24)
 

@@ -40,6 +40,9 @@ class FareEstimate(models.Model):
     distance_m = models.PositiveIntegerField()
     duration_s = models.PositiveIntegerField()
     pickup_eta_s = models.PositiveIntegerField(null=True, blank=True)
+    # The planned route (docs/roads.md): its path, and which router planned it (valhalla, model, ...).
+    route_geometry = gis.LineStringField(srid=4326, null=True, blank=True)
+    router = models.CharField(max_length=20, blank=True, default="")
     fare_minor = models.PositiveIntegerField()
     driver_pay_minimum_minor = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
@@ -82,8 +85,14 @@ class Trip(models.Model):
     fare_estimate_minor = models.PositiveIntegerField()
     estimated_distance_m = models.PositiveIntegerField()
     estimated_duration_s = models.PositiveIntegerField()
+    # The planned route, copied from the estimate or planned at request (docs/roads.md).
+    route_geometry = gis.LineStringField(srid=4326, null=True, blank=True)
+    router = models.CharField(max_length=20, blank=True, default="")
     # Set at completion from the measured trail, under the policy in force at request time.
     measured_distance_m = models.PositiveIntegerField(null=True, blank=True)
+    # How measured_distance_m was measured: map_matched (the trail on the road graph), geodesic (the trail's
+    # own length, when matching failed or no road graph is built) or estimate (no usable trail).
+    distance_source = models.CharField(max_length=20, blank=True, default="")
     measured_duration_s = models.PositiveIntegerField(null=True, blank=True)
     fare_minor = models.PositiveIntegerField(null=True, blank=True)
     driver_pay_minor = models.PositiveIntegerField(null=True, blank=True)

@@ -10,6 +10,12 @@ from urllib.parse import urlparse
 
 import pytest
 
+# Everything routes on the ETA model unless a test asks for real roads (tests/roads_fixtures.py): a machine
+# that has run `make run` has demo tiles under var/roads/, and tests must not depend on that.
+os.environ.setdefault("ROCHDALE_ROUTER", "model")
+
+pytest_plugins = ["tests.roads_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_redis(request: pytest.FixtureRequest):

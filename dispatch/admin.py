@@ -1,5 +1,6 @@
-"""Staff screens for dispatch: service areas are edited as WKT text; trips and their money are read-only,
-except that staff may close trips (a reason and a fare decision, through `trip_close_by_staff`).
+"""Staff screens for dispatch: service areas are edited as WKT text (a POLYGON or a MULTIPOLYGON); trips and
+their money are read-only, except that staff may close trips (a reason and a fare decision, through
+`trip_close_by_staff`).
 
 GeoDjango's map widgets load OpenLayers from a CDN and tiles from OpenStreetMap. The admin must work with no
 network, so geometry is shown and edited as (E)WKT in a plain textarea.
@@ -7,13 +8,13 @@ network, so geometry is shown and edited as (E)WKT in a plain textarea.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.gis import forms as gis_forms
 from django.contrib.gis.db import models as gis
 from django.contrib.gis.geos import GEOSGeometry
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -26,6 +27,7 @@ from dispatch.services.abandoned import (
     trip_close_by_staff,
     trips_needing_staff,
 )
+from dispatch.services.service_areas import ServiceAreaError, service_area_geometry
 
 
 class WktTextarea(forms.Textarea):
@@ -42,24 +44,43 @@ class WktTextarea(forms.Textarea):
 _NO_MAP_WIDGETS = {gis.GeometryField: {"widget": WktTextarea(attrs={"rows": 8, "cols": 100})}}
 
 
+class ServiceAreaGeometryField(gis_forms.GeometryField):
+    """A POLYGON or MULTIPOLYGON in WKT, EWKT or GeoJSON text; saved as the MultiPolygon the model holds,
+    after the same checks `manage.py service_area_load` makes (valid, on Earth, not empty)."""
+
+    def clean(self, value: object) -> GEOSGeometry | None:
+        geometry = super().clean(value)  # parsed, and moved to SRID 4326 when EWKT names another
+        if geometry is None:
+            return None
+        try:
+            return service_area_geometry(geometry)
+        except ServiceAreaError as error:
+            raise ValidationError(str(error), code="invalid_service_area") from error
+
+
+class ServiceAreaForm(forms.ModelForm):
+    area = ServiceAreaGeometryField(
+        srid=4326,
+        widget=WktTextarea(attrs={"rows": 8, "cols": 100}),
+        help_text=(
+            "The zone as WKT in longitude/latitude (SRID 4326): a POLYGON or a MULTIPOLYGON, e.g. "
+            "POLYGON((-74.1 40.6, -73.8 40.6, -73.8 40.9, -74.1 40.9, -74.1 40.6)). "
+            "A whole city's boundary is easier to load from a file: manage.py service_area_load."
+        ),
+    )
+
+    class Meta:
+        model = ServiceArea
+        fields = ["name", "area", "is_active"]
+
+
 @admin.register(ServiceArea)
 class ServiceAreaAdmin(admin.ModelAdmin):
+    form = ServiceAreaForm
     list_display = ["name", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name"]
-    formfield_overrides = {
-        gis.MultiPolygonField: {"widget": WktTextarea(attrs={"rows": 8, "cols": 100})},
-        **_NO_MAP_WIDGETS,
-    }
     fields = ["name", "area", "is_active"]
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.base_fields["area"].help_text = (
-            "The zone as WKT in longitude/latitude (SRID 4326), e.g. "
-            "MULTIPOLYGON(((-74.1 40.6, -73.8 40.6, -73.8 40.9, -74.1 40.9, -74.1 40.6)))."
-        )
-        return form
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

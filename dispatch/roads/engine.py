@@ -24,6 +24,8 @@ from typing import TypedDict
 import polyline
 import valhalla
 
+from dispatch.matching.geo import coerce_lat_lng
+
 LatLng = tuple[float, float]
 
 # The wheel ships the engine's programs beside the bindings (`python -m valhalla ...` cannot find them).
@@ -117,10 +119,16 @@ def engine_config(tile_dir: Path, *, listen: str | None = None) -> dict[str, obj
 # -- requests -------------------------------------------------------------------------------------------
 
 
+def _coordinates(point: LatLng) -> tuple[float, float]:
+    # The model's own check (dispatch/matching/geo.py), so every router takes what the model takes (any
+    # real number, Decimal and numpy scalars too, as plain floats: the engine's JSON takes neither) and
+    # refuses what it refuses (NaN, strings, bools, out of range) with the same ValueError. Such a point is
+    # the caller's mistake, not a routing failure: the model could not answer it either.
+    return coerce_lat_lng(*point)
+
+
 def _location(point: LatLng, snap_radius_m: float) -> dict[str, float]:
-    lat, lng = point
-    if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180):
-        raise RoutingError("off_graph", f"({lat}, {lng}) is not a place on Earth")
+    lat, lng = _coordinates(point)
     # search_cutoff bounds how far the engine looks for a road; beyond it the point is off the graph
     # (without it Valhalla snaps a point kilometres away to the nearest road and routes from there).
     return {"lat": lat, "lon": lng, "search_cutoff": float(snap_radius_m)}
@@ -146,7 +154,7 @@ def matrix_request(sources: Sequence[LatLng], target: LatLng, *, snap_radius_m: 
 
 def trace_request(points: Sequence[LatLng]) -> dict[str, object]:
     return {
-        "shape": [{"lat": lat, "lon": lng} for lat, lng in points],
+        "shape": [{"lat": lat, "lon": lng} for lat, lng in map(_coordinates, points)],
         "costing": COSTING,
         "shape_match": "map_snap",
         "units": "kilometers",

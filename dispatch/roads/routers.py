@@ -74,7 +74,8 @@ class RoadLeg:
 
 
 class Router(Protocol):
-    """What quotes, dispatch and fares ask of a router. Every method may raise RoutingError."""
+    """What quotes, dispatch and fares ask of a router. Every method may raise RoutingError, and ValueError
+    for a coordinate that is no place on Earth (as the model does: dispatch/matching/geo.py)."""
 
     name: str
 

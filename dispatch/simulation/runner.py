@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from dispatch.roads.engine import TileSet
 from dispatch.simulation.agents import (
     ENGAGED_STATES,
     FINAL_STATUSES,
@@ -39,7 +40,7 @@ from dispatch.simulation.client import ApiError, Credentials
 from dispatch.simulation.demand import DemandCurve, DemandModel, SimClock, TripDemand, default_hot_spots
 from dispatch.simulation.metrics import MetricsRecorder
 from dispatch.simulation.report import LoadResultFiles, SimulationSummary, print_report, write_load_results
-from dispatch.simulation.routing import Router
+from dispatch.simulation.road_routing import RoadFollowingRouter, simulation_router
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ class SimulationConfig:
     out_dir: Path | None = None
     load_profile: str | None = None
     wait_for_server_s: float = 60.0
+    # What the simulated cars drive on (road_routing.simulation_router): "auto" follows Valhalla's routes
+    # when the tile set roads_dir/roads_city was built from this city (make run builds it), else Dijkstra.
+    router: str = "auto"
+    roads_dir: Path = REPO_ROOT / "var" / "roads"
+    roads_city: str = "demo"
 
     @classmethod
     def from_profile(cls, profile: LoadProfile, **overrides: Any) -> SimulationConfig:
@@ -150,7 +156,11 @@ class Simulation:
         self.console = console or Console(stderr=True)
         self.rng = random.Random(config.seed)
         self.city = config.city()
-        self.router = Router(self.city)
+        self.router, self.router_note = simulation_router(
+            self.city,
+            choice=config.router,
+            tiles=TileSet(config.roads_city, config.roads_dir / config.roads_city),
+        )
         self.metrics = MetricsRecorder()
         self.summary = SimulationSummary(drivers=config.drivers, riders=config.riders)
         self.drivers: list[DriverAgent] = []
@@ -183,6 +193,7 @@ class Simulation:
                 sign_in_gate=asyncio.Semaphore(SIGN_IN_CONCURRENCY),
             )
             self.context = context
+            self.console.print(self.router_note)
             progress = asyncio.create_task(self._show_progress())
             try:
                 await self._wait_for_server(http)
@@ -212,6 +223,10 @@ class Simulation:
                 with contextlib.suppress(asyncio.CancelledError):
                     await progress
                 self._save_tokens(context.tokens)
+        if isinstance(self.router, RoadFollowingRouter):
+            # How each simulated drive was planned: on the engine's route, or Dijkstra and why.
+            for how, count in self.router.counts.items():
+                self.metrics.incr(f"sim_routes.{how}", count)
         self.summary.driver_online_s = sum(d.online_s for d in self.drivers) * config.speedup
         self.summary.driver_engaged_s = sum(d.engaged_s for d in self.drivers) * config.speedup
         self.summary.simulated_s = (time.monotonic() - self._demand_started) * config.speedup

@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dispatch.simulation.road_routing import SIMULATION_ROUTERS, SimulationRouterError
 from dispatch.simulation.runner import (
     REPO_ROOT,
     LoadProfile,
@@ -49,6 +51,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--opening-requests", type=int, default=0, help="riders who request as soon as demand starts"
         )
+        parser.add_argument(
+            "--router",
+            choices=SIMULATION_ROUTERS,
+            default="auto",
+            help="what the simulated cars drive on: Valhalla's routes on the server's tiles"
+            " (ROCHDALE_ROADS_DIR / ROCHDALE_ROADS_CITY), the city's own Dijkstra, or auto: Valhalla when"
+            " those tiles were built from this city (make run builds them), else Dijkstra",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,8 +89,15 @@ class Command(BaseCommand):
         config.seed = options["seed"]
         config.progress = not options["no_progress"]
         config.token_cache = Path(options["token_cache"]) if options["token_cache"] else None
+        # The cars drive on the tiles the server routes on, so quoted and lived ETAs share one road graph.
+        config.router = options["router"]
+        config.roads_dir = Path(settings.ROCHDALE_ROADS_DIR)
+        config.roads_city = str(settings.ROCHDALE_ROADS_CITY)
         if not 0 <= config.accept_rate <= 1:
             raise CommandError("--accept-rate is a share between 0 and 1")
         if config.drivers < 0 or config.riders < 0 or config.speedup <= 0:
             raise CommandError("--drivers and --riders must be positive, --speedup above 0")
-        run_simulation(config)
+        try:
+            run_simulation(config)
+        except SimulationRouterError as error:
+            raise CommandError(str(error)) from error

@@ -42,6 +42,29 @@ def pay_floor_cents(
 
 
 @dataclass
+class PickupTiming:
+    """One trip's pickup as the server promised it and as the simulated car drove it.
+
+    Times are on the metrics recorder's clock (wall seconds); ETAs and `drive_s` are in simulated seconds,
+    the server's own unit. The car's arrival is exact (`drive_s` is the planned motion, red lights and
+    congestion included), not when the driver's next tick noticed it."""
+
+    quoted_eta_s: float | None = None  # the estimate's pickup_eta_s, before the request
+    requested_at: float | None = None
+    offers: int = 0  # offers of this trip the simulated drivers received
+    offered_eta_s: float | None = None  # the accepted offer's pickup_eta_s
+    set_off_at: float | None = None  # the accepted driver heads for the pickup
+    drive_s: float | None = None  # that drive, as the car will drive it
+    arrived: bool = False  # the driver reached the pickup and said so (trip.arrived)
+
+    def lived_wait_s(self, speedup: float) -> float | None:
+        """Request to the car at the pickup, in simulated seconds."""
+        if self.requested_at is None or self.set_off_at is None or self.drive_s is None:
+            return None
+        return (self.set_off_at - self.requested_at) * speedup + self.drive_s
+
+
+@dataclass
 class SimContext:
     """What every agent of one run shares: the city, the clocks, the measurements and the trip registry."""
 
@@ -62,6 +85,7 @@ class SimContext:
     accept_sent: dict[str, float] = field(default_factory=dict)
     location_sent: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # trip id -> its last trip object
+    pickups: dict[str, PickupTiming] = field(default_factory=dict)  # trip id -> quoted and lived pickup
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # phone -> {"access", "refresh"}
     sign_in_gate: asyncio.Semaphore | None = None  # signing in costs the server a password hash
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from dispatch.simulation.agents.context import FINAL_STATUSES, SimContext, sign_in
+from dispatch.simulation.agents.context import FINAL_STATUSES, PickupTiming, SimContext, sign_in
 from dispatch.simulation.client import ApiClient, ApiError, Credentials, FrameError, FrameSocket
 from dispatch.simulation.motion import Fix, Vehicle
 from dispatch.simulation.routing import NoRouteError
@@ -144,7 +144,11 @@ class DriverAgent:
         status = trip.get("status")
         if status == "assigned":
             if previous != str(trip["id"]) or self.state != DriverState.TO_PICKUP:
-                self.head_for(trip["pickup"])
+                heading = self.head_for(trip["pickup"])
+                timing = self.context.pickups.setdefault(str(trip["id"]), PickupTiming())
+                if heading and timing.set_off_at is None:
+                    timing.set_off_at = self.context.metrics.now()
+                    timing.drive_s = self.vehicle.remaining_s
             self.state = DriverState.TO_PICKUP
         elif status == "arrived":
             self.state = DriverState.AT_PICKUP
@@ -154,12 +158,15 @@ class DriverAgent:
                 self.head_for(trip["dropoff"])
             self.state = DriverState.ON_TRIP
 
-    def head_for(self, target: dict[str, float]) -> None:
+    def head_for(self, target: dict[str, float]) -> bool:
+        """Drive to the intersection nearest `target`; False when no road leads there."""
         node = self.context.city.nearest_node(target["lat"], target["lng"])
         try:
             self.vehicle.drive_to(self.context.router, node)
         except NoRouteError:
             self.context.metrics.incr("driver.no_route")
+            return False
+        return True
 
     async def drive(self, reader: asyncio.Task[None]) -> None:
         """The app's main loop: move, report the position, and move the trip along."""
@@ -204,6 +211,8 @@ class DriverAgent:
         try:
             if self.state == DriverState.TO_PICKUP and self.vehicle.arrived:
                 await self.socket.command({"type": "trip.arrived", "trip_id": trip_id}, step="trip_arrived")
+                if trip_id in self.context.pickups:
+                    self.context.pickups[trip_id].arrived = True
                 self.state = DriverState.AT_PICKUP
                 low, high = self.context.driver_behaviour.boarding_delay_s
                 self.boarding_until = self.context.metrics.now() + self.context.human_delay(
@@ -272,6 +281,7 @@ class DriverAgent:
         requested = context.trip_requested.get(trip_id)
         if requested is not None:
             context.metrics.record_since("request_to_offer", requested)
+        context.pickups.setdefault(trip_id, PickupTiming()).offers += 1
         if self.trip is not None:
             return  # Should not happen; let it expire and say so in the counters.
         self.offer_id = str(frame.get("offer_id"))
@@ -302,6 +312,10 @@ class DriverAgent:
                 return
             trip_id = str(frame.get("trip_id"))
             context.accept_sent[trip_id] = context.metrics.now()
+            if frame.get("pickup_eta_s") is not None:
+                context.pickups.setdefault(trip_id, PickupTiming()).offered_eta_s = float(
+                    frame["pickup_eta_s"]
+                )
             answer = await self.socket.command(
                 {"type": "offer.accept", "offer_id": offer_id}, step="offer_accept"
             )

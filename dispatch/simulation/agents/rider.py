@@ -10,7 +10,14 @@ from typing import Any
 
 import httpx
 
-from dispatch.simulation.agents.context import FINAL_STATUSES, SimContext, pay_floor_cents, place, sign_in
+from dispatch.simulation.agents.context import (
+    FINAL_STATUSES,
+    PickupTiming,
+    SimContext,
+    pay_floor_cents,
+    place,
+    sign_in,
+)
 from dispatch.simulation.client import ApiClient, ApiError, Credentials, FrameSocket
 from dispatch.simulation.demand import TripDemand
 from dispatch.simulation.report import PayRecord
@@ -133,8 +140,11 @@ class RiderAgent:
         context.trip_requested[trip_id] = requested_at
         context.summary.trips_requested += 1
         context.outcomes[trip_id] = trip
+        timing = context.pickups.setdefault(trip_id, PickupTiming())
+        timing.requested_at = requested_at
         if estimate and estimate.get("pickup_eta_s") is not None:
             context.summary.pickup_eta_quoted_s.append(float(estimate["pickup_eta_s"]))
+            timing.quoted_eta_s = float(estimate["pickup_eta_s"])
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.updates[trip_id] = queue
         try:

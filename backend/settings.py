@@ -379,6 +379,9 @@ ROCHDALE_ROADS_CITY = env_str("ROCHDALE_ROADS_CITY", "demo")
 ROCHDALE_VALHALLA_URL = env_str("ROCHDALE_VALHALLA_URL", "http://127.0.0.1:8002")
 ROCHDALE_ROUTER_TIMEOUT_S = env_float("ROCHDALE_ROUTER_TIMEOUT_S", 2.0)
 ROCHDALE_ROAD_SNAP_RADIUS_M = env_int("ROCHDALE_ROAD_SNAP_RADIUS_M", 250)
+# Dispatch ranks this many nearest free drivers (straight line) by road ETA, in one matrix call; docs/roads.md
+# shows how rarely the road's best driver lies beyond them.
+ROCHDALE_ROAD_CANDIDATES = env_int("ROCHDALE_ROAD_CANDIDATES", 12)
 
 ROCHDALE_ESTIMATE_TTL_S = env_int("ROCHDALE_ESTIMATE_TTL_S", 300)
 ROCHDALE_IDEMPOTENCY_KEY_TTL_H = env_int("ROCHDALE_IDEMPOTENCY_KEY_TTL_H", 24)

@@ -33,8 +33,8 @@ from typing import Any
 
 from django.conf import settings
 
-from backend.redis import get_redis
-from dispatch.eta_model import pickup_eta_s
+from backend.redis import REDIS_UNREACHABLE, get_redis
+from dispatch.roads.engine import LatLng
 
 logger = logging.getLogger(__name__)
 
@@ -254,11 +254,14 @@ def driver_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID | None = None) ->
     post_event("free", d=driver_id, trip=trip_id)
 
 
-def nearest_pickup_eta_s(*, lat: float, lng: float, wheelchair_accessible: bool) -> int | None:
-    """The pickup ETA (s) of the nearest available driver with a fresh fix, for fare estimates; None when
-    nobody is near. A GEOSEARCH on the available set plus the shared ETA model; never touches PostgreSQL."""
+def nearest_available(
+    *, lat: float, lng: float, wheelchair_accessible: bool
+) -> list[tuple[str, float, LatLng]]:
+    """Up to NEAREST_CANDIDATES available drivers with a fresh fix near (lat, lng), nearest first, as
+    (driver id, straight-line metres, (lat, lng)): what a fare estimate's pickup ETA is computed from. A
+    GEOSEARCH on the available set; never touches PostgreSQL; empty when Redis is unreachable."""
     if abs(lat) > GEO_LAT_LIMIT:
-        return None
+        return []
     client = get_redis()
     try:
         found = client.geosearch(
@@ -270,18 +273,23 @@ def nearest_pickup_eta_s(*, lat: float, lng: float, wheelchair_accessible: bool)
             sort="ASC",
             count=NEAREST_CANDIDATES,
             withdist=True,
+            withcoord=True,
         )
-    except Exception:
-        logger.warning("nearest_pickup_eta_s: Redis unavailable", exc_info=True)
-        return None
-    if not found:
-        return None
-    pipe = client.pipeline()
-    for member, _distance in found:
-        pipe.hmget(driver_key(member.decode()), "t", "online", "trip")
+        if not found:
+            return []
+        pipe = client.pipeline()
+        for member, _distance, _coordinates in found:
+            pipe.hmget(driver_key(member.decode()), "t", "online", "trip")
+        flags = pipe.execute()
+    except REDIS_UNREACHABLE:
+        logger.warning("nearest_available: Redis unavailable", exc_info=True)
+        return []
     freshest_allowed = time.time() - settings.ROCHDALE_FIX_MAX_AGE_S
-    for (_member, distance), (fix_at, online, trip) in zip(found, pipe.execute(), strict=True):
+    near = []
+    for (member, distance, (driver_lng, driver_lat)), (fix_at, online, trip) in zip(
+        found, flags, strict=True
+    ):
         if online != b"1" or trip or fix_at is None or float(fix_at) < freshest_allowed:
             continue
-        return pickup_eta_s(float(distance))
-    return None
+        near.append((member.decode(), float(distance), (float(driver_lat), float(driver_lng))))
+    return near

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import LineString, Point
 from rest_framework import serializers
 
 from backend.fares.money import money
@@ -64,6 +64,37 @@ class TripEventSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+class LineStringSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["LineString"])
+    coordinates = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[lng, lat] pairs, GeoJSON's order.",
+    )
+
+
+class RouteSerializer(serializers.Serializer):
+    """A planned route (docs/roads.md): its path along the streets, and which router planned it."""
+
+    router = serializers.ChoiceField(
+        choices=["valhalla", "valhalla-http", "model"],
+        help_text="`model` is a straight line: no road graph, or the road engine could not route it.",
+    )
+    geometry = LineStringSerializer()
+
+
+def route_document(geometry: LineString | None, router: str) -> dict[str, Any] | None:
+    """The route object of the wire contract's extension, or None where no path was planned."""
+    if geometry is None:
+        return None
+    return {
+        "router": router or "model",
+        "geometry": {
+            "type": "LineString",
+            "coordinates": [[round(lng, 6), round(lat, 6)] for lng, lat in geometry.coords],
+        },
+    }
+
+
 class TripSerializer(serializers.Serializer):
     """Read-only: every field here is set by the server."""
 
@@ -86,6 +117,18 @@ class TripSerializer(serializers.Serializer):
         choices=["rider", "driver", "system"], allow_null=True, read_only=True
     )
     events = TripEventSerializer(many=True, read_only=True)
+    route = RouteSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="**Extension.** The planned route; `null` for a driver's ended trips (places are coarse "
+        "there) and for trips planned before routes were kept.",
+    )
+    distance_source = serializers.ChoiceField(
+        choices=["map_matched", "geodesic", "estimate"],
+        allow_null=True,
+        read_only=True,
+        help_text="**Extension.** How `distance_m` was measured at completion; `null` before.",
+    )
 
     def to_representation(self, instance: Trip) -> dict[str, Any]:
         return trip_for(instance, viewer_id=self.context.get("viewer_id"))
@@ -161,4 +204,7 @@ def trip_for(
         else trip.estimated_duration_s,
         "cancelled_by": trip.cancelled_by,
         "events": [{"status": event.status, "at": wire_timestamp(event.at)} for event in trip.events.all()],
+        # The path reveals the places as exactly as the places themselves: coarse places, no path.
+        "route": None if coarse_places else route_document(trip.route_geometry, trip.router),
+        "distance_source": (trip.distance_source or None) if completed else None,
     }

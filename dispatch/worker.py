@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,6 +112,8 @@ class DispatchWorker:
         self._batch_task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        # One thread for road ranking: the in-process engine keeps one actor (and its tile cache) per thread.
+        self.road_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roads-{self.region}")
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -149,6 +153,8 @@ class DispatchWorker:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
             self.redis = None
+        self.road_executor.shutdown(wait=False, cancel_futures=True)
+        self.road_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roads-{self.region}")
 
     async def run(self) -> None:
         """Start (waiting for Redis if it is down), then serve until cancelled or `stop()`. A Redis
@@ -517,11 +523,17 @@ class DispatchWorker:
                 continue
             if driver_id in info.excluded or driver_id in self.offer_holders:
                 continue
-            filtered.append((driver_id, metres))
+            filtered.append((driver_id, metres, self.index.position(driver_id)))
         candidates = await dispatching.alive_candidates(
             self.redis, filtered, policy=policy, excluded=info.excluded, now=now
         )
-        return candidates[: policy.max_candidates]
+        # The road engine computes in C++ for a few milliseconds; its own thread keeps fixes flowing.
+        return await asyncio.get_running_loop().run_in_executor(
+            self.road_executor,
+            functools.partial(
+                dispatching.by_road, candidates[: policy.max_candidates], pickup=(info.lat, info.lng)
+            ),
+        )
 
     def plan(
         self, infos: Sequence[TripInfo], candidate_lists: Sequence[list[Candidate]], *, policy: DispatchPolicy

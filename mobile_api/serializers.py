@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backend.fares.money import ISO_4217_CURRENCIES
-from dispatch.serializers import MoneySerializer
+from dispatch.models import FareEstimate
+from dispatch.serializers import MoneySerializer, RouteSerializer, route_document
 from mobile_api.serializers_fields import MinorMoney, Timestamp
 from mobile_api.serializers_governance import MembershipSummaryOut
 
@@ -156,6 +158,14 @@ class EstimateOut(serializers.Serializer):
     policy_version = serializers.IntegerField(source="policy_version_id")
     breakdown = BreakdownLineOut(many=True)
     expires_at = Timestamp()
+    route = serializers.SerializerMethodField(
+        help_text="**Extension.** The planned route along the streets and which router planned it "
+        "(docs/roads.md); the trip that names this estimate keeps it."
+    )
+
+    @extend_schema_field(RouteSerializer(allow_null=True))
+    def get_route(self, estimate: FareEstimate) -> dict[str, object] | None:
+        return route_document(estimate.route_geometry, estimate.router)
 
 
 class TripRequestIn(serializers.Serializer):

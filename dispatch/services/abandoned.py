@@ -46,9 +46,10 @@ from dispatch.matching.geo import haversine_m
 from dispatch.models import DriverPresence, Trip, TripCancelledBy
 from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.services.driving import (
+    DISTANCE_ESTIMATE,
     MAX_USABLE_ACCURACY_M,
     TrailPoint,
-    trail_distance_m,
+    trail_measure,
     trip_trail,
 )
 from dispatch.services.transitions import trip_transition
@@ -86,6 +87,7 @@ class MeasuredTrail:
 
     distance_m: int
     last: TrailPoint
+    source: str  # map_matched or geodesic, as a completion records it
 
     def duration_s(self, started_at: datetime) -> int:
         return max(int((self.last.recorded_at - started_at).total_seconds()), 0)
@@ -97,11 +99,11 @@ def measured_trail(*, trip: Trip, until: datetime) -> MeasuredTrail | None:
     if trip.started_at is None:
         return None
     points = trip_trail(trip_id=trip.id, since=trip.started_at, until=until)
-    distance_m = trail_distance_m(points)
-    if distance_m is None:
+    measure = trail_measure(points)
+    if measure is None:
         return None
     usable = [p for p in points if p.accuracy_m is None or p.accuracy_m <= MAX_USABLE_ACCURACY_M]
-    return MeasuredTrail(distance_m=distance_m, last=usable[-1])
+    return MeasuredTrail(distance_m=measure.distance_m, last=usable[-1], source=measure.source)
 
 
 def driver_last_heard(
@@ -212,6 +214,7 @@ def _end_if_abandoned(
                 trip=trip,
                 actor_id=None,
                 distance_m=trail.distance_m,
+                distance_source=trail.source,
                 duration_s=trail.duration_s(trip.started_at),
                 completed_at=trail.last.recorded_at,
                 details={"closed_by": "abandoned_trip_rule", "measured": True},
@@ -257,6 +260,7 @@ def _complete(
     trip: Trip,
     actor_id: uuid.UUID | None,
     distance_m: int,
+    distance_source: str,
     duration_s: int,
     completed_at: datetime,
     details: dict[str, object],
@@ -272,8 +276,13 @@ def _complete(
         to=TripStatus.COMPLETED,
         actor_id=actor_id,
         guard={"driver_id": trip.driver_id},
-        fields={**fields, "completed_at": completed_at},
-        details={**details, "distance_m": distance_m, "duration_s": duration_s},
+        fields={**fields, "completed_at": completed_at, "distance_source": distance_source},
+        details={
+            **details,
+            "distance_m": distance_m,
+            "duration_s": duration_s,
+            "distance_source": distance_source,
+        },
     )
     trip_completion_settle(trip=done)
     DriverPresence.objects.filter(driver_id=trip.driver_id).update(idle_since=timezone.now())
@@ -360,6 +369,7 @@ def _charge(*, trip: Trip, staff_id: uuid.UUID, decision: CloseDecision, reason:
             trip=trip,
             actor_id=staff_id,
             distance_m=trail.distance_m,
+            distance_source=trail.source,
             duration_s=trail.duration_s(trip.started_at),
             completed_at=trail.last.recorded_at,
             details={**details, "measured": True},
@@ -369,6 +379,7 @@ def _charge(*, trip: Trip, staff_id: uuid.UUID, decision: CloseDecision, reason:
         trip=trip,
         actor_id=staff_id,
         distance_m=trip.estimated_distance_m,
+        distance_source=DISTANCE_ESTIMATE,
         duration_s=trip.estimated_duration_s,
         completed_at=ended_at,
         details={**details, "measured": False},

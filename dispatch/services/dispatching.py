@@ -10,25 +10,30 @@ partial unique indexes on Offer refuse a second open offer per driver.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.redis import get_redis
 from dispatch import live
-from dispatch.eta_model import pickup_eta_s
+from dispatch.eta_model import eta_parameters, pickup_eta_s
 from dispatch.matching import ranking
 from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.realtime import push_to_user
+from dispatch.roads.choice import road_router
+from dispatch.roads.engine import LatLng
+from dispatch.roads.routers import MODEL
 from dispatch.services.offers import offer_document, offer_expire
 from dispatch.services.transitions import trip_transition
 from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
@@ -58,11 +63,21 @@ def trip_requested(*, trip_id: uuid.UUID, pickup: tuple[float, float], wheelchai
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    """A free driver near the pickup. `distance_m` is the straight line; once `by_road` has ranked the
+    candidates, `eta_s` is the road ETA, `road_distance_m` the drive and `router` who answered."""
+
     driver_id: str
     distance_m: float
     eta_s: int
     idle_s: int
     fix_age_s: float
+    position: LatLng | None = None
+    road_distance_m: int | None = None
+    router: str = MODEL
+
+
+# A driver, how far in a straight line, and where (lat, lng): what the index or the geo set finds.
+Near = tuple[str, float, LatLng | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +98,7 @@ class TripInfo:
 
 def live_candidates(
     client: redis.Redis,
-    near: Sequence[tuple[str, float]],
+    near: Sequence[Near],
     *,
     policy: DispatchPolicy,
     excluded: set[str],
@@ -91,47 +106,73 @@ def live_candidates(
 ) -> list[Candidate]:
     """Keep the drivers Redis says are online, free and freshly located; return them as candidates.
 
-    `near` is (driver id, great-circle metres); one pipelined HMGET reads the live flags of them all."""
-    wanted = [(driver_id, metres) for driver_id, metres in near if driver_id not in excluded]
+    One pipelined HMGET reads the live flags of them all."""
+    wanted = [entry for entry in near if entry[0] not in excluded]
     if not wanted:
         return []
     pipe = client.pipeline()
-    for driver_id, _ in wanted:
+    for driver_id, _, _ in wanted:
         pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
     return _to_candidates(wanted, pipe.execute(), policy=policy, now=now)
 
 
 async def alive_candidates(
     client: aioredis.Redis,
-    near: Sequence[tuple[str, float]],
+    near: Sequence[Near],
     *,
     policy: DispatchPolicy,
     excluded: set[str],
     now: float,
 ) -> list[Candidate]:
     """The asyncio twin of `live_candidates`, for the dispatch worker."""
-    wanted = [(driver_id, metres) for driver_id, metres in near if driver_id not in excluded]
+    wanted = [entry for entry in near if entry[0] not in excluded]
     if not wanted:
         return []
     pipe = client.pipeline()
-    for driver_id, _ in wanted:
+    for driver_id, _, _ in wanted:
         pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
     return _to_candidates(wanted, await pipe.execute(), policy=policy, now=now)
 
 
 def _to_candidates(
-    wanted: list[tuple[str, float]], flags: list[list[bytes | None]], *, policy: DispatchPolicy, now: float
+    wanted: list[Near], flags: list[list[bytes | None]], *, policy: DispatchPolicy, now: float
 ) -> list[Candidate]:
     found = []
-    for (driver_id, metres), (online, trip, fix_at, idle) in zip(wanted, flags, strict=True):
+    for (driver_id, metres, position), (online, trip, fix_at, idle) in zip(wanted, flags, strict=True):
         if online != b"1" or trip or fix_at is None:
             continue
         age = now - float(fix_at)
         if age > policy.max_fix_age_s:
             continue  # no offers to a driver we have not heard from lately
         idle_s = max(0, int(now - float(idle))) if idle else 0
-        found.append(Candidate(driver_id, metres, pickup_eta_s(metres), idle_s, age))
+        found.append(Candidate(driver_id, metres, pickup_eta_s(metres), idle_s, age, position))
     return found
+
+
+def by_road(
+    candidates: Sequence[Candidate], *, pickup: LatLng, at: datetime | None = None
+) -> list[Candidate]:
+    """The `ROCHDALE_ROAD_CANDIDATES` nearest candidates (by straight line) with their road ETAs, from one
+    matrix call; the rest are dropped, so every candidate a round ranks has an ETA of the same kind.
+
+    A round is re-run from fresh candidates after each decline, so dropping the far ones here loses
+    nobody: docs/roads.md shows how rarely the road's best driver is farther down the straight-line list."""
+    nearest = sorted(candidates, key=lambda c: (c.distance_m, c.driver_id))[
+        : settings.ROCHDALE_ROAD_CANDIDATES
+    ]
+    placed = [c for c in nearest if c.position is not None]
+    if not placed:
+        return list(nearest)
+    legs = road_router().legs_to([c.position for c in placed if c.position], pickup, at or timezone.now())
+    overhead = math.ceil(eta_parameters().pickup_overhead_s - 1e-9)
+    by_id = {
+        c.driver_id: replace(
+            c, eta_s=overhead + leg.duration_s, road_distance_m=leg.distance_m, router=leg.router
+        )
+        for c, leg in zip(placed, legs, strict=True)
+        if leg is not None
+    }
+    return [by_id.get(c.driver_id, c) for c in nearest]
 
 
 def rank_candidates(
@@ -145,6 +186,14 @@ def rank_candidates(
     ]
     by_id = {c.driver_id: c for c in candidates}
     ranked = []
+    routes = {
+        c.driver_id: {
+            "straight_line_m": round(c.distance_m),
+            "road_distance_m": c.road_distance_m,
+            "router": c.router,
+        }
+        for c in candidates
+    }
     for entry in ranking.rank_candidates(
         pure, policy.fairness_rule(), wheelchair_required=wheelchair_required
     ):
@@ -156,7 +205,7 @@ def rank_candidates(
             RankedCandidate(
                 by_id[entry.driver_id],
                 entry.rank,
-                {**policy.as_reason(), **details, "explanation": entry.reason},
+                {**policy.as_reason(), **details, **routes[entry.driver_id], "explanation": entry.reason},
             )
         )
     return ranked
@@ -254,7 +303,10 @@ def dispatch_round(
                         driver_id=candidate.driver_id,
                         created_at=now,
                         expires_at=expires_at,
-                        pickup_distance_m=round(candidate.distance_m),
+                        # What the driver drives to the pickup: the road's distance where it answered.
+                        pickup_distance_m=candidate.road_distance_m
+                        if candidate.road_distance_m is not None
+                        else round(candidate.distance_m),
                         pickup_eta_s=candidate.eta_s,
                         rank=choice.rank,
                         candidates_considered=choice.reason.get("candidates_considered", len(ranked)),
@@ -313,7 +365,8 @@ def sweep_dispatch(*, grace_s: float = 2.0) -> dict[str, int]:
             info = trip_info(trip_id=trip_id)
             if info is None:
                 continue
-            ranked = rank_candidates(candidates_from_redis(info, policy=policy), policy=policy)
+            found = by_road(candidates_from_redis(info, policy=policy), pickup=(info.lat, info.lng))
+            ranked = rank_candidates(found, policy=policy, wheelchair_required=info.wav)
             dispatch_round(trip_id=trip_id, ranked=ranked, policy=policy)
             rounds += 1
     return {"expired": len(overdue), "rounds": rounds}
@@ -333,8 +386,11 @@ def candidates_from_redis(info: TripInfo, *, policy: DispatchPolicy) -> list[Can
         sort="ASC",
         count=policy.max_candidates * 2,
         withdist=True,
+        withcoord=True,
     )
-    near = [(member.decode(), float(distance)) for member, distance in found]
+    near = [
+        (member.decode(), float(distance), (float(lat), float(lng))) for member, distance, (lng, lat) in found
+    ]
     return live_candidates(client, near, policy=policy, excluded=info.excluded, now=time.time())[
         : policy.max_candidates
     ]

@@ -4,10 +4,16 @@ Every move goes through `trip_transition` with the guard `driver_id=me`, so a dr
 own trip and only along the status machine. Completion measures the route driven with the rider aboard
 from the location trail (PostGIS rows plus the fixes not yet flushed, flushed first) and posts the fare in
 the same transaction as the move.
+
+The distance the fare and the pay floor use is the trail map-matched onto the road graph (Valhalla's
+`trace_attributes`, docs/roads.md), after jitter and refused fixes are dropped as before; where no road graph
+is built, or matching fails or answers something implausible, the trail's own geodesic length is used and the
+trip records which (`Trip.distance_source`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Iterable
@@ -23,6 +29,8 @@ from backend.redis import get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, LocationFix, Trip
 from dispatch.money.settlement import completion_fields, trip_completion_settle
+from dispatch.roads.choice import road_router
+from dispatch.roads.engine import RoutingError
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
@@ -33,6 +41,14 @@ logger = logging.getLogger(__name__)
 # (or a few metres) are GPS jitter of a standing car, not driving.
 MAX_USABLE_ACCURACY_M = 100.0
 MIN_SEGMENT_M = 5.0
+# A map match this far from the trail's own length has matched the wrong roads (a parallel street, a loop
+# the car never drove); the geodesic trail is the safer measure then.
+MATCH_PLAUSIBLE_RATIO = (0.7, 1.5)
+MATCH_PLAUSIBLE_SLACK_M = 200.0
+
+DISTANCE_MAP_MATCHED = "map_matched"
+DISTANCE_GEODESIC = "geodesic"
+DISTANCE_ESTIMATE = "estimate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,29 +59,66 @@ class TrailPoint:
     accuracy_m: float | None
 
 
-def trail_distance_m(points: Iterable[TrailPoint]) -> int | None:
-    """Geodesic length of a trail with jitter filtered out; None when there are fewer than two usable fixes.
+@dataclass(frozen=True, slots=True)
+class TrailMeasure:
+    distance_m: int
+    source: str  # DISTANCE_MAP_MATCHED or DISTANCE_GEODESIC
+    fallback_reason: str | None = None
 
-    A point is kept only once it is farther from the last kept point than either fix's accuracy (and at
-    least MIN_SEGMENT_M), so a car standing at a light adds nothing however much its fix wanders."""
-    anchor: TrailPoint | None = None
-    total = 0.0
+
+def usable_trail(points: Iterable[TrailPoint]) -> tuple[list[TrailPoint], int]:
+    """The trail's kept points, in time order, and how many fixes were usable at all.
+
+    Fixes worse than MAX_USABLE_ACCURACY_M are dropped. A point is kept only once it is farther from the
+    last kept point than either fix's accuracy (and at least MIN_SEGMENT_M), so a car standing at a light
+    adds nothing however much its fix wanders."""
+    kept: list[TrailPoint] = []
     usable = 0
     for point in sorted(points, key=lambda p: p.recorded_at):
         if point.accuracy_m is not None and point.accuracy_m > MAX_USABLE_ACCURACY_M:
             continue
         usable += 1
-        if anchor is None:
-            anchor = point
+        if not kept:
+            kept.append(point)
             continue
+        anchor = kept[-1]
         step = geodesic((anchor.lat, anchor.lng), (point.lat, point.lng)).meters
         threshold = max(MIN_SEGMENT_M, anchor.accuracy_m or 0.0, point.accuracy_m or 0.0)
         if step >= threshold:
-            total += step
-            anchor = point
+            kept.append(point)
+    return kept, usable
+
+
+def _geodesic_m(kept: list[TrailPoint]) -> float:
+    return sum(geodesic((a.lat, a.lng), (b.lat, b.lng)).meters for a, b in itertools.pairwise(kept))
+
+
+def trail_distance_m(points: Iterable[TrailPoint]) -> int | None:
+    """Geodesic length of a trail with jitter filtered out; None with fewer than two usable fixes."""
+    kept, usable = usable_trail(points)
     if usable < 2:
         return None
-    return round(total)
+    return round(_geodesic_m(kept))
+
+
+def trail_measure(points: Iterable[TrailPoint]) -> TrailMeasure | None:
+    """The trail's road length, map-matched where the router can, else its geodesic length (recorded as
+    such, with why); None when there are fewer than two usable fixes."""
+    kept, usable = usable_trail(points)
+    if usable < 2:
+        return None
+    straight = _geodesic_m(kept)
+    if len(kept) < 2:  # usable fixes, but the car never moved beyond its jitter
+        return TrailMeasure(round(straight), DISTANCE_GEODESIC, "standing_still")
+    try:
+        matched = road_router().matched_length_m([(p.lat, p.lng) for p in kept])
+    except RoutingError as error:
+        return TrailMeasure(round(straight), DISTANCE_GEODESIC, error.reason)
+    low, high = MATCH_PLAUSIBLE_RATIO
+    if not (low * straight - MATCH_PLAUSIBLE_SLACK_M <= matched <= high * straight + MATCH_PLAUSIBLE_SLACK_M):
+        logger.warning("map match of %.0f m trail gave %d m: using the trail's own length", straight, matched)
+        return TrailMeasure(round(straight), DISTANCE_GEODESIC, "implausible_match")
+    return TrailMeasure(matched, DISTANCE_MAP_MATCHED)
 
 
 def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[TrailPoint]:
@@ -117,11 +170,22 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
             details={"from": trip.status, "to": TripStatus.COMPLETED.value},
         )
     now = timezone.now()
-    measured = trail_distance_m(trip_trail(trip_id=trip.id, since=trip.started_at, until=now))
-    distance_m = measured if measured is not None else trip.estimated_distance_m
-    duration_s = max(int((now - trip.started_at).total_seconds()), 0) if measured is not None else None
-    if duration_s is None:
+    # Map matching runs before the transaction: it holds no lock while the engine works.
+    measured = trail_measure(trip_trail(trip_id=trip.id, since=trip.started_at, until=now))
+    if measured is not None:
+        distance_m, source = measured.distance_m, measured.source
+        duration_s = max(int((now - trip.started_at).total_seconds()), 0)
+    else:
+        distance_m, source = trip.estimated_distance_m, DISTANCE_ESTIMATE
         duration_s = trip.estimated_duration_s
+    details = {
+        "measured": measured is not None,
+        "distance_m": distance_m,
+        "duration_s": duration_s,
+        "distance_source": source,
+    }
+    if measured is not None and measured.fallback_reason:
+        details["match_fallback_reason"] = measured.fallback_reason
     with transaction.atomic():
         fields = completion_fields(trip=trip, distance_m=distance_m, duration_s=duration_s)
         done = trip_transition(
@@ -129,8 +193,8 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
             to=TripStatus.COMPLETED,
             actor_id=driver_id,
             guard={"driver_id": driver_id},
-            fields={**fields, "completed_at": now},
-            details={"measured": measured is not None, "distance_m": distance_m, "duration_s": duration_s},
+            fields={**fields, "completed_at": now, "distance_source": source},
+            details=details,
         )
         trip_completion_settle(trip=done)
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)

@@ -1,29 +1,34 @@
 """Fare estimates: the quote a rider sees before requesting, priced by the policy in force.
 
-The route's distance and duration come from the shared ETA model (dispatch/matching/eta.py, parameters
-from settings ROCHDALE_ETA_*), so the quote, the offer a driver sees and the simulator agree. An estimate is
-kept ROCHDALE_ESTIMATE_TTL_S (5 minutes); a trip that names it pays the quoted fare under the tolerance
-rule of backend/fares/pricing.py (`fare_with_quote_tolerance`, applied at completion).
+The route's distance, duration and path come from the process's road router (dispatch/roads/, docs/roads.md):
+Valhalla on the city's streets where its tiles are built, the shared ETA model otherwise, so the quote, the
+offer a driver sees and the simulator agree. The pickup ETA is the road ETA of the nearest free drivers.
+An estimate is kept ROCHDALE_ESTIMATE_TTL_S (5 minutes); a trip that names it pays the quoted fare under the
+tolerance rule of backend/fares/pricing.py (`fare_with_quote_tolerance`, applied at completion).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import LineString, Point
 from django.utils import timezone
 
 from backend.errors import Unprocessable
 from backend.fares.models import FarePolicyVersion
 from backend.fares.pricing import quote_fare, trip_floor
 from backend.fares.selectors import policy_of, policy_version_in_force
-from dispatch.eta_model import route_estimator
-from dispatch.live import nearest_pickup_eta_s
+from dispatch.eta_model import eta_parameters
+from dispatch.live import nearest_available
 from dispatch.models import FareEstimate
+from dispatch.roads.choice import road_router
+from dispatch.roads.engine import LatLng
+from dispatch.roads.routers import RoadRoute
 from dispatch.selectors import places_outside_service_area
 
 
@@ -47,6 +52,18 @@ class RouteQuote:
     currency: str
     breakdown: list[dict[str, Any]]
     policy_version: FarePolicyVersion
+    route: RoadRoute
+
+    @property
+    def route_geometry(self) -> LineString | None:
+        return route_line(self.route.geometry)
+
+
+def route_line(points: tuple[LatLng, ...]) -> LineString | None:
+    """The path as a PostGIS LineString (lng, lat order), or None when there is no path to draw."""
+    if len(points) < 2:
+        return None
+    return LineString([(lng, lat) for lat, lng in points], srid=4326)
 
 
 def require_in_service_area(*, pickup: Place, dropoff: Place) -> None:
@@ -60,10 +77,9 @@ def require_in_service_area(*, pickup: Place, dropoff: Place) -> None:
         )
 
 
-def route_estimate(*, pickup: Place, dropoff: Place, at: datetime) -> tuple[int, int]:
-    """(distance_m, duration_s) of the route between two places, from the shared ETA model."""
-    route = route_estimator().estimate((pickup.lat, pickup.lng), (dropoff.lat, dropoff.lng), at)
-    return max(round(route.distance_m), 0), max(round(route.duration_s), 0)
+def route_estimate(*, pickup: Place, dropoff: Place, at: datetime) -> RoadRoute:
+    """The drive between two places, by road where the router can (never fails: the model answers)."""
+    return road_router().route((pickup.lat, pickup.lng), (dropoff.lat, dropoff.lng), at)
 
 
 def route_quote(
@@ -73,7 +89,8 @@ def route_quote(
     moment = at or timezone.now()
     version = policy_version_in_force(moment)
     policy = policy_of(version)
-    distance_m, duration_s = route_estimate(pickup=pickup, dropoff=dropoff, at=moment)
+    route = route_estimate(pickup=pickup, dropoff=dropoff, at=moment)
+    distance_m, duration_s = max(route.distance_m, 0), max(route.duration_s, 0)
     quote = quote_fare(policy, distance_m=distance_m, duration_s=duration_s)
     floor = trip_floor(
         policy, distance_m=distance_m, duration_s=duration_s, wheelchair_accessible=wheelchair_accessible
@@ -86,12 +103,23 @@ def route_quote(
         currency=quote.currency,
         breakdown=quote.breakdown_document(),
         policy_version=version,
+        route=route,
     )
 
 
-def pickup_eta_near(*, pickup: Place, wheelchair_accessible: bool) -> int | None:
-    """Seconds for the nearest available driver to reach the pickup, or None when no driver is near."""
-    return nearest_pickup_eta_s(lat=pickup.lat, lng=pickup.lng, wheelchair_accessible=wheelchair_accessible)
+def pickup_eta_near(*, pickup: Place, wheelchair_accessible: bool, at: datetime | None = None) -> int | None:
+    """Seconds for the soonest of the nearest available drivers to reach the pickup by road (one matrix
+    call over them, plus the model's pickup overhead), or None when no driver is near."""
+    near = nearest_available(lat=pickup.lat, lng=pickup.lng, wheelchair_accessible=wheelchair_accessible)
+    if not near:
+        return None
+    legs = road_router().legs_to(
+        [position for _, _, position in near], (pickup.lat, pickup.lng), at or timezone.now()
+    )
+    durations = [leg.duration_s for leg in legs if leg is not None]
+    if not durations:
+        return None
+    return math.ceil(eta_parameters().pickup_overhead_s - 1e-9) + min(durations)
 
 
 def estimate_create(
@@ -117,7 +145,9 @@ def estimate_create(
         wheelchair_accessible=wheelchair_accessible,
         distance_m=quote.distance_m,
         duration_s=quote.duration_s,
-        pickup_eta_s=pickup_eta_near(pickup=pickup, wheelchair_accessible=wheelchair_accessible),
+        route_geometry=quote.route_geometry,
+        router=quote.route.router,
+        pickup_eta_s=pickup_eta_near(pickup=pickup, wheelchair_accessible=wheelchair_accessible, at=moment),
         fare_minor=quote.fare_minor,
         driver_pay_minimum_minor=quote.driver_pay_minimum_minor,
         currency=quote.currency,

@@ -137,6 +137,8 @@ def trip_request(
             "fare_estimate_minor": estimate.fare_minor,
             "estimated_distance_m": estimate.distance_m,
             "estimated_duration_s": estimate.duration_s,
+            "route_geometry": estimate.route_geometry,
+            "router": estimate.router,
         }
     else:
         wav = bool(wheelchair_accessible)
@@ -148,6 +150,8 @@ def trip_request(
             "fare_estimate_minor": quote.fare_minor,
             "estimated_distance_m": quote.distance_m,
             "estimated_duration_s": quote.duration_s,
+            "route_geometry": quote.route_geometry,
+            "router": quote.route.router,
         }
     with transaction.atomic():
         try:

@@ -44,6 +44,14 @@ TRIP_TIP = {
 # --- Examples ---------------------------------------------------------------------------------------------
 
 PLACES = {"pickup": {"lat": 40.7580, "lng": -73.9855}, "dropoff": {"lat": 40.7128, "lng": -74.0060}}
+# A planned route, shortened: a real one has a point at every bend of the streets it takes.
+ROUTE_EXAMPLE = {
+    "router": "valhalla",
+    "geometry": {
+        "type": "LineString",
+        "coordinates": [[-73.9855, 40.758], [-73.9911, 40.7503], [-74.0012, 40.7311], [-74.006, 40.7128]],
+    },
+}
 TRIP_EXAMPLE = {
     "id": TRIP_ID,
     "status": "requested",
@@ -61,6 +69,8 @@ TRIP_EXAMPLE = {
     "duration_s": 1260,
     "cancelled_by": None,
     "events": [{"status": "requested", "at": "2026-11-21T14:03:00Z"}],
+    "route": ROUTE_EXAMPLE,
+    "distance_source": None,
 }
 ESTIMATE_ID = "0c6f1d0e-2b7a-4d0c-9d8e-1f2a3b4c5d6e"
 
@@ -84,6 +94,7 @@ FARE_ESTIMATE_EXAMPLES = [
                 {"label": "Time", "amount": 735},
             ],
             "expires_at": "2026-11-21T14:08:00Z",
+            "route": ROUTE_EXAMPLE,
         },
         response_only=True,
         status_codes=["200"],

@@ -178,18 +178,21 @@ def test_sweeper_leaves_rounds_to_a_live_worker(seeded, rider, drivers):
 
 def test_nearest_pickup_eta_for_estimates(seeded, drivers):
     from dispatch.eta_model import pickup_eta_s
-    from dispatch.live import nearest_pickup_eta_s
+    from dispatch.services.estimates import Place, pickup_eta_near
     from tests.factories import DriverFactory
 
-    assert nearest_pickup_eta_s(lat=CENTRE[0], lng=CENTRE[1], wheelchair_accessible=False) is None
+    pickup = Place(*CENTRE)
+    assert pickup_eta_near(pickup=pickup, wheelchair_accessible=False) is None
     driver_online_at(drivers[0], CENTRE[0] + 0.01, CENTRE[1])
-    eta = nearest_pickup_eta_s(lat=CENTRE[0], lng=CENTRE[1], wheelchair_accessible=False)
-    assert eta == pickup_eta_s(1112.0) or abs(eta - pickup_eta_s(1112.0)) <= 2
-    assert nearest_pickup_eta_s(lat=CENTRE[0], lng=CENTRE[1], wheelchair_accessible=True) is None
+    eta = pickup_eta_near(pickup=pickup, wheelchair_accessible=False)
+    # On the model the road ETA is the model's pickup ETA for the straight line (1,112 m north).
+    assert eta is not None and abs(eta - pickup_eta_s(1112.0)) <= 2
+    assert pickup_eta_near(pickup=pickup, wheelchair_accessible=True) is None
     driver_online_at(DriverFactory(profile__wheelchair_accessible=True), CENTRE[0] + 0.02, CENTRE[1])
-    assert nearest_pickup_eta_s(lat=CENTRE[0], lng=CENTRE[1], wheelchair_accessible=True) > eta
+    wav_eta = pickup_eta_near(pickup=pickup, wheelchair_accessible=True)
+    assert wav_eta is not None and wav_eta > eta
     # Far outside the search radius: nobody.
-    assert nearest_pickup_eta_s(lat=41.5, lng=-73.0, wheelchair_accessible=False) is None
+    assert pickup_eta_near(pickup=Place(41.5, -73.0), wheelchair_accessible=False) is None
 
 
 def test_requests_in_one_batch_window_are_assigned_for_the_least_total_pickup(seeded):

@@ -32,13 +32,20 @@ def test_estimate_answers_the_contract_and_is_stored(rider, rider_client, servic
     body = response.json()
     assert set(body) == {
         "estimate_id", "fare", "distance_m", "duration_s", "pickup_eta_s", "driver_pay_minimum",
-        "policy_version", "breakdown", "expires_at",
+        "policy_version", "breakdown", "expires_at", "route",
     }  # fmt: skip
     policy = policy_in_force()
-    distance_m, duration_s = route_estimate(
-        pickup=Place(**PICKUP), dropoff=Place(**DROPOFF), at=timezone.now()
-    )
+    route = route_estimate(pickup=Place(**PICKUP), dropoff=Place(**DROPOFF), at=timezone.now())
+    distance_m, duration_s = route.distance_m, route.duration_s
     assert (body["distance_m"], body["duration_s"]) == (distance_m, duration_s)
+    # No road graph here: the model's straight line, from pickup to dropoff.
+    assert body["route"] == {
+        "router": "model",
+        "geometry": {
+            "type": "LineString",
+            "coordinates": [[PICKUP["lng"], PICKUP["lat"]], [DROPOFF["lng"], DROPOFF["lat"]]],
+        },
+    }
     assert body["fare"] == {
         "amount": quote_fare(policy, distance_m=distance_m, duration_s=duration_s).fare,
         "currency": "USD",

@@ -4,7 +4,7 @@
 # the ASGI server, a Celery worker and beat, the dispatch worker and a modest simulation, with prefixed
 # logs (honcho). Ctrl-C stops them all. ROCHDALE_PORT (8000) moves the server; ROCHDALE_SIM_DRIVERS,
 # ROCHDALE_SIM_RIDERS and ROCHDALE_SIM_SPEEDUP size the simulation (ROCHDALE_SIM_DRIVERS=0 ROCHDALE_SIM_RIDERS=0
-# for none).
+# for none). The demo city's road tiles are built (once) so that the server routes on Valhalla.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 ensure_venv
@@ -29,6 +29,25 @@ log "applying migrations"
 log "collecting static files"
 "$PY" manage.py collectstatic --noinput -v0
 mkdir -p "$VAR/celery"
+# The demo city's streets as an OpenStreetMap extract, built into Valhalla tiles, so the server (whose
+# ROCHDALE_ROUTER defaults to auto: Valhalla once the tiles exist) quotes and dispatches on the same roads
+# the simulated cars drive. Both steps are idempotent: the same city exports the same bytes, and
+# roads_build skips an extract it has built. A co-op's own city (ROCHDALE_ROADS_CITY) is left as built.
+ROADS_DIR="${ROCHDALE_ROADS_DIR:-$VAR/roads}"
+ROADS_CITY="${ROCHDALE_ROADS_CITY:-demo}"
+if [ "$ROADS_CITY" = demo ]; then
+    log "exporting the demo city's streets and building their road tiles (skipped when up to date)"
+    "$PY" manage.py city_export_osm --out "$ROADS_DIR/demo.osm.pbf" >&2
+    "$PY" manage.py roads_build --pbf "$ROADS_DIR/demo.osm.pbf" --name demo >&2
+fi
+ROUTER_IN_USE="$("$PY" manage.py shell --no-imports -c '
+from django.conf import settings
+from dispatch.roads.choice import city_tiles, road_router
+tiles = city_tiles()
+print(f"{road_router().name} (ROCHDALE_ROUTER={settings.ROCHDALE_ROUTER}; {tiles.name} tiles",
+      "built" if tiles.exists() else "not built", f"in {tiles.root})")
+' 2>/dev/null)" || die "could not tell which router the server will use"
+log "router: $ROUTER_IN_USE"
 log "seeding the demo city"
 SEED_OUTPUT="$("$PY" manage.py seed_demo)"
 printf '%s\n' "$SEED_OUTPUT" >&2

@@ -230,15 +230,20 @@ def parse_trace_length_m(body: dict[str, object]) -> int:
     return round(total_km * 1000)
 
 
-# Valhalla's messages (and error codes, for the HTTP server) for the answers that are not engine faults.
-_OFF_GRAPH = ("No suitable edges near location", "171")
-_NO_ROUTE = ("No path could be found", "unconnected regions", "442", "443", "444")
+# Valhalla's words for the answers that are not engine faults, and the error codes its HTTP server gives
+# them. The in-process engine says only the words, so the words decide; a code is matched as a code, never
+# as digits inside a message ("... 1710 meters" is not error 171).
+_OFF_GRAPH_WORDS = ("No suitable edges near location",)
+_OFF_GRAPH_CODES = frozenset({171})
+# 170 unconnected regions, 442 no path, 443 exact route match failed, 444 map match failed.
+_NO_ROUTE_WORDS = ("No path could be found", "unconnected regions", "failed to find path")
+_NO_ROUTE_CODES = frozenset({170, 442, 443, 444})
 
 
-def classify(message: str) -> str:
-    """The reason word for one of the engine's error messages."""
-    if any(marker in message for marker in _OFF_GRAPH):
+def classify(message: str, code: int | None = None) -> str:
+    """The reason word for one of the engine's error messages (and the HTTP server's error code)."""
+    if code in _OFF_GRAPH_CODES or any(words in message for words in _OFF_GRAPH_WORDS):
         return "off_graph"
-    if any(marker in message for marker in _NO_ROUTE):
+    if code in _NO_ROUTE_CODES or any(words in message for words in _NO_ROUTE_WORDS):
         return "no_route"
     return "engine_error"

@@ -243,8 +243,12 @@ class ValhallaHttpRouter(_EngineRouter):
         except ValueError as error:
             raise RoutingError("engine_error", f"{self.base_url} answered {response.status_code}") from error
         if response.status_code != 200:
-            message = f"{body.get('error_code', '')} {body.get('error', response.text)}"
-            raise RoutingError(classify(message), message)
+            # Valhalla answers {"error_code": 171, "error": "No suitable edges near location", ...}.
+            document = body if isinstance(body, dict) else {}
+            said = str(document.get("error", response.text))
+            given = document.get("error_code")
+            code = given if isinstance(given, int) else None
+            raise RoutingError(classify(said, code), f"{code} {said}" if code is not None else said)
         answer: dict[str, object] = body
         return answer
 

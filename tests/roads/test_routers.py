@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dispatch.roads.engine import RoutingError, TileSet
+from dispatch.roads.engine import RoutingError, TileSet, classify
 from dispatch.roads.routers import (
     MODEL,
     VALHALLA,
@@ -125,6 +125,34 @@ def test_a_noisy_trail_matches_to_the_road_length(in_process: ValhallaRouter) ->
     # Summing the noisy fixes zig-zags: the geodesic trail is off by far more than the match.
     assert abs(geodesic_m - route.distance_m) > 3 * abs(matched_m - route.distance_m)
     assert abs(geodesic_m - route.distance_m) > 0.08 * route.distance_m
+
+
+def test_a_trail_off_the_roads_is_no_route_and_counted(
+    resilient: ResilientRouter, helsinki_tiles: TileSet
+) -> None:
+    far_north = _outside_bbox(helsinki_tiles, 2000)
+    trail = [far_north, (far_north[0] + 0.001, far_north[1])]
+
+    with pytest.raises(RoutingError) as raised:
+        resilient.matched_length_m(trail)
+
+    # Valhalla's 444 "Map Match algorithm failed to find path": no road to match, not an engine fault (the
+    # HTTP server says so with its code, the in-process engine only in words; both must read alike).
+    assert raised.value.reason == "no_route"
+    assert fallback_counts() == {"valhalla:match:no_route": 1}
+
+
+def test_the_engines_messages_are_read_by_their_words_and_codes() -> None:
+    # Words as the in-process engine says them, code and words as the HTTP server does.
+    assert classify("No suitable edges near location") == "off_graph"
+    assert classify("No suitable edges near location", code=171) == "off_graph"
+    assert classify("Locations are in unconnected regions. Go check/edit the map at osm.org") == "no_route"
+    assert classify("No path could be found for input", code=442) == "no_route"
+    assert classify("Map Match algorithm failed to find path: map_snap algorithm failed") == "no_route"
+    assert classify("Exact route match algorithm failed to find path", code=443) == "no_route"
+    # A number inside a message is not an error code.
+    assert classify("Exceeded breakage distance for all pairs: 1710 meters") == "engine_error"
+    assert classify("Path distance exceeds the max distance limit: 4420 meters", code=154) == "engine_error"
 
 
 def test_missing_tiles_fall_back_to_the_model_and_are_counted(tmp_path: Path, model: ModelRouter) -> None:

@@ -35,6 +35,7 @@ from backend.errors import Conflict, InvalidInput, ServiceUnavailable
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis
 from dispatch import live, selectors
 from dispatch.realtime import apush_to_user
+from dispatch.services.remaining_eta import remaining_eta
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ class LocationRecorder:
         rider_id = answer[1].decode() if isinstance(answer[1], bytes) else answer[1]
         trip_id = answer[2].decode() if isinstance(answer[2], bytes) else answer[2]
         if rider_id and trip_id:
+            countdown = await remaining_eta(trip_id, (fix.lat, fix.lng))
             await apush_to_user(
                 rider_id,
                 {
@@ -266,6 +268,8 @@ class LocationRecorder:
                     "lat": fix.lat,
                     "lng": fix.lng,
                     "heading": fix.heading,
+                    "eta_s": None if countdown is None else countdown.eta_s,
+                    "eta_to": None if countdown is None else countdown.to,
                 },
             )
 

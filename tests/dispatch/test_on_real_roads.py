@@ -259,3 +259,35 @@ def test_a_driver_sees_no_route_of_an_ended_trip(valhalla_router, seeded, rider,
     assert trip_for(trip, viewer_id=driver.id)["route"] is None
     assert trip_for(trip, viewer_id=rider.id)["route"]["router"] == "valhalla"
     assert uuid.UUID(trip_for(trip, viewer_id=rider.id)["id"]) == trip.id
+
+
+@pytest.mark.django_db(transaction=True)  # the countdown reads the trip from a pool thread
+def test_the_riders_countdown_is_the_road_eta_to_the_next_place_refreshed_not_per_fix(
+    valhalla_router, seeded, rider, driver, settings
+):
+    import asyncio
+
+    from dispatch.services import remaining_eta as countdowns
+
+    trip = _trip_on_the_road(rider, driver, started_ago_s=60)
+    trip.status = "assigned"
+    trip.save(update_fields=["status"])
+    countdowns._known.clear()
+    to_pickup = valhalla_router.legs_to([ROAD_NEARER], SOUTH, timezone.now())[0]
+
+    first = asyncio.run(countdowns.remaining_eta(str(trip.id), ROAD_NEARER))
+    assert first == countdowns.Countdown(eta_s=to_pickup.duration_s, to="pickup")
+    # Within the refresh interval a fix from elsewhere is not routed again: the last ETA counts down.
+    again = asyncio.run(countdowns.remaining_eta(str(trip.id), NORTH))
+    assert again.to == "pickup" and to_pickup.duration_s - 1 <= again.eta_s <= to_pickup.duration_s
+
+    settings.ROCHDALE_REMAINING_ETA_REFRESH_S = 0
+    trip.status = "in_progress"
+    trip.save(update_fields=["status"])
+    to_dropoff = valhalla_router.legs_to([ROAD_NEARER], NORTH, timezone.now())[0]
+    assert asyncio.run(countdowns.remaining_eta(str(trip.id), ROAD_NEARER)) == countdowns.Countdown(
+        eta_s=to_dropoff.duration_s, to="dropoff"
+    )
+    trip.status = "completed"
+    trip.save(update_fields=["status"])
+    assert asyncio.run(countdowns.remaining_eta(str(trip.id), ROAD_NEARER)) is None

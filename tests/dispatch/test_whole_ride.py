@@ -71,6 +71,9 @@ async def test_a_whole_ride_over_websockets(seeded, rider, driver, settings):
         "lat": CENTRE[0],
         "lng": CENTRE[1],
         "heading": 180.0,
+        # The countdown to the pickup: the driver is there (on the model, no distance is no time).
+        "eta_s": 0,
+        "eta_to": "pickup",
     }
     moved = await send(driver_socket, {"type": "trip.arrived", "trip_id": trip_id}, ref="arr")
     assert moved["trip"]["status"] == "arrived"

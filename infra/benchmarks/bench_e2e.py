@@ -1,6 +1,11 @@
 """End-to-end dispatch benchmark: simulated drivers over real websockets to the real stack.
 
     .venv/bin/python infra/benchmarks/bench_e2e.py [--drivers 2000] [--duration 75] [--rps 5]
+                                                   [--router valhalla|model|both]
+
+`--router` is what the stack quotes and dispatches on (docs/roads.md): `valhalla` (the default) builds the
+demo city's road tiles under var/bench-roads/ first (skipped when up to date) and runs the stack on them;
+`model` is the straight-line ETA model; `both` runs the model first as the same-run baseline, then Valhalla.
 
 Starts, as subprocesses against a scratch database `rochdale_bench_e2e` (recreated) and Redis db 13, the
 stack as production runs it: the socket servers (`python -m backend.serve --workers 2`), the REST server on
@@ -122,7 +127,31 @@ def make_people(drivers: int, riders: int) -> tuple[list[str], list[tuple[str, s
     )
 
 
-def start_stack() -> dict[str, subprocess.Popen]:
+BENCH_ROADS = REPO / "var" / "bench-roads"
+
+
+def demo_tiles() -> None:
+    """The demo city's tiles, as `make run` builds them (both commands skip work already done)."""
+    pbf = BENCH_ROADS / "demo.osm.pbf"
+    env = {**ENV, "ROCHDALE_ROADS_DIR": str(BENCH_ROADS)}
+    for command in (
+        ["manage.py", "city_export_osm", "--out", str(pbf)],
+        ["manage.py", "roads_build", "--pbf", str(pbf), "--name", "demo"],
+    ):
+        subprocess.run([sys.executable, *command], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def router_env(router: str) -> dict[str, str]:
+    if router == "model":
+        return {"ROCHDALE_ROUTER": "model"}
+    return {
+        "ROCHDALE_ROUTER": "valhalla",
+        "ROCHDALE_ROADS_DIR": str(BENCH_ROADS),
+        "ROCHDALE_ROADS_CITY": "demo",
+    }
+
+
+def start_stack(router: str) -> dict[str, subprocess.Popen]:
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     commands = {
@@ -168,7 +197,9 @@ def start_stack() -> dict[str, subprocess.Popen]:
     processes = {}
     for name, command in commands.items():
         log = (logs / f"{name}.log").open("w")
-        processes[name] = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+        processes[name] = subprocess.Popen(
+            command, cwd=REPO, env={**ENV, **router_env(router)}, stdout=log, stderr=subprocess.STDOUT
+        )
     return processes
 
 
@@ -453,11 +484,22 @@ def main() -> None:
     parser.add_argument("--drivers", type=int, default=2000)
     parser.add_argument("--duration", type=float, default=75.0)
     parser.add_argument("--rps", type=float, default=5.0)
+    parser.add_argument("--router", choices=["valhalla", "model", "both"], default="valhalla")
     args = parser.parse_args()
     import resource
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    if args.router != "model":
+        demo_tiles()
+    routers = ["model", "valhalla"] if args.router == "both" else [args.router]
+    reports = {router: run_once(args, router) for router in routers}
+    for router, lines in reports.items():
+        print(f"\n== router: {router} ==\n" + "\n".join(lines))
+
+
+def run_once(args: argparse.Namespace, router: str) -> list[str]:
+    """One window of load on a fresh stack routing on `router`; its summary lines."""
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -465,7 +507,7 @@ def main() -> None:
     recreate_database()
     riders_needed = int(args.rps * args.duration) + 10
     driver_ids, riders = make_people(args.drivers, riders_needed)
-    processes = start_stack()
+    processes = start_stack(router)
     try:
         import httpx
 
@@ -497,6 +539,7 @@ def main() -> None:
 
     summaries = {s.step: s for s in bench.metrics.summaries()}
     lines = [
+        f"router: {router}",
         f"drivers online: {figures['drivers_online']} of {args.drivers} "
         f"(all online {figures['all_online_after_s']:.0f} s after the last connect wave; "
         f"socket failures: {bench.ws_errors})",
@@ -515,9 +558,11 @@ def main() -> None:
             )
     lines.append(f"counters: {bench.metrics.counters}")
     print("\n".join(lines))
-    files = write_load_results(bench.metrics, OUT, meta={"args": vars(args), **figures, "summary": lines})
-    (OUT / "summary.txt").write_text("\n".join(lines) + "\n")
+    out = OUT / router
+    files = write_load_results(bench.metrics, out, meta={"args": vars(args), **figures, "summary": lines})
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print(f"written: {files.results_json}, {files.latency_png}, {files.throughput_png}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ import json
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dispatch.matching.geo import haversine_m
+from dispatch.roads.engine import TileSet
 
 LatLng = tuple[float, float]
 
@@ -38,6 +40,12 @@ ROAD_NEARER = (60.170258, 24.942831)  # Keskuskatu
 
 # The one-way street: Simonkatu, OSM way 51707741 (oneway=yes, one lane, ~143 m, drawn west to east).
 ONE_WAY_NAME = "Simonkatu"
+
+
+def beyond_north(tiles: TileSet, metres: float) -> LatLng:
+    """A point `metres` north of the extract's northernmost road, halfway across it."""
+    west, _, east, north = tiles.manifest()["bbox"]
+    return (north + metres / 111_320.0, (west + east) / 2)
 
 
 def distance_m(a: LatLng, b: LatLng) -> float:
@@ -77,13 +85,24 @@ def jittered(points: Sequence[LatLng], sigma_m: float, seed: int) -> list[LatLng
     return noisy
 
 
-def streets(streets_path: Path) -> list[dict[str, object]]:
+@dataclass(frozen=True, slots=True)
+class Street:
+    """One drivable way of the build's streets.geojson (dispatch/roads/build.py writes it for the map)."""
+
+    name: str
+    highway: str
+    one_way: bool
+    line: list[LatLng]
+
+
+def streets(streets_path: Path) -> list[Street]:
     document = json.loads(streets_path.read_text())
-    features: list[dict[str, object]] = document["features"]
-    return features
-
-
-def line_of(feature: dict[str, object]) -> list[LatLng]:
-    geometry = feature["geometry"]
-    assert isinstance(geometry, dict)
-    return [(lat, lng) for lng, lat in geometry["coordinates"]]
+    return [
+        Street(
+            name=feature["properties"]["name"],
+            highway=feature["properties"]["highway"],
+            one_way=feature["properties"]["one_way"],
+            line=[(lat, lng) for lng, lat in feature["geometry"]["coordinates"]],
+        )
+        for feature in document["features"]
+    ]

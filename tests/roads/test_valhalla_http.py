@@ -27,6 +27,7 @@ from tests.roads.helsinki import (
     RANK_TARGET,
     ROAD_NEARER,
     SOUTH,
+    beyond_north,
     jittered,
     sampled_every,
 )
@@ -39,11 +40,6 @@ TIMEOUT_S = 10.0
 @pytest.fixture
 def over_http(valhalla_service: ValhallaService, snap_radius_m: float) -> ValhallaHttpRouter:
     return ValhallaHttpRouter(valhalla_service.base_url, snap_radius_m=snap_radius_m, timeout_s=TIMEOUT_S)
-
-
-def _far_north(tiles: TileSet) -> tuple[float, float]:
-    west, _, east, north = tiles.manifest()["bbox"]
-    return (north + 2000 / 111_320.0, (west + east) / 2)
 
 
 def test_a_route_over_http_is_the_in_process_route(
@@ -87,7 +83,7 @@ def test_a_trail_matched_over_http_is_matched_alike(
 def test_the_servers_refusals_carry_the_same_reasons(
     over_http: ValhallaHttpRouter, in_process: ValhallaRouter, helsinki_tiles: TileSet
 ) -> None:
-    far_north = _far_north(helsinki_tiles)
+    far_north = beyond_north(helsinki_tiles, 2000)
     asks = {
         "route from the map to off it": lambda router: router.route(SOUTH, far_north, AT),
         "route from off the map": lambda router: router.route(far_north, SOUTH, AT),
@@ -110,7 +106,7 @@ def test_the_servers_refusals_carry_the_same_reasons(
 def test_the_resilient_http_router_falls_back_per_source(
     over_http: ValhallaHttpRouter, in_process: ValhallaRouter, model: ModelRouter, helsinki_tiles: TileSet
 ) -> None:
-    far_north = _far_north(helsinki_tiles)
+    far_north = beyond_north(helsinki_tiles, 2000)
     sources = [CROW_NEARER, far_north, ROAD_NEARER]
 
     reset_fallback_counts()

@@ -2,6 +2,9 @@
 
 Browsers send the session cookie with the handshake, so this route alone authenticates by Django session
 (`map_socket_application` wraps it); the origin is checked by the project's AllowedHostsOriginValidator.
+
+A trip's route is sent once per connection: the consumer remembers the route keys the page has, and later
+snapshots carry the key alone (dispatch/livemap/snapshot.py).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class MapConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.accept()
+        self.routes_sent: frozenset[str] = frozenset()
         self.pusher = asyncio.create_task(self.push_snapshots())
 
     async def disconnect(self, code: int) -> None:
@@ -59,8 +63,12 @@ class MapConsumer(AsyncWebsocketConsumer):
         while True:
             started = loop.time()
             try:
-                snapshot = await database_call(build_snapshot)()
+                snapshot = await database_call(build_snapshot)(self.routes_sent)
                 await self.send(text_data=json.dumps(snapshot))
+                # The page keeps the routes of the trips in this snapshot and forgets the rest; so do we.
+                self.routes_sent = frozenset(
+                    trip["route_key"] for trip in snapshot["trips"] if trip["route_key"]
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,50 +2,63 @@
 
 One snapshot describes the whole city at one moment; the map socket sends one about every second, however
 many location fixes arrived in between.
+
+Each open trip carries its planned route (Trip.route_geometry, along the streets) by a short `route_key`
+(a digest PostgreSQL computes, so unchanged routes are never loaded), and the route's points only when
+the receiver does not have them yet: a socket sends a route once, then the key alone; `snapshot.json`
+sends every route. A trip planned before routes were stored has none (`route_key` null) and is drawn as a
+straight line from pickup to dropoff.
 """
 
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+import uuid
+from collections.abc import Collection
 from typing import Any
 
+from django.contrib.gis.geos import LineString
+from django.db.models import CharField, F, Func
+from django.db.models.functions import Left
 from django.utils import timezone
 
 from backend.redis import get_redis
 from dispatch import live
-from dispatch.models import DriverPresence, Offer, OfferStatus, ServiceArea, Trip
-from dispatch.simulation.city import City
+from dispatch.models import DriverPresence, Offer, OfferStatus, Trip
 from dispatch.state import OPEN_STATUSES
 
 # A driver whose last fix is older than this is not drawn (the app is gone; presence will notice).
 STALE_FIX_S = 120.0
 SCAN_COUNT = 500
+MAX_TRIPS = 2000
+# Routes are drawn, not measured: points closer than about a metre to the line through their neighbours
+# add nothing on screen (Valhalla's shapes carry one every few metres along a straight street).
+ROUTE_SIMPLIFY_DEG = 1e-5
+ROUTE_PRECISION = 5
+ROUTE_KEY_LENGTH = 12
 
 
-@lru_cache(maxsize=1)
-def demo_city() -> City:
-    return City.generate()
+def route_key_expression() -> Func:
+    """md5 of the route's WKB, in SQL: changes whenever the route is re-planned, costs no geometry load."""
+    digest = Func(Func(F("route_geometry"), function="ST_AsBinary"), function="md5", output_field=CharField())
+    return Left(digest, ROUTE_KEY_LENGTH)
 
 
-@lru_cache(maxsize=1)
-def street_layer() -> dict[str, Any]:
-    """The demo city's streets for drawing (they never change while the process runs)."""
-    city = demo_city()
-    south, west, north, east = city.bounds
-    return {
-        "streets": city.street_polylines(precision=5),
-        "bounds": {"south": south, "west": west, "north": north, "east": east},
-    }
+def route_points(geometry: LineString) -> list[list[float]]:
+    """A route as [[lat, lng], ...] for drawing: simplified, about a metre of precision, ends kept."""
+    drawn = geometry.simplify(ROUTE_SIMPLIFY_DEG, preserve_topology=False)
+    if not isinstance(drawn, LineString) or drawn.num_points < 2:
+        drawn = geometry
+    return [[round(lat, ROUTE_PRECISION), round(lng, ROUTE_PRECISION)] for lng, lat, *_ in drawn.coords]
 
 
-def service_areas() -> list[list[list[float]]]:
-    """Active service areas' outer rings as [[lat, lng], ...] (drawn under the streets)."""
-    rings: list[list[list[float]]] = []
-    for area in ServiceArea.objects.filter(is_active=True):
-        for polygon in area.area:
-            rings.append([[round(lat, 5), round(lng, 5)] for lng, lat in polygon.exterior_ring.coords])
-    return rings
+def _routes_for(trip_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[list[float]]]:
+    if not trip_ids:
+        return {}
+    rows = Trip.objects.filter(id__in=trip_ids, route_geometry__isnull=False).values_list(
+        "id", "route_geometry"
+    )
+    return {trip_id: route_points(geometry) for trip_id, geometry in rows}
 
 
 def _live_drivers() -> dict[str, dict[str, Any]]:
@@ -101,7 +114,9 @@ def _presence_drivers(exclude: set[str]) -> dict[str, dict[str, Any]]:
     return drivers
 
 
-def build_snapshot() -> dict[str, Any]:
+def build_snapshot(routes_known: Collection[str] | None = None) -> dict[str, Any]:
+    """The city now. `routes_known`: route keys the receiver has already (their points are left out);
+    None sends every route."""
     drivers = _live_drivers()
     drivers.update(_presence_drivers(set(drivers)))
     on_trip = {
@@ -121,18 +136,32 @@ def build_snapshot() -> dict[str, Any]:
             driver["state"] = "offered"
         elif driver["state"] == "on_trip":
             driver["state"] = "free"  # the hash lags the trip's end by a moment
-    trips = [
-        {
+    open_trips = list(
+        Trip.objects.filter(status__in=sorted(OPEN_STATUSES))
+        .only("id", "status", "pickup", "dropoff", "driver_id")
+        .annotate(route_key=route_key_expression())[:MAX_TRIPS]
+    )
+    known = set(routes_known or ())
+    routes = _routes_for(
+        [
+            trip.id
+            for trip in open_trips
+            if trip.route_key and (routes_known is None or trip.route_key not in known)
+        ]
+    )
+    trips = []
+    for trip in open_trips:
+        entry: dict[str, Any] = {
             "id": str(trip.id)[:8],
             "status": trip.status,
             "pickup": [round(trip.pickup.y, 6), round(trip.pickup.x, 6)],
             "dropoff": [round(trip.dropoff.y, 6), round(trip.dropoff.x, 6)],
             "driver": str(trip.driver_id)[:8] if trip.driver_id else None,
+            "route_key": trip.route_key,
         }
-        for trip in Trip.objects.filter(status__in=sorted(OPEN_STATUSES)).only(
-            "id", "status", "pickup", "dropoff", "driver_id"
-        )[:2000]
-    ]
+        if trip.id in routes:
+            entry["route"] = routes[trip.id]
+        trips.append(entry)
     counts = {"free": 0, "offered": 0, "on_trip": 0}
     for driver in drivers.values():
         counts[driver["state"]] += 1

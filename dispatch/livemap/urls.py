@@ -7,5 +7,6 @@ app_name = "livemap"
 urlpatterns = [
     path("", views.map_page, name="map"),
     path("streets.json", views.streets, name="streets"),
+    path("areas.json", views.service_areas, name="areas"),
     path("snapshot.json", views.snapshot, name="snapshot"),
 ]

@@ -1,15 +1,26 @@
-"""The map page and its JSON, for staff only: drivers' positions are personal data."""
+"""The map page and its JSON, for staff only: drivers' positions and riders' trips are personal data.
+
+The still layers are served with a validator: `streets.json` (the city's streets, fixed until the tiles
+are rebuilt) may be reused for five minutes and then costs a 304; `areas.json` (the active service areas,
+which staff may change at any time) is revalidated on every fetch.
+"""
 
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
-from dispatch.livemap.snapshot import build_snapshot, service_areas, street_layer
+from dispatch.livemap.layers import EncodedLayer, service_area_layer, street_layer
+from dispatch.livemap.snapshot import build_snapshot
 
 LOGIN_URL = "/admin/login/"
+STREETS_CACHE_CONTROL = "private, max-age=300"
+AREAS_CACHE_CONTROL = "private, no-cache"
 
 
 @never_cache
@@ -18,15 +29,44 @@ def map_page(request: HttpRequest) -> HttpResponse:
     return render(request, "livemap/map.html", {"socket_path": "/ws/map/"})
 
 
-@staff_member_required(login_url=LOGIN_URL)
-def streets(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse({**street_layer(), "service_areas": service_areas()})
-    response["Cache-Control"] = "private, max-age=3600"
+def _weak_match(etag: str, if_none_match: str) -> bool:
+    if if_none_match.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(candidate.removeprefix("W/") == bare for candidate in parse_etags(if_none_match))
+
+
+def layer_response(request: HttpRequest, layer: EncodedLayer, cache_control: str) -> HttpResponse:
+    """The layer's JSON, gzipped when the browser takes it, or a 304 when the browser's copy is current."""
+    if _weak_match(layer.etag, request.headers.get("If-None-Match", "")):
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        takes_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        response = HttpResponse(layer.gzipped if takes_gzip else layer.body, content_type="application/json")
+        if takes_gzip:
+            response["Content-Encoding"] = "gzip"
+    response["ETag"] = layer.etag
+    response["Cache-Control"] = cache_control
+    patch_vary_headers(response, ["Accept-Encoding"])
     return response
+
+
+@require_safe
+@staff_member_required(login_url=LOGIN_URL)
+def streets(request: HttpRequest) -> HttpResponse:
+    """The streets to draw: from the router's tile set when built, else the demo city's."""
+    return layer_response(request, street_layer(), STREETS_CACHE_CONTROL)
+
+
+@require_safe
+@staff_member_required(login_url=LOGIN_URL)
+def service_areas(request: HttpRequest) -> HttpResponse:
+    return layer_response(request, EncodedLayer.of(service_area_layer()), AREAS_CACHE_CONTROL)
 
 
 @never_cache
 @staff_member_required(login_url=LOGIN_URL)
 def snapshot(request: HttpRequest) -> JsonResponse:
-    """The same snapshot the socket pushes (for scripts, and for a browser without websockets)."""
+    """The same snapshot the socket pushes, with every route (for scripts, and for a browser without
+    websockets)."""
     return JsonResponse(build_snapshot())

@@ -1,5 +1,7 @@
-// Rochdale live dispatch map: streets drawn once, then drivers and open trips from the /ws/map/ snapshots
-// (about one a second), with drivers glided between snapshots. No tiles, no libraries.
+// Rochdale live dispatch map: streets and service areas drawn once (streets.json: the router's own streets
+// when its tiles are built, else the demo city's; areas.json), then drivers and open trips from the /ws/map/
+// snapshots (about one a second), with drivers glided between snapshots and each trip drawn along its
+// planned route. No tiles, no libraries.
 "use strict";
 
 (function () {
@@ -8,11 +10,22 @@
   const statusLabel = document.getElementById("status");
   const colours = {
     free: "#1f9d55", offered: "#e3a008", on_trip: "#2563eb", waiting: "#c2410c",
-    street: "#d9d3c4", avenue: "#c5bca8", broad_street: "#cbbfa5", diagonal: "#b9a37c", area: "#ebe5d6",
+    street: "#d9d3c4", avenue: "#c5bca8", broad_street: "#cbbfa5", diagonal: "#b9a37c",
+    service: "#e2dccd", minor: "#d3ccbb", secondary: "#c2b79f", major: "#b09a70",
+    area: "#e6efe0", areaEdge: "#7fa36b",
   };
+  // Line widths by drawing class: the demo city's classes, then OpenStreetMap's (dispatch/livemap/layers.py).
+  const widths = {
+    street: 0.7, broad_street: 1.6, avenue: 1.6, diagonal: 2.2,
+    service: 0.5, minor: 0.9, secondary: 1.5, major: 2.2,
+  };
+  const drawOrder = ["service", "street", "minor", "broad_street", "avenue", "secondary", "diagonal", "major"];
+  const AREAS_REFRESH_MS = 60000;
   const state = {
-    layer: null, streetCanvas: null, view: null, snapshot: null, snapshots: 0,
+    layer: null, areas: [], streetCanvas: null, view: null, snapshot: null, snapshots: 0,
     drivers: new Map(), // id -> {from: [lat, lng], to: [lat, lng], since: ms, state}
+    routes: new Map(), // route_key -> [[lat, lng], ...]: each route arrives once, then by its key alone
+    drawn: { streets: 0, areas: 0, routes: 0, straight: 0 },
   };
   const GLIDE_MS = 950;
 
@@ -51,27 +64,45 @@
     layer.height = canvas.height;
     const g = layer.getContext("2d");
     g.setTransform(view.ratio, 0, 0, view.ratio, 0, 0);
-    for (const ring of state.layer.service_areas || []) {
-      g.beginPath();
-      ring.forEach(([lat, lng], i) => (i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat))));
-      g.closePath();
-      g.fillStyle = colours.area;
-      g.fill();
+    // Service areas under the streets; holes (even-odd) stay unfilled.
+    let areas = 0;
+    for (const area of state.areas) {
+      for (const rings of area.polygons) {
+        g.beginPath();
+        for (const ring of rings) {
+          ring.forEach(([lat, lng], i) => (i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat))));
+          g.closePath();
+        }
+        g.fillStyle = colours.area;
+        g.fill("evenodd");
+        g.strokeStyle = colours.areaEdge;
+        g.lineWidth = 1.2;
+        g.setLineDash([6, 4]);
+        g.stroke();
+        g.setLineDash([]);
+        areas += 1;
+      }
     }
-    const widths = { street: 0.7, broad_street: 1.6, avenue: 1.6, diagonal: 2.2 };
-    const order = ["street", "broad_street", "avenue", "diagonal"];
-    for (const kind of order) {
+    const known = new Set(drawOrder);
+    let streets = 0;
+    for (const kind of drawOrder) {
       g.strokeStyle = colours[kind];
       g.lineWidth = Math.max(0.5, widths[kind] * Math.min(1.6, view.metres * 40));
+      g.lineJoin = "round";
       g.beginPath();
       for (const road of state.layer.streets) {
-        if (road.class !== kind) continue;
+        if (road.class !== kind && !(kind === "minor" && !known.has(road.class))) continue;
         road.points.forEach(([lat, lng], i) =>
           i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat)),
         );
+        streets += 1;
       }
       g.stroke();
     }
+    state.drawn.streets = streets;
+    state.drawn.areas = areas;
+    canvas.dataset.streets = String(streets);
+    canvas.dataset.areas = String(areas);
     state.streetCanvas = layer;
   }
 
@@ -89,24 +120,38 @@
     context.setTransform(view.ratio, 0, 0, view.ratio, 0, 0);
     const snapshot = state.snapshot;
     if (snapshot) {
+      let routes = 0;
+      let straight = 0;
       for (const trip of snapshot.trips) {
         const waiting = trip.status === "requested";
         context.strokeStyle = waiting ? colours.waiting : colours.on_trip;
-        context.globalAlpha = waiting ? 0.9 : 0.55;
-        context.lineWidth = 1.5;
+        context.globalAlpha = waiting ? 0.9 : 0.7;
+        context.lineWidth = waiting ? 1.8 : 2.4;
+        context.lineJoin = "round";
         context.setLineDash(waiting ? [4, 4] : []);
         context.beginPath();
-        context.moveTo(view.x(trip.pickup[1]), view.y(trip.pickup[0]));
-        context.lineTo(view.x(trip.dropoff[1]), view.y(trip.dropoff[0]));
+        const route = trip.route_key ? state.routes.get(trip.route_key) : null;
+        if (route && route.length >= 2) {
+          // Along the streets the router planned; a trip from before routes were stored has none.
+          route.forEach(([lat, lng], i) => (i ? context.lineTo(view.x(lng), view.y(lat)) : context.moveTo(view.x(lng), view.y(lat))));
+          routes += 1;
+        } else {
+          context.moveTo(view.x(trip.pickup[1]), view.y(trip.pickup[0]));
+          context.lineTo(view.x(trip.dropoff[1]), view.y(trip.dropoff[0]));
+          straight += 1;
+        }
         context.stroke();
         context.setLineDash([]);
         context.fillStyle = waiting ? colours.waiting : colours.on_trip;
         context.beginPath();
         context.arc(view.x(trip.pickup[1]), view.y(trip.pickup[0]), 3, 0, 2 * Math.PI);
         context.fill();
+        context.lineWidth = 1.5;
         context.strokeRect(view.x(trip.dropoff[1]) - 2.5, view.y(trip.dropoff[0]) - 2.5, 5, 5);
       }
       context.globalAlpha = 1;
+      state.drawn.routes = routes;
+      state.drawn.straight = straight;
     }
     for (const driver of state.drivers.values()) {
       const [lat, lng] = positionOf(driver, now);
@@ -139,6 +184,14 @@
       state.drivers.set(d.id, { from, to: [d.lat, d.lng], since: now, state: d.state, wav: d.wav });
     }
     for (const id of [...state.drivers.keys()]) if (!seen.has(id)) state.drivers.delete(id);
+    // Routes arrive once per connection and by key afterwards; keep those still in use, as the server does.
+    const keys = new Set();
+    for (const trip of snapshot.trips) {
+      if (!trip.route_key) continue;
+      keys.add(trip.route_key);
+      if (trip.route) state.routes.set(trip.route_key, trip.route);
+    }
+    for (const key of [...state.routes.keys()]) if (!keys.has(key)) state.routes.delete(key);
     state.snapshot = snapshot;
     state.snapshots += 1;
     for (const [key, value] of Object.entries(snapshot.counts || {})) {
@@ -147,6 +200,9 @@
     }
     canvas.dataset.snapshots = String(state.snapshots);
     canvas.dataset.drivers = JSON.stringify(snapshot.drivers.map((d) => [d.id, d.lat, d.lng, d.state]));
+    canvas.dataset.routes = JSON.stringify(
+      snapshot.trips.map((t) => [t.id, t.status, (state.routes.get(t.route_key) || []).length]),
+    );
   }
 
   function connect(delay) {
@@ -154,6 +210,7 @@
     const socket = new WebSocket(`${scheme}://${location.host}${canvas.dataset.socketPath}`);
     socket.onopen = () => {
       delay = 500;
+      state.routes.clear(); // a new connection sends every route again
       statusLabel.textContent = "live";
       statusLabel.className = "status live";
     };
@@ -168,13 +225,37 @@
     };
   }
 
-  fetch(canvas.dataset.streetsUrl, { credentials: "same-origin" })
-    .then((response) => response.json())
-    .then((layer) => {
+  function getJson(url) {
+    return fetch(url, { credentials: "same-origin" }).then((response) => {
+      if (!response.ok) throw new Error(`${url}: ${response.status}`);
+      return response.json();
+    });
+  }
+
+  // Service areas change when staff edit them: revalidate now and then (a 304 when nothing changed).
+  function refreshAreas() {
+    getJson(canvas.dataset.areasUrl)
+      .then((layer) => {
+        const changed = JSON.stringify(layer.service_areas) !== JSON.stringify(state.areas);
+        state.areas = layer.service_areas;
+        if (changed && state.view) drawStreets();
+      })
+      .catch(() => {}) // the next refresh tries again; the map keeps what it drew
+      .finally(() => setTimeout(refreshAreas, AREAS_REFRESH_MS));
+  }
+
+  Promise.all([getJson(canvas.dataset.streetsUrl), getJson(canvas.dataset.areasUrl).catch(() => null)]).then(
+    ([layer, areas]) => {
       state.layer = layer;
+      state.areas = areas ? areas.service_areas : [];
+      const source = document.getElementById("streets-source");
+      if (source) source.textContent = layer.source === "tiles" ? `streets: ${layer.city} (road tiles)` : "streets: demo city";
+      canvas.dataset.streetsSource = layer.source;
       fitView();
       requestAnimationFrame(draw);
       connect(500);
-    });
+      setTimeout(refreshAreas, AREAS_REFRESH_MS);
+    },
+  );
   window.addEventListener("resize", () => state.layer && fitView());
 })();

@@ -19,3 +19,7 @@ bench-batching:
 
 bench-e2e:
 	.venv/bin/python infra/benchmarks/bench_e2e.py
+
+# The model against Valhalla on the Helsinki extract: accuracy, the k for road ranking, and what routing costs.
+bench-roads:
+	.venv/bin/python infra/benchmarks/bench_roads.py

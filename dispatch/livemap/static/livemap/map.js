@@ -57,6 +57,11 @@
     drawStreets();
   }
 
+  // Adds a polyline of [lat, lng] points to the path being built on `g`.
+  function trace(g, view, points) {
+    points.forEach(([lat, lng], i) => (i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat))));
+  }
+
   function drawStreets() {
     const view = state.view;
     const layer = document.createElement("canvas");
@@ -70,7 +75,7 @@
       for (const rings of area.polygons) {
         g.beginPath();
         for (const ring of rings) {
-          ring.forEach(([lat, lng], i) => (i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat))));
+          trace(g, view, ring);
           g.closePath();
         }
         g.fillStyle = colours.area;
@@ -92,9 +97,7 @@
       g.beginPath();
       for (const road of state.layer.streets) {
         if (road.class !== kind && !(kind === "minor" && !known.has(road.class))) continue;
-        road.points.forEach(([lat, lng], i) =>
-          i ? g.lineTo(view.x(lng), view.y(lat)) : g.moveTo(view.x(lng), view.y(lat)),
-        );
+        trace(g, view, road.points);
         streets += 1;
       }
       g.stroke();
@@ -133,7 +136,7 @@
         const route = trip.route_key ? state.routes.get(trip.route_key) : null;
         if (route && route.length >= 2) {
           // Along the streets the router planned; a trip from before routes were stored has none.
-          route.forEach(([lat, lng], i) => (i ? context.lineTo(view.x(lng), view.y(lat)) : context.moveTo(view.x(lng), view.y(lat))));
+          trace(context, view, route);
           routes += 1;
         } else {
           context.moveTo(view.x(trip.pickup[1]), view.y(trip.pickup[0]));
@@ -244,12 +247,15 @@
       .finally(() => setTimeout(refreshAreas, AREAS_REFRESH_MS));
   }
 
-  Promise.all([getJson(canvas.dataset.streetsUrl), getJson(canvas.dataset.areasUrl).catch(() => null)]).then(
+  const areasOrNone = getJson(canvas.dataset.areasUrl).catch(() => null);
+  Promise.all([getJson(canvas.dataset.streetsUrl), areasOrNone]).then(
     ([layer, areas]) => {
       state.layer = layer;
       state.areas = areas ? areas.service_areas : [];
       const source = document.getElementById("streets-source");
-      if (source) source.textContent = layer.source === "tiles" ? `streets: ${layer.city} (road tiles)` : "streets: demo city";
+      if (source) {
+        source.textContent = layer.source === "tiles" ? `streets: ${layer.city} (road tiles)` : "streets: demo city";
+      }
       canvas.dataset.streetsSource = layer.source;
       fitView();
       requestAnimationFrame(draw);

@@ -112,3 +112,11 @@ def test_build_times_time_a_forced_build(tmp_path):
 
     assert len(builds.seconds) == 1 and builds.seconds[0] > 0
     assert builds.nodes > 1000 and builds.edges > 1000 and builds.tiles >= 1
+
+
+def test_the_demo_city_is_exported_for_its_build(tmp_path):
+    demo = bench_roads.export_demo_city(tmp_path / "demo.osm.pbf")
+
+    assert demo.pbf.is_file() and demo.kilobytes >= 1
+    assert demo.nodes > 100 and 0 < demo.one_way_ways <= demo.ways
+    assert demo.export_s > 0

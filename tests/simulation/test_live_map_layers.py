@@ -1,7 +1,9 @@
 """What the live map is fed besides drivers: the city's real streets (from the router's tile set, else the
 demo city's), the active service areas, and each open trip's planned route.
 
-Django is imported inside the tests: this folder's pure tests also run with `-p no:django --noconftest`.
+Django is imported inside the tests, and the database is asked for by fixture rather than by the
+`django_db` mark: this folder's pure tests also run with `-p no:django --noconftest`, and there an unknown
+mark would stop the collection of the whole folder.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from collections.abc import Sequence
 from io import StringIO
 
 import pytest
-
-pytestmark = pytest.mark.django_db
 
 # Two places in the Helsinki extract (tests/roads_fixtures.py), about 700 m apart across the centre, both on
 # streets a car may use. (Not a pedestrian street open to cars for access, such as Yrjö-Koskisen katu:
@@ -95,7 +95,7 @@ def metres_from_polylines(point: Sequence[float], polylines: list[list[list[floa
 
 
 @pytest.mark.parametrize("path", ["/map/streets.json", "/map/areas.json", "/map/snapshot.json"])
-def test_the_map_layers_are_for_staff_only(client, rider, path):
+def test_the_map_layers_are_for_staff_only(db, client, rider, path):
     anonymous = client.get(path)
     assert anonymous.status_code == 302 and anonymous["Location"].startswith(f"/admin/login/?next={path}")
     client.force_login(rider)
@@ -243,7 +243,6 @@ def staff_socket_headers(transactional_db, client, staff_user) -> list[tuple[byt
     return [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={session}".encode())]
 
 
-@pytest.mark.django_db(transaction=True)
 async def test_the_socket_sends_a_route_once_then_its_key(staff_socket_headers, helsinki_map):
     from asgiref.sync import sync_to_async
     from channels.testing import WebsocketCommunicator

@@ -1,4 +1,4 @@
-.PHONY: run test lint bench-index bench-batching bench-e2e
+.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta
 
 # Bring up the whole stack and the live demo city (Ctrl-C stops everything).
 run:
@@ -19,6 +19,10 @@ bench-batching:
 
 bench-e2e:
 	.venv/bin/python infra/benchmarks/bench_e2e.py
+
+# Quoted against lived pickup ETA in the simulated demo city, server on the model and then on Valhalla.
+bench-sim-eta:
+	.venv/bin/python infra/benchmarks/bench_sim_eta.py
 
 # The model against Valhalla on the Helsinki extract: accuracy, the k for road ranking, and what routing costs.
 bench-roads:

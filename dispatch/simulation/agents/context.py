@@ -53,6 +53,7 @@ class PickupTiming:
     requested_at: float | None = None
     offers: int = 0  # offers of this trip the simulated drivers received
     offered_eta_s: float | None = None  # the accepted offer's pickup_eta_s
+    offered_at: float | None = None  # when the accepted offer reached its driver
     set_off_at: float | None = None  # the accepted driver heads for the pickup
     drive_s: float | None = None  # that drive, as the car will drive it
     arrived: bool = False  # the driver reached the pickup and said so (trip.arrived)
@@ -62,6 +63,13 @@ class PickupTiming:
         if self.requested_at is None or self.set_off_at is None or self.drive_s is None:
             return None
         return (self.set_off_at - self.requested_at) * speedup + self.drive_s
+
+    def lived_since_offer_s(self, speedup: float) -> float | None:
+        """The accepted offer reaching its driver to the car at the pickup, in simulated seconds: what the
+        offer's pickup_eta_s promised (the driver's hesitation included, as a real driver's would be)."""
+        if self.offered_at is None or self.set_off_at is None or self.drive_s is None:
+            return None
+        return (self.set_off_at - self.offered_at) * speedup + self.drive_s
 
 
 @dataclass

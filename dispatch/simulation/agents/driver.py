@@ -290,6 +290,7 @@ class DriverAgent:
 
     async def answer_offer(self, frame: dict[str, Any]) -> None:
         context = self.context
+        received_at = context.metrics.now()
         choice, delay = context.driver_behaviour.answer(self.rng)
         if choice != "ignore":
             choice = "accept" if self.rng.random() < self.accept_rate else "decline"
@@ -312,10 +313,10 @@ class DriverAgent:
                 return
             trip_id = str(frame.get("trip_id"))
             context.accept_sent[trip_id] = context.metrics.now()
+            timing = context.pickups.setdefault(trip_id, PickupTiming())
+            timing.offered_at = received_at
             if frame.get("pickup_eta_s") is not None:
-                context.pickups.setdefault(trip_id, PickupTiming()).offered_eta_s = float(
-                    frame["pickup_eta_s"]
-                )
+                timing.offered_eta_s = float(frame["pickup_eta_s"])
             answer = await self.socket.command(
                 {"type": "offer.accept", "offer_id": offer_id}, step="offer_accept"
             )

@@ -381,7 +381,7 @@ ROCHDALE_ROUTER_TIMEOUT_S = env_float("ROCHDALE_ROUTER_TIMEOUT_S", 2.0)
 ROCHDALE_ROAD_SNAP_RADIUS_M = env_int("ROCHDALE_ROAD_SNAP_RADIUS_M", 250)
 # Dispatch ranks this many nearest free drivers (straight line) by road ETA, in one matrix call; docs/roads.md
 # shows how rarely the road's best driver lies beyond them.
-ROCHDALE_ROAD_CANDIDATES = env_int("ROCHDALE_ROAD_CANDIDATES", 12)
+ROCHDALE_ROAD_CANDIDATES = env_int("ROCHDALE_ROAD_CANDIDATES", 16)
 # How often a trip's countdown on `driver.location` is recomputed by road (counted down in between).
 ROCHDALE_REMAINING_ETA_REFRESH_S = env_float("ROCHDALE_REMAINING_ETA_REFRESH_S", 30.0)
 

@@ -1,4 +1,4 @@
-.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta
+.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta bench-roads
 
 # Bring up the whole stack and the live demo city (Ctrl-C stops everything).
 run:

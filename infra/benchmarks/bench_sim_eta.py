@@ -196,7 +196,7 @@ def run_once(router: str, args: argparse.Namespace) -> dict[str, object]:
         duration_s=args.duration,
         drain_s=args.drain,
         speedup=args.speedup,
-        accept_rate=1.0,  # the behaviour model still declines and ignores a few offers
+        accept_rate=1.0,  # every offer answered is accepted (the behaviour model lets 3 % expire unanswered)
         requests_per_minute=args.requests_per_minute,
         opening_requests=args.opening_requests,
         seed=args.seed,

@@ -384,6 +384,8 @@ ROCHDALE_ROAD_SNAP_RADIUS_M = env_int("ROCHDALE_ROAD_SNAP_RADIUS_M", 250)
 ROCHDALE_ROAD_CANDIDATES = env_int("ROCHDALE_ROAD_CANDIDATES", 16)
 # How often a trip's countdown on `driver.location` is recomputed by road (counted down in between).
 ROCHDALE_REMAINING_ETA_REFRESH_S = env_float("ROCHDALE_REMAINING_ETA_REFRESH_S", 30.0)
+# Fixes farther apart than this split a trail for map matching; the gap is bridged by the road route.
+ROCHDALE_MATCH_GAP_M = env_float("ROCHDALE_MATCH_GAP_M", 500.0)
 
 ROCHDALE_ESTIMATE_TTL_S = env_int("ROCHDALE_ESTIMATE_TTL_S", 300)
 ROCHDALE_IDEMPOTENCY_KEY_TTL_H = env_int("ROCHDALE_IDEMPOTENCY_KEY_TTL_H", 24)

@@ -8,6 +8,7 @@ the manifest already there is skipped: the command is idempotent.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -117,19 +118,34 @@ def roads_build(pbf: Path, tiles: TileSet, *, force: bool = False) -> BuildRepor
         raise RoadBuildError(f"{pbf} holds no road a car may drive on")
 
     tiles.root.parent.mkdir(parents=True, exist_ok=True)
+    # One build of a city at a time: a second one waits, then finds the tiles up to date.
+    with tiles.root.with_name(f".{tiles.root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and up_to_date(tiles, source_sha256):
+            return BuildReport(tiles.manifest(), built=False)
+        return _build(pbf, tiles, reader, source_sha256, started)
+
+
+def _build(
+    pbf: Path, tiles: TileSet, reader: _StreetReader, source_sha256: str, started: float
+) -> BuildReport:
     staging = tiles.root.with_name(f".{tiles.root.name}.building")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "tiles").mkdir(parents=True)
     staged = TileSet(tiles.name, staging)
     config = engine_config(staged.tile_dir)
     staged.config_path.write_text(json.dumps(config, indent=1))
-    result = subprocess.run(
-        [str(VALHALLA_BIN / "valhalla_build_tiles"), "-c", str(staged.config_path), str(pbf)],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [str(VALHALLA_BIN / "valhalla_build_tiles"), "-c", str(staged.config_path), str(pbf)],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RoadBuildError(f"valhalla_build_tiles did not finish in {BUILD_TIMEOUT_S} s") from error
     tile_count = sum(1 for _ in staged.tile_dir.rglob("*.gph"))
     if result.returncode != 0 or tile_count == 0:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from dispatch.eta_model import route_estimator
+from dispatch.eta_model import eta_parameters, route_estimator
+from dispatch.matching.eta import EtaParameters
 from dispatch.roads.engine import TileSet
 from dispatch.roads.routers import (
     MODEL,
@@ -38,11 +39,20 @@ def city_tiles(name: str | None = None) -> TileSet:
 
 
 @lru_cache(maxsize=8)
-def _router(choice: str, roads_dir: str, city: str, url: str, timeout_s: float, snap_m: float) -> Router:
+def _router(
+    choice: str,
+    roads_dir: str,
+    city: str,
+    url: str,
+    timeout_s: float,
+    snap_m: float,
+    tiles_built: bool,
+    parameters: EtaParameters,
+) -> Router:
     model = ModelRouter(route_estimator())
     tiles = TileSet(city, Path(roads_dir) / city)
     if choice == "auto":
-        choice = VALHALLA if tiles.exists() else MODEL
+        choice = VALHALLA if tiles_built else MODEL
         logger.info("router: %s (%s tiles %s)", choice, city, "found" if tiles.exists() else "not built")
     if choice == MODEL:
         return model
@@ -56,12 +66,18 @@ def _router(choice: str, roads_dir: str, city: str, url: str, timeout_s: float, 
 
 
 def road_router() -> Router:
-    """The router quotes, dispatch, fares and the simulator share in this process."""
+    """The router quotes, dispatch, fares and the simulator share in this process.
+
+    Cached by everything it depends on, so a server started before `roads_build` finished moves onto the
+    tiles at the next call (`auto`), and a change of the ETA model's settings reaches the model router."""
+    choice = str(settings.ROCHDALE_ROUTER)
     return _router(
-        str(settings.ROCHDALE_ROUTER),
+        choice,
         str(settings.ROCHDALE_ROADS_DIR),
         str(settings.ROCHDALE_ROADS_CITY),
         str(settings.ROCHDALE_VALHALLA_URL),
         float(settings.ROCHDALE_ROUTER_TIMEOUT_S),
         float(settings.ROCHDALE_ROAD_SNAP_RADIUS_M),
+        choice == "auto" and city_tiles().exists(),
+        eta_parameters(),
     )

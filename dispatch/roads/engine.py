@@ -152,14 +152,25 @@ def matrix_request(sources: Sequence[LatLng], target: LatLng, *, snap_radius_m: 
     }
 
 
-def trace_request(points: Sequence[LatLng]) -> dict[str, object]:
+# Valhalla's own default: fixes farther apart than this are not joined by the matcher (the match breaks).
+DEFAULT_BREAKAGE_M = 2000.0
+
+
+def trace_request(points: Sequence[LatLng], *, breakage_m: float = DEFAULT_BREAKAGE_M) -> dict[str, object]:
     return {
         "shape": [{"lat": lat, "lon": lng} for lat, lng in map(_coordinates, points)],
         "costing": COSTING,
         "shape_match": "map_snap",
         "units": "kilometers",
+        "trace_options": {"breakage_distance": float(breakage_m)},
         "filters": {
-            "attributes": ["edge.length", "edge.id"],
+            "attributes": [
+                "edge.length",
+                "edge.id",
+                "matched.type",
+                "matched.begin_route_discontinuity",
+                "matched.end_route_discontinuity",
+            ],
             "action": "include",
         },
     }
@@ -215,18 +226,25 @@ def parse_matrix(body: dict[str, object], count: int) -> list[EngineLeg | None]:
 
 
 def parse_trace_length_m(body: dict[str, object]) -> int:
-    """The driven length of a map-matched trail: whole edges, less the parts before the first fix and
-    after the last (`source_percent_along` / `target_percent_along`)."""
+    """The driven length of a map-matched trail: the sum of its edges' lengths. Valhalla already gives the
+    first and last edges as the parts driven (from the first fix, up to the last), so nothing is trimmed.
+
+    A match that breaks (a gap in the trail wider than the breakage distance: a tunnel, the app asleep)
+    counts nothing across the gap, so it is refused (`discontinuous_match`) rather than under-measured."""
     edges = body.get("edges")
     if not isinstance(edges, list) or not edges:
         raise RoutingError("no_route", "the trail matched no road")
-    total_km = 0.0
-    last = len(edges) - 1
-    for index, edge in enumerate(edges):
-        length = float(edge.get("length", 0.0))
-        start = float(edge.get("source_percent_along", 0.0)) if index == 0 else 0.0
-        end = float(edge.get("target_percent_along", 1.0)) if index == last else 1.0
-        total_km += length * max(end - start, 0.0)
+    points = body.get("matched_points")
+    if isinstance(points, list) and any(
+        isinstance(point, dict)
+        and (point.get("begin_route_discontinuity") or point.get("end_route_discontinuity"))
+        for point in points
+    ):
+        raise RoutingError("discontinuous_match", "the trail has a gap the match does not join")
+    try:
+        total_km = sum(float(edge["length"]) for edge in edges)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RoutingError("engine_error", f"the engine's match answer is malformed: {error!r}") from error
     return round(total_km * 1000)
 
 

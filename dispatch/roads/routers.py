@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,6 +26,7 @@ import httpx
 import valhalla
 
 from dispatch.matching.eta import GreatCircleEstimator, RouteEstimate
+from dispatch.matching.geo import coerce_lat_lng
 from dispatch.roads.engine import (
     EngineLeg,
     EngineRoute,
@@ -160,27 +161,38 @@ class _EngineRouter:
     def _call(self, action: str, request: dict[str, object]) -> dict[str, object]:
         raise NotImplementedError
 
+    def _answer[T](
+        self, action: str, request: dict[str, object], parse: Callable[[dict[str, object]], T]
+    ) -> T:
+        """Ask the engine and read its answer; an answer of an unexpected shape is the engine's fault."""
+        body = self._call(action, request)
+        try:
+            return parse(body)
+        except RoutingError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            raise RoutingError(
+                "engine_error", f"the engine's {action} answer is malformed: {error!r}"
+            ) from error
+
     def route(self, origin: LatLng, destination: LatLng, at: datetime) -> RoadRoute:
-        found: EngineRoute = parse_route(
-            self._call("route", route_request(origin, destination, snap_radius_m=self.snap_radius_m))
-        )
+        request = route_request(origin, destination, snap_radius_m=self.snap_radius_m)
+        found: EngineRoute = self._answer("route", request, parse_route)
         return RoadRoute(found.distance_m, found.duration_s, found.geometry, self.name)
 
     def legs_to(self, sources: Sequence[LatLng], target: LatLng, at: datetime) -> list[RoadLeg | None]:
         if not sources:
             return []
-        legs: list[EngineLeg | None] = parse_matrix(
-            self._call(
-                "sources_to_targets", matrix_request(sources, target, snap_radius_m=self.snap_radius_m)
-            ),
-            len(sources),
+        request = matrix_request(sources, target, snap_radius_m=self.snap_radius_m)
+        legs: list[EngineLeg | None] = self._answer(
+            "sources_to_targets", request, lambda body: parse_matrix(body, len(sources))
         )
         return [None if leg is None else RoadLeg(leg.distance_m, leg.duration_s, self.name) for leg in legs]
 
     def matched_length_m(self, trail: Sequence[LatLng]) -> int:
         if len(trail) < 2:
             raise RoutingError("no_route", "a trail needs two points")
-        return parse_trace_length_m(self._call("trace_attributes", trace_request(trail)))
+        return self._answer("trace_attributes", trace_request(trail), parse_trace_length_m)
 
     def estimate(self, origin: LatLng, destination: LatLng, at: datetime) -> RouteEstimate:
         return self.route(origin, destination, at).as_estimate()
@@ -202,8 +214,19 @@ class ValhallaRouter(_EngineRouter):
         if not stamp:
             raise RoutingError("no_tiles", f"no road tiles are built for {self.tiles.name!r}")
         if getattr(self._local, "stamp", None) != stamp:
-            self._local.actor = valhalla.Actor(str(self.tiles.config_path))
-            self._local.stamp = stamp
+            try:
+                # The tiles are wherever this tile set is now (a folder copied or mounted elsewhere than it
+                # was built still works), not where the stored configuration says they were built.
+                config = self.tiles.engine_config()
+                mjolnir = config["mjolnir"]
+                assert isinstance(mjolnir, dict)
+                config["mjolnir"] = {**mjolnir, "tile_dir": str(self.tiles.tile_dir)}
+                actor = valhalla.Actor(config)
+            except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as error:
+                raise RoutingError(
+                    "no_tiles", f"the tiles of {self.tiles.name!r} cannot be loaded: {error}"
+                ) from error
+            self._local.actor, self._local.stamp = actor, stamp
         actor: valhalla.Actor = self._local.actor
         return actor
 
@@ -238,6 +261,8 @@ class ValhallaHttpRouter(_EngineRouter):
             raise RoutingError("timeout", f"{self.base_url} did not answer in time") from error
         except httpx.TransportError as error:
             raise RoutingError("unavailable", f"{self.base_url} is unreachable: {error}") from error
+        except httpx.HTTPError as error:  # redirects, bad encodings: not an answer we can read
+            raise RoutingError("engine_error", f"{self.base_url}: {error!r}") from error
         try:
             body = response.json()
         except ValueError as error:
@@ -255,6 +280,9 @@ class ValhallaHttpRouter(_EngineRouter):
 
 # -- never failing a request -------------------------------------------------------------------------------
 
+# The engine is not answering at all: asking it again for each source would only add timeouts.
+ENGINE_DOWN = frozenset({"no_tiles", "unavailable", "timeout"})
+
 
 class ResilientRouter:
     """A road engine with the model behind it: every route and leg gets an answer."""
@@ -264,9 +292,22 @@ class ResilientRouter:
         self.model = model
         self.name = engine.name
 
-    def route(self, origin: LatLng, destination: LatLng, at: datetime) -> RoadRoute:
+    def _guarded[T](self, call: Callable[[], T]) -> T:
+        """Run an engine call; any fault other than a RoutingError (a native error, a bug in an adapter) is
+        logged and becomes `engine_error`, so it degrades to the model like any other refusal."""
         try:
-            return self.engine.route(origin, destination, at)
+            return call()
+        except RoutingError:
+            raise
+        except Exception as error:
+            logger.exception("road engine %s failed", self.engine.name)
+            raise RoutingError("engine_error", repr(error)) from error
+
+    def route(self, origin: LatLng, destination: LatLng, at: datetime) -> RoadRoute:
+        # Bad coordinates are the caller's error: refused as the model refuses them, never counted.
+        coerce_lat_lng(*origin), coerce_lat_lng(*destination)
+        try:
+            return self._guarded(lambda: self.engine.route(origin, destination, at))
         except RoutingError as error:
             count_fallback(self.engine.name, "route", error.reason)
             logger.info("route by the model (%s): %s", error.reason, error)
@@ -283,21 +324,30 @@ class ResilientRouter:
         """Every source gets a leg. One matrix call; if the engine refuses it as a whole (one source off the
         graph fails the lot), each source is asked alone. A source the road cannot take to the target, or
         that is off the graph, is estimated by the model and marked so."""
+        for point in (*sources, target):
+            coerce_lat_lng(*point)
         try:
-            legs = self.engine.legs_to(sources, target, at)
+            legs = self._guarded(lambda: self.engine.legs_to(sources, target, at))
             reasons: list[str | None] = [None if leg else "no_route" for leg in legs]
         except RoutingError as error:
-            if error.reason in ("no_tiles", "unavailable", "timeout") or len(sources) == 1:
+            if error.reason in ENGINE_DOWN or len(sources) == 1:
                 legs, reasons = [None] * len(sources), [error.reason] * len(sources)
             else:
                 legs, reasons = [], []
-                for source in sources:
+                for index, source in enumerate(sources):
                     try:
-                        legs.extend(self.engine.legs_to([source], target, at))
+                        legs.extend(
+                            self._guarded(lambda source=source: self.engine.legs_to([source], target, at))
+                        )
                         reasons.append(None if legs[-1] else "no_route")
                     except RoutingError as alone:
                         legs.append(None)
                         reasons.append(alone.reason)
+                        if alone.reason in ENGINE_DOWN:  # no use asking again, one by one, for seconds
+                            remaining = len(sources) - index - 1
+                            legs.extend([None] * remaining)
+                            reasons.extend([alone.reason] * remaining)
+                            break
         answered: list[RoadLeg | None] = []
         for source, leg, reason in zip(sources, legs, reasons, strict=True):
             if leg is None and reason == "no_route":
@@ -318,14 +368,16 @@ class ResilientRouter:
 
     def _leg_by_route(self, source: LatLng, target: LatLng, at: datetime) -> tuple[RoadLeg | None, str]:
         try:
-            found = self.engine.route(source, target, at)
+            found = self._guarded(lambda: self.engine.route(source, target, at))
         except RoutingError as error:
             return None, error.reason
         return RoadLeg(found.distance_m, found.duration_s, self.engine.name), ""
 
     def matched_length_m(self, trail: Sequence[LatLng]) -> int:
+        for point in trail:
+            coerce_lat_lng(*point)
         try:
-            return self.engine.matched_length_m(trail)
+            return self._guarded(lambda: self.engine.matched_length_m(trail))
         except RoutingError as error:
             count_fallback(self.engine.name, "match", error.reason)
             raise

@@ -88,6 +88,8 @@ class MeasuredTrail:
     distance_m: int
     last: TrailPoint
     source: str  # map_matched or geodesic, as a completion records it
+    fallback_reason: str | None = None  # why not map_matched, when it is not
+    started_at: datetime | None = None  # the start it was measured from
 
     def duration_s(self, started_at: datetime) -> int:
         return max(int((self.last.recorded_at - started_at).total_seconds()), 0)
@@ -103,7 +105,34 @@ def measured_trail(*, trip: Trip, until: datetime) -> MeasuredTrail | None:
     if measure is None:
         return None
     usable = [p for p in points if p.accuracy_m is None or p.accuracy_m <= MAX_USABLE_ACCURACY_M]
-    return MeasuredTrail(distance_m=measure.distance_m, last=usable[-1], source=measure.source)
+    return MeasuredTrail(
+        distance_m=measure.distance_m,
+        last=usable[-1],
+        source=measure.source,
+        fallback_reason=measure.fallback_reason,
+        started_at=trip.started_at,
+    )
+
+
+def _premeasured(trip_id: uuid.UUID, until: datetime) -> MeasuredTrail | None:
+    """The trail of an in-progress trip measured before any row is locked: map matching may take the road
+    engine a while, and a lock held meanwhile would stall the driver's own moves and the fare's capture."""
+    trip = Trip.objects.filter(id=trip_id, status=TripStatus.IN_PROGRESS).first()
+    return None if trip is None else measured_trail(trip=trip, until=until)
+
+
+def _measured_under_lock(
+    trip: Trip, premeasured: MeasuredTrail | None, until: datetime
+) -> MeasuredTrail | None:
+    """The premeasured trail if it is this trip's since the same start; else measured now (no trail to match
+    is cheap)."""
+    if premeasured is not None and premeasured.started_at == trip.started_at:
+        return premeasured
+    return measured_trail(trip=trip, until=until)
+
+
+def _measure_details(trail: MeasuredTrail) -> dict[str, object]:
+    return {"match_fallback_reason": trail.fallback_reason} if trail.fallback_reason else {}
 
 
 def driver_last_heard(
@@ -177,6 +206,7 @@ def abandoned_trips_end(*, now: datetime | None = None) -> dict[str, int]:
 def _end_if_abandoned(
     *, trip_id: uuid.UUID, cutoff: datetime, now: datetime, live_fix_at: datetime | None
 ) -> AbandonedOutcome | None:
+    premeasured = _premeasured(trip_id, now)
     with transaction.atomic():
         trip = (
             Trip.objects.select_for_update()
@@ -206,7 +236,7 @@ def _end_if_abandoned(
                 "trip %s cancelled: driver %s vanished (last heard %s)", trip.id, trip.driver_id, heard
             )
             return AbandonedOutcome.CANCELLED
-        trail = measured_trail(trip=trip, until=now)
+        trail = _measured_under_lock(trip, premeasured, now)
         problem = _trail_problem(trip, trail)
         if problem is None:
             assert trail is not None and trip.started_at is not None
@@ -217,7 +247,7 @@ def _end_if_abandoned(
                 distance_source=trail.source,
                 duration_s=trail.duration_s(trip.started_at),
                 completed_at=trail.last.recorded_at,
-                details={"closed_by": "abandoned_trip_rule", "measured": True},
+                details={"closed_by": "abandoned_trip_rule", "measured": True, **_measure_details(trail)},
             )
             audit_append(
                 kind=AUDIT_COMPLETED,
@@ -316,6 +346,8 @@ def trip_close_by_staff(
     decision = CloseDecision(decision)
     if not User.objects.filter(id=staff_id, is_active=True, is_staff=True).exists():
         raise PermissionDenied("Only staff may close a trip.", code="staff_only")
+    now = timezone.now()
+    premeasured = _premeasured(trip_id, now) if decision is CloseDecision.CHARGE_TRAIL else None
     with transaction.atomic():
         trip = Trip.objects.select_for_update().filter(id=trip_id).first()
         if trip is None:
@@ -332,7 +364,14 @@ def trip_close_by_staff(
                 trip_id=trip.id, actor_id=staff_id, cancelled_by=TripCancelledBy.SYSTEM, reason=reason
             )
         else:
-            closed = _charge(trip=trip, staff_id=staff_id, decision=decision, reason=reason)
+            closed = _charge(
+                trip=trip,
+                staff_id=staff_id,
+                decision=decision,
+                reason=reason,
+                premeasured=premeasured,
+                now=now,
+            )
         audit_append(
             kind=AUDIT_STAFF_CLOSED,
             payload={
@@ -349,7 +388,15 @@ def trip_close_by_staff(
     return closed
 
 
-def _charge(*, trip: Trip, staff_id: uuid.UUID, decision: CloseDecision, reason: str) -> Trip:
+def _charge(
+    *,
+    trip: Trip,
+    staff_id: uuid.UUID,
+    decision: CloseDecision,
+    reason: str,
+    premeasured: MeasuredTrail | None,
+    now: datetime,
+) -> Trip:
     if trip.status != TripStatus.IN_PROGRESS or trip.started_at is None:
         raise Conflict(
             "Only a trip that started can be charged; close this one with no_charge.",
@@ -358,7 +405,7 @@ def _charge(*, trip: Trip, staff_id: uuid.UUID, decision: CloseDecision, reason:
         )
     details: dict[str, object] = {"closed_by": "staff", "decision": decision.value, "reason": reason}
     if decision is CloseDecision.CHARGE_TRAIL:
-        trail = measured_trail(trip=trip, until=timezone.now())
+        trail = _measured_under_lock(trip, premeasured, now)
         if trail is None:
             raise Unprocessable(
                 "The trip's trail has fewer than two usable fixes; charge the estimate or close it with "
@@ -372,7 +419,7 @@ def _charge(*, trip: Trip, staff_id: uuid.UUID, decision: CloseDecision, reason:
             distance_source=trail.source,
             duration_s=trail.duration_s(trip.started_at),
             completed_at=trail.last.recorded_at,
-            details={**details, "measured": True},
+            details={**details, "measured": True, **_measure_details(trail)},
         )
     ended_at = min(trip.started_at + timedelta(seconds=trip.estimated_duration_s), timezone.now())
     return _complete(

@@ -152,22 +152,29 @@ def _to_candidates(
 def by_road(
     candidates: Sequence[Candidate], *, pickup: LatLng, at: datetime | None = None
 ) -> list[Candidate]:
-    """The `ROCHDALE_ROAD_CANDIDATES` nearest candidates (by straight line) with their road ETAs, from one
-    matrix call; the rest are dropped, so every candidate a round ranks has an ETA of the same kind.
+    """The nearest candidates (by straight line) with their road ETAs, from one matrix call.
 
-    A round is re-run from fresh candidates after each decline, so dropping the far ones here loses
-    nobody: docs/roads.md shows how rarely the road's best driver is farther down the straight-line list."""
-    nearest = sorted(candidates, key=lambda c: (c.distance_m, c.driver_id))[
-        : settings.ROCHDALE_ROAD_CANDIDATES
-    ]
+    On a road engine only the `ROCHDALE_ROAD_CANDIDATES` nearest are kept (fewer if the policy's
+    `max_candidates` is lower), so every candidate a round ranks has an ETA of the same kind; a round is
+    re-run from fresh candidates after each decline, so dropping the far ones loses nobody, and
+    docs/roads.md shows how rarely the road's best driver is farther down the straight-line list. On the
+    model, ranking costs nothing and every candidate stays. A leg the model answered leaves the candidate's
+    distance the straight line (`road_distance_m` None): the model's circuity is a guess, not a drive, and
+    an offer's distance counts toward the weekly floor's engaged distance."""
+    router = road_router()
+    ordered = sorted(candidates, key=lambda c: (c.distance_m, c.driver_id))
+    nearest = ordered if router.name == MODEL else ordered[: settings.ROCHDALE_ROAD_CANDIDATES]
     placed = [c for c in nearest if c.position is not None]
     if not placed:
         return list(nearest)
-    legs = road_router().legs_to([c.position for c in placed if c.position], pickup, at or timezone.now())
+    legs = router.legs_to([c.position for c in placed if c.position], pickup, at or timezone.now())
     overhead = math.ceil(eta_parameters().pickup_overhead_s - 1e-9)
     by_id = {
         c.driver_id: replace(
-            c, eta_s=overhead + leg.duration_s, road_distance_m=leg.distance_m, router=leg.router
+            c,
+            eta_s=overhead + leg.duration_s,
+            road_distance_m=None if leg.router == MODEL else leg.distance_m,
+            router=leg.router,
         )
         for c, leg in zip(placed, legs, strict=True)
         if leg is not None

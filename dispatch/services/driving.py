@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from geopy.distance import geodesic
@@ -31,6 +32,7 @@ from dispatch.models import DriverPresence, LocationFix, Trip
 from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.roads.choice import road_router
 from dispatch.roads.engine import RoutingError
+from dispatch.services.remaining_eta import forget_countdown
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
@@ -111,14 +113,40 @@ def trail_measure(points: Iterable[TrailPoint]) -> TrailMeasure | None:
     if len(kept) < 2:  # usable fixes, but the car never moved beyond its jitter
         return TrailMeasure(round(straight), DISTANCE_GEODESIC, "standing_still")
     try:
-        matched = road_router().matched_length_m([(p.lat, p.lng) for p in kept])
+        matched = _matched_across_gaps(kept)
     except RoutingError as error:
         return TrailMeasure(round(straight), DISTANCE_GEODESIC, error.reason)
+    except ValueError as error:  # a stored fix the router refuses: the fare still completes, on the trail
+        logger.warning("map match refused the trail: %s", error)
+        return TrailMeasure(round(straight), DISTANCE_GEODESIC, "invalid_trail")
     low, high = MATCH_PLAUSIBLE_RATIO
     if not (low * straight - MATCH_PLAUSIBLE_SLACK_M <= matched <= high * straight + MATCH_PLAUSIBLE_SLACK_M):
         logger.warning("map match of %.0f m trail gave %d m: using the trail's own length", straight, matched)
         return TrailMeasure(round(straight), DISTANCE_GEODESIC, "implausible_match")
     return TrailMeasure(matched, DISTANCE_MAP_MATCHED)
+
+
+def _matched_across_gaps(kept: list[TrailPoint]) -> int:
+    """The trail map-matched piece by piece: where two fixes are more than ROCHDALE_MATCH_GAP_M apart (a
+    tunnel, the app asleep) the matcher may break and count nothing across the gap, so each stretch between
+    gaps is matched alone and each gap is bridged by the road route between its two fixes."""
+    router = road_router()
+    stretches: list[list[TrailPoint]] = [[kept[0]]]
+    bridges = 0
+    for before, after in itertools.pairwise(kept):
+        gap = geodesic((before.lat, before.lng), (after.lat, after.lng)).meters
+        if gap > settings.ROCHDALE_MATCH_GAP_M:
+            bridge = router.route((before.lat, before.lng), (after.lat, after.lng), after.recorded_at)
+            bridges += bridge.distance_m
+            stretches.append([after])
+        else:
+            stretches[-1].append(after)
+    matched = sum(
+        router.matched_length_m([(p.lat, p.lng) for p in stretch])
+        for stretch in stretches
+        if len(stretch) > 1
+    )
+    return matched + bridges
 
 
 def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[TrailPoint]:
@@ -146,7 +174,9 @@ def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[
 
 
 def _own_trip(trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID) -> Trip:
-    return trip_transition(trip_id=trip_id, to=to, actor_id=driver_id, guard={"driver_id": driver_id})
+    trip = trip_transition(trip_id=trip_id, to=to, actor_id=driver_id, guard={"driver_id": driver_id})
+    transaction.on_commit(lambda: forget_countdown(trip_id))
+    return trip
 
 
 def trip_arrive(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
@@ -200,6 +230,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
     transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip.id))
     transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip.id)))
+    transaction.on_commit(lambda: forget_countdown(trip.id))
     return done
 
 

@@ -93,7 +93,11 @@ def make_people(drivers: int, riders: int) -> tuple[list[str], list[tuple[str, s
     import django
 
     django.setup()
+    from django.db import connections
     from rest_framework_simplejwt.tokens import RefreshToken
+
+    # A second run in this process: recreate_database() ended the connection the first run left open.
+    connections.close_all()
 
     from backend.accounts.models import DriverProfile, User, Vehicle
     from tests.factories import square_service_area
@@ -459,6 +463,10 @@ class Bench:
         for task in driver_tasks:
             task.cancel()
         await asyncio.gather(*driver_tasks, return_exceptions=True)
+        # A trip still being driven when its socket closed: its task would fail after the stack is gone.
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await client.aclose()
         return {
             "location_msgs_sent_per_s": sent / elapsed,

@@ -291,3 +291,58 @@ def test_the_riders_countdown_is_the_road_eta_to_the_next_place_refreshed_not_pe
     trip.status = "completed"
     trip.save(update_fields=["status"])
     assert asyncio.run(countdowns.remaining_eta(str(trip.id), ROAD_NEARER)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_countdown_ends_when_the_driver_arrives_not_at_the_next_refresh(
+    valhalla_router, seeded, rider, driver
+):
+    import asyncio
+
+    from dispatch.services import remaining_eta as countdowns
+    from dispatch.services.driving import trip_arrive
+
+    trip = _trip_on_the_road(rider, driver, started_ago_s=60)
+    trip.status, trip.started_at = "assigned", None
+    trip.save(update_fields=["status", "started_at"])
+    countdowns._known.clear()
+    assert asyncio.run(countdowns.remaining_eta(str(trip.id), ROAD_NEARER)).to == "pickup"
+
+    trip_arrive(driver_id=driver.id, trip_id=trip.id)
+
+    assert asyncio.run(countdowns.remaining_eta(str(trip.id), SOUTH)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_countdown_that_cannot_be_computed_is_none_and_not_retried_before_the_refresh(seeded):
+    """The countdown is a courtesy: whatever fails computing it, the fix it rides on goes through."""
+    import asyncio
+
+    from dispatch.services import remaining_eta as countdowns
+
+    countdowns._known.clear()
+    assert asyncio.run(countdowns.remaining_eta("not-a-trip-id", SOUTH)) is None
+    assert countdowns._known["not-a-trip-id"].countdown is None  # remembered: the next fix does not retry
+
+
+def test_a_gap_in_the_trail_is_bridged_by_the_road_not_dropped(valhalla_router, seeded, settings):
+    """A tunnel or an app asleep leaves fixes far apart; the drive across the gap still counts."""
+    from dispatch.services.driving import TrailPoint, trail_measure
+
+    settings.ROCHDALE_MATCH_GAP_M = 300
+    road = valhalla_router.route(SOUTH, NORTH, timezone.now())
+    trail = sampled_every(road.geometry, 20.0)
+    along = [path_length_m(trail[: index + 1]) for index in range(len(trail))]
+    middle = road.distance_m / 2
+    gapped = [point for point, at in zip(trail, along, strict=True) if abs(at - middle) > 300]
+    assert len(gapped) < len(trail) - 20
+    start = timezone.now() - timedelta(minutes=10)
+    points = [
+        TrailPoint(lat, lng, start + timedelta(seconds=3 * index), 5.0)
+        for index, (lat, lng) in enumerate(gapped)
+    ]
+
+    measure = trail_measure(points)
+
+    assert measure is not None and measure.source == "map_matched"
+    assert measure.distance_m == pytest.approx(road.distance_m, rel=0.03)

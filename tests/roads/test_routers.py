@@ -3,6 +3,7 @@ model answering whenever the engine cannot (tiles missing, a point off the graph
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -276,3 +277,59 @@ def test_coordinates_the_model_accepts_route_on_the_roads_too(resilient: Resilie
     assert as_numpy[0].distance_m == pytest.approx(as_floats.distance_m, abs=10)
     assert resilient.matched_length_m(trail_as_decimals) == resilient.matched_length_m(trail)  # type: ignore[arg-type]
     assert fallback_counts() == {}
+
+
+def test_a_trail_from_mid_block_to_mid_block_matches_the_length_driven(
+    in_process: ValhallaRouter, helsinki_tiles: TileSet
+) -> None:
+    """A ride that starts and ends inside blocks: the matched length must count exactly the parts of the
+    first and last edges that were driven (Valhalla already reports those edges' partial lengths)."""
+    [annankatu] = [
+        street
+        for street in streets(helsinki_tiles.streets_path)
+        if street.name == "Annankatu"
+        and not street.one_way
+        and max(path_length_m(pair) for pair in itertools.pairwise(street.line)) > 100
+    ]
+    block = max(itertools.pairwise(annankatu.line), key=path_length_m)
+    start, end = point_along(block, 0.25), point_along(block, 0.75)
+    route = in_process.route(start, end, AT)
+    assert route.distance_m == pytest.approx(0.5 * path_length_m(block), abs=5)
+
+    matched_m = in_process.matched_length_m(sampled_every(route.geometry, 10.0))
+
+    assert matched_m == pytest.approx(route.distance_m, abs=5)
+
+
+def test_a_tile_set_moved_elsewhere_still_routes(
+    helsinki_tiles: TileSet, tmp_path: Path, snap_radius_m: float
+) -> None:
+    """A tile set copied or mounted somewhere else than it was built (a container image, a volume) routes
+    from where it is now: its stored configuration's absolute path is not trusted."""
+    import shutil
+
+    moved = TileSet("helsinki", tmp_path / "helsinki")
+    shutil.copytree(helsinki_tiles.root, moved.root)
+    router = ValhallaRouter(moved, snap_radius_m=snap_radius_m)
+
+    assert (
+        router.route(SOUTH, NORTH, AT).distance_m
+        == ValhallaRouter(helsinki_tiles, snap_radius_m=snap_radius_m).route(SOUTH, NORTH, AT).distance_m
+    )
+
+
+def test_a_tile_set_that_cannot_be_loaded_degrades_to_the_model_instead_of_failing(
+    helsinki_tiles: TileSet, tmp_path: Path, model: ModelRouter, snap_radius_m: float
+) -> None:
+    import shutil
+
+    broken = TileSet("helsinki", tmp_path / "helsinki")
+    shutil.copytree(helsinki_tiles.root, broken.root)
+    broken.config_path.write_text("{ not json")
+    resilient = ResilientRouter(ValhallaRouter(broken, snap_radius_m=snap_radius_m), model)
+    reset_fallback_counts()
+
+    route = resilient.route(SOUTH, NORTH, AT)
+
+    assert route.router == MODEL and route.fallback_reason == "no_tiles"
+    assert fallback_counts() == {"valhalla:route:no_tiles": 1}

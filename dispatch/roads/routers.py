@@ -14,10 +14,11 @@ instead, the answer says so (`router="model"`, `fallback_reason`), and the reaso
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -199,48 +200,70 @@ class _EngineRouter:
 
 
 class ValhallaRouter(_EngineRouter):
-    """Valhalla in this process, on one city's tiles. Each thread has its own actor (an actor is not safe
-    to share between threads); a rebuild of the tiles is picked up on the next call."""
+    """Valhalla in this process, on one city's tiles.
+
+    An actor is not safe to share between threads, and creating one costs milliseconds (it reads its
+    configuration and builds its tile cache), so actors are pooled: a call takes an idle actor (or creates
+    one), uses it alone and gives it back. Django runs each request's sync code in a thread of its own, so a
+    thread-local actor would be created anew on every request. A rebuild of the tiles (a new build stamp)
+    retires the pool: the next call creates actors on the new tiles."""
 
     name = VALHALLA
 
     def __init__(self, tiles: TileSet, *, snap_radius_m: float) -> None:
         super().__init__(snap_radius_m=snap_radius_m)
         self.tiles = tiles
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._idle: list[valhalla.Actor] = []
+        self._stamp = 0.0
+        self.actors_created = 0
 
-    def _actor(self) -> valhalla.Actor:
+    def _new_actor(self) -> valhalla.Actor:
+        try:
+            # The tiles are wherever this tile set is now (a folder copied or mounted elsewhere than it was
+            # built still works), not where the stored configuration says they were built.
+            config = self.tiles.engine_config()
+            mjolnir = config["mjolnir"]
+            assert isinstance(mjolnir, dict)
+            config["mjolnir"] = {**mjolnir, "tile_dir": str(self.tiles.tile_dir)}
+            actor = valhalla.Actor(config)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as error:
+            raise RoutingError(
+                "no_tiles", f"the tiles of {self.tiles.name!r} cannot be loaded: {error}"
+            ) from error
+        self.actors_created += 1
+        return actor
+
+    @contextlib.contextmanager
+    def _actor(self) -> Iterator[valhalla.Actor]:
         stamp = self.tiles.build_stamp()
         if not stamp:
             raise RoutingError("no_tiles", f"no road tiles are built for {self.tiles.name!r}")
-        if getattr(self._local, "stamp", None) != stamp:
-            try:
-                # The tiles are wherever this tile set is now (a folder copied or mounted elsewhere than it
-                # was built still works), not where the stored configuration says they were built.
-                config = self.tiles.engine_config()
-                mjolnir = config["mjolnir"]
-                assert isinstance(mjolnir, dict)
-                config["mjolnir"] = {**mjolnir, "tile_dir": str(self.tiles.tile_dir)}
-                actor = valhalla.Actor(config)
-            except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as error:
-                raise RoutingError(
-                    "no_tiles", f"the tiles of {self.tiles.name!r} cannot be loaded: {error}"
-                ) from error
-            self._local.actor, self._local.stamp = actor, stamp
-        actor: valhalla.Actor = self._local.actor
-        return actor
+        with self._lock:
+            if stamp != self._stamp:
+                self._idle.clear()
+                self._stamp = stamp
+            actor = self._idle.pop() if self._idle else None
+        if actor is None:
+            actor = self._new_actor()
+        try:
+            yield actor
+        finally:
+            with self._lock:
+                if self._stamp == stamp:
+                    self._idle.append(actor)
 
     def _call(self, action: str, request: dict[str, object]) -> dict[str, object]:
-        actor = self._actor()
-        method = {
-            "route": actor.route,
-            "sources_to_targets": actor.matrix,
-            "trace_attributes": actor.trace_attributes,
-        }[action]
-        try:
-            answer: dict[str, object] = method(request)
-        except RuntimeError as error:  # _valhalla.ValhallaError derives from RuntimeError
-            raise RoutingError(classify(str(error)), str(error)) from error
+        with self._actor() as actor:
+            method = {
+                "route": actor.route,
+                "sources_to_targets": actor.matrix,
+                "trace_attributes": actor.trace_attributes,
+            }[action]
+            try:
+                answer: dict[str, object] = method(request)
+            except RuntimeError as error:  # _valhalla.ValhallaError derives from RuntimeError
+                raise RoutingError(classify(str(error)), str(error)) from error
         return answer
 
 

@@ -333,3 +333,25 @@ def test_a_tile_set_that_cannot_be_loaded_degrades_to_the_model_instead_of_faili
 
     assert route.router == MODEL and route.fallback_reason == "no_tiles"
     assert fallback_counts() == {"valhalla:route:no_tiles": 1}
+
+
+def test_actors_are_pooled_across_threads_not_created_per_request(
+    helsinki_tiles: TileSet, snap_radius_m: float
+) -> None:
+    """Django runs each request's sync code in a new thread: the engine's actors must outlive them."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    router = ValhallaRouter(helsinki_tiles, snap_radius_m=snap_radius_m)
+    for _ in range(5):  # five requests, each on a fresh thread, one after another
+        thread = threading.Thread(target=router.route, args=(SOUTH, NORTH, AT))
+        thread.start()
+        thread.join()
+    assert router.actors_created == 1
+
+    with ThreadPoolExecutor(max_workers=3) as pool:  # at once: one actor per call in flight, never shared
+        distances = {
+            route.distance_m for route in pool.map(lambda _: router.route(SOUTH, NORTH, AT), range(12))
+        }
+    assert len(distances) == 1
+    assert router.actors_created <= 3

@@ -1,7 +1,8 @@
 """The driver socket: only routes frames to dispatch services (the services do the work).
 
 `location` frames are validated here and written to Redis in one round trip (dispatch/services/locations.py);
-the fix never touches PostgreSQL (the rider's countdown reads the trip at most every 30 s per trip). Every other frame is a command answered with `result` or `error`.
+the fix never touches PostgreSQL (the rider's countdown reads the trip at most every 30 s per trip). Every
+other frame is a command answered with `result` or `error`.
 
 Every socket has a frame budget (dispatch/frame_budget.py, in the socket's memory): a fix or a command over
 its budget is answered `rate_limited` and dropped, and a socket that floods far past both is closed with

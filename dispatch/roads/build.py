@@ -9,7 +9,6 @@ the manifest already there is skipped: the command is idempotent.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import shutil
 import subprocess
@@ -20,7 +19,14 @@ from pathlib import Path
 
 import osmium
 
-from dispatch.roads.engine import ENGINE_VERSION, VALHALLA_BIN, BuildManifest, TileSet, engine_config
+from dispatch.roads.engine import (
+    ENGINE_VERSION,
+    VALHALLA_BIN,
+    BuildManifest,
+    TileSet,
+    engine_config,
+    file_sha256,
+)
 
 # The OSM highway values a car may drive on (Valhalla's auto costing reads the same tags).
 DRIVABLE_HIGHWAYS = frozenset(
@@ -82,14 +88,6 @@ class _StreetReader(osmium.SimpleHandler):
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def up_to_date(tiles: TileSet, source_sha256: str) -> bool:
     if not tiles.exists():
         return False
@@ -104,7 +102,7 @@ def roads_build(pbf: Path, tiles: TileSet, *, force: bool = False) -> BuildRepor
     pbf = pbf.resolve()
     if not pbf.is_file():
         raise RoadBuildError(f"{pbf} does not exist")
-    source_sha256 = _sha256(pbf)
+    source_sha256 = file_sha256(pbf)
     if not force and up_to_date(tiles, source_sha256):
         return BuildReport(tiles.manifest(), built=False)
 

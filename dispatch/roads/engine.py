@@ -14,6 +14,7 @@ A tile set lives in one folder (`var/roads/<name>/` by default):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -33,6 +34,12 @@ VALHALLA_BIN = Path(valhalla.__file__).resolve().parent / "bin"
 ENGINE_VERSION: str = valhalla.__version__
 # Valhalla's costing for a car; the co-op's cars (and its wheelchair-accessible vans) drive as cars.
 COSTING = "auto"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks (an extract can be gigabytes): what tells builds apart."""
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
 
 
 class RoutingError(Exception):

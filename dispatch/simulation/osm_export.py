@@ -20,7 +20,6 @@ This module imports osmium, a native I/O library, so it is not one of the simula
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pathlib import Path
 import osmium
 from osmium.osm.mutable import Node, Way
 
+from dispatch.roads.engine import file_sha256
 from dispatch.simulation.city import FREE_FLOW_SPEED_MPS, City, Road, SpeedClass
 
 HIGHWAY_BY_CLASS: dict[SpeedClass, str] = {
@@ -100,10 +100,6 @@ def _write(city: City, path: Path) -> None:
         writer.close()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def export_osm(city: City, path: Path) -> OsmExport:
     """Write `city` to `path` (.osm.pbf, or .osm for XML: osmium goes by the suffix).
 
@@ -118,8 +114,8 @@ def export_osm(city: City, path: Path) -> OsmExport:
     staging = Path(staging_name)
     try:
         _write(city, staging)
-        digest = _sha256(staging)
-        written = not (path.is_file() and _sha256(path) == digest)
+        digest = file_sha256(staging)
+        written = not (path.is_file() and file_sha256(path) == digest)
         if written:
             staging.chmod(0o644)
             staging.replace(path)
@@ -140,4 +136,4 @@ def export_digest(city: City) -> str:
     with tempfile.TemporaryDirectory(prefix="rochdale-city-") as folder:
         staging = Path(folder) / "city.osm.pbf"
         _write(city, staging)
-        return _sha256(staging)
+        return file_sha256(staging)

@@ -14,6 +14,7 @@ instead, the answer says so (`router="model"`, `fallback_reason`), and the reaso
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import threading
@@ -151,7 +152,7 @@ class ModelRouter:
 # -- Valhalla, in-process and over HTTP --------------------------------------------------------------------
 
 
-class _EngineRouter:
+class _EngineRouter(abc.ABC):
     """What both Valhalla adapters share: the requests, and turning answers into roads."""
 
     name: str
@@ -159,8 +160,9 @@ class _EngineRouter:
     def __init__(self, *, snap_radius_m: float) -> None:
         self.snap_radius_m = snap_radius_m
 
+    @abc.abstractmethod
     def _call(self, action: str, request: dict[str, object]) -> dict[str, object]:
-        raise NotImplementedError
+        """Send one request document to the engine's `action`; raise RoutingError when it refuses."""
 
     def _answer[T](
         self, action: str, request: dict[str, object], parse: Callable[[dict[str, object]], T]

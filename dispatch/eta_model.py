@@ -7,6 +7,7 @@ same number.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from functools import lru_cache
 
@@ -39,6 +40,12 @@ def pickup_eta_s(distance_m: float, *, at: datetime | None = None) -> int:
     return model_pickup_eta_s(
         max(float(distance_m), 0.0), at=at or timezone.now(), parameters=eta_parameters()
     )
+
+
+def pickup_eta_by_road_s(drive_s: int) -> int:
+    """The pickup ETA of a driver `drive_s` seconds away by road: the drive plus the model's pickup overhead
+    (accepting, pulling out, finding the rider), as the straight-line ETA counts it."""
+    return math.ceil(eta_parameters().pickup_overhead_s - 1e-9) + drive_s
 
 
 @lru_cache(maxsize=8)

@@ -10,7 +10,6 @@ partial unique indexes on Offer refuse a second open offer per driver.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from django.utils import timezone
 
 from backend.redis import get_redis
 from dispatch import live
-from dispatch.eta_model import eta_parameters, pickup_eta_s
+from dispatch.eta_model import pickup_eta_by_road_s, pickup_eta_s
 from dispatch.matching import ranking
 from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
@@ -168,11 +167,10 @@ def by_road(
     if not placed:
         return list(nearest)
     legs = router.legs_to([c.position for c in placed if c.position], pickup, at or timezone.now())
-    overhead = math.ceil(eta_parameters().pickup_overhead_s - 1e-9)
     by_id = {
         c.driver_id: replace(
             c,
-            eta_s=overhead + leg.duration_s,
+            eta_s=pickup_eta_by_road_s(leg.duration_s),
             road_distance_m=None if leg.router == MODEL else leg.distance_m,
             router=leg.router,
         )

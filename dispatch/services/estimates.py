@@ -9,7 +9,6 @@ tolerance rule of backend/fares/pricing.py (`fare_with_quote_tolerance`, applied
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from backend.errors import Unprocessable
 from backend.fares.models import FarePolicyVersion
 from backend.fares.pricing import quote_fare, trip_floor
 from backend.fares.selectors import policy_of, policy_version_in_force
-from dispatch.eta_model import eta_parameters
+from dispatch.eta_model import pickup_eta_by_road_s
 from dispatch.live import nearest_available
 from dispatch.models import FareEstimate
 from dispatch.roads.choice import road_router
@@ -119,7 +118,7 @@ def pickup_eta_near(*, pickup: Place, wheelchair_accessible: bool, at: datetime 
     durations = [leg.duration_s for leg in legs if leg is not None]
     if not durations:
         return None
-    return math.ceil(eta_parameters().pickup_overhead_s - 1e-9) + min(durations)
+    return pickup_eta_by_road_s(min(durations))
 
 
 def estimate_create(

@@ -8,10 +8,9 @@ which staff may change at any time) is revalidated on every fetch.
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
+from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -29,17 +28,12 @@ def map_page(request: HttpRequest) -> HttpResponse:
     return render(request, "livemap/map.html", {"socket_path": "/ws/map/"})
 
 
-def _weak_match(etag: str, if_none_match: str) -> bool:
-    if if_none_match.strip() == "*":
-        return True
-    bare = etag.removeprefix("W/")
-    return any(candidate.removeprefix("W/") == bare for candidate in parse_etags(if_none_match))
-
-
 def layer_response(request: HttpRequest, layer: EncodedLayer, cache_control: str) -> HttpResponse:
     """The layer's JSON, gzipped when the browser takes it, or a 304 when the browser's copy is current."""
-    if _weak_match(layer.etag, request.headers.get("If-None-Match", "")):
-        response: HttpResponse = HttpResponseNotModified()
+    # Django's own If-None-Match handling (weak comparison, `*`): a 304 when the browser's copy is current.
+    not_modified = get_conditional_response(request, etag=layer.etag)
+    if not_modified is not None:
+        response: HttpResponse = not_modified
     else:
         takes_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
         response = HttpResponse(layer.gzipped if takes_gzip else layer.body, content_type="application/json")

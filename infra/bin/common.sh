@@ -23,6 +23,9 @@ ensure_system_packages() {
     [ -n "$pgver" ] || pgver=15
     [ -f "/usr/share/postgresql/$pgver/extension/postgis.control" ] || want+=("postgresql-$pgver-postgis-3")
     ldconfig -p | grep -q libgdal || want+=(gdal-bin)
+    # WeasyPrint (receipt and statement PDFs) lays text out with Pango, and needs a font to draw it with.
+    ldconfig -p | grep -q libpangoft2-1.0 || want+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
+    [ -d /usr/share/fonts/truetype/dejavu ] || want+=(fonts-dejavu-core)
     for flag in "$@"; do
         case "$flag" in
             --browser) command -v chromium >/dev/null || want+=(chromium) ;;

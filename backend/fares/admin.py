@@ -91,9 +91,9 @@ def _posted_total(column: str) -> Coalesce:
 
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "kind", "owner", "currency", "debits", "credits", "balance"]
+    list_display = ["__str__", "kind", "code", "owner", "currency", "debits", "credits", "balance"]
     list_filter = ["kind", "currency"]
-    search_fields = ["owner__phone", "owner__name"]
+    search_fields = ["owner__phone", "owner__name", "code"]
     list_select_related = ["owner"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerAccount]:

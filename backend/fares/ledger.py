@@ -73,24 +73,31 @@ class UnbalancedEntry(ValueError):
 
 @dataclass(frozen=True)
 class Line:
-    """One side of an entry: `amount_minor` > 0 on the debit or the credit side of an account."""
+    """One side of an entry: `amount_minor` > 0 on the debit or the credit side of an account.
+
+    `code` names the fee of a `pass_through` account (each fee has its own); it is empty for other kinds."""
 
     kind: AccountKind
     owner_id: uuid.UUID | None
     debit_minor: int = 0
     credit_minor: int = 0
+    code: str = ""
 
 
-def debit(kind: AccountKind, owner_id: uuid.UUID | None, amount_minor: int) -> Line:
-    return Line(kind=kind, owner_id=owner_id, debit_minor=amount_minor)
+def debit(kind: AccountKind, owner_id: uuid.UUID | None, amount_minor: int, *, code: str = "") -> Line:
+    return Line(kind=kind, owner_id=owner_id, debit_minor=amount_minor, code=code)
 
 
-def credit(kind: AccountKind, owner_id: uuid.UUID | None, amount_minor: int) -> Line:
-    return Line(kind=kind, owner_id=owner_id, credit_minor=amount_minor)
+def credit(kind: AccountKind, owner_id: uuid.UUID | None, amount_minor: int, *, code: str = "") -> Line:
+    return Line(kind=kind, owner_id=owner_id, credit_minor=amount_minor, code=code)
 
 
-def account_for(*, kind: AccountKind, owner_id: uuid.UUID | None, currency: str) -> LedgerAccount:
-    account, _ = LedgerAccount.objects.get_or_create(kind=kind, owner_id=owner_id, currency=currency)
+def account_for(
+    *, kind: AccountKind, owner_id: uuid.UUID | None, currency: str, code: str = ""
+) -> LedgerAccount:
+    account, _ = LedgerAccount.objects.get_or_create(
+        kind=kind, owner_id=owner_id, currency=currency, code=code
+    )
     return account
 
 
@@ -151,25 +158,33 @@ def post_entry(
 
 
 def _accounts_for(lines: Sequence[Line], currency: str) -> list[LedgerAccount]:
-    """The account of each line, found in one query; missing ones are created, in (kind, owner) order so
-    two entries creating the same new accounts wait for each other in one order."""
-    wanted = {(str(line.kind), line.owner_id) for line in lines}
+    """The account of each line, found in one query; missing ones are created, in (kind, owner, code) order
+    so two entries creating the same new accounts wait for each other in one order."""
+    wanted = {(str(line.kind), line.owner_id, line.code) for line in lines}
     match = Q()
-    for kind, owner_id in wanted:
-        match |= Q(kind=kind, owner_id=owner_id) if owner_id is not None else Q(kind=kind, owner__isnull=True)
-    found = {(a.kind, a.owner_id): a for a in LedgerAccount.objects.filter(match, currency=currency)}
-    for kind, owner_id in sorted(wanted - set(found), key=lambda pair: (pair[0], str(pair[1] or ""))):
-        found[(kind, owner_id)] = account_for(kind=AccountKind(kind), owner_id=owner_id, currency=currency)
-    return [found[(str(line.kind), line.owner_id)] for line in lines]
+    for kind, owner_id, code in wanted:
+        owner = Q(owner_id=owner_id) if owner_id is not None else Q(owner__isnull=True)
+        match |= Q(kind=kind, code=code) & owner
+    found = {(a.kind, a.owner_id, a.code): a for a in LedgerAccount.objects.filter(match, currency=currency)}
+    for kind, owner_id, code in sorted(
+        wanted - set(found), key=lambda key: (key[0], str(key[1] or ""), key[2])
+    ):
+        found[(kind, owner_id, code)] = account_for(
+            kind=AccountKind(kind), owner_id=owner_id, currency=currency, code=code
+        )
+    return [found[(str(line.kind), line.owner_id, line.code)] for line in lines]
 
 
 def _check_same_lines(entry: JournalEntry, lines: Sequence[Line]) -> None:
     stored = sorted(
-        (p.account.kind, p.account.owner_id, p.debit_minor, p.credit_minor)
+        (p.account.kind, str(p.account.owner_id), p.account.code, p.debit_minor, p.credit_minor)
         for p in entry.postings.select_related("account")
     )
-    wanted = sorted((line.kind.value, line.owner_id, line.debit_minor, line.credit_minor) for line in lines)
-    if stored != [(str(k), o, d, c) for k, o, d, c in wanted]:
+    wanted = sorted(
+        (str(line.kind.value), str(line.owner_id), line.code, line.debit_minor, line.credit_minor)
+        for line in lines
+    )
+    if stored != wanted:
         raise Conflict(
             "This ledger key was already used for a different movement of money.",
             code="ledger_key_conflict",
@@ -188,6 +203,7 @@ def reverse_entry(*, entry_id: uuid.UUID, key: str, memo: str) -> tuple[JournalE
             owner_id=p.account.owner_id,
             debit_minor=p.credit_minor,
             credit_minor=p.debit_minor,
+            code=p.account.code,
         )
         for p in postings
     ]
@@ -203,10 +219,11 @@ def reverse_entry(*, entry_id: uuid.UUID, key: str, memo: str) -> tuple[JournalE
     )
 
 
-def balance_minor(*, kind: AccountKind, owner_id: uuid.UUID | None, currency: str) -> int:
-    """Signed balance in the account's normal direction (positive = what the kind normally holds)."""
+def balance_minor(*, kind: AccountKind, owner_id: uuid.UUID | None, currency: str, code: str = "") -> int:
+    """Signed balance in the account's normal direction (positive = what the kind normally holds).
+    `code` picks one pass-through fee's account."""
     totals = Posting.objects.filter(
-        account__kind=kind, account__owner_id=owner_id, account__currency=currency
+        account__kind=kind, account__owner_id=owner_id, account__currency=currency, account__code=code
     ).aggregate(d=Sum("debit_minor"), c=Sum("credit_minor"))
     debits, credits = totals["d"] or 0, totals["c"] or 0
     return debits - credits if kind in DEBIT_NORMAL_KINDS else credits - debits

@@ -54,6 +54,10 @@ class AccountKind(models.TextChoices):
     COOP_REVENUE = "coop_revenue", "Co-op revenue (income)"
     FLOOR_TOP_UPS = "floor_top_ups", "Pay-floor top-ups (expense)"
     REFUNDS = "refunds", "Refunds and goodwill (expense)"
+    CHARGEBACKS = "chargebacks", "Card disputes and chargebacks (expense)"
+    # One account per fee code (`LedgerAccount.code`): what riders paid in taxes, surcharges, funds and
+    # tolls that the co-op owes on to whoever set them. Never income, never driver pay.
+    PASS_THROUGH = "pass_through", "Pass-through fees held for remittance (liability)"
     MEMBER_EQUITY = "member_equity", "Member share capital (equity)"
     SHARE_SUBSCRIPTIONS = "share_subscriptions", "Share subscriptions receivable (asset)"
     MEMBER_CAPITAL = "member_capital", "Member capital accounts: retained patronage (equity)"
@@ -67,13 +71,16 @@ DEBIT_NORMAL_KINDS = frozenset(
         AccountKind.CASH_CLEARING,
         AccountKind.FLOOR_TOP_UPS,
         AccountKind.REFUNDS,
+        AccountKind.CHARGEBACKS,
         AccountKind.SHARE_SUBSCRIPTIONS,
     }
 )
 
 
 class LedgerAccount(models.Model):
-    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member).
+    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member), and for
+    `pass_through` per fee code (`code`, e.g. `sales_tax`: each fee the policy names has its own account;
+    every other kind has the empty code).
 
     An account has no balance row: its balance is the sum of its postings (`ledger.balance_minor`), so
     posting never updates, and never locks, a shared row (backend/fares/ledger.py explains the lock order).
@@ -84,12 +91,27 @@ class LedgerAccount(models.Model):
         "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     currency = models.CharField(max_length=3)
+    code = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        help_text="The fee code of a pass_through account (the policy's fees[].code); empty for other kinds.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "owner", "currency"], name="ledger_account_unique", nulls_distinct=False
+                fields=["kind", "owner", "currency", "code"],
+                name="ledger_account_unique",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind=AccountKind.PASS_THROUGH) & ~models.Q(code="")
+                    | ~models.Q(kind=AccountKind.PASS_THROUGH) & models.Q(code="")
+                ),
+                name="ledger_account_code_iff_pass_through",
             ),
         ]
         triggers = [
@@ -99,7 +121,8 @@ class LedgerAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.owner_id or 'coop'}:{self.currency}"
+        code = f":{self.code}" if self.code else ""
+        return f"{self.kind}{code}:{self.owner_id or 'coop'}:{self.currency}"
 
 
 class JournalEntry(models.Model):

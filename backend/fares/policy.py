@@ -7,6 +7,16 @@ policy passes through, whether it comes from a board proposal's payload, the dat
 every bad field at once in :class:`PolicyValidationError` (``details`` maps a field path such as
 ``"rider.base"`` to its messages), so the API can answer one 400 naming all of them.
 
+Beyond the contract's object, three optional sections (docs/fares.md, "Pass-through fees"):
+
+* ``fees``: pass-through items the board or the law sets (a congestion surcharge, a fund, sales tax,
+  airport fees, tolls), charged on top of the fare, each to its own ledger account, never from driver pay;
+* ``payments.authorization_margin_rate``: the card hold at request is the quoted total x (1 + margin);
+* ``refunds.driver_pay``: ``kept`` (the co-op bears a refund) or ``shared_above_floor``.
+
+Absent, they default to no fees, a zero margin and ``kept``: today's behaviour, and ``to_document`` leaves
+them out, so a policy without them is exactly the contract's object.
+
 The default policy (:data:`DEFAULT_POLICY_DOCUMENT`) and how its numbers were chosen
 -------------------------------------------------------------------------------------
 The driver floor is the New York City TLC minimum pay rate for app-dispatched drivers in force from
@@ -49,9 +59,17 @@ from backend.fares.money import ISO_4217_CURRENCIES
 
 DistanceUnit = Literal["mile", "km"]
 FloorPeriod = Literal["trip", "week"]
+FeeKind = Literal["flat", "percentage", "trip_amount"]
+ZoneTouch = Literal["pickup", "dropoff", "pickup_or_dropoff", "route"]
+RefundDriverPay = Literal["kept", "shared_above_floor"]
 
 DISTANCE_UNITS: tuple[str, ...] = ("mile", "km")
 FLOOR_PERIODS: tuple[str, ...] = ("trip", "week")
+FEE_KINDS: tuple[str, ...] = ("flat", "percentage", "trip_amount")
+ZONE_TOUCHES: tuple[str, ...] = ("pickup", "dropoff", "pickup_or_dropoff", "route")
+REFUND_DRIVER_PAY_RULES: tuple[str, ...] = ("kept", "shared_above_floor")
+# A percentage fee's base: the fare, or the amount of a fee listed before it.
+FEE_BASE_FARE = "fare"
 METRES_PER_UNIT: dict[str, Decimal] = {"mile": Decimal("1609.344"), "km": Decimal("1000")}
 
 MAX_RATE_DECIMAL_PLACES = 4
@@ -61,6 +79,17 @@ MAX_RATE = Decimal("1000000000")
 MAX_COMMISSION_RATE = Decimal("0.5")
 MIN_SURGE_CAP = Decimal(1)
 MAX_FREE_CANCELLATION_S = 3600
+# Tax rates run to thousandths of a percent (New York City's 8.875% is 0.08875), so a fee's rate may have
+# more places than a fare rate.
+MAX_FEE_RATE_DECIMAL_PLACES = 6
+MAX_FEE_RATE = Decimal(1)
+MAX_FEES = 20
+MAX_FEE_LABEL_LENGTH = 80
+MAX_ZONE_NAME_LENGTH = 120  # dispatch.models.ServiceArea.name
+MAX_AUTHORIZATION_MARGIN_RATE = Decimal(1)
+DEFAULT_AUTHORIZATION_MARGIN_RATE = Decimal("0.00")
+DEFAULT_REFUND_DRIVER_PAY: RefundDriverPay = "kept"
+_FEE_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}", re.ASCII)
 
 DEFAULT_POLICY_DOCUMENT: dict[str, Any] = {
     "currency": "USD",
@@ -90,7 +119,12 @@ _RIDER_FIELDS = (*_RIDER_RATE_FIELDS, "cancellation_fee", "free_cancellation_s")
 _DRIVER_MINIMUM_RATE_FIELDS = ("per_distance", "per_minute", "per_trip", "wav_per_distance")
 _DRIVER_MINIMUM_FIELDS = (*_DRIVER_MINIMUM_RATE_FIELDS, "period")
 _REQUIRED_TOP_LEVEL = ("currency", "distance_unit", "rider", "commission_rate", "driver_minimum")
-_OPTIONAL_TOP_LEVEL = ("version", "effective_at")
+_OPTIONAL_TOP_LEVEL = ("version", "effective_at", "fees", "payments", "refunds")
+_FEE_FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "flat": ("amount",),
+    "percentage": ("rate", "of"),
+    "trip_amount": (),
+}
 
 _DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _NEGATIVE_DECIMAL_STRING = re.compile(r"-[0-9]+(\.[0-9]+)?", re.ASCII)
@@ -129,6 +163,62 @@ class DriverMinimum:
 
 
 @dataclass(frozen=True)
+class FeeZone:
+    """A zone condition: the fee applies when the trip touches the service area named ``area``.
+
+    ``touch`` says how: ``pickup`` or ``dropoff`` inside it, ``pickup_or_dropoff`` either, ``route`` the
+    pickup, the dropoff or the planned route crossing it (New York's congestion surcharge: trips that
+    start in, end in or pass through Manhattan south of 96th Street)."""
+
+    area: str
+    touch: ZoneTouch = "pickup_or_dropoff"
+
+
+@dataclass(frozen=True)
+class FeeConditions:
+    """When a fee applies; every condition given must hold, and no condition means every trip."""
+
+    zone: FeeZone | None = None
+    wheelchair_accessible: bool | None = None
+
+
+@dataclass(frozen=True)
+class PassThroughFee:
+    """A charge the board or the law sets that the co-op collects for someone else (a tax, a surcharge,
+    a fund, a toll): added to the rider's total, never part of the fare, never taken from driver pay.
+
+    * ``flat``: ``amount`` per trip;
+    * ``percentage``: ``rate`` x the sum of the bases in ``of`` (``"fare"``, the fare charged, and/or the
+      codes of fees listed before this one), in minor units, rounded once;
+    * ``trip_amount``: the amount the trip itself records under this fee's code (a toll), passed through
+      unchanged.
+    """
+
+    code: str
+    label: str
+    kind: FeeKind
+    amount: Decimal | None = None
+    rate: Decimal | None = None
+    of: tuple[str, ...] = ()
+    when: FeeConditions = FeeConditions()
+
+
+@dataclass(frozen=True)
+class PaymentRules:
+    """``authorization_margin_rate``: the card hold at request is the quoted total x (1 + margin)."""
+
+    authorization_margin_rate: Decimal = DEFAULT_AUTHORIZATION_MARGIN_RATE
+
+
+@dataclass(frozen=True)
+class RefundRules:
+    """Who bears a refund of the fare: ``kept`` (the co-op; the driver keeps the pay) or
+    ``shared_above_floor`` (the driver's share of it, from pay above the trip's floor only)."""
+
+    driver_pay: RefundDriverPay = DEFAULT_REFUND_DRIVER_PAY
+
+
+@dataclass(frozen=True)
 class FarePolicy:
     currency: str
     distance_unit: DistanceUnit
@@ -137,6 +227,9 @@ class FarePolicy:
     driver_minimum: DriverMinimum
     version: int | None = None
     effective_at: datetime | None = None
+    fees: tuple[PassThroughFee, ...] = ()
+    payments: PaymentRules = PaymentRules()
+    refunds: RefundRules = RefundRules()
 
     def __post_init__(self) -> None:
         # A policy built in code must obey the same rules as one read from a document.
@@ -178,10 +271,36 @@ class FarePolicy:
             ),
             version=version if version is not None else doc.get("version"),
             effective_at=effective_at if effective_at is not None else parsed.effective_at,
+            fees=tuple(_fee_from_document(item) for item in doc.get("fees", ())),
+            payments=PaymentRules(
+                authorization_margin_rate=Decimal(
+                    doc.get("payments", {}).get(
+                        "authorization_margin_rate", str(DEFAULT_AUTHORIZATION_MARGIN_RATE)
+                    )
+                )
+            ),
+            refunds=RefundRules(
+                driver_pay=doc.get("refunds", {}).get("driver_pay", DEFAULT_REFUND_DRIVER_PAY)
+            ),
         )
 
     def to_document(self) -> dict[str, Any]:
-        """The contract's policy object, decimals as normalised strings ("2.50", "1.496")."""
+        """The contract's policy object, decimals as normalised strings ("2.50", "1.496").
+
+        The extension sections (``fees``, ``payments``, ``refunds``) appear only when they differ from their
+        defaults, so a policy without them has exactly the contract's object."""
+        document = self._contract_document()
+        if self.fees:
+            document["fees"] = [_fee_document(fee) for fee in self.fees]
+        if self.payments != PaymentRules():
+            document["payments"] = {
+                "authorization_margin_rate": format_decimal(self.payments.authorization_margin_rate)
+            }
+        if self.refunds != RefundRules():
+            document["refunds"] = {"driver_pay": self.refunds.driver_pay}
+        return document
+
+    def _contract_document(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "effective_at": format_datetime(self.effective_at) if self.effective_at else None,
@@ -201,6 +320,41 @@ class FarePolicy:
                 "period": self.driver_minimum.period,
             },
         }
+
+
+def _fee_from_document(item: Mapping[str, Any]) -> PassThroughFee:
+    when = item.get("when", {})
+    zone = when.get("zone")
+    return PassThroughFee(
+        code=item["code"],
+        label=item["label"],
+        kind=item["kind"],
+        amount=Decimal(item["amount"]) if "amount" in item else None,
+        rate=Decimal(item["rate"]) if "rate" in item else None,
+        of=tuple(item.get("of", ())),
+        when=FeeConditions(
+            zone=FeeZone(area=zone["area"], touch=zone.get("touch", "pickup_or_dropoff")) if zone else None,
+            wheelchair_accessible=when.get("wheelchair_accessible"),
+        ),
+    )
+
+
+def _fee_document(fee: PassThroughFee) -> dict[str, Any]:
+    document: dict[str, Any] = {"code": fee.code, "label": fee.label, "kind": fee.kind}
+    if fee.amount is not None:
+        document["amount"] = format_decimal(fee.amount)
+    if fee.rate is not None:
+        document["rate"] = format_decimal(fee.rate)
+    if fee.kind == "percentage" or fee.of:
+        document["of"] = list(fee.of)
+    when: dict[str, Any] = {}
+    if fee.when.zone is not None:
+        when["zone"] = {"area": fee.when.zone.area, "touch": fee.when.zone.touch}
+    if fee.when.wheelchair_accessible is not None:
+        when["wheelchair_accessible"] = fee.when.wheelchair_accessible
+    if when:
+        document["when"] = when
+    return document
 
 
 def default_policy() -> FarePolicy:
@@ -288,9 +442,130 @@ def _validate_document(doc: object) -> _ParsedExtras:
         if "period" in minimum and minimum["period"] not in FLOOR_PERIODS:
             fail("driver_minimum.period", 'must be "trip" or "week"')
 
+    if "fees" in doc:
+        _validate_fees(doc["fees"], fail)
+    if "payments" in doc:
+        _validate_payments(doc["payments"], fail)
+    if "refunds" in doc:
+        _validate_refunds(doc["refunds"], fail)
+
     if errors:
         raise PolicyValidationError(errors)
     return _ParsedExtras(effective_at=effective_at)
+
+
+def _validate_fees(fees: object, fail: Any) -> None:
+    if not isinstance(fees, list):
+        fail("fees", "must be a list of fee items")
+        return
+    if len(fees) > MAX_FEES:
+        fail("fees", f"must have at most {MAX_FEES} items")
+    earlier_codes: set[str] = set()
+    for index, item in enumerate(fees):
+        path = f"fees[{index}]"
+        if not isinstance(item, Mapping):
+            fail(path, "must be an object")
+            continue
+        code = item.get("code")
+        kind = item.get("kind")
+        kind_fields = _FEE_FIELDS_BY_KIND.get(kind, ()) if isinstance(kind, str) else ()
+        _check_keys(item, f"{path}.", ("code", "label", "kind", *kind_fields), ("when",), fail)
+        if "code" in item:
+            if not isinstance(code, str) or not _FEE_CODE.fullmatch(code):
+                fail(
+                    f"{path}.code", "must be 1 to 40 lower-case letters, digits or _, starting with a letter"
+                )
+            elif code == FEE_BASE_FARE:
+                fail(f"{path}.code", f'"{FEE_BASE_FARE}" is the fare itself; choose another code')
+            elif code in earlier_codes:
+                fail(f"{path}.code", "is used by an earlier fee; codes must be unique")
+        if "label" in item:
+            label = item["label"]
+            if not isinstance(label, str) or not label.strip():
+                fail(f"{path}.label", "must be a non-empty string")
+            elif len(label) > MAX_FEE_LABEL_LENGTH or label != label.strip():
+                fail(
+                    f"{path}.label",
+                    f"must be at most {MAX_FEE_LABEL_LENGTH} characters, without outer spaces",
+                )
+        if "kind" in item and kind not in FEE_KINDS:
+            fail(f"{path}.kind", 'must be "flat", "percentage" or "trip_amount"')
+        if kind == "flat" and "amount" in item:
+            _parse_rate(item["amount"], f"{path}.amount", fail)
+        if kind == "percentage":
+            if "rate" in item:
+                rate = _parse_rate(item["rate"], f"{path}.rate", fail, places=MAX_FEE_RATE_DECIMAL_PLACES)
+                if rate is not None and rate > MAX_FEE_RATE:
+                    fail(f"{path}.rate", "must be between 0 and 1 inclusive (0.045 is 4.5%)")
+            if "of" in item:
+                _validate_fee_bases(item["of"], f"{path}.of", earlier_codes, fail)
+        if "when" in item:
+            _validate_fee_conditions(item["when"], f"{path}.when", fail)
+        if isinstance(code, str):
+            earlier_codes.add(code)
+
+
+def _validate_fee_bases(bases: object, path: str, earlier_codes: set[str], fail: Any) -> None:
+    if not isinstance(bases, list) or not bases:
+        fail(path, f'must be a non-empty list of bases: "{FEE_BASE_FARE}" and/or codes of earlier fees')
+        return
+    seen: set[object] = set()
+    for position, base in enumerate(bases):
+        where = f"{path}[{position}]"
+        if not isinstance(base, str) or (base != FEE_BASE_FARE and base not in earlier_codes):
+            fail(where, f'must be "{FEE_BASE_FARE}" or the code of a fee listed before this one')
+        elif base in seen:
+            fail(where, "is listed twice")
+        seen.add(base if isinstance(base, str) else repr(base))
+
+
+def _validate_fee_conditions(when: object, path: str, fail: Any) -> None:
+    if not isinstance(when, Mapping):
+        fail(path, "must be an object")
+        return
+    _check_keys(when, f"{path}.", (), ("zone", "wheelchair_accessible"), fail)
+    if "wheelchair_accessible" in when and not isinstance(when["wheelchair_accessible"], bool):
+        fail(f"{path}.wheelchair_accessible", "must be true or false")
+    if "zone" not in when:
+        return
+    zone = when["zone"]
+    if not isinstance(zone, Mapping):
+        fail(
+            f"{path}.zone",
+            'must be an object such as {"area": "Manhattan south of 96th St", "touch": "route"}',
+        )
+        return
+    _check_keys(zone, f"{path}.zone.", ("area",), ("touch",), fail)
+    if "area" in zone:
+        area = zone["area"]
+        if not isinstance(area, str) or not area.strip() or len(area) > MAX_ZONE_NAME_LENGTH:
+            fail(
+                f"{path}.zone.area", f"must be a service area's name (1 to {MAX_ZONE_NAME_LENGTH} characters)"
+            )
+    if "touch" in zone and zone["touch"] not in ZONE_TOUCHES:
+        fail(f"{path}.zone.touch", 'must be "pickup", "dropoff", "pickup_or_dropoff" or "route"')
+
+
+def _validate_payments(payments: object, fail: Any) -> None:
+    if not isinstance(payments, Mapping):
+        fail("payments", "must be an object")
+        return
+    _check_keys(payments, "payments.", (), ("authorization_margin_rate",), fail)
+    if "authorization_margin_rate" in payments:
+        margin = _parse_rate(
+            payments["authorization_margin_rate"], "payments.authorization_margin_rate", fail
+        )
+        if margin is not None and margin > MAX_AUTHORIZATION_MARGIN_RATE:
+            fail("payments.authorization_margin_rate", "must be between 0 and 1 inclusive (0.25 holds 125%)")
+
+
+def _validate_refunds(refunds: object, fail: Any) -> None:
+    if not isinstance(refunds, Mapping):
+        fail("refunds", "must be an object")
+        return
+    _check_keys(refunds, "refunds.", (), ("driver_pay",), fail)
+    if "driver_pay" in refunds and refunds["driver_pay"] not in REFUND_DRIVER_PAY_RULES:
+        fail("refunds.driver_pay", 'must be "kept" or "shared_above_floor"')
 
 
 def _check_keys(
@@ -308,7 +583,9 @@ def _check_keys(
             fail(f"{prefix}{key}", "unknown field")
 
 
-def _parse_rate(raw: object, path: str, fail: Any) -> Decimal | None:
+def _parse_rate(
+    raw: object, path: str, fail: Any, *, places: int = MAX_RATE_DECIMAL_PLACES
+) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, str):
         kind = "a number" if isinstance(raw, int | float) and not isinstance(raw, bool) else "this value"
         fail(path, f'must be a decimal string such as "2.50", not {kind}')
@@ -326,8 +603,8 @@ def _parse_rate(raw: object, path: str, fail: Any) -> Decimal | None:
         return None
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > MAX_RATE_DECIMAL_PLACES:
-        fail(path, f"must have at most {MAX_RATE_DECIMAL_PLACES} decimal places")
+    if -exponent > places:
+        fail(path, f"must have at most {places} decimal places")
         return None
     if value >= MAX_RATE:
         fail(path, f"must be less than {MAX_RATE}")
@@ -377,6 +654,30 @@ def _check_field_types(policy: FarePolicy) -> None:
         ]
     else:
         errors["driver_minimum"] = ["must be a DriverMinimum"]
+    if isinstance(policy.fees, tuple):
+        for index, fee in enumerate(policy.fees):
+            if not isinstance(fee, PassThroughFee):
+                errors[f"fees[{index}]"] = ["must be a PassThroughFee"]
+                continue
+            for name in ("amount", "rate"):
+                if getattr(fee, name) is not None:
+                    decimal_fields.append((f"fees[{index}].{name}", getattr(fee, name)))
+            if not isinstance(fee.of, tuple):
+                errors[f"fees[{index}].of"] = ["must be a tuple"]
+            if not isinstance(fee.when, FeeConditions) or not (
+                fee.when.zone is None or isinstance(fee.when.zone, FeeZone)
+            ):
+                errors[f"fees[{index}].when"] = ["must be FeeConditions (with a FeeZone or None)"]
+    else:
+        errors["fees"] = ["must be a tuple of PassThroughFee"]
+    if isinstance(policy.payments, PaymentRules):
+        decimal_fields.append(
+            ("payments.authorization_margin_rate", policy.payments.authorization_margin_rate)
+        )
+    else:
+        errors["payments"] = ["must be a PaymentRules"]
+    if not isinstance(policy.refunds, RefundRules):
+        errors["refunds"] = ["must be a RefundRules"]
     for path, value in decimal_fields:
         if not isinstance(value, Decimal) or not value.is_finite():
             errors[path] = ["must be a finite Decimal"]

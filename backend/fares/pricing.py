@@ -14,12 +14,18 @@ The formulas (see docs/fares.md for the worked reasoning):
   for a wheelchair-accessible trip, distance and minutes being those with the rider aboard;
 * per-trip pay = max(fare x (1 - commission_rate), trip floor); with ``period == "week"`` the per-trip pay
   is the share alone and :func:`period_top_up` makes the week whole;
-* cancellation: the rider pays ``cancellation_fee``, the driver gets it less the commission.
+* cancellation: the rider pays ``cancellation_fee``, the driver gets it less the commission;
+* pass-through fees (``policy.fees``: taxes, surcharges, funds, tolls) come on top of the fare: the rider's
+  total = fare + fees. A flat fee is its amount, a percentage fee rate x the sum of its bases (the fare
+  charged, in minor units, and/or earlier fees' amounts) rounded once, a trip amount what the trip
+  recorded. Pay and commission are computed on the fare alone, so fees never touch driver pay;
+* the card hold at request = quoted total x (1 + ``payments.authorization_margin_rate``), rounded once;
+* a refund of the fare splits into the co-op's and the driver's part under ``refunds.driver_pay``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -27,7 +33,14 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from backend.fares.money import minor_unit_exponent, to_minor_units
-from backend.fares.policy import DISTANCE_UNITS, METRES_PER_UNIT, DriverMinimum, FarePolicy
+from backend.fares.policy import (
+    DISTANCE_UNITS,
+    FEE_BASE_FARE,
+    METRES_PER_UNIT,
+    DriverMinimum,
+    FarePolicy,
+    PassThroughFee,
+)
 
 SECONDS_PER_MINUTE = 60
 SECONDS_PER_HOUR = 3600
@@ -88,6 +101,74 @@ class TripPay:
     @property
     def coop_subsidy(self) -> int:
         return max(self.pay - self.fare, 0)
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    """One pass-through fee charged on a trip, in minor units: ``{"code", "label", "amount"}`` on the wire."""
+
+    code: str
+    label: str
+    amount: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "label": self.label, "amount": self.amount}
+
+
+@dataclass(frozen=True)
+class TripFeeFacts:
+    """What the fee conditions can be evaluated on, as the services found it.
+
+    ``pickup_zones`` / ``dropoff_zones``: names of the zones (service areas) the pickup / dropoff lies in;
+    ``route_zones``: names of the zones the planned route crosses; ``trip_amounts``: amounts the trip
+    records for ``trip_amount`` fees, by fee code (minor units; a code absent is 0)."""
+
+    pickup_zones: frozenset[str] = frozenset()
+    dropoff_zones: frozenset[str] = frozenset()
+    route_zones: frozenset[str] = frozenset()
+    wheelchair_accessible: bool = False
+    trip_amounts: Mapping[str, int] = field(default_factory=dict)
+
+
+NO_FEE_FACTS = TripFeeFacts()
+
+
+@dataclass(frozen=True)
+class RiderCharge:
+    """What the rider pays for a trip: the fare and the pass-through fees on top; ``total`` = their sum."""
+
+    fare: int
+    fees: tuple[FeeLine, ...]
+    currency: str
+
+    @property
+    def fees_total(self) -> int:
+        return sum(line.amount for line in self.fees)
+
+    @property
+    def total(self) -> int:
+        return self.fare + self.fees_total
+
+    def fees_document(self) -> list[dict[str, Any]]:
+        """The wire's and the fare entry's ``fees``: ``[{"code", "label", "amount"}]``."""
+        return [line.as_dict() for line in self.fees]
+
+
+@dataclass(frozen=True)
+class TripSettlement:
+    """A completed trip's money: the driver's pay (on the fare alone) and the rider's charge (fare + fees)."""
+
+    pay: TripPay
+    charge: RiderCharge
+
+
+@dataclass(frozen=True)
+class RefundSplit:
+    """Who bears a refund of (part of) a fare: ``coop + driver == refund``."""
+
+    refund: int
+    coop: int
+    driver: int
 
 
 @dataclass(frozen=True)
@@ -286,6 +367,140 @@ def driver_pay(
         floor_applied=floor_applied,
         currency=policy.currency,
     )
+
+
+def fee_applies(fee: PassThroughFee, facts: TripFeeFacts) -> bool:
+    """Whether every condition of the fee holds for the trip these facts describe."""
+    conditions = fee.when
+    if (
+        conditions.wheelchair_accessible is not None
+        and conditions.wheelchair_accessible != facts.wheelchair_accessible
+    ):
+        return False
+    zone = conditions.zone
+    if zone is None:
+        return True
+    at_pickup = zone.area in facts.pickup_zones
+    at_dropoff = zone.area in facts.dropoff_zones
+    if zone.touch == "pickup":
+        return at_pickup
+    if zone.touch == "dropoff":
+        return at_dropoff
+    if zone.touch == "pickup_or_dropoff":
+        return at_pickup or at_dropoff
+    return at_pickup or at_dropoff or zone.area in facts.route_zones
+
+
+def trip_fees(
+    policy: FarePolicy, *, fare_minor: int, facts: TripFeeFacts = NO_FEE_FACTS
+) -> tuple[FeeLine, ...]:
+    """The pass-through fees on a trip that charged ``fare_minor``, in the policy's order.
+
+    Each fee is computed exactly and rounded once: a flat fee is its amount; a percentage fee is its rate
+    x the sum of its bases in minor units (``"fare"``: the fare charged; a code: that earlier fee's
+    amount, 0 when it did not apply); a trip amount is ``facts.trip_amounts[code]``. Fees whose conditions
+    do not hold, and fees worth nothing, are left out."""
+    _require_minor_amount(fare_minor, "fare_minor")
+    scale = 10 ** minor_unit_exponent(policy.currency)
+    amounts: dict[str, int] = {FEE_BASE_FARE: fare_minor}
+    lines: list[FeeLine] = []
+    for fee in policy.fees:
+        if not fee_applies(fee, facts):
+            continue
+        if fee.kind == "flat":
+            assert fee.amount is not None  # the policy's validation requires it
+            amount = to_minor_units(fee.amount, policy.currency)
+        elif fee.kind == "percentage":
+            assert fee.rate is not None
+            base_minor = sum(amounts.get(base, 0) for base in fee.of)
+            amount = to_minor_units(Fraction(base_minor, scale) * Fraction(fee.rate), policy.currency)
+        else:
+            amount = facts.trip_amounts.get(fee.code, 0)
+            _require_minor_amount(amount, f"trip_amounts[{fee.code!r}]")
+        amounts[fee.code] = amount
+        if amount:
+            lines.append(FeeLine(code=fee.code, label=fee.label, amount=amount))
+    return tuple(lines)
+
+
+def rider_charge(policy: FarePolicy, *, fare_minor: int, facts: TripFeeFacts = NO_FEE_FACTS) -> RiderCharge:
+    """The rider's charge for a trip that charged ``fare_minor``: the fare, its fees, and their total."""
+    return RiderCharge(
+        fare=fare_minor, fees=trip_fees(policy, fare_minor=fare_minor, facts=facts), currency=policy.currency
+    )
+
+
+def trip_settlement(
+    policy: FarePolicy,
+    *,
+    fare_minor: int,
+    distance_m: int | Decimal,
+    duration_s: int,
+    wheelchair_accessible: bool,
+    facts: TripFeeFacts = NO_FEE_FACTS,
+) -> TripSettlement:
+    """Pay and charge of a completed trip. Pay is :func:`driver_pay` on the fare alone: the fees are the
+    rider's and go to their own accounts, so no fee ever raises or lowers pay or commission."""
+    return TripSettlement(
+        pay=driver_pay(
+            policy,
+            fare_minor=fare_minor,
+            distance_m=distance_m,
+            duration_s=duration_s,
+            wheelchair_accessible=wheelchair_accessible,
+        ),
+        charge=rider_charge(policy, fare_minor=fare_minor, facts=facts),
+    )
+
+
+def authorization_amount(policy: FarePolicy, quoted_total_minor: int) -> int:
+    """The card hold for a trip quoted ``quoted_total_minor`` (fare + fees): the total x (1 + the policy's
+    ``payments.authorization_margin_rate``), rounded once, half-up."""
+    _require_minor_amount(quoted_total_minor, "quoted_total_minor")
+    scale = 10 ** minor_unit_exponent(policy.currency)
+    margin = Fraction(policy.payments.authorization_margin_rate)
+    return to_minor_units(Fraction(quoted_total_minor, scale) * (1 + margin), policy.currency)
+
+
+def refund_split(
+    policy: FarePolicy,
+    *,
+    refund_minor: int,
+    fare_minor: int,
+    pay_minor: int,
+    share_minor: int,
+    floor_minor: int,
+    driver_refunded_minor: int = 0,
+) -> RefundSplit:
+    """Split a refund of (part of) a trip's fare between the co-op and the driver.
+
+    ``refund_minor`` is refunded against the fare (fees are refunded from their own accounts and never
+    touch pay). Under ``refunds.driver_pay``:
+
+    * ``kept`` (default): the co-op bears all of it; the driver keeps the pay;
+    * ``shared_above_floor``: the driver bears the refund x share / fare (their standard share of the
+      fare refunded), rounded once, but only out of pay above the trip's floor: at most
+      ``pay - floor - driver_refunded_minor`` (what earlier refunds of this trip already took), so the
+      trip never pays the driver less than its floor. The co-op bears the rest.
+    """
+    for name, value in (
+        ("refund_minor", refund_minor),
+        ("fare_minor", fare_minor),
+        ("pay_minor", pay_minor),
+        ("share_minor", share_minor),
+        ("floor_minor", floor_minor),
+        ("driver_refunded_minor", driver_refunded_minor),
+    ):
+        _require_minor_amount(value, name)
+    if policy.refunds.driver_pay == "kept" or fare_minor == 0:
+        return RefundSplit(refund=refund_minor, coop=refund_minor, driver=0)
+    proportional = to_minor_units(
+        Fraction(refund_minor * share_minor, fare_minor * 10 ** minor_unit_exponent(policy.currency)),
+        policy.currency,
+    )
+    above_floor = max(pay_minor - floor_minor - driver_refunded_minor, 0)
+    driver = min(proportional, above_floor, refund_minor)
+    return RefundSplit(refund=refund_minor, coop=refund_minor - driver, driver=driver)
 
 
 def cancellation_split(policy: FarePolicy) -> CancellationSplit:

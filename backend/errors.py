@@ -71,3 +71,11 @@ class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     status = 503
     default_message = "A service this needs is unavailable; try again shortly."
+
+
+class PaymentRequired(DomainError):
+    """The rider's card was refused, or the rider owes an unpaid charge (a contract extension: 402)."""
+
+    code = "payment_required"
+    status = 402
+    default_message = "A payment is needed before this can go ahead."

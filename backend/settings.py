@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "backend.accounts",
     "backend.fares",
+    "backend.cards",
     "dispatch",
     "governance",
     "mobile_api",
@@ -318,6 +319,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "backend.fares.tasks.retry_failed_captures",
         "schedule": env_float("ROCHDALE_PAYMENT_RETRY_SWEEP_S", 15.0),
     },
+    # Card holds whose answer was lost, whose request died before its trip, or whose trip owes nothing.
+    "card-holds-sweep": {"task": "backend.cards.tasks.sweep_card_holds", "schedule": 60.0},
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
 }
@@ -423,10 +426,32 @@ ROCHDALE_ABANDONED_TRIP_DROPOFF_RADIUS_M = env_int("ROCHDALE_ABANDONED_TRIP_DROP
 ROCHDALE_DISPATCH_REGION = env_str("ROCHDALE_DISPATCH_REGION", "default")
 ROCHDALE_DISPATCH_RETRY_S = env_float("ROCHDALE_DISPATCH_RETRY_S", 5.0)
 
-# Payments: "cash" or "test" (no network); a card provider plugs in through backend/fares/payments.py.
+# Payments: "cash", "test" (no network) or "stripe" (cards, backend/cards/; docs/payments.md); another
+# provider plugs in through backend/fares/payments.py.
 ROCHDALE_PAYMENT_PROVIDER = env_str("ROCHDALE_PAYMENT_PROVIDER", "test")
+# Stripe: the secret key, the API's address (localstripe in tests and `make run`), the webhook endpoint's
+# signing secret, and the publishable key the apps get with a card setup.
+STRIPE_API_KEY = env_str("STRIPE_API_KEY", "")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "")
 # How long one provider call may take; a capture's processing lease is this plus 5 s (payments.py).
 ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = env_float("ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S", 20.0)
+
+# Email (receipts, docs/receipts.md): Django's SMTP backend, to a local SMTP server unless told otherwise.
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "receipts@rochdale.localhost")
+# The name receipts and statements are issued in, and an address that gets a copy of every receipt (the
+# co-op's books; empty: none).
+ROCHDALE_COOPERATIVE_NAME = env_str("ROCHDALE_COOPERATIVE_NAME", "Rochdale drivers' cooperative")
+ROCHDALE_RECEIPT_COPY_TO = env_str("ROCHDALE_RECEIPT_COPY_TO", "")
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

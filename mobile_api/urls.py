@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("mobile_api.urls_trips")),
     path("", include("mobile_api.urls_driver")),
     path("", include("mobile_api.urls_fares")),
+    path("", include("mobile_api.urls_payments")),
     path("", include("mobile_api.urls_governance")),
 ]

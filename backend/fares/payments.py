@@ -72,7 +72,8 @@ LEASE_MARGIN_S = 5.0
 @dataclass(frozen=True)
 class PaymentRequest:
     """One call to the provider. `reference` is the capture's id; `idempotency_key` is what the provider
-    must deduplicate on (the same key is the same charge); `timeout_s` is how long the call may take."""
+    must deduplicate on (the same key is the same charge); `timeout_s` is how long the call may take;
+    `trip_id` the trip the money is for (a card provider captures a fare from that trip's hold)."""
 
     reference: str
     idempotency_key: str
@@ -82,6 +83,7 @@ class PaymentRequest:
     currency: str
     attempt: int
     timeout_s: float
+    trip_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,7 @@ def capture_attempt(*, capture_id: uuid.UUID | str, now: datetime | None = None)
         currency=capture.currency,
         attempt=capture.attempts,
         timeout_s=provider_timeout_s(),
+        trip_id=capture.trip_id,
     )
     try:
         provider = payment_provider(capture.provider)
@@ -410,7 +413,7 @@ def capture_attempt(*, capture_id: uuid.UUID | str, now: datetime | None = None)
     return _record_outcome(claimed=capture, request=request, result=result, attempted_at=moment)
 
 
-def _lock_trip_first(trip_id: uuid.UUID | None) -> None:
+def lock_trip_key_share(trip_id: uuid.UUID | None) -> None:
     """Step 1 of the ledger's lock order: KEY SHARE on the capture's trip, the lock the deferred foreign-key
     check of the capture entry's trip would otherwise take last, at COMMIT, after the capture row."""
     if trip_id is None:
@@ -430,7 +433,7 @@ def _record_outcome(
     that still owns the capture; a definitive refusal moves the capture to its next idempotency key."""
     finished_at = timezone.now()
     with transaction.atomic():
-        _lock_trip_first(claimed.trip_id)
+        lock_trip_key_share(claimed.trip_id)
         current = PaymentCapture.objects.select_for_update().get(id=claimed.id)
         if result.ok:
             if current.status == CaptureStatus.SUCCEEDED:
@@ -534,3 +537,78 @@ def captures_retry_due(*, now: datetime | None = None, limit: int = 200) -> int:
 def failed_captures() -> QuerySet[PaymentCapture]:
     """Captures staff should look at: every failed one, retrying or given up (newest first)."""
     return PaymentCapture.objects.filter(status=CaptureStatus.FAILED).select_related("rider", "trip")
+
+
+# --- What the provider tells us on its own (card webhooks: backend/cards/webhooks.py) -------------------
+
+
+def capture_confirm(*, capture_id: uuid.UUID | str, provider_reference: str) -> PaymentCapture | None:
+    """The provider reports that a capture's charge went through (its answer to our attempt may have been
+    lost with a dead worker): record the success once, as an attempt's answer would have been. Returns the
+    row as it ended, None if it does not exist; a capture already succeeded is left as it is."""
+    capture = PaymentCapture.objects.filter(id=capture_id).first()
+    if capture is None or capture.status in (CaptureStatus.SUCCEEDED, CaptureStatus.VOIDED):
+        return capture
+    request = PaymentRequest(
+        reference=str(capture.id),
+        idempotency_key=capture.idempotency_key,
+        purpose=capture.purpose,
+        rider_id=capture.rider_id,
+        amount_minor=capture.amount_minor,
+        currency=capture.currency,
+        attempt=capture.attempts,
+        timeout_s=provider_timeout_s(),
+        trip_id=capture.trip_id,
+    )
+    return _record_outcome(
+        claimed=capture,
+        request=request,
+        result=PaymentResult(ok=True, provider_reference=provider_reference),
+        attempted_at=timezone.now(),
+    )
+
+
+def capture_refused(*, capture_id: uuid.UUID | str, error: str) -> PaymentCapture | None:
+    """The provider reports that a capture's charge failed after it answered us (or after our worker died):
+    the capture becomes a refusal (its next attempt a new charge, with a new key), retried with backoff and
+    listed as the rider's overdue charge. A capture a worker is attempting right now, or one that succeeded,
+    is left to that attempt's own answer."""
+    now = timezone.now()
+    with transaction.atomic():
+        capture = PaymentCapture.objects.select_for_update().filter(id=capture_id).first()
+        if capture is None or capture.status not in (CaptureStatus.PENDING, CaptureStatus.FAILED):
+            return capture
+        if capture.status == CaptureStatus.FAILED and capture.provider_refusals > 0:
+            return capture
+        attempts = max(capture.attempts, 1)
+        PaymentCapture.objects.filter(id=capture.id).update(
+            status=CaptureStatus.FAILED,
+            attempts=attempts,
+            last_error=error[:500],
+            provider_refusals=F("provider_refusals") + 1,
+            next_attempt_at=now + backoff_after(attempts) if attempts < max_attempts() else None,
+            updated_at=now,
+        )
+    logger.warning("payment capture %s refused by the provider after the fact: %s", capture_id, error)
+    return PaymentCapture.objects.get(id=capture_id)
+
+
+# --- Riders who owe ---------------------------------------------------------------------------------------
+
+
+def overdue_captures(*, rider_id: uuid.UUID) -> QuerySet[PaymentCapture]:
+    """What the rider owes and the provider refused to collect (a declined card, no card on file): while
+    any is left, the rider may not request a trip (dispatch/services/trips.py)."""
+    return PaymentCapture.objects.filter(
+        rider_id=rider_id, status=CaptureStatus.FAILED, provider_refusals__gt=0
+    ).exclude(purpose=CapturePurpose.REFUND)
+
+
+def overdue_pay(*, rider_id: uuid.UUID) -> list[PaymentCapture]:
+    """Try to collect every overdue charge of the rider now (after they fixed their card), each as one
+    more attempt of its capture under the usual rules. Returns what is still overdue."""
+    now = timezone.now()
+    for capture_id in list(overdue_captures(rider_id=rider_id).values_list("id", flat=True)):
+        PaymentCapture.objects.filter(id=capture_id, status=CaptureStatus.FAILED).update(next_attempt_at=now)
+        capture_attempt(capture_id=capture_id, now=now)
+    return list(overdue_captures(rider_id=rider_id))

@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from backend.cards.holds import cards_in_use
+from backend.cards.tasks import release_trip_hold
 from backend.errors import InvalidTransition, NotFound
 from dispatch.models import Trip, TripEvent
 from dispatch.realtime import push_to_user
@@ -65,6 +67,11 @@ def trip_transition(
             )
             trip = trip_load(trip_id)
             push_trip_updated(trip)
+            if to in FINAL_STATUSES and to != TripStatus.COMPLETED and cards_in_use():
+                # An unfulfilled or cancelled trip lets go of its card hold, unless a cancellation fee is
+                # to be captured from it (the fee's capture is written in this same transaction).
+                ended = str(trip_id)
+                transaction.on_commit(lambda: release_trip_hold.delay(ended), robust=True)
     if not moved:
         current = Trip.objects.filter(id=trip_id).values_list("status", flat=True).first()
         if current is None:

@@ -19,15 +19,22 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
+from backend.cards.holds import hold_attach, hold_for_trip_request
+from backend.cards.models import CardHold
+from backend.cards.tasks import release_card_hold
 from backend.errors import (
     Conflict,
     InvalidInput,
     InvalidTransition,
     NotFound,
+    PaymentRequired,
     PermissionDenied,
     Unprocessable,
 )
 from backend.fares.money import money
+from backend.fares.payments import overdue_captures
+from backend.fares.pricing import authorization_amount
+from backend.fares.selectors import policy_of
 from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
@@ -113,8 +120,12 @@ def trip_request(
     With `estimate_id` the trip carries that estimate's quote (and its policy version): it must be the
     rider's own, unexpired, for the same places (within ESTIMATE_MATCH_TOLERANCE_M) and the same
     wheelchair flag. Without, the route is quoted now under the policy in force.
+    Where the co-op takes cards, the quoted total plus the board's margin is authorised on the rider's
+    card first (backend/cards/holds.py), and a trip is never created on a refused card.
     Raises PermissionDenied `rider_role_required`, Unprocessable `outside_service_area`,
-    `estimate_not_found`, `estimate_expired`, `estimate_mismatch`, and Conflict `trip_in_progress`.
+    `estimate_not_found`, `estimate_expired`, `estimate_mismatch`, Conflict `trip_in_progress`, and
+    PaymentRequired `payment_overdue`, `payment_method_required`, `payment_declined`,
+    `payment_authentication_required`.
     """
     now = at or timezone.now()
     if not User.objects.filter(id=rider_id, is_active=True, is_rider=True).exists():
@@ -153,6 +164,63 @@ def trip_request(
             "route_geometry": quote.route_geometry,
             "router": quote.route.router,
         }
+    _refuse_if_trip_open(rider_id)
+    _refuse_if_overdue(rider_id)
+    hold = hold_for_trip_request(
+        rider_id=rider_id,
+        amount_minor=authorization_amount(
+            policy_of(quoted["policy_version"]), quoted_total_minor=quoted["fare_estimate_minor"]
+        ),
+        currency=quoted["currency"],
+    )
+    try:
+        trip = _trip_create(
+            rider_id=rider_id, pickup=pickup, dropoff=dropoff, wav=wav, now=now, quoted=quoted, hold=hold
+        )
+    except BaseException:
+        if hold is not None:
+            # Nothing was taken; let go of the money held for a trip that does not exist.
+            release_card_hold.delay(str(hold.id))
+        raise
+    return trip
+
+
+def _refuse_if_trip_open(rider_id: uuid.UUID, *, cause: Exception | None = None) -> None:
+    """Conflict `trip_in_progress` when the rider has an open trip (checked before a card is held; the
+    partial unique index decides a race, and its error comes here too)."""
+    open_trip = (
+        Trip.objects.filter(rider_id=rider_id, status__in=[s.value for s in OPEN_STATUSES])
+        .values_list("id", flat=True)
+        .first()
+    )
+    if open_trip is not None:
+        raise Conflict(
+            "You already have a trip in progress.",
+            code="trip_in_progress",
+            details={"trip_id": str(open_trip)},
+        ) from cause
+
+
+def _refuse_if_overdue(rider_id: uuid.UUID) -> None:
+    overdue = list(overdue_captures(rider_id=rider_id).values_list("amount_minor", "currency"))
+    if overdue:
+        raise PaymentRequired(
+            "A charge of an earlier trip could not be collected; pay it before requesting a trip.",
+            code="payment_overdue",
+            details={"amount": sum(amount for amount, _ in overdue), "currency": overdue[0][1]},
+        )
+
+
+def _trip_create(
+    *,
+    rider_id: uuid.UUID,
+    pickup: Place,
+    dropoff: Place,
+    wav: bool,
+    now: datetime,
+    quoted: dict[str, object],
+    hold: CardHold | None,
+) -> Trip:
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -170,17 +238,10 @@ def trip_request(
         except IntegrityError as exc:
             if _constraint_name(exc) != "one_open_trip_per_rider":
                 raise
-            open_trip = (
-                Trip.objects.filter(rider_id=rider_id, status__in=[s.value for s in OPEN_STATUSES])
-                .values_list("id", flat=True)
-                .first()
-            )
-            raise Conflict(
-                "You already have a trip in progress.",
-                code="trip_in_progress",
-                details={"trip_id": str(open_trip) if open_trip else None},
-            ) from exc
+            _refuse_if_trip_open(rider_id, cause=exc)
+            raise
         TripEvent.objects.create(trip=trip, status=TripStatus.REQUESTED.value, at=now, actor_id=rider_id)
+        hold_attach(hold=hold, trip_id=trip.id)
         trip = trip_load(trip.id)
         push_trip_updated(trip)
         trip_id = trip.id

@@ -21,6 +21,12 @@ OPTIONAL_IDEMPOTENCY_ERRORS = idempotency_errors(required=False)
 
 FARE_ESTIMATE = {422: ["outside_service_area"], 503: ["no_fare_policy"]}
 TRIP_REQUEST = {
+    402: [
+        "payment_overdue",
+        "payment_method_required",
+        "payment_declined",
+        "payment_authentication_required",
+    ],
     403: ["rider_role_required"],
     409: ["trip_in_progress"],
     422: ["outside_service_area", "estimate_not_found", "estimate_expired", "estimate_mismatch"],
@@ -65,6 +71,7 @@ TRIP_EXAMPLE = {
     "driver_pay": None,
     "cancellation_fee": None,
     "fare_breakdown": None,
+    "total": None,
     "distance_m": 7412,
     "duration_s": 1260,
     "cancelled_by": None,
@@ -95,6 +102,8 @@ FARE_ESTIMATE_EXAMPLES = [
             ],
             "expires_at": "2026-11-21T14:08:00Z",
             "route": ROUTE_EXAMPLE,
+            "fees": [],
+            "total": {"amount": 2307, "currency": "USD"},
         },
         response_only=True,
         status_codes=["200"],

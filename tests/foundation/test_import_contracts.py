@@ -24,6 +24,9 @@ FUNCTION_LEVEL_IMPORTS_ALLOWED = {
     ("backend/serve.py", "served_application", "backend.asgi"),
     # AppConfig.ready(): OpenAPI extensions register once the app registry is loaded (Django's rule).
     ("mobile_api/apps.py", "ready", "mobile_api"),
+    # AppConfig.ready(): the card provider joins the fares app's registry once the models are loaded.
+    ("backend/cards/apps.py", "ready", "backend.cards.provider"),
+    ("backend/cards/apps.py", "ready", "backend.fares.payments"),
 }
 
 

@@ -1,0 +1,165 @@
+"""The card provider: Stripe behind the capture machinery of backend/fares/payments.py.
+
+Each `PaymentCapture` attempt becomes Stripe calls carrying keys derived from the capture's idempotency key,
+so a retry after a lost answer is answered by Stripe with the first result instead of a second charge:
+
+- fare or cancellation fee of a trip with an authorised hold: read the PaymentIntent, then capture
+  min(amount, held) from it (`<key>:hold`); Stripe releases the rest. An intent that is already captured
+  (the answer to an earlier attempt was lost) is taken as captured. An amount above the hold is captured
+  in full and the excess charged off-session as a second intent (`<key>:excess`), flagged on the hold and
+  in the log. A hold that expired or was cancelled at Stripe (uncaptured intents lapse after seven days)
+  falls back to an off-session charge.
+- anything else (a tip, a trip without a usable hold): an off-session PaymentIntent on the rider's default
+  card, confirmed and captured at once, under `<key>`.
+- a refund: a Stripe Refund of the trip's captured intent (`<key>`), tagged with the capture's id so the
+  `charge.refunded` webhook knows it is ours.
+
+Refusals (declined, no card) are definitive: the capture machinery retries them later under a new key (the
+rider may have changed card) and the rider's account shows the overdue charge. Unknown outcomes
+(network, 5xx, rate limits) are not: the retry repeats the key.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from django.utils import timezone
+
+from backend.cards.models import CardHold, HoldStatus, StripeCustomer
+from backend.cards.stripe_api import object_id, stripe_client, stripe_failure
+from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
+from backend.fares.payments import PaymentProvider, PaymentRequest, PaymentResult
+
+logger = logging.getLogger(__name__)
+
+_FROM_HOLD = (CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE)
+
+
+class StripeProvider(PaymentProvider):
+    """Card payments through Stripe (the official SDK; `STRIPE_API_BASE` points it at localstripe)."""
+
+    name = "stripe"
+
+    def capture(self, request: PaymentRequest) -> PaymentResult:
+        client = stripe_client(timeout_s=request.timeout_s)
+        try:
+            if request.purpose in _FROM_HOLD and request.trip_id is not None:
+                # A captured hold too: an earlier attempt captured it, and its answer or excess is lost.
+                hold = CardHold.objects.filter(
+                    trip_id=request.trip_id, status__in=[HoldStatus.AUTHORIZED, HoldStatus.CAPTURED]
+                ).first()
+                if hold is not None:
+                    return self._capture_from_hold(client, hold, request)
+            return self._charge_off_session(
+                client, request, amount_minor=request.amount_minor, key=request.idempotency_key
+            )
+        except stripe.StripeError as exc:
+            return _failed(exc)
+
+    def refund(self, request: PaymentRequest) -> PaymentResult:
+        charged = (
+            PaymentCapture.objects.filter(
+                trip_id=request.trip_id, purpose__in=_FROM_HOLD, status=CaptureStatus.SUCCEEDED
+            )
+            .exclude(provider_reference="")
+            .first()
+            if request.trip_id is not None
+            else None
+        )
+        if charged is None:
+            return PaymentResult(ok=False, error="stripe: nothing was captured by card for this trip")
+        client = stripe_client(timeout_s=request.timeout_s)
+        try:
+            refund = client.v1.refunds.create(
+                params={
+                    "payment_intent": charged.provider_reference,
+                    "amount": request.amount_minor,
+                    "metadata": {"rochdale_capture": request.reference},
+                },
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            return _failed(exc)
+        if refund.status in ("succeeded", "pending"):
+            return PaymentResult(ok=True, provider_reference=refund.id)
+        return PaymentResult(ok=False, error=f"stripe: the refund ended {refund.status}")
+
+    def _capture_from_hold(
+        self, client: stripe.StripeClient, hold: CardHold, request: PaymentRequest
+    ) -> PaymentResult:
+        intent = client.v1.payment_intents.retrieve(hold.payment_intent_id)
+        from_hold = min(request.amount_minor, hold.amount_minor)
+        if intent.status == "requires_capture":
+            intent = client.v1.payment_intents.capture(
+                hold.payment_intent_id,
+                params={"amount_to_capture": from_hold},
+                options={"idempotency_key": f"{request.idempotency_key}:hold"},
+            )
+        if intent.status != "succeeded":
+            # Lapsed (Stripe cancels uncaptured intents after seven days) or cancelled: charge the card now.
+            _update_hold(hold, status=HoldStatus.EXPIRED, last_error=f"intent {intent.status} at capture")
+            logger.warning("card hold %s was %s at capture; charging off-session", hold.id, intent.status)
+            return self._charge_off_session(
+                client, request, amount_minor=request.amount_minor, key=request.idempotency_key
+            )
+        _update_hold(hold, status=HoldStatus.CAPTURED, captured_minor=from_hold)
+        excess = request.amount_minor - hold.amount_minor
+        if excess > 0:
+            logger.warning(
+                "FLAGGED: trip %s charged %s %s, %s above its hold %s; the excess is a second charge",
+                request.trip_id,
+                request.amount_minor,
+                request.currency,
+                excess,
+                hold.id,
+            )
+            _update_hold(hold, over_authorization_minor=excess)
+            result = self._charge_off_session(
+                client, request, amount_minor=excess, key=f"{request.idempotency_key}:excess"
+            )
+            if not result.ok:
+                return result
+        return PaymentResult(ok=True, provider_reference=intent.id)
+
+    def _charge_off_session(
+        self, client: stripe.StripeClient, request: PaymentRequest, *, amount_minor: int, key: str
+    ) -> PaymentResult:
+        customer = StripeCustomer.objects.filter(rider_id=request.rider_id).first()
+        method_id = customer.default_payment_method_id if customer else ""
+        if customer is not None and not method_id:
+            methods = client.v1.payment_methods.list(
+                params={"customer": customer.customer_id, "type": "card", "limit": 1}
+            )
+            method_id = methods.data[0].id if methods.data else ""
+        if customer is None or not method_id:
+            return PaymentResult(ok=False, error="stripe: the rider has no card saved")
+        intent = client.v1.payment_intents.create(
+            params={
+                "amount": amount_minor,
+                "currency": request.currency.lower(),
+                "customer": customer.customer_id,
+                "payment_method": method_id,
+                "confirm": True,
+                "off_session": True,
+                "metadata": {"rochdale_capture": request.reference, "purpose": request.purpose},
+            },
+            options={"idempotency_key": key},
+        )
+        if intent.status == "succeeded":
+            return PaymentResult(ok=True, provider_reference=intent.id)
+        if intent.status == "processing":
+            # The charge is on its way; the retry repeats the key and Stripe answers with this intent.
+            return PaymentResult(ok=False, error="stripe: the charge is processing", definitive=False)
+        return PaymentResult(
+            ok=False, error=f"stripe: the charge ended {intent.status} ({object_id(intent.latest_charge)})"
+        )
+
+
+def _failed(exc: stripe.StripeError) -> PaymentResult:
+    failure = stripe_failure(exc)
+    return PaymentResult(ok=False, error=failure.message, definitive=failure.definitive)
+
+
+def _update_hold(hold: CardHold, **fields: object) -> None:
+    CardHold.objects.filter(id=hold.id).update(**fields, updated_at=timezone.now())

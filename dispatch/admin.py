@@ -202,3 +202,7 @@ class RatingAdmin(ReadOnlyAdmin):
 @admin.register(Tip)
 class TipAdmin(ReadOnlyAdmin):
     list_display = ["trip", "driver", "amount_minor", "currency", "created_at"]
+
+
+# Payouts and drivers' bank accounts have their own module (docs/payouts.md).
+from dispatch import admin_payouts  # noqa: E402, F401

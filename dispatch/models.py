@@ -7,12 +7,15 @@ per driver, one open offer per trip and per driver; status moves are guarded upd
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from django.conf import settings
 from django.contrib.gis.db import models as gis
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from dispatch import bank_details
 from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, TripStatus
 
 
@@ -310,3 +313,164 @@ class DispatchPolicyVersion(models.Model):
 
     class Meta:
         ordering = ["-version"]
+
+
+# --- Driver payouts (dispatch/money/payouts.py, docs/payouts.md) ------------------------------------------
+
+
+def validate_routing_number(value: str) -> None:
+    if not bank_details.aba_routing_number_valid(value):
+        raise ValidationError(
+            "Not an ABA routing number: 9 digits whose check digit matches.", code="invalid_routing_number"
+        )
+
+
+def validate_account_number(value: str) -> None:
+    if not bank_details.account_number_valid(value):
+        raise ValidationError("An account number is 4 to 17 digits.", code="invalid_account_number")
+
+
+class BankAccountType(models.TextChoices):
+    CHECKING = "checking", "Checking"
+    SAVINGS = "savings", "Savings"
+
+
+class DriverBankAccount(models.Model):
+    """Where a driver's payouts by bank file go. Personal data: staff enter and see it (masked everywhere but
+    the generated bank file); drivers never see the number back.
+
+    A row is never edited: new details are a new row, and saving it deactivates the driver's previous one,
+    so every payout keeps pointing at the account it was actually sent to."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bank_accounts"
+    )
+    holder_name = models.CharField(max_length=120)
+    routing_number = models.CharField(max_length=9, validators=[validate_routing_number])
+    account_number = models.CharField(max_length=17, validators=[validate_account_number])
+    account_type = models.CharField(
+        max_length=8, choices=BankAccountType.choices, default=BankAccountType.CHECKING
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=models.Q(is_active=True),
+                name="one_active_bank_account_per_driver",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(routing_number__regex=bank_details.ROUTING_NUMBER_PATTERN),
+                name="bank_routing_number_digits",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(account_number__regex=bank_details.ACCOUNT_NUMBER_PATTERN),
+                name="bank_account_number_digits",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(account_type__in=BankAccountType.values), name="bank_account_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        # Masked: this is what every select box, log line and admin link shows.
+        return f"{self.get_account_type_display()} {self.masked_account_number} ({self.routing_number})"
+
+    @property
+    def masked_account_number(self) -> str:
+        return bank_details.mask_account_number(self.account_number)
+
+
+class DriverStripeAccount(models.Model):
+    """The driver's Stripe Connect Express account, made at their first onboarding request."""
+
+    driver = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, primary_key=True, related_name="stripe_account"
+    )
+    account_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending: recorded in the ledger, not sent yet"
+    SUBMITTED = "submitted", "Submitted to the provider or the bank file"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed: refused, the amount went back to the driver's balance"
+
+
+class PayoutMethod(models.TextChoices):
+    STRIPE = "stripe", "Stripe Connect transfer"
+    ACH = "ach", "ACH bank file (NACHA)"
+
+
+class Payout(models.Model):
+    """One driver-week's payout: what the driver had payable (pay and tips) at the week's cut-off.
+
+    Unique per (driver, week_start), so a run repeated or run twice at once pays once. The ledger entry
+    `payout:{driver_id}:{week_start}` is posted in the transaction that creates the row; the provider is
+    called after it, with `idempotency_key`, which never changes for this payout. Status moves only through
+    `dispatch.money.payouts` (its `PAYOUT_TRANSITIONS`); a failed payout's entry is reversed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    driver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")
+    week_start = models.DateField()
+    cut_off = models.DateTimeField(help_text="The week's end: what the ledger held by then is paid.")
+    status = models.CharField(max_length=10, choices=PayoutStatus.choices, default=PayoutStatus.PENDING)
+    method = models.CharField(max_length=10, choices=PayoutMethod.choices)
+    amount_minor = models.BigIntegerField()
+    payable_minor = models.BigIntegerField(help_text="The driver_payable part of the amount.")
+    tips_minor = models.BigIntegerField(help_text="The tips_held part of the amount.")
+    currency = models.CharField(max_length=3)
+    destination = models.CharField(max_length=64, blank=True, default="")
+    bank_account = models.ForeignKey(
+        DriverBankAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="payouts"
+    )
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    provider_reference = models.CharField(max_length=120, blank=True, default="")
+    batch = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    batch_sequence = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    errors = models.JSONField(default=list, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-week_start", "driver_id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="payout_retry_due")]
+        constraints = [
+            models.UniqueConstraint(fields=["driver", "week_start"], name="one_payout_per_driver_week"),
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="payout_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(amount_minor=models.F("payable_minor") + models.F("tips_minor")),
+                name="payout_amount_is_pay_and_tips",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=PayoutStatus.values), name="payout_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(method__in=PayoutMethod.values), name="payout_method_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"payout {self.driver_id} week of {self.week_start.isoformat()} ({self.status})"
+
+    @property
+    def ledger_key(self) -> str:
+        return payout_ledger_key(self.driver_id, self.week_start)
+
+
+def payout_ledger_key(driver_id: uuid.UUID | str, week_start: date) -> str:
+    """`payout:{driver_id}:{week_start ISO date}`, the payout entry's key (shared name, see the brief)."""
+    return f"payout:{driver_id}:{week_start.isoformat()}"

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from dispatch.models import FareEstimate, LocationFix, Trip
+from dispatch.money.payouts import payouts_scheduled_run
 from dispatch.money.weekly import weekly_top_ups_post
 from dispatch.services import dispatching, presence
 from dispatch.services.abandoned import abandoned_trips_end
@@ -106,3 +107,33 @@ def post_weekly_top_ups() -> int:
             week.trip_count,
         )
     return len(posted)
+
+
+@shared_task(name="dispatch.tasks.run_driver_payouts", ignore_result=True)
+def run_driver_payouts() -> int:
+    """Pay the last finished week (its floor top-ups first), once per driver-week, and retry payouts whose
+    outcome was unknown with their same idempotency keys (dispatch/money/payouts.py)."""
+    report = payouts_scheduled_run()
+    if report is None:
+        return 0
+    created = [plan for plan in report.planned if plan.outcome == "created"]
+    for plan in created:
+        money_logger.info(
+            "payout week of %s: driver %s %s %s by %s (payout %s)",
+            report.week_start,
+            plan.driver_id,
+            plan.amount,
+            plan.currency,
+            plan.method,
+            plan.payout_id,
+        )
+    for plan in report.planned:
+        if plan.outcome in ("no_destination", "several_currencies"):
+            money_logger.warning(
+                "payout week of %s: driver %s not paid (%s), %s payable",
+                report.week_start,
+                plan.driver_id,
+                plan.outcome,
+                plan.amount,
+            )
+    return len(created)

@@ -111,6 +111,12 @@ class TripSerializer(serializers.Serializer):
     driver_pay = MoneySerializer(read_only=True, allow_null=True)
     cancellation_fee = MoneySerializer(read_only=True, allow_null=True)
     fare_breakdown = serializers.DictField(read_only=True, allow_null=True)
+    total = MoneySerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="**Extension.** What the rider is charged in all: `fare` + the pass-through fees listed in "
+        "`fare_breakdown.fees` (docs/fares.md); `null` until completion.",
+    )
     distance_m = serializers.IntegerField(read_only=True)
     duration_s = serializers.IntegerField(read_only=True)
     cancelled_by = serializers.ChoiceField(
@@ -141,6 +147,14 @@ def _place(point: Point, *, coarse: bool = False) -> dict[str, float]:
             "lng": round(point.x, HISTORY_PRECISION_DECIMALS),
         }
     return {"lat": point.y, "lng": point.x}
+
+
+def _total(trip: Trip) -> dict[str, Any] | None:
+    """Fare + pass-through fees, as recorded at completion (trips completed before fees had none)."""
+    if trip.fare_minor is None:
+        return None
+    total = (trip.fare_breakdown or {}).get("total", trip.fare_minor)
+    return dict(money(total, trip.currency))
 
 
 def trip_for(
@@ -196,6 +210,7 @@ def trip_for(
         if trip.cancellation_fee_minor is not None
         else None,
         "fare_breakdown": trip.fare_breakdown,
+        "total": _total(trip),
         "distance_m": trip.measured_distance_m
         if completed and trip.measured_distance_m is not None
         else trip.estimated_distance_m,

@@ -11,8 +11,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backend.fares.money import ISO_4217_CURRENCIES
+from backend.fares.money import ISO_4217_CURRENCIES, money
+from backend.fares.pricing import RiderCharge
 from dispatch.models import FareEstimate
+from dispatch.money.fees import estimate_charge
 from dispatch.serializers import MoneySerializer, RouteSerializer, route_document
 from mobile_api.serializers_fields import MinorMoney, Timestamp
 from mobile_api.serializers_governance import MembershipSummaryOut
@@ -144,6 +146,12 @@ class BreakdownLineOut(serializers.Serializer):
     amount = serializers.IntegerField(help_text="Minor units, in the fare's currency.")
 
 
+class FeeLineOut(serializers.Serializer):
+    code = serializers.CharField(help_text="The fee's code in the fare policy (`fees[].code`).")
+    label = serializers.CharField()
+    amount = serializers.IntegerField(help_text="Minor units, in the fare's currency.")
+
+
 class EstimateOut(serializers.Serializer):
     """Reads a `dispatch.models.FareEstimate`."""
 
@@ -163,9 +171,33 @@ class EstimateOut(serializers.Serializer):
         "(docs/roads.md); the trip that names this estimate keeps it."
     )
 
+    fees = serializers.SerializerMethodField(
+        help_text="**Extension.** Pass-through fees on top of the fare (taxes, surcharges, funds: the fare "
+        "policy's `fees`, docs/fares.md); empty when none applies. Never part of the fare or of driver pay."
+    )
+    total = serializers.SerializerMethodField(
+        help_text="**Extension.** What the rider is quoted in all: `fare` + `fees`."
+    )
+
     @extend_schema_field(RouteSerializer(allow_null=True))
     def get_route(self, estimate: FareEstimate) -> dict[str, object] | None:
         return route_document(estimate.route_geometry, estimate.router)
+
+    @extend_schema_field(FeeLineOut(many=True))
+    def get_fees(self, estimate: FareEstimate) -> list[dict[str, Any]]:
+        return self._charge(estimate).fees_document()
+
+    @extend_schema_field(MoneySerializer)
+    def get_total(self, estimate: FareEstimate) -> dict[str, Any]:
+        charge = self._charge(estimate)
+        return dict(money(charge.total, charge.currency))
+
+    def _charge(self, estimate: FareEstimate) -> RiderCharge:
+        # Both fields come from one evaluation of the fees (one zone query at most).
+        charges: dict[object, RiderCharge] = self.context.setdefault("estimate_charges", {})
+        if estimate.pk not in charges:
+            charges[estimate.pk] = estimate_charge(estimate)
+        return charges[estimate.pk]
 
 
 class TripRequestIn(serializers.Serializer):

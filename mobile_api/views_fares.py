@@ -60,6 +60,49 @@ _DriverMinimum = inline_serializer(
         "period": serializers.ChoiceField(choices=["trip", "week"]),
     },
 )
+_FeeZone = inline_serializer(
+    "FarePolicyFeeZone",
+    {
+        "area": serializers.CharField(help_text="A service area's name."),
+        "touch": serializers.ChoiceField(choices=["pickup", "dropoff", "pickup_or_dropoff", "route"]),
+    },
+)
+_FeeConditions = inline_serializer(
+    "FarePolicyFeeConditions",
+    {"zone": _FeeZone, "wheelchair_accessible": serializers.BooleanField()},
+    required=False,
+)
+_Fee = inline_serializer(
+    "FarePolicyFee",
+    {
+        "code": serializers.CharField(),
+        "label": serializers.CharField(),
+        "kind": serializers.ChoiceField(choices=["flat", "percentage", "trip_amount"]),
+        "amount": serializers.CharField(required=False, help_text="`flat` only."),
+        "rate": serializers.CharField(required=False, help_text="`percentage` only: 0.045 is 4.5%."),
+        "of": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text='`percentage` only: "fare" and/or codes of fees listed before.',
+        ),
+        "when": _FeeConditions,
+    },
+    many=True,
+    required=False,
+    help_text="**Extension.** Pass-through fees on top of the fare (docs/fares.md); absent when none.",
+)
+_Payments = inline_serializer(
+    "FarePolicyPayments",
+    {"authorization_margin_rate": serializers.CharField()},
+    required=False,
+    help_text="**Extension.** The card hold is the quoted total x (1 + margin); absent means 0.",
+)
+_Refunds = inline_serializer(
+    "FarePolicyRefunds",
+    {"driver_pay": serializers.ChoiceField(choices=["kept", "shared_above_floor"])},
+    required=False,
+    help_text='**Extension.** Who bears a refund of the fare; absent means "kept" (the co-op).',
+)
 _FARE_POLICY_FIELDS = {
     "version": serializers.IntegerField(),
     "effective_at": serializers.DateTimeField(),
@@ -68,6 +111,9 @@ _FARE_POLICY_FIELDS = {
     "rider": _RiderRates,
     "commission_rate": serializers.CharField(),
     "driver_minimum": _DriverMinimum,
+    "fees": _Fee,
+    "payments": _Payments,
+    "refunds": _Refunds,
 }
 _FarePolicySchema = inline_serializer("FarePolicy", _FARE_POLICY_FIELDS)
 _FarePolicyListSchema = type(_FarePolicySchema)(many=True)

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from backend.fares.pricing import FeeLine
+
 
 @dataclass(frozen=True, slots=True)
 class TripCharge:
@@ -19,7 +21,9 @@ class TripCharge:
 
     `share_minor` is the driver's standard share of the fare before any per-trip floor top-up, so the
     top-up is `driver_pay_minor - share_minor`; `floor_minor` the trip's floor (None when not recorded).
-    `engaged_s` is `pricing.engaged_seconds` of the trip, computed once here and carried in the fare entry."""
+    `engaged_s` is `pricing.engaged_seconds` of the trip, computed once here and carried in the fare entry.
+    `fees` are the pass-through fees charged on top of the fare (their own accounts, never driver pay);
+    the rider's total is `total_minor` = fare + fees."""
 
     id: uuid.UUID
     rider_id: uuid.UUID
@@ -33,3 +37,8 @@ class TripCharge:
     policy_version_id: int
     completed_at: datetime
     engaged_s: int
+    fees: tuple[FeeLine, ...] = ()
+
+    @property
+    def total_minor(self) -> int:
+        return self.fare_minor + sum(fee.amount for fee in self.fees)

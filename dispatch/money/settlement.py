@@ -5,9 +5,12 @@ completed without its journal entry, and a retried completion posts nothing twic
 transaction has locked the trip row first (step 1 of the ledger's lock order, backend/fares/ledger.py).
 
 Journal entries (amounts in minor units):
-- `trip:{id}:fare`: Dr rider_receivable(rider) fare; Cr driver_payable(driver) pay;
-  Cr coop_revenue commission;
+- `trip:{id}:fare`: Dr rider_receivable(rider) fare + fees; Cr driver_payable(driver) pay;
+  Cr coop_revenue commission; Cr pass_through(code) each pass-through fee (one account per fee code);
   and when the pay floor exceeds the whole fare, Dr floor_top_ups the difference the co-op pays itself.
+  Pay and commission are computed on the fare alone: the fees are the rider's, owed on to whoever set
+  them, and never touch driver pay. Metadata `fees` lists them (`[{"code", "label", "amount"}]`) and
+  `total` is fare + fees, what the fare capture collects.
 - `trip:{id}:cancellation`: Dr rider_receivable(rider) fee; Cr driver_payable(driver) driver part;
   Cr coop_revenue the commission on it.
 - `tip:{id}`: Dr rider_receivable(rider) tip; Cr tips_held(driver) tip. All of it goes to the driver.
@@ -31,21 +34,24 @@ from backend.fares.charges import TripCharge
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, CapturePurpose, JournalEntry
 from backend.fares.pricing import (
+    FeeLine,
     cancellation_split,
-    driver_pay,
     engaged_seconds,
     fare_with_quote_tolerance,
     rider_cancellation_fee_due,
+    trip_settlement,
 )
 from backend.fares.selectors import policy_of
 from dispatch.models import Tip, Trip
+from dispatch.money.fees import trip_fee_facts
 from governance.services import share_instalment_withhold
 
 
 def completion_fields(*, trip: Trip, distance_m: int, duration_s: int) -> dict[str, Any]:
     """The trip's money at completion, from the measured route, under the policy in force at request.
 
-    The quote binds under the tolerance rule in backend/fares/pricing.py (docs/fares.md)."""
+    The quote binds under the tolerance rule in backend/fares/pricing.py (docs/fares.md). Pass-through fees
+    are computed on the fare charged and listed apart (`fare_breakdown["fees"]`, `["total"]`)."""
     policy = policy_of(trip.policy_version)
     decision = fare_with_quote_tolerance(
         policy,
@@ -54,13 +60,15 @@ def completion_fields(*, trip: Trip, distance_m: int, duration_s: int) -> dict[s
         distance_m=distance_m,
         duration_s=duration_s,
     )
-    pay = driver_pay(
+    settled = trip_settlement(
         policy,
         fare_minor=decision.fare,
         distance_m=distance_m,
         duration_s=duration_s,
         wheelchair_accessible=trip.wheelchair_accessible,
+        facts=trip_fee_facts(trip, policy=policy),
     )
+    pay, charge = settled.pay, settled.charge
     breakdown = (
         decision.measured.breakdown_document()
         if decision.fare == decision.measured_fare
@@ -82,6 +90,8 @@ def completion_fields(*, trip: Trip, distance_m: int, duration_s: int) -> dict[s
             "floor_top_up": pay.floor_top_up,
             "floor_applied": pay.floor_applied,
             "policy_version": trip.policy_version_id,
+            "fees": charge.fees_document(),
+            "total": charge.total,
         },
     }
 
@@ -114,6 +124,10 @@ def trip_charge(trip: Trip) -> TripCharge:
         engaged_s=engaged_seconds(
             assigned_at=trip.assigned_at, started_at=trip.started_at, completed_at=trip.completed_at
         ),
+        fees=tuple(
+            FeeLine(code=line["code"], label=line["label"], amount=line["amount"])
+            for line in breakdown.get("fees", ())
+        ),
     )
 
 
@@ -130,25 +144,28 @@ def trip_completion_settle(*, trip: Trip) -> JournalEntry:
 
 def post_trip_fare(*, charge: TripCharge) -> JournalEntry:
     """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`) and record the capture
-    of the fare, attempted after commit. Returns the entry (the first one, when called again)."""
+    of the rider's total (fare + pass-through fees), attempted after commit. Returns the entry (the first
+    one, when called again)."""
     fare, pay = charge.fare_minor, charge.driver_pay_minor
     commission = max(fare - pay, 0)
     subsidy = max(pay - fare, 0)
+    total = charge.total_minor
     return _post_rider_charge(
         key=f"trip:{charge.id}:fare",
         kind="trip_fare",
         currency=charge.currency,
         trip_id=charge.id,
         rider_id=charge.rider_id,
-        amount_minor=fare,
+        amount_minor=total,
         capture_key=f"capture:{charge.id}",
         purpose=CapturePurpose.FARE,
         memo=f"Fare of trip {charge.id}",
         lines=[
-            debit(AccountKind.RIDER_RECEIVABLE, charge.rider_id, fare),
+            debit(AccountKind.RIDER_RECEIVABLE, charge.rider_id, total),
             debit(AccountKind.FLOOR_TOP_UPS, None, subsidy),
             credit(AccountKind.DRIVER_PAYABLE, charge.driver_id, pay),
             credit(AccountKind.COOP_REVENUE, None, commission),
+            *(credit(AccountKind.PASS_THROUGH, None, fee.amount, code=fee.code) for fee in charge.fees),
         ],
         metadata={
             "floor_applied": charge.floor_applied,
@@ -160,6 +177,8 @@ def post_trip_fare(*, charge: TripCharge) -> JournalEntry:
             "policy_version": charge.policy_version_id,
             "worked_at": charge.completed_at.isoformat(),
             "engaged_s": charge.engaged_s,
+            "fees": [fee.as_dict() for fee in charge.fees],
+            "total": total,
         },
     )
 

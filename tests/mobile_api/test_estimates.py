@@ -32,7 +32,7 @@ def test_estimate_answers_the_contract_and_is_stored(rider, rider_client, servic
     body = response.json()
     assert set(body) == {
         "estimate_id", "fare", "distance_m", "duration_s", "pickup_eta_s", "driver_pay_minimum",
-        "policy_version", "breakdown", "expires_at", "route",
+        "policy_version", "breakdown", "expires_at", "route", "fees", "total",
     }  # fmt: skip
     policy = policy_in_force()
     route = route_estimate(pickup=Place(**PICKUP), dropoff=Place(**DROPOFF), at=timezone.now())
@@ -54,6 +54,8 @@ def test_estimate_answers_the_contract_and_is_stored(rider, rider_client, servic
     assert body["driver_pay_minimum"] == {"amount": floor, "currency": "USD"}
     assert body["policy_version"] == policy.version
     assert sum(line["amount"] for line in body["breakdown"]) == body["fare"]["amount"]
+    # The default policy has no pass-through fees: the total is the fare.
+    assert body["fees"] == [] and body["total"] == body["fare"]
     assert body["pickup_eta_s"] is None  # nobody is online
     assert body["expires_at"].endswith("Z")
     stored = FareEstimate.objects.get(id=body["estimate_id"])

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("mobile_api.urls_accounts")),
     path("", include("mobile_api.urls_trips")),
     path("", include("mobile_api.urls_driver")),
+    path("", include("mobile_api.urls_payouts")),
     path("", include("mobile_api.urls_fares")),
     path("", include("mobile_api.urls_payments")),
     path("", include("mobile_api.urls_governance")),

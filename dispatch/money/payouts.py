@@ -515,7 +515,7 @@ def _send_with(adapter: PayoutAdapter, payouts: list[Payout], *, now: datetime) 
                     requests=(_request(claimed),),
                     timeout_s=settings.ROCHDALE_PAYOUT_PROVIDER_TIMEOUT_S,
                 )
-                results.extend(_deliver(adapter, batch))
+                results.extend(_deliver(adapter, batch, now=now))
         return results
     # Batched (a bank file): payouts sent in a batch before are sent again with all of that batch, so the
     # file is the same file; the others make a new batch per week.
@@ -525,11 +525,11 @@ def _send_with(adapter: PayoutAdapter, payouts: list[Payout], *, now: datetime) 
         (earlier[payout.batch] if payout.batch else fresh[payout.week_start]).append(payout.id)
     for batch_id, ids in sorted(earlier.items()):
         if _claim(ids, now=now, batch=batch_id):
-            results.extend(_deliver(adapter, _batch_of(adapter, batch_id)))
+            results.extend(_deliver(adapter, _batch_of(adapter, batch_id), now=now))
     for week_start, ids in sorted(fresh.items()):
         batch_id = f"{adapter.method}-{week_start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         if _claim(ids, now=now, batch=batch_id):
-            results.extend(_deliver(adapter, _batch_of(adapter, batch_id)))
+            results.extend(_deliver(adapter, _batch_of(adapter, batch_id), now=now))
     return results
 
 
@@ -547,7 +547,7 @@ def _batch_of(adapter: PayoutAdapter, batch_id: str) -> PayoutBatch:
     )
 
 
-def _deliver(adapter: PayoutAdapter, batch: PayoutBatch) -> list[PayoutResult]:
+def _deliver(adapter: PayoutAdapter, batch: PayoutBatch, *, now: datetime) -> list[PayoutResult]:
     try:
         results = adapter.send(batch)
     except Exception as error:  # an adapter that raised: nobody knows what happened, so retry the same key
@@ -557,7 +557,7 @@ def _deliver(adapter: PayoutAdapter, batch: PayoutBatch) -> list[PayoutResult]:
             for request in batch.requests
         ]
     for result in results:
-        payout_result_record(result=result)
+        payout_result_record(result=result, now=now)
     return results
 
 

@@ -1,4 +1,5 @@
-"""Card tests run the real Stripe SDK against a private localstripe (tests/cards/localstripe.py)."""
+"""Card fixtures (a pytest plugin, named in tests/conftest.py, so the access matrix can use them too): the
+real Stripe SDK against a private localstripe (tests/cards/localstripe.py)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 # that has run `make run` has demo tiles under var/roads/, and tests must not depend on that.
 os.environ.setdefault("ROCHDALE_ROUTER", "model")
 
-pytest_plugins = ["tests.roads_fixtures"]
+pytest_plugins = ["tests.roads_fixtures", "tests.cards_fixtures"]
 
 
 @pytest.fixture(autouse=True)

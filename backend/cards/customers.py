@@ -203,8 +203,13 @@ def _own_customer(rider_id: uuid.UUID) -> StripeCustomer:
 
 
 def _own_card(*, rider_id: uuid.UUID, payment_method_id: str) -> SavedCard:
-    """One of the rider's cards, or 404: another rider's card id is as unknown as a made-up one."""
-    if not isinstance(payment_method_id, str) or not payment_method_id.startswith("pm_"):
+    """One of the rider's cards, or 404: another rider's card id is as unknown as a made-up one (and so,
+    to anyone who has no cards, a driver included, is every id)."""
+    if (
+        not isinstance(payment_method_id, str)
+        or not payment_method_id.startswith("pm_")
+        or not StripeCustomer.objects.filter(rider_id=rider_id).exists()
+    ):
         raise NotFound("No such card.", code="payment_method_not_found")
     for card in payment_methods_list(rider_id=rider_id):
         if card.id == payment_method_id:

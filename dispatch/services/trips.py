@@ -33,11 +33,12 @@ from backend.errors import (
 )
 from backend.fares.money import money
 from backend.fares.payments import overdue_captures
-from backend.fares.pricing import authorization_amount
+from backend.fares.pricing import authorization_amount, rider_charge
 from backend.fares.selectors import policy_of
 from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
+from dispatch.money.fees import fee_facts
 from dispatch.money.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch.selectors import trip_get_for, trip_load
 from dispatch.services.dispatching import trip_requested
@@ -166,11 +167,21 @@ def trip_request(
         }
     _refuse_if_trip_open(rider_id)
     _refuse_if_overdue(rider_id)
+    policy = policy_of(quoted["policy_version"])
+    quoted_charge = rider_charge(
+        policy,
+        fare_minor=quoted["fare_estimate_minor"],
+        facts=fee_facts(
+            policy=policy,
+            pickup=pickup.as_point(),
+            dropoff=dropoff.as_point(),
+            route=quoted["route_geometry"],
+            wheelchair_accessible=wav,
+        ),
+    )
     hold = hold_for_trip_request(
         rider_id=rider_id,
-        amount_minor=authorization_amount(
-            policy_of(quoted["policy_version"]), quoted_total_minor=quoted["fare_estimate_minor"]
-        ),
+        amount_minor=authorization_amount(policy, quoted_total_minor=quoted_charge.total),
         currency=quoted["currency"],
     )
     try:

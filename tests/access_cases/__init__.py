@@ -36,13 +36,23 @@ class AccessCase:
     idempotency_key: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     label: str = ""
+    # Fixtures the case needs before `arrange()` (e.g. "localstripe" for the card routes).
+    fixtures: tuple[str, ...] = ()
 
 
 ACCESS_CASES: dict[str, list[AccessCase]] = {}
+# Routes whose path parameter names no object (a driver's statement for a year is the caller's own by
+# construction: `/driver/statements/{year}`), each with why; the matrix leaves them out, and their own tests
+# show whose data they answer with.
+NOT_OBJECT_ROUTES: dict[str, str] = {}
 
 
 def register(route_name: str, *cases: AccessCase) -> None:
     ACCESS_CASES.setdefault(route_name, []).extend(cases)
+
+
+def register_not_an_object(route_name: str, why: str) -> None:
+    NOT_OBJECT_ROUTES[route_name] = why
 
 
 def load_cases() -> dict[str, list[AccessCase]]:

@@ -40,7 +40,7 @@ NEEDS_AUTHENTICATION = "4000002760003184"
 @dataclass
 class LocalStripe:
     url: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None = None
 
     def flush(self) -> None:
         """Forget every object (between tests)."""

@@ -38,6 +38,11 @@ def save_card(localstripe: LocalStripe, rider, number: str = VISA) -> customers.
     return customers.payment_method_save(rider_id=rider.id, setup_intent_id=setup.setup_intent_id)
 
 
+def total(trip: Trip) -> int:
+    """What a completed trip charged its rider: the fare and its pass-through fees."""
+    return trip.fare_breakdown["total"]
+
+
 def fare_capture(trip: Trip) -> PaymentCapture:
     return PaymentCapture.objects.get(trip_id=trip.id, purpose=CapturePurpose.FARE)
 
@@ -121,7 +126,7 @@ def test_completion_captures_the_exact_fare_from_the_hold(
     assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
     assert capture.provider_reference == hold.payment_intent_id
     assert hold.status == HoldStatus.CAPTURED
-    assert localstripe.captured_minor(hold.payment_intent_id) == done.fare_minor == capture.amount_minor
+    assert localstripe.captured_minor(hold.payment_intent_id) == total(done) == capture.amount_minor
     assert_ledger_consistent()
 
 
@@ -142,7 +147,7 @@ def test_a_tip_is_charged_on_its_own_and_a_partial_refund_goes_back_to_the_card(
     payout = PaymentCapture.objects.get(trip_id=done.id, purpose=CapturePurpose.REFUND)
     assert payout.status == CaptureStatus.SUCCEEDED, payout.last_error
     assert payout.provider_reference.startswith("re_")
-    assert localstripe.captured_minor(fare_capture(done).provider_reference) == done.fare_minor - 250
+    assert localstripe.captured_minor(fare_capture(done).provider_reference) == total(done) - 250
     assert_ledger_consistent()
 
 
@@ -182,7 +187,7 @@ def test_an_expired_authorisation_is_charged_off_session_at_completion(
     assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
     assert capture.provider_reference != hold.payment_intent_id
     assert CardHold.objects.get(id=hold.id).status == HoldStatus.EXPIRED
-    assert localstripe.captured_minor(capture.provider_reference) == done.fare_minor
+    assert localstripe.captured_minor(capture.provider_reference) == total(done)
     assert localstripe.captured_minor(hold.payment_intent_id) == 0
 
 
@@ -200,11 +205,11 @@ def test_a_fare_above_the_hold_takes_the_hold_and_charges_the_rest_as_a_flagged_
             distance_m=trip.estimated_distance_m * 4,
             duration_s=trip.estimated_duration_s * 4,
         )
-    assert done.fare_minor > hold.amount_minor
+    assert total(done) > hold.amount_minor
     capture = fare_capture(done)
     hold.refresh_from_db()
     assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
-    assert hold.over_authorization_minor == done.fare_minor - hold.amount_minor
+    assert hold.over_authorization_minor == total(done) - hold.amount_minor
     assert localstripe.captured_minor(hold.payment_intent_id) == hold.amount_minor
     assert_ledger_consistent()
 
@@ -225,13 +230,13 @@ def test_a_declined_charge_makes_the_rider_owe_and_blocks_requests_until_paid(
     with pytest.raises(PaymentRequired) as refused:
         requested_trip(card_rider)
     assert refused.value.code == "payment_overdue"
-    assert refused.value.details["amount"] == done.fare_minor
+    assert refused.value.details["amount"] == total(done)
 
     customers.payment_method_default_set(rider_id=card_rider.id, payment_method_id=good.id)
     assert overdue_pay(rider_id=card_rider.id) == []
     capture.refresh_from_db()
     assert capture.status == CaptureStatus.SUCCEEDED
-    assert localstripe.captured_minor(capture.provider_reference) == done.fare_minor
+    assert localstripe.captured_minor(capture.provider_reference) == total(done)
     assert requested_trip(card_rider).status == "requested"
     assert JournalEntry.objects.filter(key=capture.key).count() == 1
     assert_ledger_consistent()

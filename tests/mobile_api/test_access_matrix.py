@@ -11,7 +11,7 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.access_cases import AccessCase, load_cases
+from tests.access_cases import NOT_OBJECT_ROUTES, AccessCase, load_cases
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory
 
@@ -36,12 +36,18 @@ def api_routes_with_ids() -> dict[str, str]:
     return routes
 
 
-ROUTES = api_routes_with_ids()
 CASES = load_cases()
+ROUTES = {name: route for name, route in api_routes_with_ids().items() if name not in NOT_OBJECT_ROUTES}
 
 
 def test_the_walk_finds_the_rider_routes():
     assert {"trip-detail", "trip-cancel", "trip-rating", "trip-tip", "staff-driver-approve"} <= set(ROUTES)
+
+
+def test_routes_said_to_name_no_object_exist_and_take_no_id():
+    routes = api_routes_with_ids()
+    for name, why in NOT_OBJECT_ROUTES.items():
+        assert name in routes and "<uuid:" not in routes[name], (name, why)
 
 
 def test_every_api_route_with_an_id_has_an_access_case():
@@ -67,19 +73,36 @@ def _call(client, route_name: str, case: AccessCase, kwargs, body):
 
 
 def _unknown_kwargs(kwargs):
-    return {key: uuid.uuid4() if isinstance(value, uuid.UUID) else value for key, value in kwargs.items()}
+    """The same route for an object that does not exist: a new UUID, or a provider's id (`pm_...`) with a
+    character more."""
+    return {
+        key: uuid.uuid4()
+        if isinstance(value, uuid.UUID)
+        else (f"{value}0" if isinstance(value, str) else value)
+        for key, value in kwargs.items()
+    }
+
+
+def _path_value(value):
+    """UUIDs as UUIDs; a provider's own ids (Stripe's `pm_...`) stay strings."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return str(value)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("route_name", sorted(ROUTES))
-def test_only_the_owner_reaches_the_object(route_name):
+def test_only_the_owner_reaches_the_object(route_name, request: pytest.FixtureRequest):
     from rest_framework.test import APIClient
 
     if route_name not in CASES:
         pytest.fail(f"No access case for /{ROUTES[route_name]} ({route_name}); see tests/access_cases/.")
     for case in CASES[route_name]:
+        for fixture in case.fixtures:
+            request.getfixturevalue(fixture)
         arranged = case.arrange()
-        kwargs = {key: uuid.UUID(str(value)) for key, value in arranged.kwargs.items()}
+        kwargs = {key: _path_value(value) for key, value in arranged.kwargs.items()}
 
         anonymous = _call(APIClient(), route_name, case, kwargs, arranged.body)
         assert anonymous.status_code == 401, (route_name, case.label, anonymous.content)

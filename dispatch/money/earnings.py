@@ -220,6 +220,9 @@ def _add_trip_money(lines: dict[uuid.UUID, EarningsLine], *, driver_id: uuid.UUI
                 tips += posting.credit_minor - posting.debit_minor
             elif account.kind == AccountKind.RIDER_RECEIVABLE:
                 fare += posting.debit_minor - posting.credit_minor
+            elif account.kind == AccountKind.PASS_THROUGH:
+                # The rider was charged fare + pass-through fees; the fees are nobody's fare.
+                fare -= posting.credit_minor - posting.debit_minor
         if source.kind == "tip":
             line.tip += tips
             continue

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from django.contrib.gis.geos import LineString, MultiPolygon, Point, Polygon
 from django.core.management import call_command
+from django.utils import timezone
 
 from backend.fares.ledger import balance_minor
 from backend.fares.models import AccountKind, JournalEntry, PaymentCapture
 from backend.fares.services import policy_version_create
 from dispatch.models import ServiceArea, Trip
+from dispatch.money.earnings import driver_earnings
 from dispatch.money.fees import trip_quoted_charge
 from dispatch.money.settlement import trip_completion_settle
 from tests.conftest import auth_client_for
@@ -153,6 +155,19 @@ def test_a_new_york_fare_posts_each_fee_to_its_own_account_and_leaves_pay_alone(
     assert body["driver_pay"] == {"amount": 3273, "currency": "USD"}
     assert body["total"] == {"amount": 4563, "currency": "USD"}
     assert body["fare_breakdown"]["fees"] == fees
+
+
+def test_the_drivers_earnings_show_the_fare_and_commission_without_the_fees(
+    new_york_version, congestion_zone
+):
+    trip = new_york_trip(new_york_version)
+    done = complete_trip(trip, distance_m=DISTANCE_M, duration_s=DURATION_S)
+    day = done.completed_at.astimezone(timezone.get_current_timezone()).date()
+    earnings = driver_earnings(driver_id=done.driver_id, date_from=day, date_to=day)
+    (line,) = earnings.lines
+    # The fees are the rider's and the state's: not gross fares, not the co-op's commission.
+    assert (line.fare, line.commission, line.pay) == (3850, 577, 3273)
+    assert (earnings.gross_fares, earnings.commission, earnings.pay) == (3850, 577, 3273)
 
 
 def test_a_route_around_the_zone_pays_no_congestion_surcharge(new_york_version, congestion_zone):

@@ -195,3 +195,27 @@ def test_an_explicit_method_without_its_details_pays_nobody(seeded_policy, this_
     report = payouts_run(week_start=monday, now=after, method=PayoutMethod.STRIPE)
     assert [plan.outcome for plan in report.planned] == ["no_destination"]
     assert not Payout.objects.exists()
+
+
+def test_the_beat_job_pays_the_last_finished_week_after_the_floor_job(seeded_policy, this_week, payout_files):
+    from django.conf import settings
+
+    from dispatch.money.payouts import last_finished_week, payouts_scheduled_run
+
+    schedule = list(settings.CELERY_BEAT_SCHEDULE)
+    assert schedule.index("driver-payouts") == schedule.index("weekly-floor") + 1
+    assert settings.CELERY_BEAT_SCHEDULE["driver-payouts"]["task"] == "dispatch.tasks.run_driver_payouts"
+
+    monday, after = this_week
+    assert last_finished_week(after) == monday
+    driver = driver_with_bank()
+    earn(seeded_policy, driver)
+    from dispatch.tasks import run_driver_payouts
+
+    assert run_driver_payouts() == 0  # by the real clock the last finished week is last week: nothing earned
+    report = payouts_scheduled_run(now=after)
+    assert report.week_start == monday and [plan.outcome for plan in report.planned] == ["created"]
+    assert [plan.outcome for plan in payouts_scheduled_run(now=after + timedelta(hours=1)).planned] == [
+        "exists"
+    ]
+    assert Payout.objects.count() == 1

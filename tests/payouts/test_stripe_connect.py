@@ -16,6 +16,7 @@ from dispatch.models import Payout, PayoutStatus
 from dispatch.money.payouts import (
     payout_create,
     payout_retry_now,
+    payout_statement,
     payouts_reconcile,
     payouts_run,
     payouts_send,
@@ -103,6 +104,8 @@ def test_a_refusal_fails_the_payout_and_the_next_week_pays_it(onboarded, this_we
     first, second = fake_stripe.calls("/v1/transfers")
     assert first.idempotency_key != second.idempotency_key == retry.idempotency_key
     assert payable(onboarded) == 0
+    statement = payout_statement(payout=retry)
+    assert (statement.brought_forward, statement.lines, statement.total) == (owed, [], owed)
     assert payouts_reconcile(week_start=following).ok
     assert_ledger_consistent()
 

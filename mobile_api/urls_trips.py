@@ -1,5 +1,6 @@
 from django.urls import path
 
+from mobile_api import views_receipts
 from mobile_api import views_trips as views
 
 urlpatterns = [
@@ -9,5 +10,11 @@ urlpatterns = [
     path("trips/<uuid:trip_id>/cancel", views.TripCancelView.as_view(), name="trip-cancel"),
     path("trips/<uuid:trip_id>/rating", views.TripRatingView.as_view(), name="trip-rating"),
     path("trips/<uuid:trip_id>/tip", views.TripTipView.as_view(), name="trip-tip"),
+    path("trips/<uuid:trip_id>/receipt", views_receipts.TripReceiptView.as_view(), name="trip-receipt"),
     path("staff/trips/<uuid:trip_id>/close", views.StaffTripCloseView.as_view(), name="staff-trip-close"),
+    path(
+        "staff/trips/<uuid:trip_id>/refunds",
+        views_receipts.StaffTripRefundsView.as_view(),
+        name="staff-trip-refunds",
+    ),
 ]

@@ -1,11 +1,38 @@
-"""Staff refunds of what a trip charged its rider: new journal entries, never edits of the fare's."""
+"""Staff refunds of what a trip charged its rider: new journal entries, never edits of the fare's.
+
+A refund of `amount` (at most what the trip charged, fare + fees or a late-cancellation fee, less earlier
+refunds; tips are the driver's and are not refunded here) is split over what is left to refund of each
+part of the charge, in proportion (largest remainders, `governance.dividends.largest_remainder_split`), so a
+full refund gives back every part exactly and a partial one gives back tax in step with the fare:
+
+- a pass-through fee's part comes back out of that fee's own account (`Dr pass_through[code]`): the co-op
+  no longer owes it on, and it never touches driver pay;
+- the fare's part is split between the co-op and the driver by the trip's fare policy,
+  `refunds.driver_pay` (`backend/fares/pricing.py` `refund_split`): `kept` (the default) leaves the pay
+  whole and the co-op bears it all (`Dr refunds`); `shared_above_floor` has the driver bear their share of
+  it (`Dr driver_payable`), but only out of pay above the trip's floor, so no refund ever takes a trip
+  below the floor the board guarantees;
+- a late-cancellation fee's refund is the co-op's (`Dr refunds`);
+- and the rider is credited the whole amount (`Cr rider_receivable`).
+
+Settling it with the rider's money: before the charge is captured, the capture is reduced (voided when
+nothing is left); after, a refund payout goes back through the payment provider (`refund-payout:{entry}`),
+retried like any capture. After commit the rider's updated receipt is emailed
+(dispatch/money/receipt_mail.py).
+
+Entries: `refund:{trip_id}:{n}` (the n-th refund of the trip) or `refund:{trip_id}:{idempotency key}`, kind
+`refund`, metadata `{"staff_id", "reason", "fare_part", "driver_part", "fees": [{"code", "label",
+"amount"}]}`. Staff only (`staff_only`).
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from backend.accounts.models import User
@@ -21,9 +48,61 @@ from backend.fares.models import (
     PaymentCapture,
     Posting,
 )
+from backend.fares.pricing import refund_split
+from backend.fares.selectors import policy_of
 from dispatch.models import Trip
+from dispatch.money.receipt_mail import ReceiptOccasion, receipt_email_enqueue
+from governance.dividends import largest_remainder_split
 
+REFUND_REASON_MAX_LENGTH = 300
+IDEMPOTENCY_KEY_MAX_LENGTH = 64
 _CHARGE_KINDS = ("trip_fare", "cancellation_fee")
+# The parts a charge is made of, as refund allocation keys: the fare, the cancellation fee, each fee by code.
+_FARE = "fare"
+_CANCELLATION = "cancellation"
+_FEE_PREFIX = "fee:"
+
+
+@dataclass(frozen=True)
+class Refund:
+    """One refund as staff and the receipt see it (amounts in minor units of `currency`)."""
+
+    id: uuid.UUID
+    key: str
+    trip_id: uuid.UUID
+    currency: str
+    amount: int
+    driver_part: int
+    fee_part: int
+    reason: str
+    staff_id: uuid.UUID | None
+    created_at: datetime
+    payout_status: str | None  # the refund payout's capture status; None when the capture was reduced
+
+
+@dataclass(frozen=True)
+class TripRefunds:
+    """A trip's refunds (newest first), what they gave back, and what may still be refunded."""
+
+    currency: str
+    refunds: list[Refund]
+    refundable: int
+
+    @property
+    def refunded(self) -> int:
+        return sum(refund.amount for refund in self.refunds)
+
+
+@dataclass(frozen=True)
+class _ChargePart:
+    key: str
+    label: str
+    charged: int
+    refunded: int
+
+    @property
+    def left(self) -> int:
+        return self.charged - self.refunded
 
 
 def refund_post(
@@ -33,47 +112,60 @@ def refund_post(
     reason: str,
     staff_id: uuid.UUID,
     idempotency_key: str | None = None,
+    currency: str | None = None,
 ) -> JournalEntry:
-    """A staff refund of (part of) what a trip charged the rider, as a new entry.
-
-    Dr refunds (the co-op's expense), Cr rider_receivable(rider): the driver keeps the pay. If the
-    charge has not been captured yet, the capture is reduced (voided when nothing is left); if it has,
-    a refund payout goes back to the rider through the payment provider (retried like any capture).
-    At most what the trip charged (fare or cancellation fee, tips excluded) can be refunded in total.
-    With an `idempotency_key` the same refund is recorded once however often it is asked for.
-    """
+    """A staff refund of (part of) what a trip charged the rider, as a new entry (see the module docstring
+    for who bears it). With an `idempotency_key` the same refund is recorded once however often it is
+    asked for; with a `currency` it must be the trip's. Raises InvalidInput (bad amount, reason or key),
+    PermissionDenied (`staff_only`), NotFound (`trip_not_found`) and Unprocessable (`currency_mismatch`,
+    `refund_exceeds_charge` with `details.refundable`)."""
     problems: dict[str, list[str]] = {}
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         problems["amount"] = ["must be a positive whole number of minor units"]
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 300:
-        problems["reason"] = ["must be a sentence of 1 to 300 characters"]
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= 64):
-        problems["idempotency_key"] = ["must be 1 to 64 characters"]
+    if not isinstance(reason, str) or not reason.strip() or len(reason.strip()) > REFUND_REASON_MAX_LENGTH:
+        problems["reason"] = [f"must be a sentence of 1 to {REFUND_REASON_MAX_LENGTH} characters"]
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH):
+        problems["idempotency_key"] = [f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters"]
     if problems:
         raise InvalidInput(details=problems)
-    if not User.objects.filter(id=staff_id, is_staff=True).exists():
+    if not User.objects.filter(id=staff_id, is_staff=True, is_active=True).exists():
         raise PermissionDenied("Only staff may refund.", code="staff_only")
 
     with transaction.atomic():
         trip = Trip.objects.select_for_update().filter(id=trip_id).first()
         if trip is None:
             raise NotFound("No such trip.", code="trip_not_found")
+        if currency is not None and currency != trip.currency:
+            raise Unprocessable(
+                "A refund is in the trip's currency.",
+                code="currency_mismatch",
+                details={"currency": trip.currency},
+            )
         if idempotency_key is not None:
             key = f"refund:{trip.id}:{idempotency_key}"
             existing = JournalEntry.objects.filter(key=key).first()
             if existing is not None:
                 return existing
-        charged = _rider_charged_minor(trip)
-        refunded = _refunded_minor(trip)
-        if amount_minor > charged - refunded:
+        parts = _charge_parts(trip)
+        refundable = sum(part.left for part in parts)
+        if amount_minor > refundable:
             raise Unprocessable(
                 "A refund cannot exceed what the trip charged, less earlier refunds.",
                 code="refund_exceeds_charge",
-                details={"refundable": charged - refunded, "currency": trip.currency},
+                details={"refundable": refundable, "currency": trip.currency},
             )
         if idempotency_key is None:
             count = JournalEntry.objects.filter(trip_id=trip.id, kind="refund").count()
             key = f"refund:{trip.id}:{count + 1}"
+        shares = largest_remainder_split(amount_minor, {part.key: part.left for part in parts if part.left})
+        fare_part = shares.get(_FARE, 0)
+        driver_part = _driver_part(trip, fare_part=fare_part) if fare_part else 0
+        fee_lines = [
+            (part.key.removeprefix(_FEE_PREFIX), part.label, shares[part.key])
+            for part in parts
+            if part.key.startswith(_FEE_PREFIX) and shares.get(part.key)
+        ]
+        coop_part = amount_minor - driver_part - sum(amount for _, _, amount in fee_lines)
         # The ledger's lock order: the trip (above), then the charge's capture row, then ledger rows.
         uncaptured = _lock_uncaptured_charge(trip)
         entry, created = ledger.post_entry(
@@ -83,38 +175,159 @@ def refund_post(
             trip_id=trip.id,
             memo=f"Refund on trip {trip.id}: {reason.strip()}"[:300],
             lines=[
-                debit(AccountKind.REFUNDS, None, amount_minor),
+                debit(AccountKind.REFUNDS, None, coop_part),
+                debit(AccountKind.DRIVER_PAYABLE, trip.driver_id, driver_part),
+                *(debit(AccountKind.PASS_THROUGH, None, amount, code=code) for code, _, amount in fee_lines),
                 credit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, amount_minor),
             ],
-            metadata={"staff_id": str(staff_id), "reason": reason.strip()},
+            metadata={
+                "staff_id": str(staff_id),
+                "reason": reason.strip(),
+                "fare_part": fare_part,
+                "driver_part": driver_part,
+                "fees": [
+                    {"code": code, "label": label, "amount": amount} for code, label, amount in fee_lines
+                ],
+            },
         )
         if created:
             _settle_refund_with_provider(
                 trip=trip, entry=entry, amount_minor=amount_minor, uncaptured=uncaptured
             )
+            receipt_email_enqueue(trip_id=trip.id, occasion=ReceiptOccasion.REFUNDED)
     return entry
 
 
-def _rider_charged_minor(trip: Trip) -> int:
-    charged = Posting.objects.filter(
-        entry__trip_id=trip.id,
-        entry__kind__in=_CHARGE_KINDS,
-        account__kind=AccountKind.RIDER_RECEIVABLE,
-    ).aggregate(total=Sum("debit_minor"))["total"]
-    reversed_ = Posting.objects.filter(
-        entry__trip_id=trip.id,
-        entry__kind="reversal",
-        entry__reverses__kind__in=_CHARGE_KINDS,
-        account__kind=AccountKind.RIDER_RECEIVABLE,
-    ).aggregate(total=Sum("credit_minor"))["total"]
-    return (charged or 0) - (reversed_ or 0)
+def trip_refunds(*, trip_id: uuid.UUID) -> TripRefunds:
+    """The trip's refunds, newest first, and what may still be refunded (NotFound `trip_not_found`)."""
+    trip = Trip.objects.filter(id=trip_id).first()
+    if trip is None:
+        raise NotFound("No such trip.", code="trip_not_found")
+    entries = list(JournalEntry.objects.filter(trip_id=trip.id, kind="refund").order_by("-created_at", "-id"))
+    rider_credit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    driver_debit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    fee_debit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    for entry_id, kind, debit_minor, credit_minor in Posting.objects.filter(entry__in=entries).values_list(
+        "entry_id", "account__kind", "debit_minor", "credit_minor"
+    ):
+        if kind == AccountKind.RIDER_RECEIVABLE:
+            rider_credit[entry_id] += credit_minor - debit_minor
+        elif kind == AccountKind.DRIVER_PAYABLE:
+            driver_debit[entry_id] += debit_minor - credit_minor
+        elif kind == AccountKind.PASS_THROUGH:
+            fee_debit[entry_id] += debit_minor - credit_minor
+    payouts = dict(
+        PaymentCapture.objects.filter(
+            source_entry_id__in=[entry.id for entry in entries], purpose=CapturePurpose.REFUND
+        ).values_list("source_entry_id", "status")
+    )
+    refunds = []
+    for entry in entries:
+        metadata = entry.metadata or {}
+        staff = metadata.get("staff_id")
+        refunds.append(
+            Refund(
+                id=entry.id,
+                key=entry.key,
+                trip_id=trip.id,
+                currency=trip.currency,
+                amount=rider_credit[entry.id],
+                driver_part=driver_debit[entry.id],
+                fee_part=fee_debit[entry.id],
+                reason=str(metadata.get("reason", "")),
+                staff_id=uuid.UUID(staff) if staff else None,
+                created_at=entry.created_at,
+                payout_status=payouts.get(entry.id),
+            )
+        )
+    refundable = sum(part.left for part in _charge_parts(trip))
+    return TripRefunds(currency=trip.currency, refunds=refunds, refundable=refundable)
 
 
-def _refunded_minor(trip: Trip) -> int:
-    total = Posting.objects.filter(
-        entry__trip_id=trip.id, entry__kind="refund", account__kind=AccountKind.REFUNDS
-    ).aggregate(total=Sum("debit_minor"))["total"]
-    return total or 0
+def _charge_parts(trip: Trip) -> list[_ChargePart]:
+    """What the trip charged the rider, part by part (the fare, each pass-through fee, a cancellation fee),
+    each net of reversals, with what earlier refunds gave back of it."""
+    entries = list(
+        JournalEntry.objects.filter(trip_id=trip.id)
+        .filter(Q(kind__in=(*_CHARGE_KINDS, "refund")) | Q(kind="reversal", reverses__kind__in=_CHARGE_KINDS))
+        .select_related("reverses")
+    )
+    rider_net: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    for entry_id, debit_minor, credit_minor in Posting.objects.filter(
+        entry__in=entries, account__kind=AccountKind.RIDER_RECEIVABLE
+    ).values_list("entry_id", "debit_minor", "credit_minor"):
+        rider_net[entry_id] += debit_minor - credit_minor
+
+    charged: dict[str, int] = {}
+    labels: dict[str, str] = {_FARE: "Fare", _CANCELLATION: "Late cancellation fee"}
+    refunded: dict[str, int] = {}
+    for entry in entries:
+        source = entry.reverses if entry.kind == "reversal" and entry.reverses else entry
+        metadata, kind = source.metadata or {}, source.kind
+        sign = -1 if entry.kind == "reversal" else 1
+        if kind == "refund":
+            refunded[_FARE] = refunded.get(_FARE, 0) + _refunded_fare(entry, rider_net[entry.id])
+            for fee in metadata.get("fees") or []:
+                fee_key = _FEE_PREFIX + str(fee["code"])
+                refunded[fee_key] = refunded.get(fee_key, 0) + int(fee["amount"])
+            continue
+        if kind == "cancellation_fee":
+            charged[_CANCELLATION] = charged.get(_CANCELLATION, 0) + rider_net[entry.id]
+            continue
+        fees_total = 0
+        for fee in metadata.get("fees") or []:
+            fee_key = _FEE_PREFIX + str(fee["code"])
+            labels[fee_key] = str(fee.get("label") or fee["code"])
+            charged[fee_key] = charged.get(fee_key, 0) + sign * int(fee["amount"])
+            fees_total += int(fee["amount"])
+        charged[_FARE] = charged.get(_FARE, 0) + rider_net[entry.id] - sign * fees_total
+
+    # A refund's non-fee part is the fare's on a completed trip and the cancellation fee's on a cancelled one.
+    if _CANCELLATION in charged and _FARE not in charged:
+        refunded[_CANCELLATION] = refunded.pop(_FARE, 0)
+    return [
+        _ChargePart(key=key, label=labels.get(key, key), charged=amount, refunded=refunded.get(key, 0))
+        for key, amount in charged.items()
+    ]
+
+
+def _refunded_fare(entry: JournalEntry, rider_net: int) -> int:
+    """What a refund entry gave back of the fare (or cancellation fee): all it credited the rider (its
+    `rider_net` is negative), less its fees' parts (a refund posted before fees existed is all fare)."""
+    fees = sum(int(fee["amount"]) for fee in (entry.metadata or {}).get("fees") or [])
+    return -rider_net - fees
+
+
+def _driver_part(trip: Trip, *, fare_part: int) -> int:
+    """What the driver bears of `fare_part` under the trip's policy (`refunds.driver_pay`), never taking
+    the trip's pay below its floor (earlier refunds' driver parts count)."""
+    if trip.driver_id is None:
+        return 0
+    fare_entry = JournalEntry.objects.filter(key=f"trip:{trip.id}:fare").first()
+    if fare_entry is None:
+        return 0  # a late-cancellation fee: the co-op bears its refund
+    metadata = fare_entry.metadata or {}
+    pay = int(metadata.get("pay", 0))
+    floor = metadata.get("floor")
+    earlier = sum(
+        Posting.objects.filter(
+            entry__trip_id=trip.id,
+            entry__kind="refund",
+            account__kind=AccountKind.DRIVER_PAYABLE,
+            account__owner_id=trip.driver_id,
+        ).values_list("debit_minor", flat=True)
+    )
+    split = refund_split(
+        policy_of(trip.policy_version),
+        refund_minor=fare_part,
+        fare_minor=int(metadata.get("fare", 0)),
+        pay_minor=pay,
+        share_minor=int(metadata.get("share", pay)),
+        # A trip whose entry recorded no floor is treated as paid at its floor: nothing above it to take.
+        floor_minor=int(floor) if floor is not None else pay,
+        driver_refunded_minor=earlier,
+    )
+    return split.driver
 
 
 def _lock_uncaptured_charge(trip: Trip) -> PaymentCapture | None:

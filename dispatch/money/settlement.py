@@ -44,6 +44,7 @@ from backend.fares.pricing import (
 from backend.fares.selectors import policy_of
 from dispatch.models import Tip, Trip
 from dispatch.money.fees import trip_fee_facts
+from dispatch.money.receipt_mail import ReceiptOccasion, receipt_email_enqueue
 from governance.services import share_instalment_withhold
 
 
@@ -133,13 +134,18 @@ def trip_charge(trip: Trip) -> TripCharge:
 
 def trip_completion_settle(*, trip: Trip) -> JournalEntry:
     """Settle a trip just completed, in the transaction that completed it: withhold the driver's share
-    instalment, then post the fare entry. Returns the fare entry (the first one, when called again).
+    instalment, then post the fare entry, and email the rider's receipt after commit (the first time only).
+    Returns the fare entry (the first one, when called again).
 
     In that order because withholding locks the driver's member row (step 3 of the lock order in
     backend/fares/ledger.py), and every row lock comes before the transaction's first ledger write."""
     charge = trip_charge(trip)
     share_instalment_withhold(trip=charge)
-    return post_trip_fare(charge=charge)
+    first_time = not JournalEntry.objects.filter(key=f"trip:{charge.id}:fare").exists()
+    entry = post_trip_fare(charge=charge)
+    if first_time:
+        receipt_email_enqueue(trip_id=charge.id, occasion=ReceiptOccasion.COMPLETED)
+    return entry
 
 
 def post_trip_fare(*, charge: TripCharge) -> JournalEntry:

@@ -30,6 +30,11 @@ def schema():
 def generated_client(schema, tmp_path, monkeypatch):
     schema_file = tmp_path / "openapi.json"
     schema_file.write_text(json.dumps(schema))
+    # Receipts and statements also come as PDF: a binary file to the client, like any download.
+    config_file = tmp_path / "client-config.json"
+    config_file.write_text(
+        json.dumps({"content_type_overrides": {"application/pdf": "application/octet-stream"}})
+    )
     bin_dir = Path(sys.executable).parent
     # The generator formats its output with ruff (a dev dependency in the same venv).
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -41,6 +46,8 @@ def generated_client(schema, tmp_path, monkeypatch):
             str(schema_file),
             "--meta",
             "none",
+            "--config",
+            str(config_file),
             "--fail-on-warning",
         ],
         cwd=tmp_path,

@@ -96,7 +96,7 @@ def _run(wsgi_app, *, include) -> tuple[int, list[str]]:
 def test_rider_and_account_operations_hold_to_their_schema(in_process_wsgi, service_area, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     operations, failures = _run(in_process_wsgi, include=_is_rider_api)
-    assert operations == 14
+    assert operations == 15
     assert not failures, "\n\n".join(failures)
 
 

@@ -688,10 +688,7 @@ def payouts_run(
     figures = payable_at_cut_off(week_start=week_start, paid_week=week_start)
     pending_top_ups = _unposted_top_ups(week_start, {driver for driver, _ in figures}) if dry_run else {}
     report.top_ups_planned = sum(pending_top_ups.values())
-    existing = {
-        payout.driver_id: payout
-        for payout in Payout.objects.filter(week_start=week_start).only("id", "driver_id")
-    }
+    existing = {payout.driver_id: payout for payout in Payout.objects.filter(week_start=week_start)}
     for driver_id in sorted({driver for driver, _ in figures}, key=str):
         try:
             figure = _one_currency(figures, driver_id)
@@ -703,6 +700,24 @@ def payouts_run(
         if dry_run:
             payable = figure.payable + pending_top_ups.get(driver_id, 0)
             report.planned.append(_plan(driver_id, figure, payable, existing.get(driver_id), method))
+            continue
+        if driver_id in existing or figure.amount <= 0:
+            # Settled already, or nothing to pay by the figure read before any lock: no transaction for it
+            # (the beat job runs hourly over every driver). A figure that grows meanwhile (a payout of
+            # another week returned) is paid by the next run.
+            done = existing.get(driver_id)
+            outcome = "exists" if done is not None else "nothing_payable"
+            report.planned.append(
+                PlannedPayout(
+                    driver_id,
+                    done.currency if done else figure.currency,
+                    done.payable_minor if done else figure.payable,
+                    done.tips_minor if done else figure.tips,
+                    outcome,
+                    done.method if done else "",
+                    done.id if done else None,
+                )
+            )
             continue
         created = payout_create(driver_id=driver_id, week_start=week_start, method=method, now=moment)
         done = created.payout

@@ -13,6 +13,18 @@ from tests.fares.builders import complete_trip, ensure_seed_policy, in_progress_
 
 # The docs/fares.md reference trip: 7.5 miles, 30 minutes: fare 38.50, share 32.73, floor 30.46.
 REFERENCE_DISTANCE_M, REFERENCE_DURATION_S = 12070, 1800
+# Two of docs/examples/fare-policy-new-york.json's fees, on every trip: on the reference fare 0.025 x 3850
+# = 96.25 -> 96 and 0.08875 x 3850 = 341.6875 -> 342 cents, so the rider pays 3850 + 438 = 4288.
+NEW_YORK_FEES = [
+    {
+        "code": "black_car_fund",
+        "label": "NY Black Car Fund",
+        "kind": "percentage",
+        "rate": "0.025",
+        "of": ["fare"],
+    },
+    {"code": "sales_tax", "label": "NY sales tax", "kind": "percentage", "rate": "0.08875", "of": ["fare"]},
+]
 
 
 def policy_with(

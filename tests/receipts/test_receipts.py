@@ -21,7 +21,7 @@ from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import cancel_by_rider, in_progress_trip, tip_trip
 from tests.mobile_api.builders import completed_trip, requested_trip
-from tests.receipts.builders import policy_with, reference_trip, rider_receivable_net
+from tests.receipts.builders import NEW_YORK_FEES, policy_with, reference_trip, rider_receivable_net
 from tests.receipts.conftest import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +144,20 @@ def test_a_corrected_fare_shows_what_the_ledger_kept(seeded_policy):
     assert (
         receipt.fare == 0 and receipt.fare_lines == [] and receipt.total == 0 == rider_receivable_net(trip.id)
     )
+
+
+def test_pass_through_fees_are_their_own_lines_and_the_total_is_what_the_rider_paid(seeded_policy):
+    trip = reference_trip(policy=policy_with(fees=NEW_YORK_FEES))
+    refund_post(trip_id=trip.id, amount_minor=1000, reason="detour", staff_id=StaffFactory().id)
+    client = auth_client_for(trip.rider)
+    receipt = client.get(_url(trip.id)).json()
+    assert receipt["fare"]["total"]["amount"] == 3850
+    assert [(f["code"], f["label"], f["amount"]["amount"]) for f in receipt["fees"]] == [
+        ("black_car_fund", "NY Black Car Fund", 96),
+        ("sales_tax", "NY sales tax", 342),
+    ]
+    assert receipt["charged"]["amount"] == 4288
+    assert receipt["total"]["amount"] == 3288 == rider_receivable_net(trip.id)
+    text = pdf_text(client.get(_url(trip.id) + "?format=pdf").content)
+    for shown in ("NY Black Car Fund", "0.96 USD", "NY sales tax", "3.42 USD", "42.88 USD", "32.88 USD"):
+        assert shown in text, (shown, text)

@@ -17,7 +17,13 @@ from dispatch.money.refunds import refund_post, trip_refunds
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import assert_ledger_consistent
-from tests.receipts.builders import policy_with, postings_of, reference_trip, rider_receivable_net
+from tests.receipts.builders import (
+    NEW_YORK_FEES,
+    policy_with,
+    postings_of,
+    reference_trip,
+    rider_receivable_net,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -201,3 +207,46 @@ def test_a_trip_paid_at_its_floor_keeps_all_of_it_under_shared_above_floor(seede
     entry = refund_post(trip_id=trip.id, amount_minor=trip.fare_minor, reason="all", staff_id=staff.id)
     assert ("driver_payable", str(trip.driver_id)) not in postings_of(entry)
     assert entry.metadata["driver_part"] == 0
+
+
+def test_a_refund_gives_back_fees_in_step_with_the_fare_and_a_full_one_all_of_them(seeded_policy, staff):
+    trip = reference_trip(policy=policy_with(fees=NEW_YORK_FEES))
+    assert trip.fare_minor == 3850 and rider_receivable_net(trip.id) == 4288  # fare + 96 + 342
+
+    # 10.00 of 42.88, in proportion: fare 897.85, Black Car Fund 22.39, sales tax 79.76 exactly; the two
+    # units the floors leave go to the largest remainders (the fare's .85 and the tax's .76).
+    partial = refund_post(trip_id=trip.id, amount_minor=1000, reason="detour", staff_id=staff.id)
+    assert postings_of(partial) == {
+        ("refunds", ""): (898, 0),
+        ("pass_through", "black_car_fund"): (22, 0),
+        ("pass_through", "sales_tax"): (80, 0),
+        ("rider_receivable", str(trip.rider_id)): (0, 1000),
+    }
+    assert partial.metadata["fees"] == [
+        {"code": "black_car_fund", "label": "NY Black Car Fund", "amount": 22},
+        {"code": "sales_tax", "label": "NY sales tax", "amount": 80},
+    ]
+
+    # The rest gives back exactly what is left of each part: nothing is owed on for a refunded ride.
+    refund_post(trip_id=trip.id, amount_minor=3288, reason="whole ride", staff_id=staff.id)
+    for code in ("black_car_fund", "sales_tax"):
+        assert (
+            ledger.balance_minor(kind=AccountKind.PASS_THROUGH, owner_id=None, currency="USD", code=code) == 0
+        )
+    assert rider_receivable_net(trip.id) == 0
+    refunds = trip_refunds(trip_id=trip.id)
+    assert [r.fee_part for r in refunds.refunds] == [74 + 262, 22 + 80]
+    assert refunds.refundable == 0
+    assert_ledger_consistent()
+
+
+def test_the_drivers_part_is_taken_from_the_fare_part_only(seeded_policy, staff):
+    trip = reference_trip(policy=policy_with(driver_pay="shared_above_floor", fees=NEW_YORK_FEES))
+    entry = refund_post(trip_id=trip.id, amount_minor=200, reason="detour", staff_id=staff.id)
+    # 2.00 of 42.88: the fare's part is 179.57 -> 180 (largest remainder), the fees 4 and 16; the driver
+    # bears 180 x 3273 / 3850 = 153.02 -> 153 of the fare's part, the co-op the other 27.
+    postings = postings_of(entry)
+    assert entry.metadata["fare_part"] == 180
+    assert postings[("driver_payable", str(trip.driver_id))] == (153, 0)
+    assert postings[("refunds", "")] == (27, 0)
+    assert postings[("pass_through", "black_car_fund")][0] + postings[("pass_through", "sales_tax")][0] == 20

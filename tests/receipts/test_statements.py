@@ -26,7 +26,7 @@ from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import assert_ledger_consistent
 from tests.fares.test_driver_pay import _at, _ride
-from tests.receipts.builders import policy_with, reference_trip
+from tests.receipts.builders import NEW_YORK_FEES, policy_with, reference_trip
 from tests.receipts.conftest import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -58,12 +58,13 @@ def _payout_entry(driver, *, week_start: date, payable: int, tips: int) -> Journ
 
 @pytest.fixture
 def driver_year(member_week):
-    """member_week, and: a refund the driver bears (10.00 of a 38.50 fare, 2.27 of it above the floor), a
-    trip five weeks earlier (another month, maybe another year), and a payout of the week."""
+    """member_week, and: a trip with pass-through fees (38.50 + 0.96 + 3.42) and a refund the driver bears
+    part of (10.00, of which the fare's 8.98 would take 7.63 from the driver's share, but only 2.27 of pay
+    lies above the floor), a trip five weeks earlier (another month, maybe another year), and a payout."""
     driver, monday = member_week["driver"], member_week["monday"]
     rider, staff = RiderFactory(), StaffFactory()
     shared = reference_trip(
-        policy=policy_with(driver_pay="shared_above_floor"),
+        policy=policy_with(driver_pay="shared_above_floor", fees=NEW_YORK_FEES),
         rider=rider,
         driver=driver,
         at=_at(monday + timedelta(days=2), 15),
@@ -150,6 +151,12 @@ def test_refunds_borne_payouts_and_instalments_come_from_their_entries(driver_ye
         entry__kind="share_instalment", account__kind=AccountKind.DRIVER_PAYABLE, account__owner_id=driver.id
     )
     assert statement.year_figures.share_instalments == sum(p.debit_minor for p in withheld) > 0
+    # The fees riders paid on the driver's trips, apart: never in gross fares or pay.
+    assert [(f.code, f.amount) for f in statement.fees] == [("black_car_fund", 96), ("sales_tax", 342)]
+    assert statement.year_figures.fees_passed_through == 438
+    shared = driver_year["shared"]
+    line = next(line for line in statement.earnings.lines if line.trip_id == shared.id)
+    assert (line.fare, line.pay) == (3850, shared.driver_pay_minor)
     payouts = driver_statement(driver_id=driver.id, year=driver_year["payout"].created_at.year).payouts
     assert [(p.payable, p.tips, p.amount, p.method, p.week_start) for p in payouts] == [
         (5000, 575, 5575, "ach", monday)

@@ -29,7 +29,7 @@ first transfer instead of making a second one. Only a definitive refusal fails t
 Why cash_clearing and no "in transit" account: the ledger's account kinds belong to backend/fares (not this
 module's to extend), and cash_clearing is where card captures land; a payout leaves it when it is sent. A
 bank file's payouts are money in transit until the bank settles them; should the treasurer want that split,
-an `payouts_in_transit` kind in backend/fares/models.py would take the credit here and a settlement entry
+a `payouts_in_transit` kind in backend/fares/models.py would take the credit here and a settlement entry
 would move it to cash_clearing when staff mark the payout paid.
 
 Lock order (backend/fares/ledger.py): a payout's creation holds no trip, capture or member row. It takes a

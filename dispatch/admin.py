@@ -1,6 +1,6 @@
 """Staff screens for dispatch: service areas are edited as WKT text (a POLYGON or a MULTIPOLYGON); trips and
 their money are read-only, except that staff may close trips (a reason and a fare decision, through
-`trip_close_by_staff`).
+`trip_close_by_staff`) and refund them (an amount or all that is left, and a reason, through `refund_post`).
 
 GeoDjango's map widgets load OpenLayers from a CDN and tiles from OpenStreetMap. The admin must work with no
 network, so geometry is shown and edited as (E)WKT in a plain textarea.
@@ -20,7 +20,9 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from backend.errors import DomainError
+from backend.fares.money import minor_to_decimal, to_minor_units
 from dispatch.models import FareEstimate, Rating, ServiceArea, Tip, Trip, TripEvent
+from dispatch.money.refunds import REFUND_REASON_MAX_LENGTH, refund_post, trip_refunds
 from dispatch.services.abandoned import (
     CLOSE_REASON_MAX_LENGTH,
     CloseDecision,
@@ -126,6 +128,48 @@ class TripCloseForm(forms.Form):
     )
 
 
+class TripRefundForm(forms.Form):
+    amount = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=4,
+        help_text="In the trip's currency, major units (3.50). Each selected trip is refunded this much.",
+    )
+    everything_left = forms.BooleanField(
+        required=False, label="Refund all that is left", help_text="Instead of an amount: a full refund."
+    )
+    reason = forms.CharField(
+        max_length=REFUND_REASON_MAX_LENGTH,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Recorded on the refund and shown on the rider's receipt.",
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        amount, everything = cleaned.get("amount"), cleaned.get("everything_left")
+        if everything and amount is not None:
+            raise ValidationError("Give an amount or refund all that is left, not both.")
+        if not everything and not amount:
+            raise ValidationError("Give an amount above zero, or refund all that is left.")
+        return cleaned
+
+
+def _refund_amount_minor(form: TripRefundForm, trip: Trip, refundable: int) -> int:
+    """The form's amount for this trip in minor units; refused (ValueError) if it has more decimals than
+    the trip's currency, or there is nothing left to refund."""
+    if form.cleaned_data["everything_left"]:
+        if refundable <= 0:
+            raise ValueError("nothing is left to refund")
+        return refundable
+    amount = form.cleaned_data["amount"]
+    minor = to_minor_units(amount, trip.currency)
+    if minor_to_decimal(minor, trip.currency) != amount:
+        raise ValueError(f"{amount} is not a whole amount of {trip.currency} minor units")
+    return minor
+
+
 class NeedsStaffFilter(admin.SimpleListFilter):
     title = "abandoned"
     parameter_name = "abandoned"
@@ -147,10 +191,14 @@ class TripAdmin(ReadOnlyAdmin):
     date_hierarchy = "requested_at"
     list_select_related = ["rider", "driver"]
     inlines = [TripEventInline]
-    actions = ["close_trips"]
+    actions = ["close_trips", "refund_trips"]
 
     def has_close_permission(self, request: HttpRequest) -> bool:
         # The same rule as POST /api/v1/staff/trips/{id}/close: any active staff member.
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        # The same rule as POST /api/v1/staff/trips/{id}/refunds (and refund_post itself).
         return bool(request.user.is_active and request.user.is_staff)
 
     @admin.action(description="Close selected trips (reason and fare decision)", permissions=["close"])
@@ -185,6 +233,51 @@ class TripAdmin(ReadOnlyAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/dispatch/trip/close_trips.html", context)
+
+    @admin.action(
+        description="Refund selected trips (amount or all that is left, and a reason)", permissions=["refund"]
+    )
+    def refund_trips(self, request: HttpRequest, queryset: QuerySet[Trip]) -> TemplateResponse | None:
+        """Ask for an amount and a reason, then refund each trip through the service (None: back to the
+        list, with what was refunded and what was refused)."""
+        form = TripRefundForm(request.POST if "apply" in request.POST else None)
+        trips = list(queryset.order_by("-requested_at"))
+        refundable = {trip.id: trip_refunds(trip_id=trip.id).refundable for trip in trips}
+        if form.is_valid():
+            refunded, refused = 0, []
+            for trip in trips:
+                try:
+                    refund_post(
+                        trip_id=trip.id,
+                        amount_minor=_refund_amount_minor(form, trip, refundable[trip.id]),
+                        reason=form.cleaned_data["reason"],
+                        staff_id=request.user.pk,
+                    )
+                    refunded += 1
+                except ValueError as error:
+                    refused.append(f"{trip.id}: {error}")
+                except DomainError as error:
+                    refused.append(f"{trip.id}: {error.code}: {error.message} {error.details or ''}".strip())
+            if refunded:
+                self.message_user(request, f"{refunded} trip(s) refunded.", messages.SUCCESS)
+            for line in refused:
+                self.message_user(request, f"Not refunded: {line}", messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Refund trips",
+            "opts": self.model._meta,
+            "form": form,
+            "trips": [
+                {
+                    "trip": trip,
+                    "refundable": f"{minor_to_decimal(refundable[trip.id], trip.currency)} {trip.currency}",
+                }
+                for trip in trips
+            ],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/dispatch/trip/refund_trips.html", context)
 
 
 @admin.register(FareEstimate)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.cards.models import StripeCustomer
+from backend.cards.models import CardHold, StripeCustomer
 from backend.cards.stripe_api import object_id, stripe_client, stripe_failure
 from backend.errors import InvalidInput, NotFound, PermissionDenied, ServiceUnavailable, Unprocessable
 
@@ -192,6 +193,30 @@ def default_payment_method_id(*, rider_id: uuid.UUID) -> str | None:
     """The card a trip of this rider is charged to: the default, else the first saved; None without one."""
     cards = payment_methods_list(rider_id=rider_id)
     return next((card.id for card in cards if card.is_default), None)
+
+
+@dataclass(frozen=True)
+class CardOnReceipt:
+    brand: str
+    last4: str
+
+
+def card_of_trip(*, trip_id: uuid.UUID) -> CardOnReceipt | None:
+    """The card a trip's hold was made on, as a receipt names it (brand and last four digits): read from
+    Stripe once and kept on the hold. None for a trip without a card hold, or while Stripe cannot say."""
+    hold = CardHold.objects.filter(trip_id=trip_id).exclude(payment_method_id="").first()
+    if hold is None:
+        return None
+    if not hold.card_last4:
+        try:
+            method = stripe_client().v1.payment_methods.retrieve(hold.payment_method_id)
+        except (stripe.StripeError, ImproperlyConfigured):
+            return None  # a receipt without the card's name is still a receipt
+        CardHold.objects.filter(id=hold.id).update(
+            card_brand=str(method.card.brand)[:24], card_last4=str(method.card.last4)[:4]
+        )
+        hold.refresh_from_db()
+    return CardOnReceipt(brand=hold.card_brand, last4=hold.card_last4)
 
 
 def _own_customer(rider_id: uuid.UUID) -> StripeCustomer:

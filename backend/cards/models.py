@@ -58,6 +58,8 @@ class CardHold(models.Model):
     currency = models.CharField(max_length=3)
     payment_intent_id = models.CharField(max_length=64, blank=True, default="")
     payment_method_id = models.CharField(max_length=64, blank=True, default="")
+    card_brand = models.CharField(max_length=24, blank=True, default="")
+    card_last4 = models.CharField(max_length=4, blank=True, default="")
     captured_minor = models.BigIntegerField(default=0)
     over_authorization_minor = models.BigIntegerField(
         default=0,

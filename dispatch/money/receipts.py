@@ -38,6 +38,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from weasyprint import HTML
 
+from backend.cards.customers import card_of_trip
 from backend.errors import Conflict, NotFound
 from backend.fares.models import AccountKind, CapturePurpose, JournalEntry, PaymentCapture, Posting
 from backend.fares.money import minor_to_decimal
@@ -242,7 +243,13 @@ def _payment_method(trip: Trip) -> PaymentMethod | None:
     )
     if capture is None:
         return None
-    return PaymentMethod(provider=capture.provider, status=capture.status)
+    card = card_of_trip(trip_id=trip.id)
+    return PaymentMethod(
+        provider=capture.provider,
+        status=capture.status,
+        card_brand=card.brand if card else None,
+        card_last4=card.last4 if card else None,
+    )
 
 
 # --- Rendering: template context, HTML, text, PDF (the API shapes the JSON answer) -------------------------

@@ -15,12 +15,13 @@ from backend.fares.payments import overdue_captures, overdue_pay
 from backend.fares.pricing import authorization_amount
 from backend.fares.selectors import policy_of
 from dispatch.models import Trip
+from dispatch.money.receipts import trip_receipt
 from dispatch.money.refunds import refund_post
 from dispatch.selectors import trip_load
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel, trip_tip
 from dispatch.state import TripStatus
-from tests.cards.localstripe import DECLINED_WHEN_CHARGED, NEEDS_AUTHENTICATION, VISA, LocalStripe
+from tests.cards.localstripe import API_KEY, DECLINED_WHEN_CHARGED, NEEDS_AUTHENTICATION, VISA, LocalStripe
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import assert_ledger_consistent, complete_trip
 from tests.mobile_api.builders import assign, drive_to_completion, requested_trip
@@ -240,3 +241,17 @@ def test_a_declined_charge_makes_the_rider_owe_and_blocks_requests_until_paid(
     assert requested_trip(card_rider).status == "requested"
     assert JournalEntry.objects.filter(key=capture.key).count() == 1
     assert_ledger_consistent()
+
+
+def test_a_receipt_names_the_card_and_still_renders_when_stripe_cannot_say(
+    card_rider, localstripe, settings, django_capture_on_commit_callbacks, celery_eager
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(requested_trip(card_rider))
+    settings.STRIPE_API_KEY = ""  # the co-op's key was rotated out: nothing can be asked of Stripe
+    assert trip_receipt(trip_id=done.id).payment.card_last4 is None
+    settings.STRIPE_API_KEY = API_KEY
+    payment = trip_receipt(trip_id=done.id).payment
+    assert (payment.provider, payment.card_brand, payment.card_last4) == ("stripe", "visa", "4242")
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # once read, the card is kept with the hold
+    assert trip_receipt(trip_id=done.id).payment.card_last4 == "4242"

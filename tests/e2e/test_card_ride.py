@@ -82,8 +82,8 @@ def _succeeded(trip_id, purpose: str) -> PaymentCapture | None:
     return capture if capture is not None and capture.status == CaptureStatus.SUCCEEDED else None
 
 
-def test_a_card_ride_from_request_to_payout_agrees_to_the_cent(localstripe_process: LocalStripe, tmp_path):
-    localstripe_process.flush()
+def test_a_card_ride_from_request_to_payout_agrees_to_the_cent(localstripe: LocalStripe, tmp_path):
+    localstripe_process = localstripe  # this process's settings point at it too (receipts read the card)
     _new_york()
     rider, driver, staff = RiderFactory(), DriverFactory(), StaffFactory()
     stripe_env = {
@@ -212,7 +212,11 @@ def test_a_card_ride_from_request_to_payout_agrees_to_the_cent(localstripe_proce
         hold.payment_intent_id
     ) + localstripe_process.captured_minor(tip.provider_reference)
     assert amount(receipt["total"]) == total + TIP_MINOR - REFUND_MINOR == taken_by_stripe
-    assert (receipt["payment"]["provider"], receipt["payment"]["status"]) == ("stripe", "succeeded")
+    assert receipt["payment"] == {
+        "provider": "stripe",
+        "status": "succeeded",
+        "card": {"brand": "visa", "last4": "4242"},
+    }
     pdf = auth_client_for(rider).get(f"/api/v1/trips/{trip_id}/receipt", HTTP_ACCEPT="application/pdf")
     assert (pdf.status_code, pdf["Content-Type"]) == (200, "application/pdf")
 

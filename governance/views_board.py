@@ -97,6 +97,18 @@ def document_from_fields(values: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def sections_off_the_form(document: dict[str, Any]) -> dict[str, Any]:
+    """The policy's sections the form does not show (pass-through fees, the card-hold margin, the refund
+    rule), as they are in force: a proposal made on the form changes what the director edited and carries
+    these over unchanged, never repealing them by leaving them out."""
+    on_the_form = {path.split(".")[0] for path, _, _ in POLICY_FIELDS}
+    return {
+        name: value
+        for name, value in document.items()
+        if name not in on_the_form and name not in ("version", "effective_at")
+    }
+
+
 def _policy_rows(current: dict[str, Any], proposed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     rows = []
     for path, label, kind in POLICY_FIELDS:
@@ -182,7 +194,7 @@ def proposal_new(request: HttpRequest) -> HttpResponse:
         title = request.POST.get("title", "")
         body = request.POST.get("body", "")
         closes_in = request.POST.get("closes_in_minutes", "1440")
-        payload = document_from_fields(values)
+        payload = {**sections_off_the_form(current), **document_from_fields(values)}
         effective = (request.POST.get("effective_at") or "").strip()
         try:
             minutes = int(closes_in)

@@ -69,11 +69,12 @@ class PDFRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-class _JSONErrors:
-    """Errors keep the contract's JSON body whatever format was asked for."""
+class _JSONErrorsView(APIView):
+    """A view that may answer in another format, whose errors keep the contract's JSON body whatever
+    format was asked for."""
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().finalize_response(request, response, *args, **kwargs)
         if isinstance(response, Response) and response.status_code >= 400:
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = JSONRenderer.media_type
@@ -348,7 +349,7 @@ _FORMAT_PARAMETER = OpenApiParameter(
 )
 
 
-class TripReceiptView(_JSONErrors, APIView):
+class TripReceiptView(_JSONErrorsView):
     renderer_classes = [JSONRenderer, PDFRenderer]
 
     @extend_schema(
@@ -551,7 +552,7 @@ class StatementCSVRenderer(BaseRenderer):
 
 
 def _statement_year(year: int) -> int:
-    if not statements.statement_years_valid(year):
+    if not statements.statement_year_valid(year):
         raise InvalidInput(
             details={"year": [f"must be a year from {statements.FIRST_YEAR} to this year"]},
         )
@@ -609,7 +610,7 @@ def statement_pdf(document: dict[str, Any]) -> bytes:
 _STATEMENT_ERRORS = error_responses({400: ["invalid_input"]})
 
 
-class DriverStatementView(_JSONErrors, APIView):
+class DriverStatementView(_JSONErrorsView):
     permission_classes = [HasEarnings]
     renderer_classes = [JSONRenderer, StatementCSVRenderer, PDFRenderer]
 

@@ -115,7 +115,7 @@ class DriverStatement:
         return date(self.year, 12, 31)
 
 
-def statement_years_valid(year: int, *, today: date | None = None) -> bool:
+def statement_year_valid(year: int, *, today: date | None = None) -> bool:
     """Years a statement can be asked for: from 2000 to the current local year."""
     current = today or timezone.localtime(timezone.now(), local_zone()).date()
     return FIRST_YEAR <= year <= current.year

@@ -314,6 +314,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "location-retention": {"task": "dispatch.tasks.apply_location_retention", "schedule": 3600.0},
     "ledger-verify": {"task": "backend.fares.tasks.verify_ledger", "schedule": 3600.0},
     "weekly-floor": {"task": "dispatch.tasks.post_weekly_top_ups", "schedule": 3600.0},
+    # After the floor: the payout run posts the week's top-ups itself before it reads a balance
+    # (docs/payouts.md); hourly, it also retries payouts whose outcome was unknown, with their same keys.
+    "driver-payouts": {"task": "dispatch.tasks.run_driver_payouts", "schedule": 3600.0},
     # Often: a capture whose worker died is retried within its lease (provider timeout + 5 s) plus this.
     "payment-capture-retry": {
         "task": "backend.fares.tasks.retry_failed_captures",
@@ -321,6 +324,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     # Card holds whose answer was lost, whose request died before its trip, or whose trip owes nothing.
     "card-holds-sweep": {"task": "backend.cards.tasks.sweep_card_holds", "schedule": 60.0},
+    # Authorisations at Stripe that no hold row records (a request rolled back after Stripe held the money).
+    "card-orphaned-authorisations": {
+        "task": "backend.cards.tasks.release_orphaned_authorisations",
+        "schedule": 900.0,
+    },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
 }
@@ -353,6 +361,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
         "channels_redis.pubsub": {"filters": ["redis_outage_once"]},
+        # WeasyPrint (receipt and statement PDFs) narrates every step at INFO; fontTools every subset.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 
@@ -452,6 +463,34 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "receipts@rochdale.localhost"
 # co-op's books; empty: none).
 ROCHDALE_COOPERATIVE_NAME = env_str("ROCHDALE_COOPERATIVE_NAME", "Rochdale drivers' cooperative")
 ROCHDALE_RECEIPT_COPY_TO = env_str("ROCHDALE_RECEIPT_COPY_TO", "")
+
+# Driver payouts (docs/payouts.md): the weekly run's method ("auto": Stripe for drivers who onboarded, else
+# their bank account on file; "stripe"; "ach"), whether the beat job runs it, the provider's timeout and how
+# many unanswered attempts before staff must look, where bank files are written (full account numbers:
+# keep the directory private), and the Stripe Connect onboarding's country and the app's return links.
+ROCHDALE_PAYOUT_METHOD = env_str("ROCHDALE_PAYOUT_METHOD", "auto")
+ROCHDALE_PAYOUTS_AUTO_RUN = env_bool("ROCHDALE_PAYOUTS_AUTO_RUN", True)
+ROCHDALE_PAYOUT_PROVIDER_TIMEOUT_S = env_float("ROCHDALE_PAYOUT_PROVIDER_TIMEOUT_S", 20.0)
+ROCHDALE_PAYOUT_MAX_ATTEMPTS = env_int("ROCHDALE_PAYOUT_MAX_ATTEMPTS", 8)
+ROCHDALE_PAYOUT_FILES_DIR = Path(env_str("ROCHDALE_PAYOUT_FILES_DIR", str(BASE_DIR / "var" / "payouts")))
+ROCHDALE_STRIPE_CONNECT_COUNTRY = env_str("ROCHDALE_STRIPE_CONNECT_COUNTRY", "US")
+ROCHDALE_STRIPE_CONNECT_RETURN_URL = env_str(
+    "ROCHDALE_STRIPE_CONNECT_RETURN_URL", "https://rochdale.localhost/driver/payouts/stripe-return"
+)
+ROCHDALE_STRIPE_CONNECT_REFRESH_URL = env_str(
+    "ROCHDALE_STRIPE_CONNECT_REFRESH_URL", "https://rochdale.localhost/driver/payouts/stripe-refresh"
+)
+# The co-op's ACH origination agreement: its bank (immediate destination) and ids; empty: no bank files.
+ROCHDALE_ACH = {
+    "destination_routing_number": env_str("ROCHDALE_ACH_DESTINATION_ROUTING_NUMBER", ""),
+    "destination_name": env_str("ROCHDALE_ACH_DESTINATION_NAME", ""),
+    "origin_id": env_str("ROCHDALE_ACH_ORIGIN_ID", ""),
+    "origin_name": env_str("ROCHDALE_ACH_ORIGIN_NAME", "ROCHDALE COOP"),
+    "company_name": env_str("ROCHDALE_ACH_COMPANY_NAME", "ROCHDALE COOP"),
+    "company_id": env_str("ROCHDALE_ACH_COMPANY_ID", ""),
+    "odfi": env_str("ROCHDALE_ACH_ODFI", ""),
+    "entry_description": env_str("ROCHDALE_ACH_ENTRY_DESCRIPTION", "PAYOUT"),
+}
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
-from backend.cards.stripe_api import stripe_client, stripe_failure
+from backend.cards.stripe_api import rochdale_id, stripe_client, stripe_failure
 from backend.errors import PaymentRequired
 from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
 from backend.fares.payments import configured_provider_name
@@ -118,6 +118,59 @@ def hold_release(*, hold_id: uuid.UUID) -> CardHold:
             status=status, updated_at=timezone.now()
         )
     return CardHold.objects.get(id=hold.id)
+
+
+def hold_void(*, hold: CardHold) -> None:
+    """Let go of a hold whose trip request failed after the card was authorised, now and from the copy in
+    hand: the row may be about to roll back with the request's transaction. Stripe's own list is the
+    backstop (`orphaned_holds_release`) if this cannot reach it."""
+    if not hold.payment_intent_id:
+        return
+    try:
+        stripe_client().v1.payment_intents.cancel(
+            hold.payment_intent_id, options={"idempotency_key": f"{hold.idempotency_key}:release"}
+        )
+    except stripe.StripeError as exc:
+        logger.warning(
+            "card hold %s: void failed (%s); the Stripe sweep retries", hold.id, stripe_failure(exc).message
+        )
+        return
+    CardHold.objects.filter(id=hold.id, status=HoldStatus.AUTHORIZED).update(
+        status=HoldStatus.RELEASED, updated_at=timezone.now()
+    )
+
+
+def orphaned_holds_release(*, now: datetime | None = None) -> int:
+    """The backstop against Stripe's own records: an authorisation Rochdale made (metadata `rochdale_hold`)
+    that is still uncaptured after ORPHAN_AFTER, and whose hold row does not exist (its request's
+    transaction rolled back after Stripe held the money), is cancelled. Walks the intents of the last eight
+    days (an authorisation lapses after seven), newest first as Stripe lists them. Returns how many it
+    cancelled."""
+    moment = now or timezone.now()
+    oldest = (moment - timedelta(days=8)).timestamp()
+    newest = (moment - ORPHAN_AFTER).timestamp()
+    client = stripe_client()
+    cancelled = 0
+    for intent in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
+        if intent.created < oldest:
+            break
+        hold_id = rochdale_id(intent.metadata.to_dict() if intent.metadata else {}, "rochdale_hold")
+        if intent.status != "requires_capture" or hold_id is None or intent.created > newest:
+            continue
+        if CardHold.objects.filter(id=hold_id).exists():
+            continue
+        try:
+            client.v1.payment_intents.cancel(
+                intent.id, options={"idempotency_key": f"rochdale:hold:{hold_id}:release"}
+            )
+        except stripe.StripeError as exc:
+            logger.warning(
+                "orphaned authorisation %s: cancel failed (%s)", intent.id, stripe_failure(exc).message
+            )
+            continue
+        logger.warning("cancelled authorisation %s: its hold %s was never recorded", intent.id, hold_id)
+        cancelled += 1
+    return cancelled
 
 
 def trip_hold_release(*, trip_id: uuid.UUID) -> CardHold | None:

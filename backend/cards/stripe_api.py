@@ -8,6 +8,8 @@ machinery's decision (backend/fares/payments.py), made with the same idempotency
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import stripe
@@ -66,3 +68,13 @@ def object_id(value: object) -> str:
     if isinstance(value, str):
         return value
     return str(getattr(value, "id", "") or "")
+
+
+def rochdale_id(metadata: Mapping[str, object] | None, name: str) -> uuid.UUID | None:
+    """One of our ids that we put in a Stripe object's metadata (`rochdale_hold`, `rochdale_capture`), or
+    None when it is missing or not an id of ours (metadata can be edited in Stripe's dashboard)."""
+    raw = (metadata or {}).get(name)
+    try:
+        return uuid.UUID(str(raw)) if raw else None
+    except ValueError:
+        return None

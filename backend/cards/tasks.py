@@ -6,7 +6,7 @@ import uuid
 
 from celery import shared_task
 
-from backend.cards.holds import hold_release, holds_release_due, trip_hold_release
+from backend.cards.holds import holds_release_due, orphaned_holds_release, trip_hold_release
 
 
 @shared_task(name="backend.cards.tasks.release_trip_hold", ignore_result=True)
@@ -16,12 +16,12 @@ def release_trip_hold(trip_id: str) -> str | None:
     return hold.status if hold is not None else None
 
 
-@shared_task(name="backend.cards.tasks.release_card_hold", ignore_result=True)
-def release_card_hold(hold_id: str) -> str:
-    """Release a hold whose trip request failed after the card was authorised."""
-    return hold_release(hold_id=uuid.UUID(hold_id)).status
-
-
 @shared_task(name="backend.cards.tasks.sweep_card_holds", ignore_result=True)
 def sweep_card_holds() -> int:
     return holds_release_due()
+
+
+@shared_task(name="backend.cards.tasks.release_orphaned_authorisations", ignore_result=True)
+def release_orphaned_authorisations() -> int:
+    """Cancel authorisations at Stripe that no hold row records (a request rolled back after the hold)."""
+    return orphaned_holds_release()

@@ -32,7 +32,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, WebhookEvent
-from backend.cards.stripe_api import object_id
+from backend.cards.stripe_api import object_id, rochdale_id
 from backend.errors import InvalidInput, ServiceUnavailable
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
@@ -85,9 +85,8 @@ def _apply(stored: WebhookEvent) -> None:
 def _capture_of_intent(intent: dict) -> PaymentCapture | None:
     """The capture an intent was made for: named in its metadata (off-session charges) or, for a hold,
     the fare or fee capture of the hold's trip."""
-    metadata = intent.get("metadata") or {}
-    capture_id = metadata.get("rochdale_capture")
-    if capture_id and _is_uuid(capture_id):
+    capture_id = rochdale_id(intent.get("metadata"), "rochdale_capture")
+    if capture_id is not None:
         return PaymentCapture.objects.filter(id=capture_id).first()
     hold = _hold_of_intent(intent)
     if hold is None or hold.trip_id is None:
@@ -102,9 +101,9 @@ def _capture_of_intent(intent: dict) -> PaymentCapture | None:
 
 
 def _hold_of_intent(intent: dict) -> CardHold | None:
-    hold_id = (intent.get("metadata") or {}).get("rochdale_hold")
+    hold_id = rochdale_id(intent.get("metadata"), "rochdale_hold")
     query = Q(payment_intent_id=intent.get("id") or "-")
-    if hold_id and _is_uuid(hold_id):
+    if hold_id is not None:
         query |= Q(id=hold_id)
     return CardHold.objects.filter(query).first()
 
@@ -141,8 +140,8 @@ def _charge_refunded(charge: dict) -> str:
     trip_id = _trip_of_charge(charge)
     outcomes = []
     for refund in refunds:
-        capture_id = (refund.get("metadata") or {}).get("rochdale_capture")
-        if capture_id and _is_uuid(capture_id):
+        capture_id = rochdale_id(refund.get("metadata"), "rochdale_capture")
+        if capture_id is not None:
             confirmed = capture_confirm(capture_id=capture_id, provider_reference=str(refund.get("id")))
             outcomes.append(f"{refund.get('id')} ours ({confirmed.status if confirmed else 'unknown'})")
             continue
@@ -219,14 +218,6 @@ def _post_with_trip_lock(
         ledger.post_entry(
             key=key, kind=kind, currency=currency, lines=lines, memo=memo, trip_id=trip_id, metadata=metadata
         )
-
-
-def _is_uuid(value: object) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 _HANDLERS: dict[str, Callable[[dict], str]] = {

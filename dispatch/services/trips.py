@@ -19,9 +19,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.cards.holds import hold_attach, hold_for_trip_request
+from backend.cards.holds import hold_attach, hold_for_trip_request, hold_void
 from backend.cards.models import CardHold
-from backend.cards.tasks import release_card_hold
 from backend.errors import (
     Conflict,
     InvalidInput,
@@ -190,8 +189,9 @@ def trip_request(
         )
     except BaseException:
         if hold is not None:
-            # Nothing was taken; let go of the money held for a trip that does not exist.
-            release_card_hold.delay(str(hold.id))
+            # Nothing was taken; let go at once of the money held for a trip that does not exist (the row
+            # may roll back with the caller's transaction, so from the copy in hand, not by a task).
+            hold_void(hold=hold)
         raise
     return trip
 

@@ -5,9 +5,11 @@ hold, a declined card and the overdue account it leaves."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from backend.cards import customers
+from backend.cards.holds import orphaned_holds_release
 from backend.cards.models import CardHold, HoldStatus
 from backend.errors import NotFound, PaymentRequired
 from backend.fares.models import CapturePurpose, CaptureStatus, JournalEntry, PaymentCapture
@@ -255,3 +257,25 @@ def test_a_receipt_names_the_card_and_still_renders_when_stripe_cannot_say(
     assert (payment.provider, payment.card_brand, payment.card_last4) == ("stripe", "visa", "4242")
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # once read, the card is kept with the hold
     assert trip_receipt(trip_id=done.id).payment.card_last4 == "4242"
+
+
+def test_an_authorisation_whose_request_rolled_back_is_found_at_stripe_and_cancelled(card_rider, localstripe):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        requested_trip(card_rider)
+        raise RuntimeError("the request's transaction failed after Stripe held the money")
+    assert not CardHold.objects.exists()
+    with localstripe.api() as stripe_api:
+        intents = stripe_api.get("/v1/payment_intents").json()["data"]
+    held = [intent for intent in intents if intent["status"] == "requires_capture"]
+    assert len(held) == 1 and held[0]["metadata"]["rochdale_hold"]
+
+    assert orphaned_holds_release() == 0  # too recent: its request may still be committing
+    later = timezone.now() + timezone.timedelta(minutes=16)
+    assert orphaned_holds_release(now=later) == 1
+    assert localstripe.payment_intent(held[0]["id"])["status"] == "canceled"
+    assert orphaned_holds_release(now=later) == 0
+    kept = requested_trip(card_rider)  # a hold with its row is never touched
+    assert orphaned_holds_release(now=later) == 0
+    assert localstripe.payment_intent(CardHold.objects.get(trip_id=kept.id).payment_intent_id)["status"] == (
+        "requires_capture"
+    )

@@ -95,7 +95,7 @@ def _earnings(client, date_from: date, date_to: date) -> dict:
 def test_the_statement_agrees_with_the_earnings_route_and_the_ledger(driver_year):
     driver = driver_year["driver"]
     client = auth_client_for(driver)
-    pay_over_years = 0
+    pay_over_years = weekly_over_years = cancellations_over_years = borne_over_years = 0
     for year in _years(driver_year):
         response = client.get(reverse("driver-statement", kwargs={"year": year}))
         assert response.status_code == 200, response.content
@@ -128,6 +128,9 @@ def test_the_statement_agrees_with_the_earnings_route_and_the_ledger(driver_year
         for field in ("gross_fares", "commission", "pay", "tips", "refunds_borne", "payouts"):
             assert sum(m[field]["amount"] for m in statement["months"]) == statement[field]["amount"], field
         pay_over_years += statement["pay"]["amount"]
+        weekly_over_years += statement["floor_top_ups"]["weekly"]["amount"]
+        cancellations_over_years += statement["cancellations"]
+        borne_over_years += statement["refunds_borne"]["amount"]
 
     # And the years' pay is all the ledger ever credited the driver for work (the scenario's trips, the
     # late cancellation and the weekly top-up, each net of reversals), read from the postings themselves.
@@ -136,6 +139,10 @@ def test_the_statement_agrees_with_the_earnings_route_and_the_ledger(driver_year
         account__kind=AccountKind.DRIVER_PAYABLE, account__owner_id=driver.id
     ).filter(Q(entry__kind__in=work) | Q(entry__kind="reversal", entry__reverses__kind__in=work))
     assert pay_over_years == sum(p.credit_minor - p.debit_minor for p in credited)
+    # The scenario's weekly top-up, late cancellation and the refund the driver bore are all in there.
+    assert weekly_over_years == driver_year["weekly_top_up"] > 0
+    assert cancellations_over_years == 1
+    assert borne_over_years == 227
 
 
 def test_refunds_borne_payouts_and_instalments_come_from_their_entries(driver_year):

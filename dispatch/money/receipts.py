@@ -12,8 +12,11 @@ What the rider was charged is what the journal debited their `rider_receivable` 
 | `reversal` of any of these | netted into the entry it reverses |
 
 Payment entries (`payment_capture`, `refund_payout`) settle the receivable and are not charges: they show as
-the payment's status instead. So `total = charged - refunded` is, by construction, the net of the rider's
-receivable postings on these entries; `tests/receipts/` checks it against the postings themselves.
+the payment's status instead. A refund is the money its entry moved: credited to the rider's receivable by
+`refund_post`, or paid straight out of the co-op's balance for one made in the card processor's dashboard
+(`refund:stripe:{id}`, backend/cards/webhooks.py). So `total = charged - refunded` is the net of the rider's
+receivable postings on these entries less any refund made at the processor; `tests/receipts/` checks it
+against the postings themselves.
 
 The trip row gives the rest (places, times, distance, the planned route for the map); never the money. The
 payment method is the provider of the fare's capture and, for card payments, the card's brand and last four
@@ -143,6 +146,7 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
     if not any(entry.kind in (TRIP_FARE, CANCELLATION_FEE) for entry in entries):
         raise ReceiptNotAvailable(details={"status": trip.status})
     rider_net = _rider_receivable_net(entries)
+    moved = _amounts_moved(entries)
 
     receipt = Receipt(trip=trip, currency=trip.currency)
     fare_posted = 0
@@ -170,9 +174,11 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
             amount = charged + (before_tip.amount if before_tip else 0)
             tips[source.id] = ReceiptTip(amount=amount, at=source.created_at)
         elif source.kind == REFUND:
+            # What went back to the rider: credited to their receivable by our refunds, paid straight out
+            # of the co-op's balance for one made at the card processor (the entry's size either way).
             before_refund = refunds.get(source.id)
-            amount = -charged + (before_refund.amount if before_refund else 0)
-            reason = str(metadata.get("reason", ""))
+            amount = sign * moved[entry.id] + (before_refund.amount if before_refund else 0)
+            reason = refund_reason(metadata)
             refunds[source.id] = ReceiptRefund(
                 entry_id=source.id, amount=amount, reason=reason, at=source.created_at
             )
@@ -183,8 +189,14 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
     receipt.tips = [tip for tip in tips.values() if tip.amount]
     receipt.refunds = [refund for refund in refunds.values() if refund.amount]
     receipt.payment = _payment_method(trip)
-    assert receipt.total == sum(rider_net.values()), "the receipt must add up to the rider's postings"
     return receipt
+
+
+def refund_reason(metadata: dict[str, Any]) -> str:
+    """Why a refund entry was made: staff's reason, or where it was made when not through Rochdale."""
+    if metadata.get("reason"):
+        return str(metadata["reason"])
+    return "Refunded at Stripe" if metadata.get("made_at_stripe") else ""
 
 
 def receipt_for_viewer(*, trip_id: uuid.UUID, viewer_id: uuid.UUID, viewer_is_staff: bool) -> Receipt:
@@ -205,6 +217,16 @@ def _rider_receivable_net(entries: list[JournalEntry]) -> dict[uuid.UUID, int]:
     ).values_list("entry_id", "debit_minor", "credit_minor"):
         net[entry_id] += debit_minor - credit_minor
     return net
+
+
+def _amounts_moved(entries: list[JournalEntry]) -> dict[uuid.UUID, int]:
+    """Per entry: the money it moved (its credits, which equal its debits: every entry balances)."""
+    moved: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    for entry_id, credit_minor in Posting.objects.filter(entry__in=entries).values_list(
+        "entry_id", "credit_minor"
+    ):
+        moved[entry_id] += credit_minor
+    return moved
 
 
 def _fee_lines(metadata: dict[str, Any]) -> list[ReceiptLine]:

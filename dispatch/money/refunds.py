@@ -52,6 +52,7 @@ from backend.fares.pricing import refund_split
 from backend.fares.selectors import policy_of
 from dispatch.models import Trip
 from dispatch.money.receipt_mail import ReceiptOccasion, receipt_email_enqueue
+from dispatch.money.receipts import refund_reason
 from governance.dividends import largest_remainder_split
 
 REFUND_REASON_MAX_LENGTH = 300
@@ -204,15 +205,16 @@ def trip_refunds(*, trip_id: uuid.UUID) -> TripRefunds:
     if trip is None:
         raise NotFound("No such trip.", code="trip_not_found")
     entries = list(JournalEntry.objects.filter(trip_id=trip.id, kind="refund").order_by("-created_at", "-id"))
-    rider_credit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    # What each refund gave back is the money its entry moved (its credits): to the rider's receivable for
+    # ours, out of the co-op's balance for one made at the card processor (refund:stripe:{id}).
+    moved: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
     driver_debit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
     fee_debit: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
     for entry_id, kind, debit_minor, credit_minor in Posting.objects.filter(entry__in=entries).values_list(
         "entry_id", "account__kind", "debit_minor", "credit_minor"
     ):
-        if kind == AccountKind.RIDER_RECEIVABLE:
-            rider_credit[entry_id] += credit_minor - debit_minor
-        elif kind == AccountKind.DRIVER_PAYABLE:
+        moved[entry_id] += credit_minor
+        if kind == AccountKind.DRIVER_PAYABLE:
             driver_debit[entry_id] += debit_minor - credit_minor
         elif kind == AccountKind.PASS_THROUGH:
             fee_debit[entry_id] += debit_minor - credit_minor
@@ -231,10 +233,10 @@ def trip_refunds(*, trip_id: uuid.UUID) -> TripRefunds:
                 key=entry.key,
                 trip_id=trip.id,
                 currency=trip.currency,
-                amount=rider_credit[entry.id],
+                amount=moved[entry.id],
                 driver_part=driver_debit[entry.id],
                 fee_part=fee_debit[entry.id],
-                reason=str(metadata.get("reason", "")),
+                reason=refund_reason(metadata),
                 staff_id=uuid.UUID(staff) if staff else None,
                 created_at=entry.created_at,
                 payout_status=payouts.get(entry.id),
@@ -253,10 +255,13 @@ def _charge_parts(trip: Trip) -> list[_ChargePart]:
         .select_related("reverses")
     )
     rider_net: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
-    for entry_id, debit_minor, credit_minor in Posting.objects.filter(
-        entry__in=entries, account__kind=AccountKind.RIDER_RECEIVABLE
-    ).values_list("entry_id", "debit_minor", "credit_minor"):
-        rider_net[entry_id] += debit_minor - credit_minor
+    moved: dict[uuid.UUID, int] = {entry.id: 0 for entry in entries}
+    for entry_id, kind, debit_minor, credit_minor in Posting.objects.filter(entry__in=entries).values_list(
+        "entry_id", "account__kind", "debit_minor", "credit_minor"
+    ):
+        moved[entry_id] += credit_minor
+        if kind == AccountKind.RIDER_RECEIVABLE:
+            rider_net[entry_id] += debit_minor - credit_minor
 
     charged: dict[str, int] = {}
     labels: dict[str, str] = {_FARE: "Fare", _CANCELLATION: "Late cancellation fee"}
@@ -266,7 +271,7 @@ def _charge_parts(trip: Trip) -> list[_ChargePart]:
         metadata, kind = source.metadata or {}, source.kind
         sign = -1 if entry.kind == "reversal" else 1
         if kind == "refund":
-            refunded[_FARE] = refunded.get(_FARE, 0) + _refunded_fare(entry, rider_net[entry.id])
+            refunded[_FARE] = refunded.get(_FARE, 0) + _refunded_fare(entry, moved[entry.id])
             for fee in metadata.get("fees") or []:
                 fee_key = _FEE_PREFIX + str(fee["code"])
                 refunded[fee_key] = refunded.get(fee_key, 0) + int(fee["amount"])
@@ -291,11 +296,11 @@ def _charge_parts(trip: Trip) -> list[_ChargePart]:
     ]
 
 
-def _refunded_fare(entry: JournalEntry, rider_net: int) -> int:
-    """What a refund entry gave back of the fare (or cancellation fee): all it credited the rider (its
-    `rider_net` is negative), less its fees' parts (a refund posted before fees existed is all fare)."""
+def _refunded_fare(entry: JournalEntry, amount: int) -> int:
+    """What a refund entry gave back of the fare (or cancellation fee): all it gave back, less its fees'
+    parts (a refund posted before fees existed, or made at the card processor, is all fare)."""
     fees = sum(int(fee["amount"]) for fee in (entry.metadata or {}).get("fees") or [])
-    return -rider_net - fees
+    return amount - fees
 
 
 def _driver_part(trip: Trip, *, fare_part: int) -> int:

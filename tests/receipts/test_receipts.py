@@ -13,10 +13,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from backend.errors import Unprocessable
 from backend.fares import ledger
-from backend.fares.models import JournalEntry
+from backend.fares.models import AccountKind, JournalEntry
 from dispatch.money.receipts import trip_receipt
-from dispatch.money.refunds import refund_post
+from dispatch.money.refunds import refund_post, trip_refunds
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import cancel_by_rider, in_progress_trip, tip_trip
@@ -161,3 +162,29 @@ def test_pass_through_fees_are_their_own_lines_and_the_total_is_what_the_rider_p
     text = pdf_text(client.get(_url(trip.id) + "?format=pdf").content)
     for shown in ("NY Black Car Fund", "0.96 USD", "NY sales tax", "3.42 USD", "42.88 USD", "32.88 USD"):
         assert shown in text, (shown, text)
+
+
+def test_a_refund_made_at_stripe_shows_on_the_receipt_and_lowers_what_is_left_to_refund(seeded_policy):
+    """backend/cards/webhooks.py posts a refund made in the Stripe dashboard as `refund:stripe:{re}` (Dr
+    refunds, Cr cash_clearing: the money left the co-op's balance at Stripe, the receivable was settled)."""
+    trip = reference_trip(policy=policy_with())
+    ledger.post_entry(
+        key="refund:stripe:re_dashboard_1",
+        kind="refund",
+        currency="USD",
+        trip_id=trip.id,
+        memo=f"Refund made at Stripe on trip {trip.id}",
+        lines=[
+            ledger.debit(AccountKind.REFUNDS, None, 500),
+            ledger.credit(AccountKind.CASH_CLEARING, None, 500),
+        ],
+        metadata={"stripe_refund": "re_dashboard_1", "charge": "ch_1", "made_at_stripe": True},
+    )
+    receipt = trip_receipt(trip_id=trip.id)
+    assert [(r.amount, r.reason) for r in receipt.refunds] == [(500, "Refunded at Stripe")]
+    assert receipt.total == 3850 - 500
+    refunds = trip_refunds(trip_id=trip.id)
+    assert refunds.refunded == 500 and refunds.refundable == 3850 - 500
+    with pytest.raises(Unprocessable) as too_much:
+        refund_post(trip_id=trip.id, amount_minor=3851 - 500, reason="x", staff_id=StaffFactory().id)
+    assert too_much.value.details["refundable"] == 3350

@@ -58,7 +58,20 @@ def hold_for_trip_request(*, rider_id: uuid.UUID, amount_minor: int, currency: s
     if not cards_in_use():
         return None
     customer = StripeCustomer.objects.filter(rider_id=rider_id).first()
-    method_id = _charge_method(customer)
+    try:
+        method_id = _charge_method(customer)
+    except stripe.StripeError as exc:
+        failure = stripe_failure(exc)
+        if failure.definitive:
+            raise PaymentRequired(
+                "Save a card before requesting a trip.", code="payment_method_required", details={}
+            ) from exc
+        # Stripe cannot say which card to hold: the ride goes ahead like any whose hold is unanswered, and
+        # the sweep looks the card up when it asks again.
+        logger.warning("card hold for rider %s: no card list from Stripe (%s)", rider_id, failure.message)
+        return CardHold.objects.create(
+            rider_id=rider_id, amount_minor=amount_minor, currency=currency, last_error=failure.message
+        )
     if customer is None or not method_id:
         raise PaymentRequired(
             "Save a card before requesting a trip.", code="payment_method_required", details={}
@@ -232,6 +245,24 @@ def _charge_method(customer: StripeCustomer | None) -> str:
     return methods.data[0].id if methods.data else ""
 
 
+def _with_charge_method(hold: CardHold, *, customer: StripeCustomer) -> CardHold:
+    """The hold with the card it is to be made on: declined when the rider has none, left `authorizing`
+    while Stripe cannot say."""
+    try:
+        method_id = _charge_method(customer)
+    except stripe.StripeError as exc:
+        failure = stripe_failure(exc)
+        if not failure.definitive:
+            _set(hold, last_error=failure.message)
+            return CardHold.objects.get(id=hold.id)
+        method_id = ""
+    if not method_id:
+        _set(hold, status=HoldStatus.DECLINED, last_error="declined: the rider has no card saved")
+    else:
+        _set(hold, payment_method_id=method_id)
+    return CardHold.objects.get(id=hold.id)
+
+
 def _authorize(hold: CardHold, *, customer: StripeCustomer | None) -> CardHold:
     """Ask Stripe for the hold's PaymentIntent under the hold's key and record what it answered."""
     if customer is None:
@@ -239,6 +270,11 @@ def _authorize(hold: CardHold, *, customer: StripeCustomer | None) -> CardHold:
             status=HoldStatus.DECLINED, last_error="no Stripe customer", updated_at=timezone.now()
         )
         return CardHold.objects.get(id=hold.id)
+    if not hold.payment_method_id:
+        # The request could not learn which card to hold (Stripe was unreachable); find it now.
+        hold = _with_charge_method(hold, customer=customer)
+        if hold.status != HoldStatus.AUTHORIZING or not hold.payment_method_id:
+            return hold
     try:
         intent = stripe_client().v1.payment_intents.create(
             params={

@@ -10,7 +10,8 @@ thing:
 - `payment_intent.succeeded`: the capture the intent was made for (metadata `rochdale_capture`, or the trip
   of the hold it holds, `rochdale_hold`) is recorded as succeeded if our own attempt's answer never came;
 - `payment_intent.payment_failed`: that capture becomes a refusal (retried, and overdue for the rider);
-  an authorisation still in flight becomes declined;
+  an authorisation still in flight becomes declined, and a hold's failure never touches a capture (it is
+  the authorisation that failed, however late the event comes);
 - `charge.refunded`: each refund of ours (metadata `rochdale_capture`) confirms its refund payout; a refund
   made elsewhere (the Stripe dashboard) is posted as a refund entry `refund:stripe:{re_id}`
   (Dr refunds, Cr cash_clearing: the money left the co-op's balance at Stripe);
@@ -122,11 +123,13 @@ def _payment_intent_succeeded(intent: dict) -> str:
 
 def _payment_intent_failed(intent: dict) -> str:
     hold = _hold_of_intent(intent)
-    if hold is not None and hold.status == HoldStatus.AUTHORIZING:
-        CardHold.objects.filter(id=hold.id, status=HoldStatus.AUTHORIZING).update(
+    if hold is not None:
+        # A hold's intent fails only when its authorisation does (capturing an authorised intent never
+        # fails it): it says nothing of the trip's fare, which is charged off-session without a hold.
+        declined = CardHold.objects.filter(id=hold.id, status=HoldStatus.AUTHORIZING).update(
             status=HoldStatus.DECLINED, last_error="declined (webhook)", updated_at=timezone.now()
         )
-        return f"hold {hold.id} declined"
+        return f"hold {hold.id} declined" if declined else f"hold {hold.id} already {hold.status}"
     capture = _capture_of_intent(intent)
     if capture is None:
         return "no capture of ours for this intent"

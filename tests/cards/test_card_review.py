@@ -81,3 +81,27 @@ def test_a_request_while_stripe_is_down_goes_ahead_when_the_card_to_hold_must_be
     assert (hold.status, hold.payment_method_id) == (HoldStatus.AUTHORIZED, second.id)
     intent = localstripe.payment_intent(hold.payment_intent_id)
     assert (intent["status"], intent["amount"]) == ("requires_capture", hold.amount_minor)
+
+
+def test_a_late_failure_event_of_a_hold_never_makes_the_trips_fare_a_refusal(localstripe, settings):
+    rider = RiderFactory()
+    save_card(localstripe, rider, number=DECLINED_WHEN_CHARGED)
+    settings.STRIPE_API_BASE = STRIPE_DOWN
+    trip = requested_trip(rider)  # Stripe's answer unknown: the ride goes ahead
+    settings.STRIPE_API_BASE = localstripe.url
+    holds_release_due(now=timezone.now() + timedelta(minutes=2))
+    hold = CardHold.objects.get(trip_id=trip.id)
+    assert hold.status == HoldStatus.DECLINED  # the sweep heard the decline first
+
+    done = drive_to_completion(trip)  # its capture is written, not attempted yet
+    (declined,) = [
+        intent
+        for intent in intents_at_stripe(localstripe)
+        if intent["metadata"].get("rochdale_hold") == str(hold.id)
+    ]
+    status, _ = deliver(event("evt_hold_failed", "payment_intent.payment_failed", declined))
+    assert status == 200
+
+    capture = fare_capture(done)
+    assert (capture.status, capture.provider_refusals) == (CaptureStatus.PENDING, 0)
+    assert not overdue_captures(rider_id=rider.id).exists()

@@ -12,9 +12,10 @@ thing:
 - `payment_intent.payment_failed`: that capture becomes a refusal (retried, and overdue for the rider);
   an authorisation still in flight becomes declined, and a hold's failure never touches a capture (it is
   the authorisation that failed, however late the event comes);
-- `charge.refunded`: each refund of ours (metadata `rochdale_capture`) confirms its refund payout; a refund
-  made elsewhere (the Stripe dashboard) is posted as a refund entry `refund:stripe:{re_id}`
-  (Dr refunds, Cr cash_clearing: the money left the co-op's balance at Stripe);
+- `charge.refunded`: each refund of ours (metadata `rochdale_capture`) that Stripe made (`succeeded` or
+  `pending`, not `failed`) confirms its refund payout; a refund made elsewhere (the Stripe dashboard) is
+  posted as a refund entry `refund:stripe:{re_id}` (Dr refunds, Cr cash_clearing: the money left the
+  co-op's balance at Stripe);
 - `charge.dispute.created`: the disputed amount leaves the balance, `dispute:{dp_id}`
   (Dr chargebacks, Cr cash_clearing), and staff are told in the log; the ledger keeps what the trip charged.
 """
@@ -41,6 +42,9 @@ from backend.fares.models import AccountKind, CapturePurpose, PaymentCapture
 from backend.fares.payments import capture_confirm, capture_refused, lock_trip_key_share
 
 logger = logging.getLogger(__name__)
+
+# A refund in these states has left (or is leaving) the co-op's balance; `failed` and `canceled` have not.
+_REFUND_MADE = ("succeeded", "pending")
 
 
 def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
@@ -144,6 +148,10 @@ def _charge_refunded(charge: dict) -> str:
     outcomes = []
     for refund in refunds:
         capture_id = rochdale_id(refund.get("metadata"), "rochdale_capture")
+        if capture_id is not None and refund.get("status") not in _REFUND_MADE:
+            # Ours, and it failed at Stripe: its payout is still owed, and its next attempt makes another.
+            outcomes.append(f"{refund.get('id')} ours, {refund.get('status')} at Stripe: not paid back")
+            continue
         if capture_id is not None:
             confirmed = capture_confirm(capture_id=capture_id, provider_reference=str(refund.get("id")))
             outcomes.append(f"{refund.get('id')} ours ({confirmed.status if confirmed else 'unknown'})")
@@ -152,7 +160,7 @@ def _charge_refunded(charge: dict) -> str:
             outcomes.append(f"{refund.get('id')} not for a trip of ours")
             continue
         amount = int(refund.get("amount") or 0)
-        if amount <= 0 or refund.get("status") not in ("succeeded", "pending"):
+        if amount <= 0 or refund.get("status") not in _REFUND_MADE:
             continue
         _post_with_trip_lock(
             trip_id=trip_id,

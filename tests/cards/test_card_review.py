@@ -105,3 +105,38 @@ def test_a_late_failure_event_of_a_hold_never_makes_the_trips_fare_a_refusal(loc
     capture = fare_capture(done)
     assert (capture.status, capture.provider_refusals) == (CaptureStatus.PENDING, 0)
     assert not overdue_captures(rider_id=rider.id).exists()
+
+
+def test_a_refund_event_listing_a_failed_refund_of_ours_does_not_record_it_paid(
+    localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = drive_to_completion(requested_trip(rider))
+    staff_refund(paid, 200)  # its payout is recorded, not attempted yet
+    payout = PaymentCapture.objects.get(trip_id=paid.id, purpose=CapturePurpose.REFUND)
+    refunded = event(
+        "evt_refund_failed",
+        "charge.refunded",
+        {
+            "id": "ch_paid",
+            "object": "charge",
+            "payment_intent": CardHold.objects.get(trip_id=paid.id).payment_intent_id,
+            "currency": "usd",
+            "refunds": {
+                "data": [
+                    {
+                        "id": "re_failed",
+                        "amount": 200,
+                        "status": "failed",
+                        "metadata": {"rochdale_capture": str(payout.id)},
+                    }
+                ]
+            },
+        },
+    )
+    assert deliver(refunded)[0] == 200
+    payout.refresh_from_db()
+    assert payout.status == CaptureStatus.PENDING
+    assert not JournalEntry.objects.filter(key=payout.key).exists()

@@ -62,7 +62,7 @@ _OverdueOut = inline_serializer(
 _CARD_ERRORS = {
     403: ["rider_role_required"],
     404: ["payment_method_not_found"],
-    422: ["card_declined", "card_refused"],
+    422: ["card_declined", "card_refused", "cards_not_accepted"],
     503: ["service_unavailable"],
 }
 
@@ -87,7 +87,13 @@ class PaymentMethodListView(APIView):
         request=CardSaveIn,
         responses={
             201: SavedCardOut,
-            **error_responses({**_CARD_ERRORS, 404: ["setup_not_found"], 422: ["setup_incomplete"]}),
+            **error_responses(
+                {
+                    **_CARD_ERRORS,
+                    404: ["setup_not_found", "payment_method_not_found"],
+                    422: [*_CARD_ERRORS[422], "setup_incomplete"],
+                }
+            ),
         },
         tags=["payments"],
     )
@@ -193,7 +199,9 @@ class StripeWebhookView(APIView):
                 "WebhookReceived",
                 {"event_id": serializers.CharField(), "processed": serializers.BooleanField()},
             ),
-            **error_responses({400: ["invalid_signature"], 503: ["webhooks_not_configured"]}),
+            **error_responses(
+                {400: ["invalid_signature"], 404: ["cards_not_accepted"], 503: ["webhooks_not_configured"]}
+            ),
         },
         tags=["payments"],
     )

@@ -10,6 +10,7 @@ default's id.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.accounts.models import User
+from backend.cards.holds import cards_in_use
 from backend.cards.models import CardHold, StripeCustomer
 from backend.cards.stripe_api import object_id, stripe_client, stripe_failure
 from backend.errors import InvalidInput, NotFound, PermissionDenied, ServiceUnavailable, Unprocessable
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,15 @@ class CardSetup:
 
 
 def _call_stripe[T](what: str, call: Callable[[], T]) -> T:
-    """Run a Stripe call for a rider-facing request: a refusal is the rider's 422, an outage a 503."""
+    """Run a Stripe call for a rider-facing request: a refusal is the rider's 422, an outage (or a co-op
+    whose Stripe key is missing) a 503."""
     try:
         return call()
+    except ImproperlyConfigured as exc:
+        logger.error("card request refused: %s", exc)
+        raise ServiceUnavailable(
+            "Card payments are not set up here yet.", details={"service": "stripe"}
+        ) from exc
     except stripe.CardError as exc:
         failure = stripe_failure(exc)
         raise Unprocessable(
@@ -73,6 +83,13 @@ def _rider(rider_id: uuid.UUID) -> User:
     return rider
 
 
+def _cards_taken() -> None:
+    if not cards_in_use():
+        raise Unprocessable(
+            "This co-op does not take cards (its payment provider is not Stripe).", code="cards_not_accepted"
+        )
+
+
 def stripe_customer_ensure(*, rider_id: uuid.UUID) -> StripeCustomer:
     """The rider's Stripe customer, created on first use. The creation carries a key derived from the rider,
     so two racing first uses (or a retry after a lost answer) make one customer at Stripe; the row's primary
@@ -81,6 +98,7 @@ def stripe_customer_ensure(*, rider_id: uuid.UUID) -> StripeCustomer:
     if existing is not None:
         return existing
     rider = _rider(rider_id)
+    _cards_taken()
     customer = _call_stripe(
         "create a customer",
         lambda: stripe_client().v1.customers.create(
@@ -121,8 +139,9 @@ def payment_method_save(*, rider_id: uuid.UUID, setup_intent_id: str) -> SavedCa
     card saved becomes the default."""
     if not isinstance(setup_intent_id, str) or not setup_intent_id.startswith("seti_"):
         raise InvalidInput(details={"setup_intent_id": ["must be the id of a SetupIntent (seti_...)"]})
+    _cards_taken()
     customer = _own_customer(rider_id)
-    client = stripe_client()
+    client = _call_stripe("reach Stripe", stripe_client)
     intent = _call_stripe("read the card setup", lambda: client.v1.setup_intents.retrieve(setup_intent_id))
     if object_id(intent.customer) != customer.customer_id:
         raise NotFound("No such card setup.", code="setup_not_found")

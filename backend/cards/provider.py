@@ -5,10 +5,11 @@ so a retry after a lost answer is answered by Stripe with the first result inste
 
 - fare or cancellation fee of a trip with an authorised hold: read the PaymentIntent, then capture
   min(amount, held) from it (`<key>:hold`); Stripe releases the rest. An intent that is already captured
-  (the answer to an earlier attempt was lost) is taken as captured. An amount above the hold is captured
-  in full and the excess charged off-session as a second intent (`<key>:excess`), flagged on the hold and
-  in the log. A hold that expired or was cancelled at Stripe (uncaptured intents lapse after seven days)
-  falls back to an off-session charge.
+  (the answer to an earlier attempt was lost) is taken as captured, and what it took beyond what the capture
+  asks now (a refund reduced the capture meanwhile) is given back (`<key>:return`). An amount above the hold
+  is captured in full and the excess charged off-session as a second intent (`<key>:excess`), flagged on
+  the hold and in the log. A hold that expired or was cancelled at Stripe (uncaptured intents
+  lapse after seven days) falls back to an off-session charge.
 - anything else (a tip, a trip without a usable hold): an off-session PaymentIntent on the rider's default
   card, confirmed and captured at once, under `<key>`.
 - a refund: a Stripe Refund of the trip's captured intent (`<key>`), tagged with the capture's id so the
@@ -27,7 +28,7 @@ import stripe
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
-from backend.cards.stripe_api import object_id, stripe_client, stripe_failure
+from backend.cards.stripe_api import amount_taken, object_id, stripe_client, stripe_failure
 from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
 from backend.fares.payments import PaymentProvider, PaymentRequest, PaymentResult
 
@@ -96,6 +97,20 @@ class StripeProvider(PaymentProvider):
                 params={"amount_to_capture": from_hold},
                 options={"idempotency_key": f"{request.idempotency_key}:hold"},
             )
+        elif intent.status == "succeeded":
+            # An earlier attempt captured it and its answer was lost. A refund may have reduced the capture
+            # since (it looked uncollected): what Stripe took beyond what the capture asks now goes back.
+            over = amount_taken(intent.to_dict()) - from_hold
+            if over > 0:
+                returned = _give_back(
+                    client,
+                    intent.id,
+                    amount_minor=over,
+                    key=f"{request.idempotency_key}:return",
+                    returned_for=request.reference,
+                )
+                if not returned.ok:
+                    return returned
         if intent.status != "succeeded":
             # Lapsed (Stripe cancels uncaptured intents after seven days) or cancelled: charge the card now.
             _update_hold(hold, status=HoldStatus.EXPIRED, last_error=f"intent {intent.status} at capture")
@@ -154,6 +169,35 @@ class StripeProvider(PaymentProvider):
         return PaymentResult(
             ok=False, error=f"stripe: the charge ended {intent.status} ({object_id(intent.latest_charge)})"
         )
+
+
+def _give_back(
+    client: stripe.StripeClient, payment_intent_id: str, *, amount_minor: int, key: str, returned_for: str
+) -> PaymentResult:
+    """Refund what an intent took beyond what its capture asks (tagged `rochdale_return`, so the
+    `charge.refunded` webhook knows it is ours and posts nothing: the ledger never recorded it as taken).
+    A failure is never the rider's refusal: the capture's next attempt repeats the key."""
+    try:
+        refund = client.v1.refunds.create(
+            params={
+                "payment_intent": payment_intent_id,
+                "amount": amount_minor,
+                "metadata": {"rochdale_return": returned_for},
+            },
+            options={"idempotency_key": key},
+        )
+    except stripe.StripeError as exc:
+        return PaymentResult(ok=False, error=stripe_failure(exc).message, definitive=False)
+    if refund.status not in ("succeeded", "pending"):
+        return PaymentResult(ok=False, error=f"stripe: giving back ended {refund.status}", definitive=False)
+    logger.warning(
+        "capture %s: Stripe had taken %s more than it asks now (a refund reduced it while the answer was "
+        "lost); gave it back (%s)",
+        returned_for,
+        amount_minor,
+        refund.id,
+    )
+    return PaymentResult(ok=True, provider_reference=refund.id)
 
 
 def _failed(exc: stripe.StripeError) -> PaymentResult:

@@ -8,12 +8,14 @@ idempotent on its own and an event that arrives before or after the state it tal
 thing:
 
 - `payment_intent.succeeded`: the capture the intent was made for (metadata `rochdale_capture`, or the trip
-  of the hold it holds, `rochdale_hold`) is recorded as succeeded if our own attempt's answer never came;
+  of the hold it holds, `rochdale_hold`) is recorded as succeeded if our own attempt's answer never came
+  and the intent took what the capture asks (else the capture's next attempt settles the difference);
 - `payment_intent.payment_failed`: that capture becomes a refusal (retried, and overdue for the rider);
   an authorisation still in flight becomes declined, and a hold's failure never touches a capture (it is
   the authorisation that failed, however late the event comes);
 - `charge.refunded`: each refund of ours (metadata `rochdale_capture`) that Stripe made (`succeeded` or
-  `pending`, not `failed`) confirms its refund payout; a refund made elsewhere (the Stripe dashboard) is
+  `pending`, not `failed`) confirms its refund payout, and a return of ours (`rochdale_return`: what a
+  charge took beyond its capture) posts nothing; a refund made elsewhere (the Stripe dashboard) is
   posted as a refund entry `refund:stripe:{re_id}` (Dr refunds, Cr cash_clearing: the money left the
   co-op's balance at Stripe);
 - `charge.dispute.created`: the disputed amount leaves the balance, `dispute:{dp_id}`
@@ -33,9 +35,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from backend.cards.holds import cards_in_use
 from backend.cards.models import CardHold, HoldStatus, WebhookEvent
-from backend.cards.stripe_api import object_id, rochdale_id
-from backend.errors import InvalidInput, ServiceUnavailable
+from backend.cards.stripe_api import amount_taken, object_id, rochdale_id
+from backend.errors import InvalidInput, NotFound, ServiceUnavailable
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, CapturePurpose, PaymentCapture
@@ -49,7 +52,10 @@ _REFUND_MADE = ("succeeded", "pending")
 
 def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
     """Verify, store (once per event id) and apply one delivery. Raises InvalidInput `invalid_signature`
-    for a body the secret did not sign (or a stale timestamp), ServiceUnavailable when no secret is set."""
+    for a body the secret did not sign (or a stale timestamp), NotFound `cards_not_accepted` where the co-op
+    takes no cards (the route is not there for it), ServiceUnavailable when it does but no secret is set."""
+    if not cards_in_use():
+        raise NotFound("This co-op takes no cards.", code="cards_not_accepted")
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise ServiceUnavailable("Card webhooks are not configured here.", code="webhooks_not_configured")
@@ -121,7 +127,11 @@ def _payment_intent_succeeded(intent: dict) -> str:
     if hold is not None and capture.amount_minor > hold.amount_minor:
         # The hold covered part of it; the excess is a second intent whose own event settles the capture.
         return f"hold part of capture {capture.id} captured; the excess settles it"
-    confirmed = capture_confirm(capture_id=capture.id, provider_reference=str(intent.get("id")))
+    confirmed = capture_confirm(
+        capture_id=capture.id,
+        provider_reference=str(intent.get("id")),
+        amount_minor=amount_taken(intent),
+    )
     return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
 
 
@@ -147,6 +157,10 @@ def _charge_refunded(charge: dict) -> str:
     trip_id = _trip_of_charge(charge)
     outcomes = []
     for refund in refunds:
+        if rochdale_id(refund.get("metadata"), "rochdale_return") is not None:
+            # What we gave back of a charge the ledger never recorded as taken (backend/cards/provider.py).
+            outcomes.append(f"{refund.get('id')} ours, a return: nothing to post")
+            continue
         capture_id = rochdale_id(refund.get("metadata"), "rochdale_capture")
         if capture_id is not None and refund.get("status") not in _REFUND_MADE:
             # Ours, and it failed at Stripe: its payout is still owed, and its next attempt makes another.

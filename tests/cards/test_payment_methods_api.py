@@ -86,3 +86,16 @@ def test_a_trip_request_without_a_card_answers_402_and_with_one_201(localstripe,
     accepted = rider.post("/api/v1/trips", {"pickup": PICKUP, "dropoff": DROPOFF}, format="json", **idem())
     assert accepted.status_code == 201, accepted.json()
     assert rider.get("/api/v1/payments/overdue").json() == {"overdue": False, "charges": []}
+
+
+def test_card_routes_say_so_where_the_coop_takes_no_cards_or_its_key_is_missing(db, settings, localstripe):
+    rider = auth_client_for(RiderFactory())
+    settings.STRIPE_API_KEY = ""
+    unset = rider.post("/api/v1/payment-methods/setup")
+    assert (unset.status_code, unset.json()["error"]["code"]) == (503, "service_unavailable")
+    settings.ROCHDALE_PAYMENT_PROVIDER = "test"
+    refused = rider.post("/api/v1/payment-methods/setup")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "cards_not_accepted")
+    refused = rider.post("/api/v1/payment-methods", {"setup_intent_id": "seti_123"}, format="json")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "cards_not_accepted")
+    assert rider.get("/api/v1/payment-methods").json() == []

@@ -48,7 +48,7 @@ def event(event_id: str, kind: str, obj: dict) -> dict:
     }
 
 
-def test_a_body_the_secret_did_not_sign_or_a_stale_one_is_refused(localstripe):
+def test_a_body_the_secret_did_not_sign_or_a_stale_one_is_refused(localstripe, settings):
     ping = event("evt_ping", "customer.created", {"id": "cus_x", "object": "customer"})
     status, body = deliver(ping, secret="whsec_someone_else")
     assert (status, body["error"]["code"]) == (400, "invalid_signature")
@@ -57,6 +57,12 @@ def test_a_body_the_secret_did_not_sign_or_a_stale_one_is_refused(localstripe):
     assert not WebhookEvent.objects.exists()
     status, body = deliver(ping)
     assert (status, body) == (200, {"event_id": "evt_ping", "processed": True})
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    status, body = deliver(ping)
+    assert (status, body["error"]["code"]) == (503, "webhooks_not_configured")
+    settings.ROCHDALE_PAYMENT_PROVIDER = "test"
+    status, body = deliver(ping)
+    assert (status, body["error"]["code"]) == (404, "cards_not_accepted")
     assert WebhookEvent.objects.get().outcome.startswith("ignored")
 
 

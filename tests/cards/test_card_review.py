@@ -51,6 +51,12 @@ def intents_at_stripe(localstripe: LocalStripe) -> list[dict]:
         return stripe_api.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
 
 
+def refunds_at_stripe(localstripe: LocalStripe, payment_intent_id: str) -> list[dict]:
+    with localstripe.api() as stripe_api:
+        listed = stripe_api.get("/v1/refunds", params={"payment_intent": payment_intent_id, "limit": 100})
+    return listed.json()["data"]
+
+
 def kept_at_stripe(localstripe: LocalStripe) -> int:
     """What the co-op's Stripe balance kept from every intent: charged, less refunded."""
     return sum(localstripe.captured_minor(intent["id"]) for intent in intents_at_stripe(localstripe))
@@ -140,3 +146,51 @@ def test_a_refund_event_listing_a_failed_refund_of_ours_does_not_record_it_paid(
     payout.refresh_from_db()
     assert payout.status == CaptureStatus.PENDING
     assert not JournalEntry.objects.filter(key=payout.key).exists()
+
+
+def test_a_refund_made_while_a_captures_answer_was_lost_is_not_kept_by_the_coop(
+    proxy, localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    trip = requested_trip(rider)
+    hold = CardHold.objects.get(trip_id=trip.id)
+    proxy.lose_answers(rf"^/v1/payment_intents/{hold.payment_intent_id}/capture$")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(trip)
+    total = done.fare_breakdown["total"]
+    assert fare_capture(done).status == CaptureStatus.FAILED  # Stripe took it; we never heard
+    assert localstripe.captured_minor(hold.payment_intent_id) == total
+
+    # Staff refund before the retry: the capture still looks uncollected, so it is reduced instead.
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_refund(done, 250)
+    assert fare_capture(done).amount_minor == total - 250
+
+    # Stripe's event of the capture comes now: it took the whole total, more than the capture asks.
+    succeeded = event(
+        "evt_captured", "payment_intent.succeeded", localstripe.payment_intent(hold.payment_intent_id)
+    )
+    assert deliver(succeeded)[0] == 200
+    captures_retry_due(now=timezone.now() + timedelta(hours=1))
+
+    capture = fare_capture(done)
+    assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
+    assert localstripe.captured_minor(hold.payment_intent_id) == total - 250 == capture.amount_minor
+    assert JournalEntry.objects.filter(key=capture.key).count() == 1
+    assert not PaymentCapture.objects.filter(trip_id=done.id, purpose=CapturePurpose.REFUND).exists()
+
+    # Stripe's event of that return is ours: no refund made in the dashboard to post.
+    (returned,) = [
+        refund
+        for refund in refunds_at_stripe(localstripe, hold.payment_intent_id)
+        if refund["metadata"].get("rochdale_return")
+    ]
+    charge = {"id": "ch_x", "object": "charge", "payment_intent": hold.payment_intent_id, "currency": "usd"}
+    refunded = event("evt_returned", "charge.refunded", {**charge, "refunds": {"data": [returned]}})
+    assert deliver(refunded)[0] == 200
+    assert not JournalEntry.objects.filter(key__startswith="refund:stripe:").exists()
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == (
+        kept_at_stripe(localstripe)
+    )
+    assert_ledger_consistent()

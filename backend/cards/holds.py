@@ -13,7 +13,8 @@ not doubled.
 The capture takes from the hold (backend/cards/provider.py). A hold with nothing left to capture is released
 (the PaymentIntent cancelled) by `trip_hold_release` when the trip ends without a fare or a fee, and by the
 sweep (`holds_release_due`) for holds whose trip never got created or whose trip ended and owes nothing
-through them.
+through them. A hold found captured at release although a refund voided its trip's capture (the capture's
+answer was lost, so the capture looked uncollected) is given back in full (`rochdale:hold:{hold}:return`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
-from backend.cards.stripe_api import rochdale_id, stripe_client, stripe_failure
+from backend.cards.stripe_api import amount_taken, rochdale_id, stripe_client, stripe_failure
 from backend.errors import PaymentRequired
 from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
 from backend.fares.payments import configured_provider_name
@@ -125,6 +126,8 @@ def hold_release(*, hold_id: uuid.UUID) -> CardHold:
         CardHold.objects.filter(id=hold.id).update(last_error=failure.message, updated_at=timezone.now())
         logger.warning("card hold %s: release failed (%s); the sweep retries", hold.id, failure.message)
         return CardHold.objects.get(id=hold.id)
+    if intent.status == "succeeded" and _capture_voided_after_the_fact(hold):
+        return _give_back_voided(client, hold, intent)
     status = {"canceled": HoldStatus.RELEASED, "succeeded": HoldStatus.CAPTURED}.get(intent.status)
     if status is not None:
         CardHold.objects.filter(id=hold.id, status=HoldStatus.AUTHORIZED).update(
@@ -220,6 +223,53 @@ def holds_release_due(*, now: datetime | None = None, limit: int = 200) -> int:
             continue
         hold_release(hold_id=hold.id)
     return seen
+
+
+def _capture_voided_after_the_fact(hold: CardHold) -> bool:
+    """The hold was captured (by an attempt whose answer was lost) while the ledger says nothing is to be
+    collected through it: a refund voided the trip's capture, which looked uncollected."""
+    captures = PaymentCapture.objects.filter(
+        trip_id=hold.trip_id, purpose__in=[CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE]
+    )
+    return (
+        hold.trip_id is not None
+        and captures.filter(status=CaptureStatus.VOIDED).exists()
+        and not captures.filter(status=CaptureStatus.SUCCEEDED).exists()
+    )
+
+
+def _give_back_voided(client: stripe.StripeClient, hold: CardHold, intent: stripe.PaymentIntent) -> CardHold:
+    """Refund all that a hold's intent took when its capture was voided (tagged `rochdale_return`: the
+    `charge.refunded` webhook posts nothing for it), then the hold counts as released."""
+    taken = amount_taken(intent.to_dict())
+    if taken > 0:
+        try:
+            client.v1.refunds.create(
+                params={
+                    "payment_intent": intent.id,
+                    "amount": taken,
+                    "metadata": {"rochdale_return": str(hold.id)},
+                },
+                options={"idempotency_key": f"{hold.idempotency_key}:return"},
+            )
+        except stripe.StripeError as exc:
+            failure = stripe_failure(exc)
+            _set(hold, last_error=failure.message)
+            logger.warning(
+                "card hold %s: giving back failed (%s); the sweep retries", hold.id, failure.message
+            )
+            return CardHold.objects.get(id=hold.id)
+    logger.error(
+        "card hold %s was captured for %s although its trip's capture was voided; gave it back",
+        hold.id,
+        taken,
+    )
+    CardHold.objects.filter(id=hold.id, status=HoldStatus.AUTHORIZED).update(
+        status=HoldStatus.RELEASED,
+        last_error=f"captured {taken} after its capture was voided; given back",
+        updated_at=timezone.now(),
+    )
+    return CardHold.objects.get(id=hold.id)
 
 
 def _trip_ended(hold: CardHold) -> bool:

@@ -194,3 +194,28 @@ def test_a_refund_made_while_a_captures_answer_was_lost_is_not_kept_by_the_coop(
         kept_at_stripe(localstripe)
     )
     assert_ledger_consistent()
+
+
+def test_a_full_refund_while_a_captures_answer_was_lost_gives_the_money_back(
+    proxy, localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    trip = requested_trip(rider)
+    hold = CardHold.objects.get(trip_id=trip.id)
+    proxy.lose_answers(rf"^/v1/payment_intents/{hold.payment_intent_id}/capture$")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(trip)
+    total = done.fare_breakdown["total"]
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_refund(done, total)
+    assert fare_capture(done).status == CaptureStatus.VOIDED  # nothing left to collect, as far as we know
+
+    captures_retry_due(now=timezone.now() + timedelta(hours=1))
+    holds_release_due(now=timezone.now() + timedelta(hours=1))
+    assert localstripe.captured_minor(hold.payment_intent_id) == 0
+    assert kept_at_stripe(localstripe) == 0
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == 0
+    holds_release_due(now=timezone.now() + timedelta(hours=2))  # once
+    assert kept_at_stripe(localstripe) == 0
+    assert_ledger_consistent()

@@ -8,8 +8,8 @@ so a retry after a lost answer is answered by Stripe with the first result inste
   (the answer to an earlier attempt was lost) is taken as captured, and what it took beyond what the capture
   asks now (a refund reduced the capture meanwhile) is given back (`<key>:return`). An amount above the hold
   is captured in full and the excess charged off-session as a second intent (`<key>:excess`), flagged on
-  the hold and in the log. A hold that expired or was cancelled at Stripe (uncaptured intents
-  lapse after seven days) falls back to an off-session charge.
+  the hold and in the log (ERROR, for staff). A hold that expired or was cancelled at Stripe (uncaptured
+  intents lapse after seven days) falls back to an off-session charge.
 - anything else (a tip, a trip without a usable hold): an off-session PaymentIntent on the rider's default
   card, confirmed and captured at once, under `<key>`.
 - a refund: a Stripe Refund of the trip's captured intent (`<key>`), tagged with the capture's id so the
@@ -121,7 +121,7 @@ class StripeProvider(PaymentProvider):
         _update_hold(hold, status=HoldStatus.CAPTURED, captured_minor=from_hold)
         excess = request.amount_minor - hold.amount_minor
         if excess > 0:
-            logger.warning(
+            logger.error(
                 "FLAGGED: trip %s charged %s %s, %s above its hold %s; the excess is a second charge",
                 request.trip_id,
                 request.amount_minor,

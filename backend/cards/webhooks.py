@@ -46,6 +46,7 @@ from backend.fares.payments import capture_confirm, capture_refused, lock_trip_k
 
 logger = logging.getLogger(__name__)
 
+_FROM_HOLD = (CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE)
 # A refund in these states has left (or is leaving) the co-op's balance; `failed` and `canceled` have not.
 _REFUND_MADE = ("succeeded", "pending")
 
@@ -127,12 +128,26 @@ def _payment_intent_succeeded(intent: dict) -> str:
     if hold is not None and capture.amount_minor > hold.amount_minor:
         # The hold covered part of it; the excess is a second intent whose own event settles the capture.
         return f"hold part of capture {capture.id} captured; the excess settles it"
-    confirmed = capture_confirm(
-        capture_id=capture.id,
-        provider_reference=str(intent.get("id")),
-        amount_minor=amount_taken(intent),
-    )
+    taken, reference = amount_taken(intent), str(intent.get("id"))
+    held = _hold_exceeded_by(capture, intent) if hold is None else None
+    if held is not None:
+        # The excess of a fare above its hold: the hold's intent took the rest, and it is the charge the
+        # capture names (and refunds go to), as when the attempt hears back itself.
+        taken, reference = taken + held.captured_minor, held.payment_intent_id
+    confirmed = capture_confirm(capture_id=capture.id, provider_reference=reference, amount_minor=taken)
     return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
+
+
+def _hold_exceeded_by(capture: PaymentCapture, intent: dict) -> CardHold | None:
+    """The captured hold whose excess `intent` charged, when it is the second intent of a fare above it."""
+    if capture.trip_id is None or capture.purpose not in _FROM_HOLD:
+        return None
+    held = (
+        CardHold.objects.filter(trip_id=capture.trip_id, status=HoldStatus.CAPTURED)
+        .exclude(payment_intent_id=str(intent.get("id")))
+        .first()
+    )
+    return held if held is not None and capture.amount_minor > held.amount_minor else None
 
 
 def _payment_intent_failed(intent: dict) -> str:

@@ -219,3 +219,38 @@ def test_a_full_refund_while_a_captures_answer_was_lost_gives_the_money_back(
     holds_release_due(now=timezone.now() + timedelta(hours=2))  # once
     assert kept_at_stripe(localstripe) == 0
     assert_ledger_consistent()
+
+
+def test_a_fare_above_the_hold_is_flagged_and_its_reference_does_not_depend_on_who_answered_first(
+    proxy, localstripe, django_capture_on_commit_callbacks, celery_eager, caplog
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    trip = assign(requested_trip(rider), DriverFactory())
+    hold = CardHold.objects.get(trip_id=trip.id)
+    for status in (TripStatus.ARRIVED, TripStatus.IN_PROGRESS):
+        trip_transition(trip_id=trip.id, to=status, actor_id=trip.driver_id)
+    # The excess is charged as its own intent; its answer is lost, so Stripe's event is how we learn of it.
+    proxy.lose_answers(r"^/v1/payment_intents$")
+    with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
+        done = complete_trip(
+            trip_load(trip.id),
+            distance_m=trip.estimated_distance_m * 4,
+            duration_s=trip.estimated_duration_s * 4,
+        )
+    flagged = [r for r in caplog.records if "FLAGGED" in r.getMessage()]
+    assert flagged and all(r.levelno == logging.ERROR for r in flagged)  # docs/payments.md: for staff
+    assert fare_capture(done).status == CaptureStatus.FAILED
+
+    (excess,) = [
+        intent
+        for intent in intents_at_stripe(localstripe)
+        if intent["metadata"].get("rochdale_capture") == str(fare_capture(done).id)
+    ]
+    assert excess["amount"] == done.fare_breakdown["total"] - hold.amount_minor
+    assert deliver(event("evt_excess", "payment_intent.succeeded", excess))[0] == 200
+    capture = fare_capture(done)
+    assert capture.status == CaptureStatus.SUCCEEDED
+    # The same reference as when the attempt hears back itself: the hold's intent, which refunds go to.
+    assert capture.provider_reference == hold.payment_intent_id
+    assert_ledger_consistent()

@@ -80,6 +80,9 @@ class RegisterIn(serializers.Serializer):
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
     name = serializers.CharField(min_length=1, max_length=120)
     role = serializers.ChoiceField(choices=["rider", "driver"])
+    email = serializers.CharField(
+        max_length=254, required=False, allow_blank=True, help_text="Optional: where receipts are sent."
+    )
     license_number = serializers.CharField(max_length=32, required=False, help_text="Drivers only.")
     vehicle = VehicleIn(required=False, help_text="Drivers only.")
 
@@ -99,6 +102,7 @@ class AccountOut(serializers.Serializer):
     id = serializers.UUIDField()
     phone = serializers.CharField()
     name = serializers.CharField()
+    email = serializers.CharField(help_text="The account's own address for receipts; empty when none.")
     roles = serializers.ListField(
         child=serializers.ChoiceField(choices=["rider", "driver", "staff", "member", "director"])
     )
@@ -106,6 +110,12 @@ class AccountOut(serializers.Serializer):
         choices=["pending", "approved", "suspended"], required=False, help_text="Drivers only."
     )
     member = MembershipSummaryOut(required=False, help_text="Members only: their membership summary.")
+
+
+class AccountUpdateIn(serializers.Serializer):
+    """What an account may change about itself here: only its email address (no other field is read)."""
+
+    email = serializers.CharField(max_length=254, allow_blank=True)
 
 
 class TokenIn(serializers.Serializer):

@@ -56,6 +56,7 @@ _ACCOUNT_EXAMPLE = {
     "id": "6f1c2b1e-8d4a-4c53-9f43-3f3c2a7d9b10",
     "phone": "+12125550100",
     "name": "Ada Rider",
+    "email": "ada@example.org",
     "roles": ["rider"],
 }
 
@@ -107,6 +108,7 @@ class RegisterView(APIView):
             role=data["role"],
             license_number=data.get("license_number"),
             vehicle=services.VehicleDetails(**vehicle) if vehicle else None,
+            email=data.get("email", ""),
         )
         return Response(account_document(user), status=201)
 
@@ -212,6 +214,19 @@ class MeView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(account_document(request.user))
+
+    @extend_schema(
+        operation_id="me_update",
+        summary='Change the account\'s own email address (where receipts and statements go; "" clears it)',
+        request=s.AccountUpdateIn,
+        responses={200: s.AccountOut, **error_responses({400: ["email_invalid"]})},
+        tags=["accounts"],
+    )
+    def patch(self, request: Request) -> Response:
+        body = s.AccountUpdateIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = services.user_email_set(user_id=request.user.pk, email=body.validated_data["email"])
+        return Response(account_document(user))
 
 
 class WsTicketView(APIView):

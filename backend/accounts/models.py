@@ -51,6 +51,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     phone = models.CharField(max_length=16, unique=True, help_text="E.164, e.g. +12125550100")
     name = models.CharField(max_length=120)
+    email = models.EmailField(
+        blank=True,
+        default="",
+        help_text="Optional: where receipts and statements are sent (never shown to others).",
+    )
     is_rider = models.BooleanField(default=False)
     is_driver = models.BooleanField(default=False)
     is_staff = models.BooleanField(default=False)
@@ -60,6 +65,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     objects = UserManager()
 
     USERNAME_FIELD = "phone"
+    EMAIL_FIELD = "email"
     REQUIRED_FIELDS = ["name"]
 
     class Meta:

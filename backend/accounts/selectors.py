@@ -17,12 +17,14 @@ def driver_status_of(user: User) -> str | None:
 
 
 def user_account(user: User) -> dict[str, Any]:
-    """The contract's account object without what governance adds: `{"id", "phone", "name", "roles",
-    "driver_status"?}`, roles being `rider`, `driver`, `staff` from the account's flags."""
+    """The contract's account object without what governance adds: `{"id", "phone", "name", "email",
+    "roles", "driver_status"?}`, roles being `rider`, `driver`, `staff` from the account's flags (`email`
+    is an extension: the account's own address, "" when none; only its owner and staff see this object)."""
     body: dict[str, Any] = {
         "id": str(user.pk),
         "phone": user.phone,
         "name": user.name,
+        "email": user.email,
         "roles": list(user.base_roles),
     }
     status = driver_status_of(user)

@@ -9,6 +9,7 @@ from typing import Literal
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,8 +38,10 @@ def user_register(
     role: Role,
     license_number: str | None = None,
     vehicle: VehicleDetails | None = None,
+    email: str = "",
 ) -> User:
-    """Create a rider, or a driver with their licence and vehicle (pending until staff approve them).
+    """Create a rider, or a driver with their licence and vehicle (pending until staff approve them), with
+    an optional email address for receipts and statements.
 
     Raises InvalidInput (`phone_invalid`, `password_too_weak`, `driver_details_required`) and Conflict
     (`phone_taken`, `license_taken`). With ROCHDALE_AUTO_APPROVE_DRIVERS on, a driver is approved at once.
@@ -49,6 +52,7 @@ def user_register(
         raise InvalidInput(
             "; ".join(exc.messages), code="phone_invalid", details={"phone": exc.messages}
         ) from exc
+    address = _clean_email(email)
     candidate = User(phone=phone, name=name)
     try:
         validate_password(password, user=candidate)
@@ -65,7 +69,12 @@ def user_register(
     try:
         with transaction.atomic():
             user = User.objects.create_user(
-                phone, password=password, name=name, is_rider=role == "rider", is_driver=role == "driver"
+                phone,
+                password=password,
+                name=name,
+                email=address,
+                is_rider=role == "rider",
+                is_driver=role == "driver",
             )
             if role == "driver":
                 assert vehicle is not None and license_number
@@ -118,3 +127,23 @@ def driver_approve(*, driver_id: uuid.UUID, approved_by: User) -> DriverProfile:
             profile.approved_by = approved_by
             profile.save(update_fields=["status", "approved_at", "approved_by"])
     return profile
+
+
+def user_email_set(*, user_id: uuid.UUID, email: str) -> User:
+    """Set (or, with "", clear) the account's own email address, where receipts and statements go.
+    Raises InvalidInput `email_invalid`."""
+    User.objects.filter(id=user_id).update(email=_clean_email(email))
+    return User.objects.get(id=user_id)
+
+
+def _clean_email(email: str) -> str:
+    address = (email or "").strip()
+    if not address:
+        return ""
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "This is not an email address.", code="email_invalid", details={"email": exc.messages}
+        ) from exc
+    return User.objects.normalize_email(address)

@@ -9,7 +9,7 @@ timeout, no server) is retried with backoff (30 s doubling, at most an hour apar
 a permanent refusal (5xx) is logged once and not retried. A failure never touches the trip or its money.
 
 Recipients: the rider's email address, by Django's convention for a custom user model
-(`User.get_email_field_name()`; the account model has no address yet, so today none), and the co-op's
+(`User.email`, when the rider gave one), and the co-op's
 copy address `ROCHDALE_RECEIPT_COPY_TO` when set. With neither, nothing is sent.
 """
 
@@ -48,9 +48,9 @@ class ReceiptOccasion(StrEnum):
 
 
 def receipt_recipients(rider: User) -> list[str]:
-    """Where a trip's receipt goes: the rider's address (when the account model keeps one) and the co-op's
+    """Where a trip's receipt goes: the rider's address (when they gave one: `PATCH /me`) and the co-op's
     copy address (when set)."""
-    rider_address = str(getattr(rider, User.get_email_field_name(), "") or "").strip()
+    rider_address = rider.email.strip()
     copy_to = settings.ROCHDALE_RECEIPT_COPY_TO.strip()
     return [address for address in (rider_address, copy_to) if address]
 

@@ -31,8 +31,8 @@ def test_rider_registers_and_gets_the_contract_body(api_client):
     response = _register(api_client)
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "phone", "name", "roles"}
-    assert body["roles"] == ["rider"]
+    assert set(body) == {"id", "phone", "name", "email", "roles"}  # email: an extension (docs/api.md)
+    assert body["roles"] == ["rider"] and body["email"] == ""
     user = User.objects.get(id=body["id"])
     assert user.is_rider and not user.is_driver and not user.is_staff
     assert user.check_password(PASSWORD)
@@ -147,7 +147,7 @@ def test_me_shows_driver_status_and_governance_roles(driver):
     body = auth_client_for(driver).get("/api/v1/me").json()
     assert body["roles"][0] == "driver"
     assert body["driver_status"] == "approved"
-    assert set(body) <= {"id", "phone", "name", "roles", "driver_status", "member"}
+    assert set(body) <= {"id", "phone", "name", "email", "roles", "driver_status", "member"}
 
 
 def test_me_requires_a_token(api_client):
@@ -186,3 +186,24 @@ def test_only_staff_approve_and_only_drivers_are_approved(staff_client, rider_cl
     not_driver = staff_client.post(f"/api/v1/staff/drivers/{rider.id}/approve")
     assert not_driver.status_code == 404 and not_driver.json()["error"]["code"] == "driver_not_found"
     assert staff_client.post("/api/v1/staff/drivers/not-a-uuid/approve").status_code == 404
+
+
+def test_an_account_keeps_an_email_for_receipts_and_only_that_can_be_changed(api_client):
+    body = _register(api_client, email=" Ada@Example.ORG ").json()
+    assert body["email"] == "Ada@example.org"  # the domain is case-insensitive, the mailbox is not
+    bad = _register(api_client, phone="+12125550101", email="not an address")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "email_invalid")
+    assert not User.objects.filter(phone="+12125550101").exists()
+
+    user = User.objects.get(id=body["id"])
+    client = auth_client_for(user)
+    changed = client.patch(
+        "/api/v1/me", {"email": "ada@coop.example", "name": "Mallory", "is_staff": True}, format="json"
+    )
+    assert changed.status_code == 200, changed.json()
+    user.refresh_from_db()
+    assert (user.email, user.name, user.is_staff) == ("ada@coop.example", "Ada", False)
+    assert client.patch("/api/v1/me", {"email": ""}, format="json").json()["email"] == ""
+    missing = client.patch("/api/v1/me", {"name": "Mallory"}, format="json")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (400, "invalid_input")
+    assert api_client.patch("/api/v1/me", {"email": "x@y.example"}, format="json").status_code == 401

@@ -98,7 +98,7 @@ def test_a_mail_server_that_never_comes_back_is_given_up_after_the_last_attempt(
 def test_with_no_address_to_send_to_nothing_is_sent(smtp_server, celery_eager, settings):
     settings.ROCHDALE_RECEIPT_COPY_TO = ""
     trip = completed_trip()
-    assert receipt_recipients(trip.rider) == []  # the account model keeps no address yet
+    assert receipt_recipients(trip.rider) == []  # this rider gave no address
     assert email_receipt.delay(str(trip.id), ReceiptOccasion.COMPLETED.value).get() is False
     assert smtp_server.attempts == 0 and mail.outbox == []
 
@@ -114,3 +114,15 @@ def test_an_unreachable_mail_server_never_fails_the_trip(
     with django_capture_on_commit_callbacks(execute=True):
         done = drive_to_completion(requested_trip(rider))
     assert done.status == "completed" and done.fare_minor > 0
+
+
+def test_a_rider_who_gave_an_address_gets_the_receipt_and_the_coop_a_copy(
+    smtp_server, celery_eager, django_capture_on_commit_callbacks
+):
+    rider = RiderFactory(email="ada@rider.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(requested_trip(rider))
+    (message,) = smtp_server.messages
+    assert sorted(smtp_server.envelopes[0][1]) == sorted(["ada@rider.example", COPY_TO])
+    assert message["To"] == "ada@rider.example"
+    assert message["X-Rochdale-Trip"] == str(done.id)

@@ -20,11 +20,18 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 DEFAULT_TIMEOUT_S = 20.0
 
 
+class StripeKeyMissing(ImproperlyConfigured, stripe.StripeError):
+    """No `STRIPE_API_KEY` where the co-op takes cards. A misconfiguration, and also a Stripe call that
+    could not be made: every adapter path that handles Stripe's errors degrades on it as on an outage
+    (nothing was charged, nothing is the rider's fault), and rider-facing card routes answer 503."""
+
+
 def stripe_client(*, timeout_s: float = DEFAULT_TIMEOUT_S) -> stripe.StripeClient:
-    """A client for the configured account, giving up after `timeout_s` and never retrying by itself."""
+    """A client for the configured account, giving up after `timeout_s` and never retrying by itself.
+    Raises StripeKeyMissing without a key."""
     api_key = settings.STRIPE_API_KEY
     if not api_key:
-        raise ImproperlyConfigured("STRIPE_API_KEY is not set; card payments need the co-op's Stripe key.")
+        raise StripeKeyMissing("STRIPE_API_KEY is not set; card payments need the co-op's Stripe key.")
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": settings.STRIPE_API_BASE or DEFAULT_API_BASE},
@@ -55,8 +62,8 @@ def stripe_failure(error: stripe.StripeError) -> StripeFailure:
         error,
         stripe.APIConnectionError | stripe.RateLimitError | stripe.IdempotencyError | stripe.APIError,
     ) or (status is not None and status >= 500)
-    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
-        unknown_outcome = True  # our key is wrong: nothing was charged, and nothing is the rider's fault
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError | StripeKeyMissing):
+        unknown_outcome = True  # our key is wrong or gone: nothing was charged, nothing is the rider's fault
     return StripeFailure(
         message=message, definitive=not unknown_outcome, code=decline or code, http_status=status
     )

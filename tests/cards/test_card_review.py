@@ -21,7 +21,7 @@ from dispatch.money.refunds import refund_post
 from dispatch.selectors import trip_load
 from dispatch.services.transitions import trip_transition
 from dispatch.state import TripStatus
-from tests.cards.localstripe import DECLINED_WHEN_CHARGED, LocalStripe
+from tests.cards.localstripe import API_KEY, DECLINED_WHEN_CHARGED, LocalStripe
 from tests.cards.recording_proxy import recording_proxy
 from tests.cards.test_card_payments import save_card
 from tests.cards.test_webhooks import deliver, event
@@ -254,3 +254,25 @@ def test_a_fare_above_the_hold_is_flagged_and_its_reference_does_not_depend_on_w
     # The same reference as when the attempt hears back itself: the hold's intent, which refunds go to.
     assert capture.provider_reference == hold.payment_intent_id
     assert_ledger_consistent()
+
+
+def test_a_request_where_the_stripe_key_is_missing_goes_ahead_and_its_fare_waits_for_the_key(
+    localstripe, settings, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    settings.STRIPE_API_KEY = ""  # a deploy that lost its secret: nothing can be asked of Stripe
+    trip = requested_trip(rider)
+    hold = CardHold.objects.get(trip_id=trip.id)
+    assert (trip.status, hold.status) == (TripStatus.REQUESTED, HoldStatus.AUTHORIZING)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(trip)
+    capture = fare_capture(done)
+    assert (capture.status, capture.provider_refusals) == (CaptureStatus.FAILED, 0)  # not the rider's doing
+    assert not overdue_captures(rider_id=rider.id).exists()
+
+    settings.STRIPE_API_KEY = API_KEY
+    captures_retry_due(now=timezone.now() + timedelta(hours=1))
+    capture.refresh_from_db()
+    assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
+    assert localstripe.captured_minor(capture.provider_reference) == done.fare_breakdown["total"]

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "backend.accounts",
     "backend.fares",
     "backend.cards",
+    "backend.compliance",
     "dispatch",
     "governance",
     "mobile_api",
@@ -491,6 +492,11 @@ ROCHDALE_ACH = {
     "odfi": env_str("ROCHDALE_ACH_ODFI", ""),
     "entry_description": env_str("ROCHDALE_ACH_ENTRY_DESCRIPTION", "PAYOUT"),
 }
+
+# Compliance (docs/compliance.md): the regulator profile (`none`, `nyc_tlc`, or the path of a co-op's own
+# JSON profile) and the co-op's base licence number where the regulator gives one (e.g. a TLC base number).
+ROCHDALE_REGULATOR_PROFILE = env_str("ROCHDALE_REGULATOR_PROFILE", "none")
+ROCHDALE_REGULATOR_BASE_NUMBER = env_str("ROCHDALE_REGULATOR_BASE_NUMBER", "")
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

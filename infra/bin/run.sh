@@ -5,6 +5,8 @@
 # logs (honcho). Ctrl-C stops them all. ROCHDALE_PORT (8000) moves the server; ROCHDALE_SIM_DRIVERS,
 # ROCHDALE_SIM_RIDERS and ROCHDALE_SIM_SPEEDUP size the simulation (ROCHDALE_SIM_DRIVERS=0 ROCHDALE_SIM_RIDERS=0
 # for none). The demo city's road tiles are built (once) so that the server routes on Valhalla.
+# ROCHDALE_PAYMENT_PROVIDER=stripe with STRIPE_API_BASE on this machine (http://localhost:8420) takes cards
+# against a localstripe that joins the stack (docs/payments.md, "Paying by card in `make run`").
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 ensure_venv
@@ -22,6 +24,46 @@ export ROCHDALE_SIGN_IN_IP_MAX_FAILURES="${ROCHDALE_SIGN_IN_IP_MAX_FAILURES:-100
 export ROCHDALE_SIM_SPEEDUP="${ROCHDALE_SIM_SPEEDUP:-20}"
 export ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS="${ROCHDALE_MAX_PLAUSIBLE_SPEED_MPS:-$((ROCHDALE_SIM_SPEEDUP * 30 + 70))}"
 export PYTHONUNBUFFERED=1
+
+# Every process of infra/Procfile but localstripe, which payments_setup adds when the stack needs it. One
+# Procfile names them all, and honcho starts the ones named on its command line: a process that is not
+# wanted cannot simply exit (honcho stops the whole stack when any process ends), and a second Procfile
+# would repeat the others' lines.
+PROCFILE="$ROOT/infra/Procfile"
+mapfile -t PROCESSES < <(sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' "$PROCFILE" | grep -vx localstripe)
+
+# Which provider collects the fares, in one line for the log (PAYMENTS_IN_USE). With
+# ROCHDALE_PAYMENT_PROVIDER=stripe and STRIPE_API_BASE on this machine, localstripe joins the stack on the
+# URL's port, with the demo's keys where none are set, its store kept under the database's name (an empty
+# localstripe would not know the customers and cards the database refers to), and its events delivered to
+# our webhook. Without them nothing changes.
+payments_setup() {
+    local provider="${ROCHDALE_PAYMENT_PROVIDER:-test}"
+    local base="${STRIPE_API_BASE:-}"
+    if [ "$provider" != stripe ]; then
+        PAYMENTS_IN_USE="$provider provider (no card network; ROCHDALE_PAYMENT_PROVIDER=stripe STRIPE_API_BASE=http://localhost:8420 takes cards against localstripe)"
+        return
+    fi
+    if [[ ! "$base" =~ ^[a-z]+://(localhost|127\.0\.0\.1)(:[0-9]+)?(/.*)?$ ]]; then
+        [ -n "${STRIPE_API_KEY:-}" ] || die "ROCHDALE_PAYMENT_PROVIDER=stripe needs STRIPE_API_KEY (or STRIPE_API_BASE=http://localhost:8420 for localstripe)"
+        PAYMENTS_IN_USE="stripe at ${base:-https://api.stripe.com} (simulated riders cannot save cards there: only an app with Stripe's SDK can)"
+        return
+    fi
+    [[ "$base" =~ ^http://[^/]+:([0-9]+)/?$ ]] || die "STRIPE_API_BASE=$base: localstripe needs plain http and a port, e.g. http://localhost:8420"
+    local port="${BASH_REMATCH[1]}"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port (STRIPE_API_BASE=$base) is taken: make run starts its own localstripe there; stop what listens (a localstripe started by hand?) or name another port"
+    fi
+    [ -x "$VENV/bin/localstripe" ] || die "localstripe is missing from .venv (it is in pyproject.toml's dev extras): rm $VENV/.rochdale-installed and run again"
+    export STRIPE_API_KEY="${STRIPE_API_KEY:-sk_test_demo}"
+    export STRIPE_PUBLISHABLE_KEY="${STRIPE_PUBLISHABLE_KEY:-pk_test_demo}"
+    export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_demo}"
+    local database="${DATABASE_URL##*/}"
+    export ROCHDALE_LOCALSTRIPE_STORE="${ROCHDALE_LOCALSTRIPE_STORE:-$VAR/localstripe/${database%%\?*}.pickle}"
+    PROCESSES+=(localstripe)
+    PAYMENTS_IN_USE="stripe against localstripe at $base (started with the stack, its store in $ROCHDALE_LOCALSTRIPE_STORE; events to http://127.0.0.1:$ROCHDALE_PORT/api/v1/payments/stripe/webhook)"
+}
+payments_setup
 
 "$PY" "$ROOT/infra/bin/services.py"
 log "applying migrations"
@@ -48,6 +90,7 @@ print(f"{road_router().name} (ROCHDALE_ROUTER={settings.ROCHDALE_ROUTER}; {tiles
       "built" if tiles.exists() else "not built", f"in {tiles.root})")
 ' 2>/dev/null)" || die "could not tell which router the server will use"
 log "router: $ROUTER_IN_USE"
+log "payments: $PAYMENTS_IN_USE"
 log "seeding the demo city"
 SEED_OUTPUT="$("$PY" manage.py seed_demo)"
 printf '%s\n' "$SEED_OUTPUT" >&2
@@ -57,4 +100,4 @@ log "live dispatch map: http://127.0.0.1:${ROCHDALE_PORT}/map/  (sign in as staf
 log "${CREDENTIALS:-staff credentials: see var/demo-credentials.json}"
 log "API: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/docs   health: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/health"
 log "starting the server, workers and the simulation (Ctrl-C stops everything)"
-exec "$VENV/bin/honcho" start -f "$ROOT/infra/Procfile" -d "$ROOT"
+exec "$VENV/bin/honcho" start -f "$PROCFILE" -d "$ROOT" "${PROCESSES[@]}"

@@ -4,6 +4,11 @@ Everything here speaks the wire contract (docs/contract.md) exactly as a phone w
 `Authorization` header, an `Idempotency-Key` on the POSTs that want one, a single-use ticket for each
 websocket handshake, `ref`s on command frames matched to their `result` or `error`. No Django import: the
 simulator must be able to run against any Rochdale server it can reach.
+
+Saving a card is the one step an app takes with Stripe rather than with us: it confirms the SetupIntent our
+server made with Stripe's publishable key and the intent's client secret (`stripe_setup_confirm`). A real
+app does that with Stripe's SDK and the card the rider typed; the simulator does it only against a fake
+Stripe (localstripe, docs/payments.md) with a test card, and refuses the real one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 DEFAULT_PASSWORD = "sim-city-ride-2026"
 RETRY_AFTER_CAP_S = 10.0
+# Stripe's test card that always succeeds (https://docs.stripe.com/testing), which localstripe knows too.
+TEST_CARD_PAYMENT_METHOD = "pm_card_visa"
 
 
 class ApiError(Exception):
@@ -63,6 +70,10 @@ class FrameError(Exception):
         super().__init__(f"{frame.get('code')}: {frame.get('message')}")
         self.code = str(frame.get("code"))
         self.frame = frame
+
+
+class StripeConfirmRefused(Exception):
+    """The simulator will not confirm a card at this Stripe: it is the real one, or the key is live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,10 +260,69 @@ class ApiClient:
     async def fare_policy(self) -> dict[str, Any]:
         return await self.call("GET", "/fare-policy", step="fare_policy")
 
+    # -- cards (docs/payments.md) -------------------------------------------------------------------------
+
+    async def card_setup(self) -> dict[str, Any]:
+        """A SetupIntent for a new card: `setup_intent_id`, `client_secret`, `publishable_key`."""
+        return await self.call("POST", "/payment-methods/setup", step="card_setup", expect=(201,))
+
+    async def card_save(self, setup_intent_id: str) -> dict[str, Any]:
+        """Keep the card the confirmed SetupIntent saved (the first becomes the default)."""
+        return await self.call(
+            "POST",
+            "/payment-methods",
+            step="card_save",
+            json_body={"setup_intent_id": setup_intent_id},
+            expect=(201,),
+        )
+
     # -- drivers ------------------------------------------------------------------------------------------
 
     async def driver_state(self) -> dict[str, Any]:
         return await self.call("GET", "/driver/state", step="driver_state")
+
+
+def real_stripe_refusal(api_base: str) -> str | None:
+    """Why the simulator must not confirm cards at `api_base`, or None when it may: confirming at the real
+    Stripe is an app's job, with Stripe's SDK and a card a person typed; the simulator only ever talks to a
+    fake one (localstripe)."""
+    host = (urlsplit(api_base).hostname or "").lower()
+    if not host:
+        return f"the Stripe API base {api_base!r} is not a URL"
+    if host == "stripe.com" or host.endswith(".stripe.com"):
+        return f"{api_base} is the real Stripe: only an app with Stripe's SDK saves cards there"
+    return None
+
+
+async def stripe_setup_confirm(
+    http: httpx.AsyncClient,
+    metrics: MetricsRecorder,
+    *,
+    api_base: str,
+    setup: dict[str, Any],
+    payment_method: str = TEST_CARD_PAYMENT_METHOD,
+) -> dict[str, Any]:
+    """Confirm a SetupIntent at Stripe as the app's SDK does: the publishable key and the client secret
+    from our server's setup answer, never the co-op's secret key. Answers the SetupIntent; raises
+    StripeConfirmRefused before any request at the real Stripe, ApiError when Stripe refuses."""
+    publishable_key = str(setup.get("publishable_key") or "")
+    refusal = real_stripe_refusal(api_base)
+    if refusal is None and not publishable_key.startswith("pk_test_"):
+        refusal = "the publishable key is not a test key (pk_test_...), wherever it points"
+    if refusal is not None:
+        raise StripeConfirmRefused(refusal)
+    url = f"{api_base.rstrip('/')}/v1/setup_intents/{setup['setup_intent_id']}/confirm"
+    form = {"key": publishable_key, "client_secret": setup["client_secret"], "payment_method": payment_method}
+    started = metrics.now()
+    try:
+        response = await http.post(url, data=form)
+    except httpx.HTTPError:
+        metrics.record_since("card_confirm", started, ok=False)
+        raise
+    metrics.record_since("card_confirm", started, ok=response.status_code == 200)
+    if response.status_code != 200:
+        raise ApiError.from_response(response)
+    return response.json()
 
 
 def _retry_after_s(response: httpx.Response) -> float:

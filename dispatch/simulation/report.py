@@ -54,6 +54,15 @@ class SimulationSummary:
     driver_online_s: float = 0.0
     driver_engaged_s: float = 0.0  # on the way to a pickup or with a rider aboard
     pay: list[PayRecord] = field(default_factory=list)
+    cards_saved: int = 0  # riders who saved a card this run because the server asked for one
+    payment_refusals: dict[str, int] = field(default_factory=dict)  # 402 code -> trip requests refused
+    riders_refused_payment: set[int] = field(default_factory=set)  # riders refused for payment at least once
+
+    def count_payment_refusal(self, *, rider: int, code: str) -> None:
+        """Count a trip request the server refused for payment (402: `payment_method_required`,
+        `payment_declined`, `payment_overdue`, `payment_authentication_required`)."""
+        self.payment_refusals[code] = self.payment_refusals.get(code, 0) + 1
+        self.riders_refused_payment.add(rider)
 
     def count_outcome(self, status: str, cancelled_by: str | None = None) -> None:
         """Count a trip's final status: `completed`, `unfulfilled` or `cancelled` (by whom)."""
@@ -111,6 +120,11 @@ class SimulationSummary:
                     "total_fares_cents": sum(r.fare_cents for r in self.pay),
                     "total_tips_cents": sum(r.tip_cents for r in self.pay),
                     "pay_to_floor_ratio": _stats(pay_ratios),
+                },
+                "payments": {
+                    "cards_saved": self.cards_saved,
+                    "requests_refused": dict(sorted(self.payment_refusals.items())),
+                    "riders_refused": len(self.riders_refused_payment),
                 },
             }
         )
@@ -184,6 +198,8 @@ def summary_table(summary: SimulationSummary) -> Table:
             f"{_dollars(data['pay']['total_pay_cents'])} / {_dollars(data['pay']['total_floor_cents'])}",
         ),
         ("pay / floor, min / mean", _ratio_pair(data["pay"]["pay_to_floor_ratio"])),
+        ("cards saved by riders", str(summary.cards_saved)),
+        ("requests refused for payment", _refusals(summary)),
     ]
     for measure, value in rows:
         table.add_row(measure, value)
@@ -194,6 +210,14 @@ def _pair(stats: dict[str, Any]) -> str:
     if not stats["count"]:
         return "-"
     return f"{stats['mean']:.1f} s / {stats['p95']:.1f} s"
+
+
+def _refusals(summary: SimulationSummary) -> str:
+    total = sum(summary.payment_refusals.values())
+    if not total:
+        return "0"
+    codes = ", ".join(f"{code} {count}" for code, count in sorted(summary.payment_refusals.items()))
+    return f"{total} ({len(summary.riders_refused_payment)} riders: {codes})"
 
 
 def _ratio_pair(stats: dict[str, Any]) -> str:

@@ -113,6 +113,9 @@ class SimulationConfig:
     router: str = "auto"
     roads_dir: Path = REPO_ROOT / "var" / "roads"
     roads_city: str = "demo"
+    # Where the riders' apps confirm the cards they save (Stripe's SDK's API base): the server's
+    # STRIPE_API_BASE, a localstripe; the real Stripe is refused (client.real_stripe_refusal).
+    stripe_api_base: str = "https://api.stripe.com"
 
     @classmethod
     def from_profile(cls, profile: LoadProfile, **overrides: Any) -> SimulationConfig:
@@ -191,6 +194,7 @@ class Simulation:
                 location_interval_s=config.effective_location_interval_s(),
                 tokens=self._load_tokens(),
                 sign_in_gate=asyncio.Semaphore(SIGN_IN_CONCURRENCY),
+                stripe_api_base=config.stripe_api_base,
             )
             self.context = context
             self.console.print(self.router_note)

@@ -59,6 +59,12 @@ class Command(BaseCommand):
             " (ROCHDALE_ROADS_DIR / ROCHDALE_ROADS_CITY), the city's own Dijkstra, or auto: Valhalla when"
             " those tiles were built from this city (make run builds them), else Dijkstra",
         )
+        parser.add_argument(
+            "--stripe-api-base",
+            default=None,
+            help="where the simulated riders confirm the cards they save, as Stripe's SDK would"
+            " (default STRIPE_API_BASE; only a fake Stripe such as localstripe, never the real one)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -93,6 +99,7 @@ class Command(BaseCommand):
         config.router = options["router"]
         config.roads_dir = Path(settings.ROCHDALE_ROADS_DIR)
         config.roads_city = str(settings.ROCHDALE_ROADS_CITY)
+        config.stripe_api_base = options["stripe_api_base"] or settings.STRIPE_API_BASE
         if not 0 <= config.accept_rate <= 1:
             raise CommandError("--accept-rate is a share between 0 and 1")
         if config.drivers < 0 or config.riders < 0 or config.speedup <= 0:

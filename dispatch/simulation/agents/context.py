@@ -87,6 +87,8 @@ class SimContext:
     driver_behaviour: DriverBehaviour = field(default_factory=DriverBehaviour)
     rider_behaviour: RiderBehaviour = field(default_factory=RiderBehaviour)
     fare_policy: dict[str, Any] | None = None
+    # Where the riders' apps confirm cards (the Stripe SDK's API base): only ever a fake Stripe.
+    stripe_api_base: str = "https://api.stripe.com"
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Cross-agent timings, keyed by trip id, measured on the recorder's clock.
     trip_requested: dict[str, float] = field(default_factory=dict)

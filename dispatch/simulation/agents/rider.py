@@ -1,4 +1,11 @@
-"""A simulated rider app: asks estimates, requests rides, watches them, cancels, rates and tips."""
+"""A simulated rider app: asks estimates, requests rides, watches them, cancels, rates and tips; saves a card
+when the server asks for one.
+
+Where the co-op takes cards, a rider's first request answers 402 `payment_method_required`: the rider saves
+a card as an app does (a SetupIntent from our server, confirmed at Stripe, kept by our server) and asks
+again. Requests refused for payment (402: no card, `payment_declined`, `payment_overdue`) end that ride
+and are counted in the summary.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,15 @@ from dispatch.simulation.agents.context import (
     place,
     sign_in,
 )
-from dispatch.simulation.client import ApiClient, ApiError, Credentials, FrameSocket
+from dispatch.simulation.client import (
+    ApiClient,
+    ApiError,
+    Credentials,
+    FrameSocket,
+    StripeConfirmRefused,
+    real_stripe_refusal,
+    stripe_setup_confirm,
+)
 from dispatch.simulation.demand import TripDemand
 from dispatch.simulation.report import PayRecord
 
@@ -40,6 +55,8 @@ class RiderAgent:
         self.updates: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.trip_ids: list[str] = []
         self.busy = False
+        self.card_saved = False  # this run
+        self.cards_refused = False  # the simulator may not confirm cards where the server's Stripe is
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> bool:
@@ -110,7 +127,15 @@ class RiderAgent:
         self.busy = True
         try:
             await self._ride(demand)
-        except (ApiError, httpx.HTTPError, OSError, TimeoutError) as error:
+        except ApiError as error:
+            if error.status == 402:
+                self.context.summary.count_payment_refusal(rider=self.index, code=error.code)
+                self.context.metrics.incr(f"rider.payment_refused.{error.code}")
+                logger.info("rider %s: request refused for payment: %s", self.index, error)
+            else:
+                self.context.metrics.incr("rider.ride_failed")
+                logger.info("rider %s: ride failed: %s", self.index, error)
+        except (httpx.HTTPError, OSError, TimeoutError) as error:
             self.context.metrics.incr("rider.ride_failed")
             logger.info("rider %s: ride failed: %s", self.index, error)
         finally:
@@ -128,7 +153,7 @@ class RiderAgent:
             if plan.walks_away_after_estimate:
                 context.metrics.incr("rider.walked_away_after_estimate")
                 return
-        trip = await self.api.request_trip(
+        trip = await self.request(
             pickup,
             dropoff,
             estimate_id=estimate.get("estimate_id") if estimate else None,
@@ -155,6 +180,60 @@ class RiderAgent:
             return
         if final.get("status") == "completed":
             await self.after_completion(final, plan, demand.wheelchair_accessible)
+
+    async def request(
+        self,
+        pickup: dict[str, float],
+        dropoff: dict[str, float],
+        *,
+        estimate_id: str | None,
+        wheelchair_accessible: bool,
+    ) -> dict[str, Any]:
+        """Request the trip. A server that takes cards answers 402 `payment_method_required` until the rider
+        has one: the rider saves a card and asks again (a new request, with a new Idempotency-Key), as an
+        app sends its rider to the card screen and back."""
+        assert self.api is not None
+        try:
+            return await self.api.request_trip(
+                pickup, dropoff, estimate_id=estimate_id, wheelchair_accessible=wheelchair_accessible
+            )
+        except ApiError as error:
+            if error.status != 402 or error.code != "payment_method_required" or not await self.save_card():
+                raise
+        return await self.api.request_trip(
+            pickup, dropoff, estimate_id=estimate_id, wheelchair_accessible=wheelchair_accessible
+        )
+
+    async def save_card(self) -> bool:
+        """Save a card as an app does: a SetupIntent from our server, confirmed at Stripe with the
+        publishable key and the client secret it came with (Stripe's test card), then kept by our server.
+        At most once a run; False when it was not saved (the real Stripe, or a refusal)."""
+        context = self.context
+        assert self.api is not None
+        if self.card_saved or self.cards_refused:
+            return False
+        refusal = real_stripe_refusal(context.stripe_api_base)
+        try:
+            if refusal is not None:
+                raise StripeConfirmRefused(refusal)
+            setup = await self.api.card_setup()
+            await stripe_setup_confirm(
+                context.http, context.metrics, api_base=context.stripe_api_base, setup=setup
+            )
+            await self.api.card_save(str(setup["setup_intent_id"]))
+        except StripeConfirmRefused as refused:
+            self.cards_refused = True
+            context.metrics.incr("rider.card_not_confirmed")
+            if context.metrics.counters.get("rider.card_not_confirmed") == 1:  # said once a run is enough
+                logger.warning("riders save no card: %s", refused)
+            return False
+        except ApiError as error:
+            context.metrics.incr(f"rider.card_failed.{error.code}")
+            logger.info("rider %s: saving a card failed: %s", self.index, error)
+            return False
+        self.card_saved = True
+        context.summary.cards_saved += 1
+        return True
 
     async def follow(
         self, trip: dict[str, Any], queue: asyncio.Queue[dict[str, Any]], plan: Any, requested_at: float

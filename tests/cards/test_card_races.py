@@ -1,0 +1,149 @@
+"""Card races on real PostgreSQL transactions in real threads, made deterministic by holding a row lock.
+
+A staff refund holds the trip row (as `refund_post` does first) while Stripe's event of a capture whose
+answer was lost is applied in another thread; the test waits until that thread is blocked on the lock, then
+lets the refund reduce the capture and commit. The event must not record the capture for what it asked
+before the refund: Stripe took the whole amount, and only the capture's next attempt can give the
+difference back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from backend.cards.models import CardHold
+from backend.fares.ledger import balance_minor, ledger_verify
+from backend.fares.models import AccountKind, CapturePurpose, CaptureStatus, PaymentCapture
+from backend.fares.payments import captures_retry_due
+from dispatch.models import Trip
+from dispatch.money.refunds import refund_post
+from tests.cards.recording_proxy import recording_proxy
+from tests.cards.test_card_payments import save_card
+from tests.cards.test_card_review import kept_at_stripe
+from tests.cards.test_webhooks import deliver, event
+from tests.factories import RiderFactory, StaffFactory
+from tests.fares.builders import ensure_seed_policy
+from tests.mobile_api.builders import drive_to_completion, requested_trip
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_S = 20.0
+
+
+@dataclass
+class Outcome:
+    pid: int | None = None
+    value: object = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _run_in_thread(work: Callable[[], object]) -> tuple[threading.Thread, Outcome]:
+    outcome = Outcome()
+    started = threading.Event()
+
+    def run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                outcome.pid = cursor.fetchone()[0]
+            started.set()
+            outcome.value = work()
+        except BaseException as exc:  # the test asserts on whatever ended the thread's work
+            outcome.error = exc
+        finally:
+            started.set()
+            outcome.done.set()
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(WAIT_S)
+    return thread, outcome
+
+
+def _poll(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _blocked_on_a_lock(pid: int | None) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.fixture
+def seeded(db):
+    """What a transactional test's flush removed: the fare policy and the dispatch policy."""
+    ensure_seed_policy()
+    importlib.import_module("dispatch.migrations.0003_seed_dispatch_policy").seed(apps, None)
+
+
+def test_a_capture_event_racing_a_refund_never_records_the_amount_from_before_it(
+    seeded, localstripe, settings, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    with recording_proxy(localstripe.url) as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        trip = requested_trip(rider)
+        hold = CardHold.objects.get(trip_id=trip.id)
+        proxy.lose_answers(rf"^/v1/payment_intents/{hold.payment_intent_id}/capture$")
+        with transaction.atomic():
+            done = drive_to_completion(trip)  # the capture runs at commit: Stripe takes it, we never hear
+        capture = PaymentCapture.objects.get(trip_id=done.id, purpose=CapturePurpose.FARE)
+        assert capture.status == CaptureStatus.FAILED
+        total = done.fare_breakdown["total"]
+        succeeded = event(
+            "evt_captured", "payment_intent.succeeded", localstripe.payment_intent(hold.payment_intent_id)
+        )
+
+        let_refund_go = threading.Event()
+        staff = StaffFactory()
+
+        def refund_holding_the_trip() -> object:
+            with transaction.atomic():
+                Trip.objects.select_for_update().get(id=done.id)  # refund_post's first lock, taken early
+                assert let_refund_go.wait(WAIT_S)
+                return refund_post(trip_id=done.id, amount_minor=250, reason="Detour", staff_id=staff.id)
+
+        refund_thread, refunded = _run_in_thread(refund_holding_the_trip)
+        _poll(lambda: Trip.objects.filter(id=done.id).exists(), "the trip")
+        webhook_thread, delivered = _run_in_thread(lambda: deliver(succeeded))
+        _poll(
+            lambda: _blocked_on_a_lock(delivered.pid) or delivered.done.is_set(),
+            "the event to wait for the trip",
+        )
+        let_refund_go.set()
+        for thread in (refund_thread, webhook_thread):
+            thread.join(WAIT_S)
+            assert not thread.is_alive()
+        connections.close_all()
+        assert refunded.error is None, repr(refunded.error)
+        assert delivered.error is None and delivered.value[0] == 200, delivered
+
+        captures_retry_due(now=timezone.now() + timedelta(hours=1))
+
+    capture.refresh_from_db()
+    assert (capture.status, capture.amount_minor) == (CaptureStatus.SUCCEEDED, total - 250)
+    # What the co-op's Stripe balance kept is what the ledger says was collected: the refund reached the
+    # rider (given back from the capture), and no payout of it is left owing.
+    assert kept_at_stripe(localstripe) == total - 250
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == total - 250
+    assert balance_minor(kind=AccountKind.RIDER_RECEIVABLE, owner_id=rider.id, currency=done.currency) == 0
+    assert ledger_verify().ok, ledger_verify().problems()

@@ -210,8 +210,37 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Uploaded files (drivers' and vehicles' documents, docs/compliance.md): on local disk under
+# ROCHDALE_MEDIA_ROOT by default; ROCHDALE_DOCUMENT_STORAGE=s3 keeps them in an S3-compatible bucket instead
+# (needs django-storages[s3], not installed by default). Never served by a static route: only through the
+# API's short-lived signed links.
+ROCHDALE_MEDIA_ROOT = Path(env_str("ROCHDALE_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_ROOT = ROCHDALE_MEDIA_ROOT
+_document_storage: dict[str, object] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {
+        "location": ROCHDALE_MEDIA_ROOT,
+        "file_permissions_mode": 0o600,
+        "directory_permissions_mode": 0o700,
+    },
+}
+if env_str("ROCHDALE_DOCUMENT_STORAGE", "local") == "s3":
+    _document_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("ROCHDALE_DOCUMENT_S3_BUCKET", ""),
+            "endpoint_url": env_str("ROCHDALE_DOCUMENT_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("ROCHDALE_DOCUMENT_S3_REGION", "") or None,
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+elif env_str("ROCHDALE_DOCUMENT_STORAGE", "local") != "local":
+    raise ImproperlyConfigured('ROCHDALE_DOCUMENT_STORAGE must be "local" or "s3"')
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "documents": _document_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -329,6 +358,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "card-orphaned-authorisations": {
         "task": "backend.cards.tasks.release_orphaned_authorisations",
         "schedule": 900.0,
+    },
+    # Reminders before a document's expiry (docs/compliance.md): once a document and day, so running it
+    # hourly loses no day to a beat that was down at one hour and sends nothing twice.
+    "document-expiry-reminders": {
+        "task": "backend.compliance.tasks.send_expiry_reminders",
+        "schedule": 3600.0,
     },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
@@ -497,6 +532,12 @@ ROCHDALE_ACH = {
 # JSON profile) and the co-op's base licence number where the regulator gives one (e.g. a TLC base number).
 ROCHDALE_REGULATOR_PROFILE = env_str("ROCHDALE_REGULATOR_PROFILE", "none")
 ROCHDALE_REGULATOR_BASE_NUMBER = env_str("ROCHDALE_REGULATOR_BASE_NUMBER", "")
+# The licence number of the high-volume FHV service itself (New York: `HV0005` and the like), the first
+# column of the TLC's trip-record file (docs/compliance.md, "Trip records for the regulator").
+ROCHDALE_REGULATOR_HVFHS_LICENSE_NUMBER = env_str("ROCHDALE_REGULATOR_HVFHS_LICENSE_NUMBER", "")
+# Drivers' document uploads: the largest file taken, and how long a signed link to a file works.
+ROCHDALE_DOCUMENT_MAX_BYTES = env_int("ROCHDALE_DOCUMENT_MAX_BYTES", 10 * 1024 * 1024)
+ROCHDALE_DOCUMENT_LINK_TTL_S = env_int("ROCHDALE_DOCUMENT_LINK_TTL_S", 300)
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

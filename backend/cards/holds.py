@@ -14,7 +14,7 @@ The capture takes from the hold (backend/cards/provider.py). A hold with nothing
 (the PaymentIntent cancelled) by `trip_hold_release` when the trip ends without a fare or a fee, and by the
 sweep (`holds_release_due`) for holds whose trip never got created or whose trip ended and owes nothing
 through them. A hold found captured at release although a refund voided its trip's capture (the capture's
-answer was lost, so the capture looked uncollected) is given back in full (`rochdale:hold:{hold}:return`).
+answer was lost, so the capture looked uncollected) is given back in full (`provider.overcharge_give_back`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
+from backend.cards.provider import overcharge_give_back
 from backend.cards.stripe_api import amount_taken, rochdale_id, stripe_client, stripe_failure
 from backend.errors import PaymentRequired
 from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
@@ -242,23 +243,13 @@ def _give_back_voided(client: stripe.StripeClient, hold: CardHold, intent: strip
     """Refund all that a hold's intent took when its capture was voided (tagged `rochdale_return`: the
     `charge.refunded` webhook posts nothing for it), then the hold counts as released."""
     taken = amount_taken(intent.to_dict())
-    if taken > 0:
-        try:
-            client.v1.refunds.create(
-                params={
-                    "payment_intent": intent.id,
-                    "amount": taken,
-                    "metadata": {"rochdale_return": str(hold.id)},
-                },
-                options={"idempotency_key": f"{hold.idempotency_key}:return"},
-            )
-        except stripe.StripeError as exc:
-            failure = stripe_failure(exc)
-            _set(hold, last_error=failure.message)
-            logger.warning(
-                "card hold %s: giving back failed (%s); the sweep retries", hold.id, failure.message
-            )
-            return CardHold.objects.get(id=hold.id)
+    returned = overcharge_give_back(
+        client, payment_intent_id=intent.id, over_minor=taken, returned_for=str(hold.id)
+    )
+    if not returned.ok:
+        _set(hold, last_error=returned.error)
+        logger.warning("card hold %s: giving back failed (%s); the sweep retries", hold.id, returned.error)
+        return CardHold.objects.get(id=hold.id)
     logger.error(
         "card hold %s was captured for %s although its trip's capture was voided; gave it back",
         hold.id,

@@ -6,10 +6,10 @@ so a retry after a lost answer is answered by Stripe with the first result inste
 - fare or cancellation fee of a trip with an authorised hold: read the PaymentIntent, then capture
   min(amount, held) from it (`<key>:hold`); Stripe releases the rest. An intent that is already captured
   (the answer to an earlier attempt was lost) is taken as captured, and what it took beyond what the capture
-  asks now (a refund reduced the capture meanwhile) is given back (`<key>:return`). An amount above the hold
-  is captured in full and the excess charged off-session as a second intent (`<key>:excess`), flagged on
-  the hold and in the log (ERROR, for staff). A hold that expired or was cancelled at Stripe (uncaptured
-  intents lapse after seven days) falls back to an off-session charge.
+  asks now (a refund reduced the capture meanwhile) is given back (`overcharge_give_back`). An amount above
+  the hold is captured in full and the excess charged off-session as a second intent (`<key>:excess`),
+  flagged on the hold and in the log (ERROR, for staff). A hold that expired or was cancelled at Stripe
+  (uncaptured intents lapse after seven days) falls back to an off-session charge.
 - anything else (a tip, a trip without a usable hold): an off-session PaymentIntent on the rider's default
   card, confirmed and captured at once, under `<key>`.
 - a refund: a Stripe Refund of the trip's captured intent (`<key>`), tagged with the capture's id so the
@@ -100,17 +100,14 @@ class StripeProvider(PaymentProvider):
         elif intent.status == "succeeded":
             # An earlier attempt captured it and its answer was lost. A refund may have reduced the capture
             # since (it looked uncollected): what Stripe took beyond what the capture asks now goes back.
-            over = amount_taken(intent.to_dict()) - from_hold
-            if over > 0:
-                returned = _give_back(
-                    client,
-                    intent.id,
-                    amount_minor=over,
-                    key=f"{request.idempotency_key}:return",
-                    returned_for=request.reference,
-                )
-                if not returned.ok:
-                    return returned
+            returned = overcharge_give_back(
+                client,
+                payment_intent_id=intent.id,
+                over_minor=amount_taken(intent.to_dict()) - from_hold,
+                returned_for=request.reference,
+            )
+            if not returned.ok:
+                return returned
         if intent.status != "succeeded":
             # Lapsed (Stripe cancels uncaptured intents after seven days) or cancelled: charge the card now.
             _update_hold(hold, status=HoldStatus.EXPIRED, last_error=f"intent {intent.status} at capture")
@@ -171,30 +168,43 @@ class StripeProvider(PaymentProvider):
         )
 
 
-def _give_back(
-    client: stripe.StripeClient, payment_intent_id: str, *, amount_minor: int, key: str, returned_for: str
+def overcharge_give_back(
+    client: stripe.StripeClient, *, payment_intent_id: str, over_minor: int, returned_for: str
 ) -> PaymentResult:
-    """Refund what an intent took beyond what its capture asks (tagged `rochdale_return`, so the
-    `charge.refunded` webhook knows it is ours and posts nothing: the ledger never recorded it as taken).
-    A failure is never the rider's refusal: the capture's next attempt repeats the key."""
+    """Refund what an intent took beyond what its capture (or hold) `returned_for` asks, less what was given
+    back for it already, so the capture's retry and Stripe's event can both ask without giving back twice.
+    Tagged `rochdale_return`: the `charge.refunded` webhook knows it is ours and posts nothing (the ledger
+    never recorded it as taken). A failure is never the rider's refusal: it is retried under the same key."""
+    if over_minor <= 0:
+        return PaymentResult(ok=True)
     try:
+        listed = client.v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+        returned = sum(
+            refund.amount
+            for refund in listed.data
+            if refund.status in ("succeeded", "pending")
+            and (refund.metadata.to_dict() if refund.metadata else {}).get("rochdale_return") == returned_for
+        )
+        due = over_minor - returned
+        if due <= 0:
+            return PaymentResult(ok=True)
         refund = client.v1.refunds.create(
             params={
                 "payment_intent": payment_intent_id,
-                "amount": amount_minor,
+                "amount": due,
                 "metadata": {"rochdale_return": returned_for},
             },
-            options={"idempotency_key": key},
+            options={"idempotency_key": f"rochdale:return:{returned_for}:{over_minor}"},
         )
     except stripe.StripeError as exc:
         return PaymentResult(ok=False, error=stripe_failure(exc).message, definitive=False)
     if refund.status not in ("succeeded", "pending"):
         return PaymentResult(ok=False, error=f"stripe: giving back ended {refund.status}", definitive=False)
     logger.warning(
-        "capture %s: Stripe had taken %s more than it asks now (a refund reduced it while the answer was "
-        "lost); gave it back (%s)",
+        "%s: Stripe had taken %s more than it asks (a refund reduced it while the charge's answer was lost); "
+        "gave it back (%s)",
         returned_for,
-        amount_minor,
+        due,
         refund.id,
     )
     return PaymentResult(ok=True, provider_reference=refund.id)

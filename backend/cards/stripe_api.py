@@ -88,12 +88,15 @@ def rochdale_id(metadata: Mapping[str, object] | None, name: str) -> uuid.UUID |
 
 
 def amount_taken(intent: Mapping[str, object]) -> int:
-    """What a PaymentIntent took: Stripe's `amount_received` (what was captured). localstripe has no such
-    field and captures less by refunding the rest, so there it is its charge's amount less the refunds."""
+    """What a PaymentIntent captured, before any refund: Stripe's `amount_received`. localstripe has no such
+    field and captures less by refunding the rest untagged, so there it is its charge's amount less the
+    refunds that carry no metadata."""
     received = intent.get("amount_received")
     if received is not None:
         return int(received)
     charge = intent.get("latest_charge")
     if intent.get("status") != "succeeded" or not isinstance(charge, Mapping):
         return 0
-    return int(charge.get("amount") or 0) - int(charge.get("amount_refunded") or 0)
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    released = sum(int(refund.get("amount") or 0) for refund in refunds if not refund.get("metadata"))
+    return int(charge.get("amount") or 0) - released

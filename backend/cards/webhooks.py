@@ -8,8 +8,8 @@ idempotent on its own and an event that arrives before or after the state it tal
 thing:
 
 - `payment_intent.succeeded`: the capture the intent was made for (metadata `rochdale_capture`, or the trip
-  of the hold it holds, `rochdale_hold`) is recorded as succeeded if our own attempt's answer never came
-  and the intent took what the capture asks (else the capture's next attempt settles the difference);
+  of the hold it holds, `rochdale_hold`) is recorded as succeeded if our own attempt's answer never came,
+  and what the intent took beyond what the capture asks now (a refund reduced it meanwhile) goes back;
 - `payment_intent.payment_failed`: that capture becomes a refusal (retried, and overdue for the rider);
   an authorisation still in flight becomes declined, and a hold's failure never touches a capture (it is
   the authorisation that failed, however late the event comes);
@@ -37,11 +37,12 @@ from django.utils import timezone
 
 from backend.cards.holds import cards_in_use
 from backend.cards.models import CardHold, HoldStatus, WebhookEvent
-from backend.cards.stripe_api import amount_taken, object_id, rochdale_id
+from backend.cards.provider import overcharge_give_back
+from backend.cards.stripe_api import amount_taken, object_id, rochdale_id, stripe_client
 from backend.errors import InvalidInput, NotFound, ServiceUnavailable
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
-from backend.fares.models import AccountKind, CapturePurpose, PaymentCapture
+from backend.fares.models import AccountKind, CapturePurpose, CaptureStatus, PaymentCapture
 from backend.fares.payments import capture_confirm, capture_refused, lock_trip_key_share
 
 logger = logging.getLogger(__name__)
@@ -133,9 +134,23 @@ def _payment_intent_succeeded(intent: dict) -> str:
     if held is not None:
         # The excess of a fare above its hold: the hold's intent took the rest, and it is the charge the
         # capture names (and refunds go to), as when the attempt hears back itself.
-        taken, reference = taken + held.captured_minor, held.payment_intent_id
-    confirmed = capture_confirm(capture_id=capture.id, provider_reference=reference, amount_minor=taken)
-    return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
+        reference = held.payment_intent_id
+    confirmed = capture_confirm(capture_id=capture.id, provider_reference=reference)
+    if confirmed is None or confirmed.status != CaptureStatus.SUCCEEDED:
+        return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
+    # Recorded for what the capture asks now: a refund that reduced it while the charge's answer was lost
+    # left Stripe holding more, which goes back (never twice: what was given back already counts).
+    over = taken + (held.captured_minor if held is not None else 0) - confirmed.amount_minor
+    if confirmed.provider_reference == reference and over > 0:
+        returned = overcharge_give_back(
+            stripe_client(),
+            payment_intent_id=str(intent.get("id")),
+            over_minor=min(over, taken),
+            returned_for=str(capture.id),
+        )
+        if not returned.ok:
+            raise ServiceUnavailable(f"Could not give back what capture {capture.id} took beyond its amount.")
+    return f"capture {capture.id} succeeded"
 
 
 def _hold_exceeded_by(capture: PaymentCapture, intent: dict) -> CardHold | None:

@@ -542,16 +542,13 @@ def failed_captures() -> QuerySet[PaymentCapture]:
 # --- What the provider tells us on its own (card webhooks: backend/cards/webhooks.py) -------------------
 
 
-def capture_confirm(
-    *, capture_id: uuid.UUID | str, provider_reference: str, amount_minor: int | None = None
-) -> PaymentCapture | None:
+def capture_confirm(*, capture_id: uuid.UUID | str, provider_reference: str) -> PaymentCapture | None:
     """The provider reports that a capture's charge went through (its answer to our attempt may have been
     lost with a dead worker): record the success once, as an attempt's answer would have been. Returns the
     row as it ended, None if it does not exist; a capture already succeeded is left as it is.
 
-    `amount_minor` is what the provider says it took. A capture that asks for another amount now (a refund
-    reduced it while the charge's answer was lost) is not recorded here: its next attempt finds the charge
-    and settles the difference with the provider. Decided under the capture's lock, in the ledger's order."""
+    Recorded for the amount the capture asks at that moment, read under its lock in the ledger's order (a
+    refund may have reduced it meanwhile): the provider settles any difference (backend/cards)."""
     capture = PaymentCapture.objects.filter(id=capture_id).first()
     if capture is None or capture.status in (CaptureStatus.SUCCEEDED, CaptureStatus.VOIDED):
         return capture
@@ -559,15 +556,6 @@ def capture_confirm(
         lock_trip_key_share(capture.trip_id)
         current = PaymentCapture.objects.select_for_update().get(id=capture.id)
         if current.status in (CaptureStatus.SUCCEEDED, CaptureStatus.VOIDED):
-            return current
-        if amount_minor is not None and amount_minor != current.amount_minor:
-            logger.warning(
-                "payment capture %s: the provider reports %s taken, the capture asks %s; left to its next "
-                "attempt",
-                current.id,
-                amount_minor,
-                current.amount_minor,
-            )
             return current
         request = PaymentRequest(
             reference=str(current.id),

@@ -276,3 +276,34 @@ def test_a_request_where_the_stripe_key_is_missing_goes_ahead_and_its_fare_waits
     capture.refresh_from_db()
     assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
     assert localstripe.captured_minor(capture.provider_reference) == done.fare_breakdown["total"]
+
+
+def test_a_refund_while_an_off_session_charges_answer_was_lost_is_given_back_when_stripe_tells_us(
+    proxy, localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    trip = requested_trip(rider)
+    localstripe.cancel(CardHold.objects.get(trip_id=trip.id).payment_intent_id)  # the hold lapsed
+    proxy.lose_answers(r"^/v1/payment_intents$")  # the off-session charge goes through, unanswered
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(trip)
+    total = done.fare_breakdown["total"]
+    capture = fare_capture(done)
+    assert capture.status == CaptureStatus.FAILED
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_refund(done, 250)  # reduces the capture, which looks uncollected
+
+    (charged,) = [
+        intent
+        for intent in intents_at_stripe(localstripe)
+        if intent["metadata"].get("rochdale_capture") == str(capture.id)
+    ]
+    assert deliver(event("evt_charged", "payment_intent.succeeded", charged))[0] == 200
+    captures_retry_due(now=timezone.now() + timedelta(hours=1))  # nothing left to charge again
+
+    capture.refresh_from_db()
+    assert (capture.status, capture.amount_minor) == (CaptureStatus.SUCCEEDED, total - 250)
+    assert kept_at_stripe(localstripe) == total - 250
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == total - 250
+    assert_ledger_consistent()

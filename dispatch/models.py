@@ -1,4 +1,5 @@
-"""Trips, their events, offers, driver presence and location fixes, service areas and estimates.
+"""Trips, their events, offers, driver presence and location fixes, service areas, regulator zones and
+estimates.
 
 The database decides every race here: a partial unique index allows one open trip per rider, one active trip
 per driver, one open offer per trip and per driver; status moves are guarded updates (see dispatch/state.py).
@@ -30,6 +31,25 @@ class ServiceArea(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RegulatorZone(models.Model):
+    """A zone of the regulator's map, e.g. one of New York's TLC taxi zones (LocationID 1..263), which the
+    trip-record report names pickups and dropoffs by. Staff load them from GeoJSON
+    (`manage.py regulator_zones_load`, dispatch/compliance/zones.py); they never price or serve a trip."""
+
+    location_id = models.PositiveIntegerField(unique=True)
+    borough = models.CharField(max_length=60, blank=True, default="")
+    zone = models.CharField(max_length=120)
+    service_zone = models.CharField(max_length=60, blank=True, default="")
+    area = gis.MultiPolygonField(srid=4326)
+    loaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["location_id"]
+
+    def __str__(self) -> str:
+        return f"{self.location_id} {self.zone}"
 
 
 class FareEstimate(models.Model):

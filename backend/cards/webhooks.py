@@ -136,21 +136,32 @@ def _payment_intent_succeeded(intent: dict) -> str:
         # capture names (and refunds go to), as when the attempt hears back itself.
         reference = held.payment_intent_id
     confirmed = capture_confirm(capture_id=capture.id, provider_reference=reference)
+    if confirmed is not None and confirmed.status == CaptureStatus.VOIDED and hold is None:
+        # A refund voided the capture while this charge's answer was lost: the ledger collects nothing, so
+        # all of it goes back (a hold's own capture is given back by the hold sweep instead).
+        _give_back(intent, capture=confirmed, over_minor=taken)
+        return f"capture {capture.id} voided; its charge given back"
     if confirmed is None or confirmed.status != CaptureStatus.SUCCEEDED:
         return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
     # Recorded for what the capture asks now: a refund that reduced it while the charge's answer was lost
     # left Stripe holding more, which goes back (never twice: what was given back already counts).
     over = taken + (held.captured_minor if held is not None else 0) - confirmed.amount_minor
     if confirmed.provider_reference == reference and over > 0:
-        returned = overcharge_give_back(
-            stripe_client(),
-            payment_intent_id=str(intent.get("id")),
-            over_minor=min(over, taken),
-            returned_for=str(capture.id),
-        )
-        if not returned.ok:
-            raise ServiceUnavailable(f"Could not give back what capture {capture.id} took beyond its amount.")
+        _give_back(intent, capture=confirmed, over_minor=min(over, taken))
     return f"capture {capture.id} succeeded"
+
+
+def _give_back(intent: dict, *, capture: PaymentCapture, over_minor: int) -> None:
+    """Give back what `intent` took beyond its capture; an outage answers 503, so Stripe delivers the event
+    again (what was given back already counts then)."""
+    returned = overcharge_give_back(
+        stripe_client(),
+        payment_intent_id=str(intent.get("id")),
+        over_minor=over_minor,
+        returned_for=str(capture.id),
+    )
+    if not returned.ok:
+        raise ServiceUnavailable(f"Could not give back what capture {capture.id} took beyond its amount.")
 
 
 def _hold_exceeded_by(capture: PaymentCapture, intent: dict) -> CardHold | None:

@@ -70,6 +70,12 @@ class ServiceAreaLoad:
 
 def read_service_area_file(path: Path) -> ServiceAreaShape:
     """Read and check a GeoJSON file (see `parse_service_area_geojson`)."""
+    return parse_service_area_geojson(read_geojson_file(path))
+
+
+def read_geojson_file(path: Path) -> object:
+    """The JSON document in a GeoJSON file, with a message for each way a file usually goes wrong (also
+    the regulator zones' loader, dispatch/compliance/zones.py)."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # editors on Windows write a byte-order mark
     except FileNotFoundError as error:
@@ -81,12 +87,11 @@ def read_service_area_file(path: Path) -> ServiceAreaShape:
     if not text.strip():
         raise ServiceAreaError(f"{path} is empty")
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise ServiceAreaError(
             f"{path} is not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from error
-    return parse_service_area_geojson(document)
 
 
 def parse_service_area_geojson(document: object) -> ServiceAreaShape:
@@ -131,6 +136,17 @@ def parse_service_area_geojson(document: object) -> ServiceAreaShape:
     else:
         raise ServiceAreaError('the JSON object has no GeoJSON "type"')
     return ServiceAreaShape(geometry=merged(polygons), name=name, polygons_read=len(polygons))
+
+
+def feature_multipolygon(feature: object, where: str) -> MultiPolygon:
+    """One GeoJSON Feature's Polygon or MultiPolygon, checked as a service area's are, as one valid
+    MultiPolygon (the regulator zones' loader reads a file feature by feature)."""
+    return merged(list(_feature_polygons(feature, where)))
+
+
+def check_geojson_crs(document: dict[str, object]) -> None:
+    """Refuse a file whose `crs` member names anything but WGS 84 longitude/latitude."""
+    _check_crs(document)
 
 
 def _check_crs(document: dict[str, object]) -> None:

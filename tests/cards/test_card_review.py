@@ -307,3 +307,32 @@ def test_a_refund_while_an_off_session_charges_answer_was_lost_is_given_back_whe
     assert kept_at_stripe(localstripe) == total - 250
     assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == total - 250
     assert_ledger_consistent()
+
+
+def test_a_full_refund_while_an_off_session_charges_answer_was_lost_gives_it_all_back(
+    proxy, localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    rider = RiderFactory()
+    save_card(localstripe, rider)
+    trip = requested_trip(rider)
+    localstripe.cancel(CardHold.objects.get(trip_id=trip.id).payment_intent_id)
+    proxy.lose_answers(r"^/v1/payment_intents$")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = drive_to_completion(trip)
+    capture = fare_capture(done)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_refund(done, done.fare_breakdown["total"])
+    capture.refresh_from_db()
+    assert capture.status == CaptureStatus.VOIDED
+
+    (charged,) = [
+        intent
+        for intent in intents_at_stripe(localstripe)
+        if intent["metadata"].get("rochdale_capture") == str(capture.id)
+    ]
+    for delivery in ("evt_charged", "evt_charged_again"):  # a second event of it gives nothing twice
+        assert deliver(event(delivery, "payment_intent.succeeded", charged))[0] == 200
+    holds_release_due(now=timezone.now() + timedelta(hours=1))
+    assert kept_at_stripe(localstripe) == 0
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == 0
+    assert_ledger_consistent()

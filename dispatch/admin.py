@@ -297,5 +297,6 @@ class TipAdmin(ReadOnlyAdmin):
     list_display = ["trip", "driver", "amount_minor", "currency", "created_at"]
 
 
-# Payouts and drivers' bank accounts have their own module (docs/payouts.md).
-from dispatch import admin_payouts  # noqa: E402, F401
+# Payouts and drivers' bank accounts, and erasure requests (data rights, docs/compliance.md), have their
+# own modules (docs/payouts.md).
+from dispatch import admin_erasure, admin_payouts  # noqa: E402, F401

@@ -155,3 +155,42 @@ class Vehicle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year} {self.make} {self.model} ({self.plate})"
+
+
+class ErasureStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested (waiting for what blocks it, or for staff)"
+    COMPLETED = "completed", "Completed (the account is pseudonymised)"
+
+
+class ErasureRequest(models.Model):
+    """A person's request to be erased (docs/compliance.md, "Data rights"), and its outcome.
+
+    The row outlives the erasure: it is the co-op's record that it was asked and when it acted, and it holds
+    no personal data beyond the (by then pseudonymous) user id. At most one request per user is open."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="erasure_requests")
+    status = models.CharField(max_length=10, choices=ErasureStatus.choices, default=ErasureStatus.REQUESTED)
+    requested_at = models.DateTimeField(default=timezone.now)
+    blockers = models.JSONField(
+        default=list, blank=True, help_text="What held the erasure back when last checked: [{code, message}]."
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ErasureStatus.values), name="erasure_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status=ErasureStatus.REQUESTED),
+                name="one_open_erasure_request_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure of {self.user_id} ({self.status})"

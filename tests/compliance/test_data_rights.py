@@ -1,0 +1,294 @@
+"""Data rights (docs/compliance.md): the export holds the caller's data and nobody else's; erasure
+pseudonymises the person, keeps what the law keeps (the ledger and the audit chain still verify, the trip
+still reports), refuses with a code while something is pending, and the erased account cannot sign in."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from backend.accounts.erasure import phone_placeholder, pseudonym_name
+from backend.accounts.models import ErasureRequest, ErasureStatus, User
+from backend.fares.ledger import ledger_verify
+from backend.fares.models import CaptureStatus, JournalEntry, PaymentCapture
+from backend.fares.payments import capture_attempt
+from dispatch.models import LocationFix, Rating, Trip
+from dispatch.services.data_rights import location_history_erase
+from dispatch.state import TripStatus
+from governance.audit import audit_verify
+from governance.models import AuditEntry
+from tests.conftest import auth_client_for
+from tests.factories import TEST_PASSWORD, DriverFactory, RiderFactory
+from tests.mobile_api.builders import completed_trip, requested_trip
+
+pytestmark = pytest.mark.django_db
+
+EXPORT = "/api/v1/me/export"
+ERASURE = "/api/v1/me/erasure"
+
+
+def _export(user) -> dict:
+    response = auth_client_for(user).get(EXPORT)
+    assert response.status_code == 200, response
+    assert response["Content-Type"] == "application/json"
+    return json.loads(b"".join(response.streaming_content))
+
+
+def _collect(rider) -> None:
+    """Take the rider's pending charges as the capture worker would (the test provider accepts them)."""
+    for capture_id in PaymentCapture.objects.filter(rider=rider, status=CaptureStatus.PENDING).values_list(
+        "id", flat=True
+    ):
+        capture_attempt(capture_id=capture_id)
+    assert not PaymentCapture.objects.filter(rider=rider).exclude(status=CaptureStatus.SUCCEEDED).exists()
+
+
+def _fix(driver, trip=None, *, minutes_ago: int) -> LocationFix:
+    return LocationFix.objects.create(
+        driver=driver,
+        trip=trip,
+        point=Point(-73.98, 40.75, srid=4326),
+        recorded_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
+
+
+@pytest.fixture
+def make_member():
+    """``make_member()``: an approved driver who joined the co-op (one share subscribed)."""
+    from governance.services import membership_join
+    from tests.mobile_api.builders import ensure_fare_policy
+
+    ensure_fare_policy()
+    return lambda: membership_join(user=DriverFactory())
+
+
+@pytest.fixture
+def shared_trips():
+    """Two riders driven by one driver; rider A rated the driver with a comment, the driver rated A."""
+    driver = DriverFactory()
+    ada, bea = RiderFactory(), RiderFactory()
+    ada_trip = completed_trip(ada, driver)
+    bea_trip = completed_trip(bea, driver)
+    Rating.objects.create(trip=ada_trip, author=ada, author_role="rider", stars=5, comment="Ada: lovely ride")
+    Rating.objects.create(trip=ada_trip, author=driver, author_role="driver", stars=4, comment="Ada was late")
+    Rating.objects.create(trip=bea_trip, author=bea, author_role="rider", stars=3, comment="Bea: loud radio")
+    return ada, bea, driver, ada_trip, bea_trip
+
+
+def test_the_export_holds_the_callers_data_and_nobody_elses(shared_trips):
+    ada, bea, driver, ada_trip, bea_trip = shared_trips
+    _fix(driver, ada_trip, minutes_ago=30)
+    document = _export(ada)
+
+    assert document["account"] == {
+        "id": str(ada.id),
+        "phone": ada.phone,
+        "name": ada.name,
+        "email": ada.email,
+        "roles": ["rider"],
+        "is_active": True,
+        "date_joined": document["account"]["date_joined"],
+    }
+    assert [trip["id"] for trip in document["trips_as_rider"]] == [str(ada_trip.id)]
+    assert document["trips_as_driver"] == []
+    trip = document["trips_as_rider"][0]
+    assert trip["fare"] == {"amount": ada_trip.fare_minor, "currency": ada_trip.currency}
+    assert trip["pickup"] and trip["dropoff"] and trip["completed_at"]
+    # What the trip showed Ada of her driver, and nothing more (no id, no phone).
+    assert trip["driver"]["name"] == driver.name and "phone" not in trip["driver"]
+    assert [r["comment"] for r in document["ratings_given"]] == ["Ada: lovely ride"]
+    assert document["ratings_received"] == [
+        {
+            "trip_id": str(ada_trip.id),
+            "stars": 4,
+            "comment": "Ada was late",
+            "created_at": document["ratings_received"][0]["created_at"],
+        }
+    ]
+    assert {entry["trip_id"] for entry in document["payments"]["ledger_entries"]} == {str(ada_trip.id)}
+    assert {c["trip_id"] for c in document["payments"]["captures"]} == {str(ada_trip.id)}
+    assert document["location_fixes"] == []  # the driver's positions are the driver's
+    text = json.dumps(document)
+    for foreign in (bea.phone, bea.name, str(bea.id), str(bea_trip.id), driver.phone, str(driver.id)):
+        assert foreign not in text
+    assert "Bea: loud radio" not in text
+
+
+def test_the_drivers_export_has_both_trips_their_riders_names_and_their_location_history(shared_trips):
+    ada, bea, driver, ada_trip, bea_trip = shared_trips
+    _fix(driver, ada_trip, minutes_ago=30)
+    _fix(driver, minutes_ago=5)
+    document = _export(driver)
+
+    assert {t["id"] for t in document["trips_as_driver"]} == {str(ada_trip.id), str(bea_trip.id)}
+    assert {t["rider"]["name"] for t in document["trips_as_driver"]} == {ada.name, bea.name}
+    assert document["driver"]["license_number"] == driver.driver_profile.license_number
+    assert len(document["driver"]["vehicles"]) == 1
+    assert sorted(r["stars"] for r in document["ratings_received"]) == [3, 5]
+    assert len(document["location_fixes"]) == 2
+    text = json.dumps(document)
+    for foreign in (ada.phone, bea.phone, str(ada.id), str(bea.id)):
+        assert foreign not in text
+
+
+def test_a_members_export_lists_receipts_never_how_they_voted(make_member):
+    from governance.models import VoteReceipt
+    from governance.services import proposal_create, proposal_vote
+
+    member = make_member()
+    proposal = proposal_create(
+        user=member.user,
+        kind="general",
+        title="Paint the office green",
+        body="",
+        payload={},
+        closes_at=timezone.now() + timedelta(days=3),
+    )
+    proposal_vote(proposal_id=proposal.id, user=member.user, choice="yes")
+    assert VoteReceipt.objects.filter(member=member).exists()
+
+    governance = _export(member.user)["governance"]
+    assert governance["memberships"][0]["member_id"] == str(member.id)
+    assert [r["title"] for r in governance["vote_receipts"]] == ["Paint the office green"]
+    assert "choice" not in governance["vote_receipts"][0] and governance["board_votes"] == []
+    assert "yes" not in json.dumps(governance["vote_receipts"])
+
+
+def test_the_export_needs_a_signed_in_caller():
+    assert APIClient().get(EXPORT).status_code == 401
+
+
+def test_a_rider_with_nothing_pending_is_erased_at_once_and_the_law_keeps_its_records(shared_trips):
+    ada, bea, driver, ada_trip, _ = shared_trips
+    _collect(ada)
+    entries_before = JournalEntry.objects.count()
+    refresh = RefreshToken.for_user(ada)
+    old_phone = ada.phone
+
+    response = auth_client_for(ada).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["status"] == "completed"
+    erased = User.objects.get(id=ada.id)
+    assert erased.name == pseudonym_name(ada.id) and erased.phone == phone_placeholder(ada.id)
+    assert erased.email == "" and not erased.is_active and not erased.has_usable_password()
+    # Free text on her trip goes, the stars stay; the other party's record of the trip stays whole.
+    assert set(Rating.objects.filter(trip=ada_trip).values_list("comment", flat=True)) == {""}
+    assert Rating.objects.filter(trip=ada_trip).count() == 2
+    trip = Trip.objects.get(id=ada_trip.id)
+    assert (trip.rider_id, trip.status, trip.fare_minor) == (
+        ada.id,
+        TripStatus.COMPLETED,
+        ada_trip.fare_minor,
+    )
+    assert trip.pickup == ada_trip.pickup and trip.completed_at == ada_trip.completed_at
+    # Bea is untouched.
+    assert User.objects.get(id=bea.id).name == bea.name
+    assert Rating.objects.get(author=bea).comment == "Bea: loud radio"
+    # The ledger is whole and verifies, and the erasure is in the audit chain, which verifies.
+    assert JournalEntry.objects.count() == entries_before
+    assert ledger_verify().ok
+    assert audit_verify().ok
+    entry = AuditEntry.objects.get(kind="account.erased")
+    assert entry.payload["user_id"] == str(ada.id) and old_phone not in json.dumps(entry.payload)
+    assert ErasureRequest.objects.get(user=ada).status == ErasureStatus.COMPLETED
+    # The driver's export of the trip now names the pseudonym.
+    driver_trips = _export(driver)["trips_as_driver"]
+    assert pseudonym_name(ada.id) in {t["rider"]["name"] for t in driver_trips}
+
+    # Nobody signs in as her again: not with her old phone, nor the placeholder, nor her tokens.
+    anonymous = APIClient()
+    for phone in (old_phone, erased.phone):
+        answer = anonymous.post(
+            "/api/v1/auth/token", {"phone": phone, "password": TEST_PASSWORD}, format="json"
+        )
+        assert answer.status_code == 401
+    assert (
+        anonymous.post("/api/v1/auth/token/refresh", {"refresh": str(refresh)}, format="json").status_code
+        == 401
+    )
+    assert auth_client_for(erased).get("/api/v1/me").status_code == 401
+
+
+def test_erasure_deletes_location_history_but_each_trips_ends(shared_trips):
+    _, _, driver, ada_trip, bea_trip = shared_trips
+    first = _fix(driver, ada_trip, minutes_ago=40)
+    middle = _fix(driver, ada_trip, minutes_ago=35)
+    last = _fix(driver, ada_trip, minutes_ago=30)
+    only = _fix(driver, bea_trip, minutes_ago=20)
+    off_trip = _fix(driver, minutes_ago=5)
+    other_driver = DriverFactory()
+    someone_elses = _fix(other_driver, minutes_ago=5)
+
+    deleted = location_history_erase(driver_id=driver.id)
+
+    assert deleted == 2
+    kept = set(LocationFix.objects.filter(driver=driver).values_list("id", flat=True))
+    assert kept == {first.id, last.id, only.id}
+    assert not LocationFix.objects.filter(id__in=[middle.id, off_trip.id]).exists()
+    assert LocationFix.objects.filter(id=someone_elses.id).exists()
+
+
+def test_a_driver_with_pay_not_paid_out_waits_with_a_reason(shared_trips):
+    _, _, driver, _, _ = shared_trips
+    response = auth_client_for(driver).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "erasure_money_outstanding"
+    assert "driver_payable" in error["message"]
+    request = ErasureRequest.objects.get(user=driver)
+    assert request.status == ErasureStatus.REQUESTED
+    assert [b["code"] for b in request.blockers] == ["erasure_money_outstanding"]
+    assert User.objects.get(id=driver.id).is_active
+    with pytest.raises(CommandError, match="erasure_money_outstanding"):
+        call_command("account_erase", "--user", str(driver.id))
+
+
+def test_an_open_trip_holds_the_erasure_back():
+    trip = requested_trip()
+    response = auth_client_for(trip.rider).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "erasure_open_trip"
+    assert User.objects.get(id=trip.rider_id).is_active
+
+
+def test_a_member_must_withdraw_first(make_member):
+    member = make_member()
+    response = auth_client_for(member.user).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "erasure_member_share_capital"
+
+
+def test_the_wrong_password_erases_nothing_and_records_nothing():
+    rider = RiderFactory()
+    response = auth_client_for(rider).post(ERASURE, {"password": "not the password"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "password_incorrect"
+    assert not ErasureRequest.objects.filter(user=rider).exists()
+    assert User.objects.get(id=rider.id).is_active
+
+
+def test_a_driver_with_nothing_pending_waits_for_staff_who_erase_with_the_command():
+    driver = DriverFactory()
+    response = auth_client_for(driver).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+    assert response.status_code == 202
+    assert response.json()["status"] == "requested"
+    assert User.objects.get(id=driver.id).is_active
+
+    call_command("account_erase", "--user", str(driver.id))
+
+    erased = User.objects.get(id=driver.id)
+    assert erased.name == pseudonym_name(driver.id) and not erased.is_active
+    assert ErasureRequest.objects.get(user=driver).status == ErasureStatus.COMPLETED
+    with pytest.raises(CommandError, match="already_erased"):
+        call_command("account_erase", "--user", str(driver.id))
+    assert audit_verify().ok

@@ -25,7 +25,7 @@ from dispatch.compliance.trip_records import (
     regulator_report_reconcile,
     trip_records_csv,
 )
-from tests.compliance.builders import (
+from tests.compliance.report_builders import (
     CONGESTION_SQUARE,
     JERSEY_CITY,
     JFK,
@@ -229,7 +229,7 @@ def test_a_month_of_trips_one_row_each_and_the_columns_sum_to_the_ledger(month_o
         assert in_file + exception.money_minor[column] == expected, column
         assert reconciliation.column(column).ledger_minor == expected, column
     # Three routes cross the congestion square (Midtown and the Upper East Side either way), one ends at JFK.
-    assert ledger["tips"] == 1000 and ledger["airport_fee"] == 250 and ledger["congestion_surcharge"] == 3 * 275
+    assert (ledger["tips"], ledger["airport_fee"], ledger["congestion_surcharge"]) == (1000, 250, 3 * 275)
     assert reconciliation.ok
     assert reconciliation.ledger_fare_entries == reconciliation.report_fare_entries == 6
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 
 import pgtrigger
+from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
@@ -47,9 +48,45 @@ class ReviewDecision(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class DocumentStorage(Storage):
+    """The `documents` storage of the settings, looked up at each use rather than once at import (Django
+    binds a FileField's storage when the model class is made): a changed `STORAGES` (a test's temporary
+    directory, a deployment's bucket) applies at once, and migrations never name a backend."""
+
+    @property
+    def configured(self) -> Storage:
+        return storages["documents"]
+
+    def open(self, name: str, mode: str = "rb") -> File:
+        return self.configured.open(name, mode)
+
+    def save(self, name: str | None, content: File, max_length: int | None = None) -> str:
+        return self.configured.save(name, content, max_length=max_length)
+
+    def generate_filename(self, filename: str) -> str:
+        return self.configured.generate_filename(filename)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return self.configured.get_available_name(name, max_length=max_length)
+
+    def delete(self, name: str) -> None:
+        self.configured.delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self.configured.exists(name)
+
+    def size(self, name: str) -> int:
+        return self.configured.size(name)
+
+    def url(self, name: str | None) -> str:
+        return self.configured.url(name)
+
+    def path(self, name: str) -> str:
+        return self.configured.path(name)
+
+
 def document_storage() -> Storage:
-    """The configured `documents` storage, looked up when used (so migrations never name a backend)."""
-    return storages["documents"]
+    return DocumentStorage()
 
 
 def document_file_name(instance: Document, filename: str) -> str:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from backend.compliance.eligibility import document_problems
 from backend.compliance.services import document_review
 from backend.fares.pay import local_zone
-from tests.compliance.builders import approve_everything, approved, in_days, upload
+from tests.compliance.document_builders import approve_everything, approved, in_days, upload
 from tests.factories import DriverFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

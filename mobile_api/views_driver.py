@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from dispatch.selectors import driver_active_trip, driver_offers
 from dispatch.serializers import TripSerializer, trip_for
+from dispatch.services.eligibility import driver_eligibility_standing
 from dispatch.services.offers import offer_document, offer_history_item, open_offer_for_driver
 from dispatch.services.presence import presence_is_online
 from mobile_api.pagination import CursorPage
@@ -37,12 +39,40 @@ _OFFER_FIELDS = {
     "wheelchair_accessible": serializers.BooleanField(),
     "expires_at": serializers.DateTimeField(),
 }
+_PROBLEM_FIELDS = {
+    "code": serializers.ChoiceField(
+        choices=["document_missing", "document_pending", "document_expired", "hours_limit_reached"]
+    ),
+    "message": serializers.CharField(),
+    "details": serializers.DictField(),
+}
+_HOURS_FIELDS = {
+    "limit": serializers.CharField(),
+    "label": serializers.CharField(),
+    "counts": serializers.ChoiceField(choices=["passenger", "engaged"]),
+    "used_s": serializers.IntegerField(),
+    "max_s": serializers.IntegerField(),
+    "left_s": serializers.IntegerField(),
+    "available_at": serializers.DateTimeField(allow_null=True),
+}
+_EligibilityOut = inline_serializer(
+    "DriverEligibility",
+    {
+        "eligible": serializers.BooleanField(),
+        "problems": inline_serializer("EligibilityProblem", _PROBLEM_FIELDS, many=True),
+        "wheelchair_accessible_problems": inline_serializer(
+            "WheelchairEligibilityProblem", _PROBLEM_FIELDS, many=True, allow_null=True
+        ),
+        "hours": inline_serializer("HoursLeft", _HOURS_FIELDS, many=True),
+    },
+)
 DriverStateOut = inline_serializer(
     "DriverState",
     {
         "online": serializers.BooleanField(),
         "offer": inline_serializer("Offer", _OFFER_FIELDS, allow_null=True),
         "trip": TripSerializer(allow_null=True),
+        "eligibility": _EligibilityOut,
     },
 )
 _HISTORY_FIELDS = {
@@ -75,7 +105,12 @@ class DriverStateView(APIView):
     @extend_schema(
         operation_id="driver_state",
         summary="What the driver app resyncs from after any reconnect",
-        description="`offer` is the driver's open, unexpired offer (or null); `trip` their active trip.",
+        description=(
+            "`offer` is the driver's open, unexpired offer (or null); `trip` their active trip; "
+            "`eligibility` what the regulator profile's documents and hours limits leave them "
+            "(docs/compliance.md): the problems keeping them from offers, those only wheelchair-accessible "
+            "trips add (null unless the active vehicle is one), and the hours left per limit."
+        ),
         responses={200: DriverStateOut, **error_responses(_DRIVER_ERRORS)},
         tags=["driver"],
     )
@@ -88,6 +123,7 @@ class DriverStateView(APIView):
                 "online": presence_is_online(driver_id=driver_id),
                 "offer": offer_document(offer) if offer is not None else None,
                 "trip": trip_for(trip, viewer_id=driver_id) if trip is not None else None,
+                "eligibility": driver_eligibility_standing(driver_id=driver_id, at=timezone.now()).as_dict(),
             }
         )
 

@@ -4,7 +4,9 @@ The region's dispatch worker (dispatch/worker.py) finds candidates in its in-mem
 `dispatch_round` here; when the worker is down, `sweep_dispatch` (Celery beat, every 2 s) does the same
 with candidates from Redis's geo set, so timeouts and re-offers keep working across any restart. A round
 holds `SELECT ... FOR UPDATE SKIP LOCKED` on the trip, so two rounds never offer one trip twice, and the
-partial unique indexes on Offer refuse a second open offer per driver.
+partial unique indexes on Offer refuse a second open offer per driver. Under a regulator profile the
+candidate about to be offered must be eligible (documents and hours limits, dispatch/services/eligibility.py);
+one who is not is passed over for this round only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dispatch.realtime import push_to_user
 from dispatch.roads.choice import road_router
 from dispatch.roads.engine import LatLng
 from dispatch.roads.routers import MODEL
+from dispatch.services.eligibility import driver_eligibility, eligibility_checked
 from dispatch.services.offers import offer_document, offer_expire
 from dispatch.services.transitions import trip_transition
 from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
@@ -293,9 +296,14 @@ def dispatch_round(
                 driver_id__in=ids, status__in=sorted(DRIVER_ACTIVE_STATUSES)
             ).values_list("driver_id", flat=True)
         }
+        # The regulator profile's documents and hours limits, checked for the candidate about to be offered
+        # only (under the trip's lock, so an expiry stops offers at this round and never a trip under way).
+        checked = eligibility_checked()
         for choice in ranked:
             candidate = choice.candidate
             if candidate.driver_id in excluded or candidate.driver_id in busy:
+                continue
+            if checked and not _offerable(candidate.driver_id, trip=trip, at=now):
                 continue
             expires_at = now + timedelta(seconds=policy.offer_timeout_s)
             reason = dict(choice.reason)
@@ -333,6 +341,15 @@ def dispatch_round(
         retry_at = min(now + timedelta(seconds=policy.retry_interval_s), deadline)
         Trip.objects.filter(id=trip.id).update(next_dispatch_at=retry_at, search_deadline=deadline)
         return RoundResult("waiting", next_at=retry_at, expired_offer=expired)
+
+
+def _offerable(driver_id: str, *, trip: Trip, at: datetime) -> bool:
+    problems = driver_eligibility(
+        driver_id=uuid.UUID(driver_id), at=at, wheelchair_accessible=trip.wheelchair_accessible
+    )
+    if problems:
+        logger.info("trip %s: driver %s not offered (%s)", trip.id, driver_id, problems[0].code)
+    return not problems
 
 
 # -- the database sweeper (works with the worker down) --------------------------------------------------

@@ -38,6 +38,7 @@ from backend.errors import PermissionDenied
 from backend.redis import get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, PresenceSession, PresenceStatus, Trip
+from dispatch.services.eligibility import driver_eligibility, eligibility_checked, eligibility_refusal
 from dispatch.state import DRIVER_ACTIVE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,16 @@ def _approved_vehicle(driver_id: uuid.UUID) -> Vehicle | None:
 
 
 def presence_go_online(*, driver_id: uuid.UUID) -> DriverPresence:
-    """Start taking offers. Refused (`driver_not_approved`) unless staff approved the driver."""
+    """Start taking offers. Refused (`driver_not_approved`) unless staff approved the driver, and with the
+    first eligibility problem's code (`document_missing`, `document_pending`, `document_expired`,
+    `hours_limit_reached`) while the regulator profile's documents or hours limits keep them from work;
+    a driver on a trip may still come (back) online to finish it (offer rounds skip them afterwards)."""
     vehicle = _approved_vehicle(driver_id)
     now = timezone.now()
+    if eligibility_checked() and not _on_a_trip(driver_id):
+        problems = driver_eligibility(driver_id=driver_id, at=now)
+        if problems:
+            raise eligibility_refusal(problems)
     with transaction.atomic():
         presence, _ = DriverPresence.objects.select_for_update().get_or_create(driver_id=driver_id)
         if presence.status != PresenceStatus.ONLINE:
@@ -127,6 +135,10 @@ def _mirror_online(
     if trip_id:
         client.sadd(live.ON_TRIP_KEY, str(driver_id))
     live.post_event("on", d=driver_id)
+
+
+def _on_a_trip(driver_id: uuid.UUID) -> bool:
+    return Trip.objects.filter(driver_id=driver_id, status__in=sorted(DRIVER_ACTIVE_STATUSES)).exists()
 
 
 def presence_go_offline(*, driver_id: uuid.UUID, reason: str = "driver") -> None:

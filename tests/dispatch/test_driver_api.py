@@ -32,7 +32,14 @@ def _offer(trip, driver, **fields):
 def test_driver_state_shows_online_the_open_offer_and_the_active_trip(seeded, driver, driver_client, rider):
     from dispatch.services.offers import offer_accept
 
-    assert driver_client.get("/api/v1/driver/state").json() == {"online": False, "offer": None, "trip": None}
+    # With the regulator profile `none` (the default) nothing keeps a driver from work (docs/compliance.md).
+    nothing_required = {"eligible": True, "problems": [], "wheelchair_accessible_problems": None, "hours": []}
+    assert driver_client.get("/api/v1/driver/state").json() == {
+        "online": False,
+        "offer": None,
+        "trip": None,
+        "eligibility": nothing_required,
+    }
     driver_online_at(driver, 40.76, -73.98)
     trip = make_trip(rider)
     offer = _offer(trip, driver)

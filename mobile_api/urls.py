@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("mobile_api.urls_fares")),
     path("", include("mobile_api.urls_payments")),
     path("", include("mobile_api.urls_governance")),
+    path("", include("mobile_api.urls_regulator")),
     path("", include("mobile_api.urls_documents")),
 ]

@@ -1,0 +1,66 @@
+"""Reminders before a document's expiry: approved documents expiring in exactly the profile's reminder days
+(30 and 7 in New York) reach the notification hook once a document and day, however often the sweep runs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from backend.compliance.models import ExpiryReminder
+from backend.compliance.services import expiry_reminders_send
+from backend.compliance.tasks import send_expiry_reminders
+from tests.compliance.document_builders import approved, in_days, upload
+from tests.factories import DriverFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_documents_expiring_in_30_and_7_days_are_reminded_once(nyc, caplog):
+    driver, staff = DriverFactory(), StaffFactory()
+    in_30 = approved(driver, "insurance", staff, expires_on=in_days(30))
+    in_7 = approved(driver, "tlc_driver_license", staff, expires_on=in_days(7))
+    approved(driver, "inspection", staff, expires_on=in_days(29))  # no reminder day
+    upload(driver, "background_check", expires_on=in_days(30))  # pending: nothing to remind of yet
+    with caplog.at_level(logging.INFO, logger="backend.compliance.notify"):
+        assert send_expiry_reminders() == 2
+        assert expiry_reminders_send() == 0  # the same day again
+    reminded = {(r.document_id, r.days_before) for r in ExpiryReminder.objects.all()}
+    assert reminded == {(in_30.id, 30), (in_7.id, 7)}
+    lines = [record.getMessage() for record in caplog.records if record.name == "backend.compliance.notify"]
+    assert len(lines) == 2
+    assert any("Commercial liability insurance" in line and "in 30 days" in line for line in lines)
+
+
+def test_the_next_reminder_day_reminds_again(nyc):
+    driver, staff = DriverFactory(), StaffFactory()
+    document = approved(driver, "insurance", staff, expires_on=in_days(30))
+    assert expiry_reminders_send() == 1
+    assert expiry_reminders_send(today=in_days(23)) == 1  # 7 days before
+    assert expiry_reminders_send(today=in_days(24)) == 0
+    assert sorted(ExpiryReminder.objects.filter(document=document).values_list("days_before", flat=True)) == [
+        7,
+        30,
+    ]
+
+
+def test_a_failing_hook_is_tried_again_on_the_next_run(nyc, monkeypatch):
+    from backend.compliance import notify
+
+    driver, staff = DriverFactory(), StaffFactory()
+    approved(driver, "insurance", staff, expires_on=in_days(7))
+    real = notify.document_expiry_reminder
+
+    def down(**kwargs):
+        raise ConnectionError("mail server down")
+
+    monkeypatch.setattr(notify, "document_expiry_reminder", down)
+    with pytest.raises(ConnectionError):
+        expiry_reminders_send()
+    assert not ExpiryReminder.objects.exists()
+    monkeypatch.setattr(notify, "document_expiry_reminder", real)
+    assert expiry_reminders_send() == 1
+
+
+def test_no_profile_no_reminders(settings):
+    assert expiry_reminders_send() == 0

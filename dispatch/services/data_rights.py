@@ -44,6 +44,7 @@ from backend.accounts.models import DriverProfile, ErasureRequest, ErasureStatus
 from backend.cards.customers import payment_method_detach, payment_methods_list
 from backend.cards.holds import cards_in_use
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
+from backend.compliance.models import Document
 from backend.errors import Conflict, DomainError, NotFound
 from backend.fares.ledger import balance_minor
 from backend.fares.models import (
@@ -208,6 +209,7 @@ def account_export_document(*, user: User) -> dict[str, Any]:
             }
             for offer in Offer.objects.filter(driver_id=user.id).order_by("created_at")
         ],
+        "documents": _documents(user),
         "governance": _governance(user),
         "erasure_requests": [
             {
@@ -258,6 +260,29 @@ def _driver(user: User) -> dict[str, Any] | None:
             for vehicle in profile.vehicles.order_by("created_at")
         ],
     }
+
+
+def _documents(user: User) -> list[dict[str, Any]]:
+    """The driver's compliance documents, as metadata: the files themselves are fetched through their
+    short-lived signed links (docs/compliance.md), not copied into the export."""
+    return [
+        {
+            "id": str(document.id),
+            "subject": document.subject,
+            "vehicle_id": str(document.vehicle_id) if document.vehicle_id else None,
+            "kind": document.kind,
+            "number": document.number,
+            "issuer": document.issuer,
+            "expires_on": document.expires_on.isoformat(),
+            "status": document.status,
+            "reason": document.reason,
+            "content_type": document.content_type,
+            "size_bytes": document.size_bytes,
+            "created_at": _ts(document.created_at),
+            "reviewed_at": _ts(document.reviewed_at),
+        }
+        for document in Document.objects.filter(driver_id=user.id).order_by("created_at")
+    ]
 
 
 def _trips(**owner: uuid.UUID) -> list[Trip]:

@@ -292,3 +292,42 @@ def test_a_driver_with_nothing_pending_waits_for_staff_who_erase_with_the_comman
     with pytest.raises(CommandError, match="already_erased"):
         call_command("account_erase", "--user", str(driver.id))
     assert audit_verify().ok
+
+
+def test_saved_cards_show_as_brand_and_last4_and_are_detached_at_stripe_on_erasure(localstripe):
+    from backend.cards.models import StripeCustomer
+    from backend.cards.stripe_api import stripe_client
+    from tests.cards.localstripe import VISA
+    from tests.cards.test_card_payments import save_card
+
+    rider = RiderFactory()
+    card = save_card(localstripe, rider)
+    save_card(localstripe, rider, number=VISA)
+    customer_id = StripeCustomer.objects.get(rider=rider).customer_id
+
+    cards = _export(rider)["payments"]["saved_cards"]
+    assert [(c["brand"], c["last4"]) for c in cards] == [(card.brand, card.last4)] * 2
+    assert card.id not in json.dumps(cards) and customer_id not in json.dumps(_export(rider))
+
+    response = auth_client_for(rider).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+
+    assert response.status_code == 201, response.json()
+    left = stripe_client().v1.payment_methods.list(params={"customer": customer_id, "type": "card"})
+    assert list(left.data) == []
+    assert not User.objects.get(id=rider.id).is_active
+
+
+def test_a_drivers_documents_are_exported_as_metadata_and_only_their_own(nyc):
+    from tests.compliance.builders import upload
+
+    driver, other = DriverFactory(), DriverFactory()
+    licence = upload(driver, "tlc_driver_license")
+    upload(other, "tlc_driver_license")
+
+    documents = _export(driver)["documents"]
+
+    assert [(d["id"], d["kind"], d["number"], d["status"]) for d in documents] == [
+        (str(licence.id), "tlc_driver_license", licence.number, "pending")
+    ]
+    assert "file" not in documents[0]
+    assert _export(RiderFactory())["documents"] == []

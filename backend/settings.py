@@ -314,6 +314,8 @@ SPECTACULAR_SETTINGS = {
         "DividendBasisEnum": "governance.models.DividendBasis",
         "ElectionStatusEnum": "mobile_api.serializers_governance.ELECTION_STATUSES",
         "CountMethodEnum": "mobile_api.serializers_governance.COUNT_METHODS",
+        "DocumentStatusEnum": "backend.compliance.models.DocumentStatus",
+        "DocumentSubjectEnum": "backend.compliance.models.DocumentSubject",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

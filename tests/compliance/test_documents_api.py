@@ -11,7 +11,14 @@ from django.core import signing
 from django.urls import reverse
 
 from backend.compliance.models import Document, DocumentReview, DocumentStatus
-from tests.compliance.document_builders import JPEG_BYTES, PDF_BYTES, PNG_BYTES, approve_everything, in_days, pdf_file
+from tests.compliance.document_builders import (
+    JPEG_BYTES,
+    PDF_BYTES,
+    PNG_BYTES,
+    approve_everything,
+    in_days,
+    pdf_file,
+)
 from tests.conftest import auth_client_for
 from tests.factories import DriverFactory, RiderFactory, StaffFactory, VehicleFactory
 

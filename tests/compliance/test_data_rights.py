@@ -331,3 +331,25 @@ def test_a_drivers_documents_are_exported_as_metadata_and_only_their_own(nyc):
     ]
     assert "file" not in documents[0]
     assert _export(RiderFactory())["documents"] == []
+
+
+def test_staff_carry_out_a_waiting_request_from_the_admin(client, staff_user):
+    driver = DriverFactory()
+    assert (
+        auth_client_for(driver).post(ERASURE, {"password": TEST_PASSWORD}, format="json").status_code == 202
+    )
+    request = ErasureRequest.objects.get(user=driver)
+    client.force_login(staff_user)
+
+    page = client.get("/admin/accounts/erasurerequest/")
+    assert page.status_code == 200
+    answer = client.post(
+        "/admin/accounts/erasurerequest/", {"action": "erase", "_selected_action": [str(request.id)]}
+    )
+
+    assert answer.status_code == 302
+    request.refresh_from_db()
+    assert (request.status, request.completed_by_id) == (ErasureStatus.COMPLETED, staff_user.id)
+    assert User.objects.get(id=driver.id).name == pseudonym_name(driver.id)
+    entry = AuditEntry.objects.get(kind="account.erased")
+    assert entry.payload["erased_by"] == str(staff_user.id)

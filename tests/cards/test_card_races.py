@@ -2,9 +2,8 @@
 
 A staff refund holds the trip row (as `refund_post` does first) while Stripe's event of a capture whose
 answer was lost is applied in another thread; the test waits until that thread is blocked on the lock, then
-lets the refund reduce the capture and commit. The event must not record the capture for what it asked
-before the refund: Stripe took the whole amount, and only the capture's next attempt can give the
-difference back.
+lets the refund reduce the capture and commit. The event must record the capture for what it asks after
+the refund, read under its lock, and give back the difference Stripe took: not the amount from before.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ full refund gives back every part exactly and a partial one gives back tax in st
 - a late-cancellation fee's refund is the co-op's (`Dr refunds`);
 - and the rider is credited the whole amount (`Cr rider_receivable`).
 
-Settling it with the rider's money: before the charge is captured, the capture is reduced (voided when
-nothing is left); after, a refund payout goes back through the payment provider (`refund-payout:{entry}`),
-retried like any capture. After commit the rider's updated receipt is emailed
+Settling it with the rider's money: while nothing can have been charged yet (the capture is pending, or
+every attempt was refused), the capture is reduced (voided when nothing is left); otherwise (captured, or
+an attempt whose outcome is unknown: it may have been charged under its key, and a new amount would be a
+new key) a refund payout goes back through the payment provider (`refund-payout:{entry}`), retried like any
+capture until the charge has settled. After commit the rider's updated receipt is emailed
 (dispatch/money/receipt_mail.py).
 
 Entries: `refund:{trip_id}:{n}` (the n-th refund of the trip) or `refund:{trip_id}:{idempotency key}`, kind
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from backend.accounts.models import User
@@ -336,13 +338,17 @@ def _driver_part(trip: Trip, *, fare_part: int) -> int:
 
 
 def _lock_uncaptured_charge(trip: Trip) -> PaymentCapture | None:
-    """The trip's fare or fee capture if it is not captured yet (pending or failed), locked."""
+    """The trip's fare or fee capture if nothing can have been charged for it yet, locked: pending, or
+    failed with every attempt refused by the provider. A capture with an attempt whose outcome is unknown
+    (a timeout, a lost answer) may have been charged under its key; reducing it would change the key and
+    charge again, so its refund is paid back instead once the charge settles."""
     return (
         PaymentCapture.objects.select_for_update()
         .filter(
             trip_id=trip.id,
             purpose__in=[CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE],
             status__in=[CaptureStatus.PENDING, CaptureStatus.FAILED],
+            attempts=F("provider_refusals"),
         )
         .first()
     )

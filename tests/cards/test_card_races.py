@@ -139,9 +139,13 @@ def test_a_capture_event_racing_a_refund_never_records_the_amount_from_before_it
         captures_retry_due(now=timezone.now() + timedelta(hours=1))
 
     capture.refresh_from_db()
-    assert (capture.status, capture.amount_minor) == (CaptureStatus.SUCCEEDED, total - 250)
+    # The refund never changes a capture whose outcome is unknown: the charge is recorded as Stripe took it
+    # and the refund is paid back as its own refund.
+    assert (capture.status, capture.amount_minor) == (CaptureStatus.SUCCEEDED, total)
+    payback = PaymentCapture.objects.get(trip_id=done.id, purpose=CapturePurpose.REFUND)
+    assert (payback.status, payback.amount_minor) == (CaptureStatus.SUCCEEDED, 250)
     # What the co-op's Stripe balance kept is what the ledger says was collected: the refund reached the
-    # rider (given back from the capture), and no payout of it is left owing.
+    # rider, and no payout of it is left owing.
     assert kept_at_stripe(localstripe) == total - 250
     assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == total - 250
     assert balance_minor(kind=AccountKind.RIDER_RECEIVABLE, owner_id=rider.id, currency=done.currency) == 0

@@ -379,3 +379,39 @@ def test_the_lease_follows_the_provider_timeout_and_the_sweep_retries_within_a_m
     sweep_every_s = configured.CELERY_BEAT_SCHEDULE["payment-capture-retry"]["schedule"]
     # Worst case: the worker dies right after its claim; the sweep after the lease ends claims it again.
     assert processing_lease().total_seconds() + sweep_every_s < 60
+
+
+def test_a_refund_while_a_captures_outcome_is_unknown_pays_back_and_never_charges_twice(
+    finished_trip, settings
+):
+    """The charge may have gone through under the capture's key (its answer timed out): reducing the capture
+    would give it a new key and charge again. The refund is paid back instead, once the charge settles."""
+    settings.ROCHDALE_PAYMENT_PROVIDER_TIMEOUT_S = 0.3
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    fare = capture.amount_minor
+    TestModeProvider.hold_for(rider_id=finished_trip.rider_id)
+    now = timezone.now()
+    assert capture_attempt(capture_id=capture.id, now=now).provider_refusals == 0  # unknown, not refused
+    TestModeProvider.release(rider_id=finished_trip.rider_id)
+
+    refund_post(trip_id=finished_trip.id, amount_minor=300, reason="Detour", staff_id=StaffFactory().id)
+    assert PaymentCapture.objects.get(id=capture.id).amount_minor == fare  # the charge is left as it was
+    captures_retry_due(now=now + timedelta(minutes=5))
+
+    settled = PaymentCapture.objects.get(id=capture.id)
+    assert (settled.status, settled.amount_minor) == (CaptureStatus.SUCCEEDED, fare)
+    charges = TestModeProvider.history(reference=capture.id).charges
+    assert [(charge.kind, charge.amount_minor) for charge in charges] == [("capture", fare)]
+    payback = PaymentCapture.objects.get(trip_id=finished_trip.id, purpose="refund")
+    assert (payback.status, payback.amount_minor) == (CaptureStatus.SUCCEEDED, 300)
+    assert _receivable(finished_trip.rider_id) == 0
+    assert_ledger_consistent()
+
+
+def test_a_refund_of_a_charge_only_ever_refused_collects_less(finished_trip):
+    capture = PaymentCapture.objects.get(key=f"capture:{finished_trip.id}")
+    TestModeProvider.fail_for(rider_id=finished_trip.rider_id, times=1)
+    assert capture_attempt(capture_id=capture.id).provider_refusals == 1  # refused: nothing was taken
+    refund_post(trip_id=finished_trip.id, amount_minor=300, reason="Detour", staff_id=StaffFactory().id)
+    assert PaymentCapture.objects.get(id=capture.id).amount_minor == capture.amount_minor - 300
+    assert not PaymentCapture.objects.filter(trip_id=finished_trip.id, purpose="refund").exists()

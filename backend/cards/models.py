@@ -61,6 +61,12 @@ class CardHold(models.Model):
     card_brand = models.CharField(max_length=24, blank=True, default="")
     card_last4 = models.CharField(max_length=4, blank=True, default="")
     captured_minor = models.BigIntegerField(default=0)
+    captured_by = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The capture the hold was captured for: a hold serves one.",
+    )
     over_authorization_minor = models.BigIntegerField(
         default=0,
         help_text="What the final charge exceeded the hold by, charged as a second intent (flagged).",

@@ -7,9 +7,10 @@ so a retry after a lost answer is answered by Stripe with the first result inste
   min(amount, held) from it (`<key>:hold`); Stripe releases the rest. An intent that is already captured
   (the answer to an earlier attempt was lost) is taken as captured, and what it took beyond what the capture
   asks now (a refund reduced the capture meanwhile) is given back (`overcharge_give_back`). An amount above
-  the hold is captured in full and the excess charged off-session as a second intent (`<key>:excess`),
-  flagged on the hold and in the log (ERROR, for staff). A hold that expired or was cancelled at Stripe
-  (uncaptured intents lapse after seven days) falls back to an off-session charge.
+  the hold is captured in full, recorded as collected, and the excess becomes a capture of its own
+  (`{capture key}:rest`, backend/fares/payments.py) charged off-session, flagged on the hold and in the log
+  (ERROR, for staff); a hold serves only the capture it was captured for. A hold that expired or was
+  cancelled at Stripe (uncaptured intents lapse after seven days) falls back to an off-session charge.
 - anything else (a tip, a trip without a usable hold): an off-session PaymentIntent on the rider's default
   card, confirmed and captured at once, under `<key>`.
 - a refund: a Stripe Refund of the trip's captured intent (`<key>`), tagged with the capture's id so the
@@ -25,16 +26,19 @@ from __future__ import annotations
 import logging
 
 import stripe
+from django.db.models import Q
 from django.utils import timezone
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
-from backend.cards.stripe_api import amount_taken, object_id, stripe_client, stripe_failure
+from backend.cards.stripe_api import amount_refundable, amount_taken, object_id, stripe_client, stripe_failure
 from backend.fares.models import CapturePurpose, CaptureStatus, PaymentCapture
 from backend.fares.payments import PaymentProvider, PaymentRequest, PaymentResult
 
 logger = logging.getLogger(__name__)
 
 _FROM_HOLD = (CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE)
+# A refund Stripe made or is making (a failed one gave nothing back).
+_REFUND_MADE = ("succeeded", "pending")
 
 
 class StripeProvider(PaymentProvider):
@@ -46,10 +50,20 @@ class StripeProvider(PaymentProvider):
         client = stripe_client(timeout_s=request.timeout_s)
         try:
             if request.purpose in _FROM_HOLD and request.trip_id is not None:
-                # A captured hold too: an earlier attempt captured it, and its answer or excess is lost.
-                hold = CardHold.objects.filter(
-                    trip_id=request.trip_id, status__in=[HoldStatus.AUTHORIZED, HoldStatus.CAPTURED]
-                ).first()
+                # A hold serves one capture: the one it is authorised for, or the one it was captured for
+                # (whose answer may have been lost). Any other (the rest of a fare above the hold) is
+                # charged off-session.
+                hold = (
+                    CardHold.objects.filter(trip_id=request.trip_id)
+                    .filter(
+                        Q(status=HoldStatus.AUTHORIZED, captured_by="")
+                        | Q(
+                            status__in=[HoldStatus.AUTHORIZED, HoldStatus.CAPTURED],
+                            captured_by=request.reference,
+                        )
+                    )
+                    .first()
+                )
                 if hold is not None:
                     return self._capture_from_hold(client, hold, request)
             return self._charge_off_session(
@@ -59,32 +73,60 @@ class StripeProvider(PaymentProvider):
             return _failed(exc)
 
     def refund(self, request: PaymentRequest) -> PaymentResult:
-        charged = (
-            PaymentCapture.objects.filter(
-                trip_id=request.trip_id, purpose__in=_FROM_HOLD, status=CaptureStatus.SUCCEEDED
+        """Give `amount_minor` back from the trip's card charges, the first first: a fare above its hold was
+        taken by two intents (the hold's and its rest's), and one Stripe refund cannot exceed its intent.
+        What refunds of this payout already gave back (a retry after a lost answer) counts first, so nothing
+        is given back twice; each part carries a key of its own intent and amount."""
+        charges = (
+            list(
+                dict.fromkeys(
+                    PaymentCapture.objects.filter(
+                        trip_id=request.trip_id, purpose__in=_FROM_HOLD, status=CaptureStatus.SUCCEEDED
+                    )
+                    .exclude(provider_reference="")
+                    .order_by("created_at")
+                    .values_list("provider_reference", flat=True)
+                )
             )
-            .exclude(provider_reference="")
-            .first()
             if request.trip_id is not None
-            else None
+            else []
         )
-        if charged is None:
+        if not charges:
             return PaymentResult(ok=False, error="stripe: nothing was captured by card for this trip")
         client = stripe_client(timeout_s=request.timeout_s)
         try:
-            refund = client.v1.refunds.create(
-                params={
-                    "payment_intent": charged.provider_reference,
-                    "amount": request.amount_minor,
-                    "metadata": {"rochdale_capture": request.reference},
-                },
-                options={"idempotency_key": request.idempotency_key},
-            )
+            intents = [client.v1.payment_intents.retrieve(charge).to_dict() for charge in charges]
+            given, reference = 0, ""
+            for intent in intents:
+                for made in client.v1.refunds.list(
+                    params={"payment_intent": intent["id"], "limit": 100}
+                ).data:
+                    metadata = made.metadata.to_dict() if made.metadata else {}
+                    if made.status in _REFUND_MADE and metadata.get("rochdale_capture") == request.reference:
+                        given, reference = given + made.amount, made.id
+            due = request.amount_minor - given
+            for intent in intents:
+                part = min(due, amount_refundable(intent))
+                if part <= 0:
+                    continue
+                refund = client.v1.refunds.create(
+                    params={
+                        "payment_intent": intent["id"],
+                        "amount": part,
+                        "metadata": {"rochdale_capture": request.reference},
+                    },
+                    options={"idempotency_key": f"{request.idempotency_key}:{intent['id']}:{part}"},
+                )
+                if refund.status not in _REFUND_MADE:
+                    return PaymentResult(ok=False, error=f"stripe: the refund ended {refund.status}")
+                due, reference = due - part, refund.id
         except stripe.StripeError as exc:
             return _failed(exc)
-        if refund.status in ("succeeded", "pending"):
-            return PaymentResult(ok=True, provider_reference=refund.id)
-        return PaymentResult(ok=False, error=f"stripe: the refund ended {refund.status}")
+        if due > 0:
+            return PaymentResult(
+                ok=False, error=f"stripe: the trip's card charges cannot give back {due} more"
+            )
+        return PaymentResult(ok=True, provider_reference=reference)
 
     def _capture_from_hold(
         self, client: stripe.StripeClient, hold: CardHold, request: PaymentRequest
@@ -115,8 +157,10 @@ class StripeProvider(PaymentProvider):
             return self._charge_off_session(
                 client, request, amount_minor=request.amount_minor, key=request.idempotency_key
             )
-        _update_hold(hold, status=HoldStatus.CAPTURED, captured_minor=from_hold)
-        excess = request.amount_minor - hold.amount_minor
+        _update_hold(
+            hold, status=HoldStatus.CAPTURED, captured_minor=from_hold, captured_by=request.reference
+        )
+        excess = request.amount_minor - from_hold
         if excess > 0:
             logger.error(
                 "FLAGGED: trip %s charged %s %s, %s above its hold %s; the excess is a second charge",
@@ -127,11 +171,9 @@ class StripeProvider(PaymentProvider):
                 hold.id,
             )
             _update_hold(hold, over_authorization_minor=excess)
-            result = self._charge_off_session(
-                client, request, amount_minor=excess, key=f"{request.idempotency_key}:excess"
-            )
-            if not result.ok:
-                return result
+            # The hold's part is taken: recorded as collected, the excess becomes its own capture (charged
+            # off-session, retried, owed on its own if the card refuses it).
+            return PaymentResult(ok=True, provider_reference=intent.id, collected_minor=from_hold)
         return PaymentResult(ok=True, provider_reference=intent.id)
 
     def _charge_off_session(

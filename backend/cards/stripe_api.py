@@ -100,3 +100,14 @@ def amount_taken(intent: Mapping[str, object]) -> int:
     refunds = (charge.get("refunds") or {}).get("data") or []
     released = sum(int(refund.get("amount") or 0) for refund in refunds if not refund.get("metadata"))
     return int(charge.get("amount") or 0) - released
+
+
+def amount_refundable(intent: Mapping[str, object]) -> int:
+    """What a PaymentIntent's charge can still give back: what it captured less what was refunded (Stripe's
+    `amount_captured`; localstripe has none and counts its release of an uncaptured rest as refunded)."""
+    charge = intent.get("latest_charge")
+    if intent.get("status") != "succeeded" or not isinstance(charge, Mapping):
+        return 0
+    captured = charge.get("amount_captured")
+    kept = int(captured if captured is not None else charge.get("amount") or 0)
+    return max(kept - int(charge.get("amount_refunded") or 0), 0)

@@ -47,7 +47,6 @@ from backend.fares.payments import capture_confirm, capture_refused, lock_trip_k
 
 logger = logging.getLogger(__name__)
 
-_FROM_HOLD = (CapturePurpose.FARE, CapturePurpose.CANCELLATION_FEE)
 # A refund in these states has left (or is leaving) the co-op's balance; `failed` and `canceled` have not.
 _REFUND_MADE = ("succeeded", "pending")
 
@@ -130,11 +129,6 @@ def _payment_intent_succeeded(intent: dict) -> str:
         # The hold covered part of it; the excess is a second intent whose own event settles the capture.
         return f"hold part of capture {capture.id} captured; the excess settles it"
     taken, reference = amount_taken(intent), str(intent.get("id"))
-    held = _hold_exceeded_by(capture, intent) if hold is None else None
-    if held is not None:
-        # The excess of a fare above its hold: the hold's intent took the rest, and it is the charge the
-        # capture names (and refunds go to), as when the attempt hears back itself.
-        reference = held.payment_intent_id
     confirmed = capture_confirm(capture_id=capture.id, provider_reference=reference)
     if confirmed is not None and confirmed.status == CaptureStatus.VOIDED and hold is None:
         # A refund voided the capture while this charge's answer was lost: the ledger collects nothing, so
@@ -145,7 +139,7 @@ def _payment_intent_succeeded(intent: dict) -> str:
         return f"capture {capture.id} {confirmed.status if confirmed else 'gone'}"
     # Recorded for what the capture asks now: a refund that reduced it while the charge's answer was lost
     # left Stripe holding more, which goes back (never twice: what was given back already counts).
-    over = taken + (held.captured_minor if held is not None else 0) - confirmed.amount_minor
+    over = taken - confirmed.amount_minor
     if confirmed.provider_reference == reference and over > 0:
         _give_back(intent, capture=confirmed, over_minor=min(over, taken))
     return f"capture {capture.id} succeeded"
@@ -162,18 +156,6 @@ def _give_back(intent: dict, *, capture: PaymentCapture, over_minor: int) -> Non
     )
     if not returned.ok:
         raise ServiceUnavailable(f"Could not give back what capture {capture.id} took beyond its amount.")
-
-
-def _hold_exceeded_by(capture: PaymentCapture, intent: dict) -> CardHold | None:
-    """The captured hold whose excess `intent` charged, when it is the second intent of a fare above it."""
-    if capture.trip_id is None or capture.purpose not in _FROM_HOLD:
-        return None
-    held = (
-        CardHold.objects.filter(trip_id=capture.trip_id, status=HoldStatus.CAPTURED)
-        .exclude(payment_intent_id=str(intent.get("id")))
-        .first()
-    )
-    return held if held is not None and capture.amount_minor > held.amount_minor else None
 
 
 def _payment_intent_failed(intent: dict) -> str:
@@ -208,6 +190,17 @@ def _charge_refunded(charge: dict) -> str:
             outcomes.append(f"{refund.get('id')} ours, {refund.get('status')} at Stripe: not paid back")
             continue
         if capture_id is not None:
+            payout = PaymentCapture.objects.filter(id=capture_id).first()
+            listed = sum(
+                int(other.get("amount") or 0)
+                for other in refunds
+                if rochdale_id(other.get("metadata"), "rochdale_capture") == capture_id
+                and other.get("status") in _REFUND_MADE
+            )
+            if payout is not None and listed < payout.amount_minor:
+                # Part of a payout given back from several charges: its own attempt records it whole.
+                outcomes.append(f"{refund.get('id')} ours, part of {capture_id}: left to its attempt")
+                continue
             confirmed = capture_confirm(capture_id=capture_id, provider_reference=str(refund.get("id")))
             outcomes.append(f"{refund.get('id')} ours ({confirmed.status if confirmed else 'unknown'})")
             continue

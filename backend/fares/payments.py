@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
@@ -90,13 +91,18 @@ class PaymentRequest:
 class PaymentResult:
     """What the provider answered. `definitive` is True when the provider processed the request under its
     idempotency key (a success, or a refusal it would repeat for that key); False when the outcome is
-    unknown (timed out, connection lost, the key was busy), so the retry must send the same key."""
+    unknown (timed out, connection lost, the key was busy), so the retry must send the same key.
+
+    `collected_minor` is set on a success that took less than asked (a card hold covered part of a fare):
+    the capture is recorded for what was taken, and the rest becomes a capture of its own
+    (`{key}:rest`), attempted, retried and owed like any other."""
 
     ok: bool
     provider_reference: str = ""
     error: str = ""
     retryable: bool = True
     definitive: bool = True
+    collected_minor: int | None = None
 
 
 class PaymentProvider(ABC):
@@ -449,14 +455,18 @@ def _record_outcome(
                     current.status,
                     current.amount_minor,
                 )
+            collected = request.amount_minor
+            if result.collected_minor is not None and 0 < result.collected_minor < request.amount_minor:
+                collected = result.collected_minor
+                _capture_the_rest(capture=current, amount_minor=request.amount_minor - collected)
             _post_capture(
                 capture=current,
-                amount_minor=request.amount_minor,
+                amount_minor=collected,
                 provider_reference=result.provider_reference,
             )
             PaymentCapture.objects.filter(id=current.id).update(
                 status=CaptureStatus.SUCCEEDED,
-                amount_minor=request.amount_minor,
+                amount_minor=collected,
                 provider_reference=result.provider_reference[:200],
                 last_error="",
                 next_attempt_at=None,
@@ -485,6 +495,34 @@ def _record_outcome(
                 result.error,
             )
     return PaymentCapture.objects.get(id=claimed.id)
+
+
+def _capture_the_rest(*, capture: PaymentCapture, amount_minor: int) -> PaymentCapture:
+    """What a success did not take becomes a capture of its own (`{key}:rest`, the same purpose, trip and
+    provider), attempted after commit; idempotent by its key. In the capture's transaction, under its lock."""
+    now = timezone.now()
+    rest, created = PaymentCapture.objects.get_or_create(
+        key=f"{capture.key}:rest",
+        defaults={
+            "purpose": capture.purpose,
+            "rider_id": capture.rider_id,
+            "amount_minor": amount_minor,
+            "currency": capture.currency,
+            "trip_id": capture.trip_id,
+            "source_entry_id": capture.source_entry_id,
+            "provider": capture.provider,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if created:
+        rest_id = str(rest.id)
+        # By name: backend/fares/tasks.py imports this module, so this module cannot import it.
+        transaction.on_commit(
+            lambda: current_app.tasks["backend.fares.tasks.capture_payment"].delay(rest_id), robust=True
+        )
+    return rest
 
 
 def _post_capture(*, capture: PaymentCapture, amount_minor: int, provider_reference: str) -> None:

@@ -357,17 +357,21 @@ def _lock_uncaptured_charge(trip: Trip) -> PaymentCapture | None:
 def _settle_refund_with_provider(
     *, trip: Trip, entry: JournalEntry, amount_minor: int, uncaptured: PaymentCapture | None
 ) -> None:
-    if uncaptured is not None and uncaptured.amount_minor >= amount_minor:
-        # Not captured yet: collect less instead of collecting and paying back (a new amount is a new
-        # idempotency key at the provider, so the smaller charge is never mistaken for the first).
-        remaining = uncaptured.amount_minor - amount_minor
+    if uncaptured is not None:
+        # Not charged yet: collect less instead of collecting and paying back (a new amount is a new
+        # idempotency key at the provider, so the smaller charge is never mistaken for the first). What it
+        # cannot cover (the rest of a split fare was refused, its first part taken) is paid back.
+        reduced = min(uncaptured.amount_minor, amount_minor)
+        remaining = uncaptured.amount_minor - reduced
         PaymentCapture.objects.filter(id=uncaptured.id).update(
             amount_minor=remaining,
             status=CaptureStatus.VOIDED if remaining == 0 else uncaptured.status,
             next_attempt_at=None if remaining == 0 else uncaptured.next_attempt_at,
             updated_at=timezone.now(),
         )
-        return
+        amount_minor -= reduced
+        if amount_minor == 0:
+            return
     capture_create(
         key=f"refund-payout:{entry.id}",
         purpose=CapturePurpose.REFUND,

@@ -944,11 +944,6 @@ def _intents(localstripe: LocalStripe) -> list[dict]:
         return stripe_api.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Found by the machine: a fare above its hold is refunded from the hold's intent alone "
-    "(backend/cards/provider.py; reported to the lead, who owns backend/cards)",
-)
 def test_a_full_refund_of_a_fare_above_its_hold_gives_back_what_each_intent_took(localstripe):
     """The fare is taken as the whole hold plus an excess intent; a full refund must give back what each
     intent took. Real Stripe refuses a refund above what its charge has left (the payout would fail at every
@@ -968,11 +963,6 @@ def test_a_full_refund_of_a_fare_above_its_hold_gives_back_what_each_intent_took
     assert sum(_kept(intent) for intent in intents) == 0  # all of it went back to the rider
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Found by the machine: a fare above its hold whose excess is declined is a refusal of the whole "
-    "fare although Stripe kept the hold's capture (reported to the lead, who owns backend/cards)",
-)
 def test_a_full_refund_after_a_declined_excess_gives_back_the_hold_stripe_kept(localstripe):
     """The hold is captured in full and the excess, charged off-session to the rider's new default card, is
     declined. A staff refund of the whole fare must leave Stripe keeping nothing: the hold's part goes back

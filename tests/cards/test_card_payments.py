@@ -47,7 +47,7 @@ def total(trip: Trip) -> int:
 
 
 def fare_capture(trip: Trip) -> PaymentCapture:
-    return PaymentCapture.objects.get(trip_id=trip.id, purpose=CapturePurpose.FARE)
+    return PaymentCapture.objects.get(key=f"capture:{trip.id}")
 
 
 @pytest.fixture
@@ -209,10 +209,41 @@ def test_a_fare_above_the_hold_takes_the_hold_and_charges_the_rest_as_a_flagged_
             duration_s=trip.estimated_duration_s * 4,
         )
     assert total(done) > hold.amount_minor
-    capture = fare_capture(done)
+    held = fare_capture(done)
     hold.refresh_from_db()
-    assert capture.status == CaptureStatus.SUCCEEDED, capture.last_error
+    assert (held.status, held.amount_minor) == (CaptureStatus.SUCCEEDED, hold.amount_minor), held.last_error
     assert hold.over_authorization_minor == total(done) - hold.amount_minor
+    assert localstripe.captured_minor(hold.payment_intent_id) == hold.amount_minor
+    # The excess is a capture of its own, charged off-session: the rider owes only it if it is refused.
+    rest = PaymentCapture.objects.get(key=f"{held.key}:rest")
+    assert (rest.status, rest.amount_minor) == (CaptureStatus.SUCCEEDED, total(done) - hold.amount_minor)
+    assert localstripe.captured_minor(rest.provider_reference) == rest.amount_minor
+    assert_ledger_consistent()
+
+
+def test_a_refused_excess_above_the_hold_leaves_the_hold_recorded_and_only_the_excess_owed(
+    card_rider, localstripe, django_capture_on_commit_callbacks, celery_eager
+):
+    trip = assign(requested_trip(card_rider), DriverFactory())
+    hold = CardHold.objects.get(trip_id=trip.id)
+    bad = save_card(localstripe, card_rider, number=DECLINED_WHEN_CHARGED)
+    customers.payment_method_default_set(rider_id=card_rider.id, payment_method_id=bad.id)
+    for status in (TripStatus.ARRIVED, TripStatus.IN_PROGRESS):
+        trip_transition(trip_id=trip.id, to=status, actor_id=trip.driver_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = complete_trip(
+            trip_load(trip.id),
+            distance_m=trip.estimated_distance_m * 4,
+            duration_s=trip.estimated_duration_s * 4,
+        )
+    held = fare_capture(done)
+    rest = PaymentCapture.objects.get(key=f"{held.key}:rest")
+    assert (held.status, held.amount_minor) == (CaptureStatus.SUCCEEDED, hold.amount_minor)
+    assert rest.status == CaptureStatus.FAILED and rest.provider_refusals == 1
+    assert list(overdue_captures(rider_id=card_rider.id)) == [rest]
+    with pytest.raises(PaymentRequired) as refused:
+        requested_trip(card_rider)
+    assert refused.value.details["amount"] == total(done) - hold.amount_minor
     assert localstripe.captured_minor(hold.payment_intent_id) == hold.amount_minor
     assert_ledger_consistent()
 

@@ -43,7 +43,7 @@ def proxy(localstripe, settings):
 
 
 def fare_capture(trip) -> PaymentCapture:
-    return PaymentCapture.objects.get(trip_id=trip.id, purpose=CapturePurpose.FARE)
+    return PaymentCapture.objects.get(key=f"capture:{trip.id}")
 
 
 def intents_at_stripe(localstripe: LocalStripe) -> list[dict]:
@@ -213,7 +213,7 @@ def test_a_full_refund_while_a_captures_answer_was_lost_gives_the_money_back(
     assert_ledger_consistent()
 
 
-def test_a_fare_above_the_hold_is_flagged_and_its_reference_does_not_depend_on_who_answered_first(
+def test_a_fare_above_the_hold_is_flagged_and_its_excess_is_a_capture_of_its_own(
     proxy, localstripe, django_capture_on_commit_callbacks, celery_eager, caplog
 ):
     rider = RiderFactory()
@@ -232,19 +232,30 @@ def test_a_fare_above_the_hold_is_flagged_and_its_reference_does_not_depend_on_w
         )
     flagged = [r for r in caplog.records if "FLAGGED" in r.getMessage()]
     assert flagged and all(r.levelno == logging.ERROR for r in flagged)  # docs/payments.md: for staff
-    assert fare_capture(done).status == CaptureStatus.FAILED
+    held = fare_capture(done)
+    assert (held.status, held.amount_minor, held.provider_reference) == (
+        CaptureStatus.SUCCEEDED,
+        hold.amount_minor,
+        hold.payment_intent_id,
+    )
+    rest = PaymentCapture.objects.get(key=f"{held.key}:rest")
+    assert (rest.status, rest.amount_minor) == (
+        CaptureStatus.FAILED,
+        done.fare_breakdown["total"] - hold.amount_minor,
+    )
 
     (excess,) = [
         intent
         for intent in intents_at_stripe(localstripe)
-        if intent["metadata"].get("rochdale_capture") == str(fare_capture(done).id)
+        if intent["metadata"].get("rochdale_capture") == str(rest.id)
     ]
-    assert excess["amount"] == done.fare_breakdown["total"] - hold.amount_minor
+    assert excess["amount"] == rest.amount_minor
     assert deliver(event("evt_excess", "payment_intent.succeeded", excess))[0] == 200
-    capture = fare_capture(done)
-    assert capture.status == CaptureStatus.SUCCEEDED
-    # The same reference as when the attempt hears back itself: the hold's intent, which refunds go to.
-    assert capture.provider_reference == hold.payment_intent_id
+    rest.refresh_from_db()
+    assert (rest.status, rest.provider_reference) == (CaptureStatus.SUCCEEDED, excess["id"])
+    assert balance_minor(kind=AccountKind.CASH_CLEARING, owner_id=None, currency=done.currency) == (
+        kept_at_stripe(localstripe)
+    )
     assert_ledger_consistent()
 
 

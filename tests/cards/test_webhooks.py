@@ -34,7 +34,7 @@ def deliver(event: dict, **signing) -> tuple[int, dict]:
 
 
 def fare_capture_amount(trip) -> int:
-    return PaymentCapture.objects.get(trip_id=trip.id, purpose=CapturePurpose.FARE).amount_minor
+    return PaymentCapture.objects.get(key=f"capture:{trip.id}").amount_minor
 
 
 def event(event_id: str, kind: str, obj: dict) -> dict:

@@ -152,7 +152,12 @@ async def _ride(base: str, ws_base: str, rider_token: str, driver_token: str) ->
                 if update["trip"]["status"] == "completed":
                     break
             state = (await http.get("/api/v1/driver/state", headers=driver_headers)).json()
-            assert state == {"online": True, "offer": None, "trip": None}
+            assert {key: state[key] for key in ("online", "offer", "trip")} == {
+                "online": True,
+                "offer": None,
+                "trip": None,
+            }
+            assert state["eligibility"]["eligible"] is True
             history = (await http.get("/api/v1/driver/offers", headers=driver_headers)).json()
             assert history["results"][0]["status"] == "accepted"
             return update["trip"]

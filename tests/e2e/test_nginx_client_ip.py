@@ -74,6 +74,9 @@ class Nginx:
 def nginx_in_front_of(server: LiveServer) -> Iterator[Nginx]:
     with tempfile.TemporaryDirectory(prefix="rochdale-nginx-") as raw_directory:
         directory = Path(raw_directory)
+        # nginx's workers (user nobody) buffer a large request body to a file under this directory, which
+        # tempfile made readable by its owner only.
+        directory.chmod(0o755)
         certs = directory / "certs"  # the shipped config names its certificates relative to its own dir
         certs.mkdir()
         subprocess.run(
@@ -218,3 +221,19 @@ def test_without_a_proxy_x_forwarded_for_is_ignored(server_without_proxy):
     assert sign_ups == [201] * REGISTER_LIMIT + [429] * 5
     assert failures == [401] * IP_FAILURE_LIMIT + [429] * 5
     assert other.status_code == 201, "claiming to be the limited client does not make you it"
+
+
+def test_through_nginx_only_a_document_upload_may_be_larger_than_64_kib(server_behind_one_proxy):
+    scan = b"%PDF-1.7\n" + b"0" * (1024 * 1024)  # a one-megabyte scan: well within the documents' 10 MiB
+    with (
+        nginx_in_front_of(server_behind_one_proxy) as proxy,
+        client_from("127.0.0.1", proxy.https_url) as client,
+    ):
+        upload = client.post(
+            "/api/v1/driver/documents",
+            files={"file": ("insurance.pdf", scan, "application/pdf")},
+            data={"kind": "insurance"},
+        )
+        other = client.post("/api/v1/trips", content=scan, headers={"Content-Type": "application/json"})
+    assert upload.status_code == 401, proxy.log()  # it reached the app, which wants a token first
+    assert other.status_code == 413  # nginx's own refusal: the app never saw it

@@ -47,8 +47,9 @@ class IsStaff(RoleGate):
         return bool(request.user.is_staff)
 
 
-class IsGovernanceStaff(IsStaff):
-    """Staff, on governance's staff routes, whose refusal the contract names `staff_only`."""
+class IsStaffOnly(IsStaff):
+    """Staff, on the routes whose refusal is named `staff_only` (the contract's for governance's staff
+    routes; refunds and the regulator's reports answer the same), before any id is looked at."""
 
     code = "staff_only"
     message = "Only staff may do this."

@@ -20,7 +20,7 @@ from governance.audit import audit_head, audit_verify
 from governance.models import Election, Proposal
 from mobile_api import serializers_governance as g
 from mobile_api.pagination import CursorPage
-from mobile_api.permissions import IsGovernanceStaff, IsMemberOrStaff, IsMemberOrStaffVoting
+from mobile_api.permissions import IsMemberOrStaff, IsMemberOrStaffVoting, IsStaffOnly
 from mobile_api.schema import error_responses
 from mobile_api.schema import governance as docs
 
@@ -107,7 +107,7 @@ class MembershipWithdrawView(APIView):
 
 
 class StaffMemberStatusView(APIView):
-    permission_classes = [IsGovernanceStaff]
+    permission_classes = [IsStaffOnly]
 
     @extend_schema(
         tags=[TAG],
@@ -127,7 +127,7 @@ class StaffMemberStatusView(APIView):
 
 
 class StaffBoardSeatsView(APIView):
-    permission_classes = [IsGovernanceStaff]
+    permission_classes = [IsStaffOnly]
 
     @extend_schema(
         tags=[TAG],

@@ -38,19 +38,12 @@ from dispatch.money import receipts, refunds, statements
 from dispatch.serializers import PlaceSerializer, RouteSerializer, route_document
 from mobile_api import serializers as s
 from mobile_api.idempotency import idempotent
-from mobile_api.permissions import HasEarnings, IsStaff
+from mobile_api.permissions import HasEarnings, IsStaffOnly
 from mobile_api.schema import MoneySerializer, error_responses
 from mobile_api.schema.trips import TRIP_ID, TRIP_ID_PARAMETER
 from mobile_api.serializers_fields import MinorMoney, Timestamp
 
 # --- Gates and renderers ----------------------------------------------------------------------------------
-
-
-class IsStaffRefunding(IsStaff):
-    """Staff, on the refund routes, whose refusal is named `staff_only` (before any id is looked at)."""
-
-    code = "staff_only"
-    message = "Only staff may refund."
 
 
 class PDFRenderer(BaseRenderer):
@@ -151,7 +144,7 @@ REFUND_EXAMPLE = {
 
 
 class StaffTripRefundsView(APIView):
-    permission_classes = [IsStaffRefunding]
+    permission_classes = [IsStaffOnly]
 
     @extend_schema(
         operation_id="staff_trip_refunds",

@@ -24,7 +24,7 @@ from backend.errors import InvalidInput
 from dispatch.compliance.accessibility import accessibility_figures
 from dispatch.compliance.hvfhv import parse_month
 from dispatch.compliance.trip_records import regulator_report, report_summary, trip_records_csv
-from mobile_api.permissions import IsStaff
+from mobile_api.permissions import IsStaffOnly
 from mobile_api.schema import error_responses
 
 MONTH_PARAMETER = OpenApiParameter(
@@ -37,13 +37,6 @@ REPORT_ERRORS = error_responses(
         422: ["trip_report_not_configured", "invalid_trip_report_fee_columns"],
     }
 )
-
-
-class IsStaffReporting(IsStaff):
-    """Staff, on the regulator's report routes, whose refusal is named `staff_only`."""
-
-    code = "staff_only"
-    message = "Only staff may do this."
 
 
 class TripRecordsCSVRenderer(BaseRenderer):
@@ -69,7 +62,7 @@ def _month(request: Request) -> date:
 
 
 class _StaffReportView(APIView):
-    permission_classes = [IsStaffReporting]
+    permission_classes = [IsStaffOnly]
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -49,7 +49,7 @@ There is no surge (``surge_cap`` 1.00), no booking fee, and a $5.00 cancellation
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -62,6 +62,8 @@ FloorPeriod = Literal["trip", "week"]
 FeeKind = Literal["flat", "percentage", "trip_amount"]
 ZoneTouch = Literal["pickup", "dropoff", "pickup_or_dropoff", "route"]
 RefundDriverPay = Literal["kept", "shared_above_floor"]
+# How the validators report a problem: `fail(path, message)`, collected into one PolicyValidationError.
+ReportProblem = Callable[[str, str], None]
 
 DISTANCE_UNITS: tuple[str, ...] = ("mile", "km")
 FLOOR_PERIODS: tuple[str, ...] = ("trip", "week")
@@ -454,7 +456,7 @@ def _validate_document(doc: object) -> _ParsedExtras:
     return _ParsedExtras(effective_at=effective_at)
 
 
-def _validate_fees(fees: object, fail: Any) -> None:
+def _validate_fees(fees: object, fail: ReportProblem) -> None:
     if not isinstance(fees, list):
         fail("fees", "must be a list of fee items")
         return
@@ -505,7 +507,7 @@ def _validate_fees(fees: object, fail: Any) -> None:
             earlier_codes.add(code)
 
 
-def _validate_fee_bases(bases: object, path: str, earlier_codes: set[str], fail: Any) -> None:
+def _validate_fee_bases(bases: object, path: str, earlier_codes: set[str], fail: ReportProblem) -> None:
     if not isinstance(bases, list) or not bases:
         fail(path, f'must be a non-empty list of bases: "{FEE_BASE_FARE}" and/or codes of earlier fees')
         return
@@ -519,7 +521,7 @@ def _validate_fee_bases(bases: object, path: str, earlier_codes: set[str], fail:
         seen.add(base if isinstance(base, str) else repr(base))
 
 
-def _validate_fee_conditions(when: object, path: str, fail: Any) -> None:
+def _validate_fee_conditions(when: object, path: str, fail: ReportProblem) -> None:
     if not isinstance(when, Mapping):
         fail(path, "must be an object")
         return
@@ -546,7 +548,7 @@ def _validate_fee_conditions(when: object, path: str, fail: Any) -> None:
         fail(f"{path}.zone.touch", 'must be "pickup", "dropoff", "pickup_or_dropoff" or "route"')
 
 
-def _validate_payments(payments: object, fail: Any) -> None:
+def _validate_payments(payments: object, fail: ReportProblem) -> None:
     if not isinstance(payments, Mapping):
         fail("payments", "must be an object")
         return
@@ -559,7 +561,7 @@ def _validate_payments(payments: object, fail: Any) -> None:
             fail("payments.authorization_margin_rate", "must be between 0 and 1 inclusive (0.25 holds 125%)")
 
 
-def _validate_refunds(refunds: object, fail: Any) -> None:
+def _validate_refunds(refunds: object, fail: ReportProblem) -> None:
     if not isinstance(refunds, Mapping):
         fail("refunds", "must be an object")
         return
@@ -573,7 +575,7 @@ def _check_keys(
     prefix: str,
     required: tuple[str, ...],
     optional: tuple[str, ...],
-    fail: Any,
+    fail: ReportProblem,
 ) -> None:
     for name in required:
         if name not in mapping:
@@ -584,7 +586,7 @@ def _check_keys(
 
 
 def _parse_rate(
-    raw: object, path: str, fail: Any, *, places: int = MAX_RATE_DECIMAL_PLACES
+    raw: object, path: str, fail: ReportProblem, *, places: int = MAX_RATE_DECIMAL_PLACES
 ) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, str):
         kind = "a number" if isinstance(raw, int | float) and not isinstance(raw, bool) else "this value"
@@ -612,7 +614,7 @@ def _parse_rate(
     return value
 
 
-def _parse_datetime(raw: object, path: str, fail: Any) -> datetime | None:
+def _parse_datetime(raw: object, path: str, fail: ReportProblem) -> datetime | None:
     if not isinstance(raw, str):
         fail(path, "must be an ISO 8601 date-time string with a zone, or null")
         return None

@@ -158,8 +158,7 @@ def refund_post(
                 details={"refundable": refundable, "currency": trip.currency},
             )
         if idempotency_key is None:
-            count = JournalEntry.objects.filter(trip_id=trip.id, kind="refund").count()
-            key = f"refund:{trip.id}:{count + 1}"
+            key = _next_numbered_key(trip)
         shares = largest_remainder_split(amount_minor, {part.key: part.left for part in parts if part.left})
         fare_part = shares.get(_FARE, 0)
         driver_part = _driver_part(trip, fare_part=fare_part) if fare_part else 0
@@ -296,6 +295,17 @@ def _charge_parts(trip: Trip) -> list[_ChargePart]:
         _ChargePart(key=key, label=labels.get(key, key), charged=amount, refunded=refunded.get(key, 0))
         for key, amount in charged.items()
     ]
+
+
+def _next_numbered_key(trip: Trip) -> str:
+    """`refund:{trip}:{n}` for the trip's next refund: n counts its refunds, and skips a number a refund
+    asked for with an idempotency key that looks like one took already (the trip row is locked, so two
+    refunds never pick the same n)."""
+    taken = set(JournalEntry.objects.filter(trip_id=trip.id, kind="refund").values_list("key", flat=True))
+    number = len(taken) + 1
+    while f"refund:{trip.id}:{number}" in taken:
+        number += 1
+    return f"refund:{trip.id}:{number}"
 
 
 def _refunded_fare(entry: JournalEntry, amount: int) -> int:

@@ -696,8 +696,9 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
     blocks it. Saved cards are detached at Stripe first, outside the transaction (a network call); if Stripe
     cannot be reached the erasure stops there with nothing else changed and is simply run again. Then, in one
     transaction: the person's free text on their trips, their location history beyond each trip's first and
-    last fix, their last position and unused estimates go, the account is pseudonymised, and the erasure is
-    appended to the governance audit log (last, as every act's audit entry is).
+    last fix, their last position and unused estimates go, their bank accounts are deactivated, the
+    account is pseudonymised, and the erasure is appended to the governance audit log (last, as every
+    act's audit entry is).
     """
     user = User.objects.filter(id=user_id).first()
     if user is None:
@@ -726,6 +727,10 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
         reasons = Trip.objects.filter(id__in=trip_ids).exclude(cancel_reason="").update(cancel_reason="")
         _cancel_event_reasons_blank(trip_ids)
         fixes = location_history_erase(driver_id=user_id)
+        # Kept for tax and bank reconciliation, never again a destination: a row is only ever deactivated.
+        DriverBankAccount.objects.filter(driver_id=user_id, is_active=True).update(
+            is_active=False, deactivated_at=timezone.now()
+        )
         estimates, _ = (
             FareEstimate.objects.filter(rider_id=user_id)
             .exclude(id__in=Trip.objects.filter(estimate__isnull=False).values("estimate_id"))

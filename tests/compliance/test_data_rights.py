@@ -318,7 +318,7 @@ def test_saved_cards_show_as_brand_and_last4_and_are_detached_at_stripe_on_erasu
 
 
 def test_a_drivers_documents_are_exported_as_metadata_and_only_their_own(nyc):
-    from tests.compliance.builders import upload
+    from tests.compliance.document_builders import upload
 
     driver, other = DriverFactory(), DriverFactory()
     licence = upload(driver, "tlc_driver_license")
@@ -353,3 +353,19 @@ def test_staff_carry_out_a_waiting_request_from_the_admin(client, staff_user):
     assert User.objects.get(id=driver.id).name == pseudonym_name(driver.id)
     entry = AuditEntry.objects.get(kind="account.erased")
     assert entry.payload["erased_by"] == str(staff_user.id)
+
+
+def test_erasure_deactivates_the_drivers_bank_account_so_nothing_is_paid_to_it_afterwards():
+    # docs/compliance.md: bank account rows are kept "deactivated, shown masked"; an active one would stay
+    # the destination of any later payout run for an account nobody holds any more.
+    from dispatch.models import DriverBankAccount
+    from tests.payouts.builders import bank_account
+
+    driver = DriverFactory()
+    account = bank_account(driver)
+
+    call_command("account_erase", "--user", str(driver.id))
+
+    kept = DriverBankAccount.objects.get(id=account.id)
+    assert not kept.is_active and kept.deactivated_at is not None
+    assert kept.masked_account_number == account.masked_account_number

@@ -19,7 +19,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.cards.holds import hold_attach, hold_for_trip_request, hold_void
+from backend.cards.holds import cards_in_use, hold_attach, hold_for_trip_request, hold_void
 from backend.cards.models import CardHold
 from backend.errors import (
     Conflict,
@@ -166,22 +166,14 @@ def trip_request(
         }
     _refuse_if_trip_open(rider_id)
     _refuse_if_overdue(rider_id)
-    policy = policy_of(quoted["policy_version"])
-    quoted_charge = rider_charge(
-        policy,
-        fare_minor=quoted["fare_estimate_minor"],
-        facts=fee_facts(
-            policy=policy,
-            pickup=pickup.as_point(),
-            dropoff=dropoff.as_point(),
-            route=quoted["route_geometry"],
-            wheelchair_accessible=wav,
-        ),
-    )
-    hold = hold_for_trip_request(
-        rider_id=rider_id,
-        amount_minor=authorization_amount(policy, quoted_total_minor=quoted_charge.total),
-        currency=quoted["currency"],
+    hold = (
+        hold_for_trip_request(
+            rider_id=rider_id,
+            amount_minor=_hold_amount(quoted, pickup=pickup, dropoff=dropoff, wav=wav),
+            currency=quoted["currency"],
+        )
+        if cards_in_use()
+        else None
     )
     try:
         trip = _trip_create(
@@ -194,6 +186,23 @@ def trip_request(
             hold_void(hold=hold)
         raise
     return trip
+
+
+def _hold_amount(quoted: dict[str, object], *, pickup: Place, dropoff: Place, wav: bool) -> int:
+    """What a card hold covers: the quoted fare and its pass-through fees, plus the board's margin."""
+    policy = policy_of(quoted["policy_version"])
+    charge = rider_charge(
+        policy,
+        fare_minor=quoted["fare_estimate_minor"],
+        facts=fee_facts(
+            policy=policy,
+            pickup=pickup.as_point(),
+            dropoff=dropoff.as_point(),
+            route=quoted["route_geometry"],
+            wheelchair_accessible=wav,
+        ),
+    )
+    return authorization_amount(policy, quoted_total_minor=charge.total)
 
 
 def _refuse_if_trip_open(rider_id: uuid.UUID, *, cause: Exception | None = None) -> None:

@@ -471,6 +471,7 @@ def refund_split(
     share_minor: int,
     floor_minor: int,
     driver_refunded_minor: int = 0,
+    fare_refunded_minor: int = 0,
 ) -> RefundSplit:
     """Split a refund of (part of) a trip's fare between the co-op and the driver.
 
@@ -479,9 +480,11 @@ def refund_split(
 
     * ``kept`` (default): the co-op bears all of it; the driver keeps the pay;
     * ``shared_above_floor``: the driver bears the refund x share / fare (their standard share of the
-      fare refunded), rounded once, but only out of pay above the trip's floor: at most
-      ``pay - floor - driver_refunded_minor`` (what earlier refunds of this trip already took), so the
-      trip never pays the driver less than its floor. The co-op bears the rest.
+      fare refunded), rounded once over all the trip's refunds: their share of everything refunded of the
+      fare (``fare_refunded_minor``, earlier refunds, + this one) less what earlier refunds already took
+      (``driver_refunded_minor``), so many small refunds cost the driver what one refund of their sum
+      would; and only out of pay above the trip's floor: at most ``pay - floor - driver_refunded_minor``,
+      so the trip never pays the driver less than its floor. The co-op bears the rest.
     """
     for name, value in (
         ("refund_minor", refund_minor),
@@ -490,14 +493,19 @@ def refund_split(
         ("share_minor", share_minor),
         ("floor_minor", floor_minor),
         ("driver_refunded_minor", driver_refunded_minor),
+        ("fare_refunded_minor", fare_refunded_minor),
     ):
         _require_minor_amount(value, name)
     if policy.refunds.driver_pay == "kept" or fare_minor == 0:
         return RefundSplit(refund=refund_minor, coop=refund_minor, driver=0)
-    proportional = to_minor_units(
-        Fraction(refund_minor * share_minor, fare_minor * 10 ** minor_unit_exponent(policy.currency)),
+    share_of_all_refunded = to_minor_units(
+        Fraction(
+            (fare_refunded_minor + refund_minor) * share_minor,
+            fare_minor * 10 ** minor_unit_exponent(policy.currency),
+        ),
         policy.currency,
     )
+    proportional = max(share_of_all_refunded - driver_refunded_minor, 0)
     above_floor = max(pay_minor - floor_minor - driver_refunded_minor, 0)
     driver = min(proportional, above_floor, refund_minor)
     return RefundSplit(refund=refund_minor, coop=refund_minor - driver, driver=driver)

@@ -334,6 +334,15 @@ def _driver_part(trip: Trip, *, fare_part: int) -> int:
             account__owner_id=trip.driver_id,
         ).values_list("debit_minor", flat=True)
     )
+    # The fare earlier staff refunds gave back (a refund made at the card processor is the co-op's alone
+    # and records no fare_part): the driver's share is rounded once over all of it and this one.
+    fare_refunded = sum(
+        int(metadata_of_refund.get("fare_part") or 0)
+        for metadata_of_refund in JournalEntry.objects.filter(trip_id=trip.id, kind="refund").values_list(
+            "metadata", flat=True
+        )
+        if metadata_of_refund
+    )
     split = refund_split(
         policy_of(trip.policy_version),
         refund_minor=fare_part,
@@ -343,6 +352,7 @@ def _driver_part(trip: Trip, *, fare_part: int) -> int:
         # A trip whose entry recorded no floor is treated as paid at its floor: nothing above it to take.
         floor_minor=int(floor) if floor is not None else pay,
         driver_refunded_minor=earlier,
+        fare_refunded_minor=fare_refunded,
     )
     return split.driver
 

@@ -33,3 +33,17 @@ def test_a_refund_without_a_key_after_one_whose_key_is_a_number_is_a_refund_of_i
     assert JournalEntry.objects.filter(trip_id=trip.id, kind="refund").count() == 3
     assert trip_refunds(trip_id=trip.id).refunded == 700
     assert_ledger_consistent()
+
+
+def test_many_small_refunds_take_the_drivers_share_of_their_sum_rounded_once(seeded_policy):
+    trip = reference_trip(policy=policy_with(driver_pay="shared_above_floor"))
+    staff = StaffFactory()
+    assert (trip.fare_minor, trip.driver_pay_minor) == (3850, 3273)  # 227 of pay above the 3046 floor
+    pay_before = _driver_payable(trip)
+    for _ in range(10):
+        refund_post(trip_id=trip.id, amount_minor=1, reason="a cent back", staff_id=staff.id)
+    # 0.10 of the fare refunded: the driver's share of it is 0.10 x 3273 / 3850 = 0.085 -> 0.09, not
+    # ten cents (each cent's 0.85 rounded up on its own): the rider's refunds were all the driver's.
+    assert pay_before - _driver_payable(trip) == 9
+    assert sum(r.driver_part for r in trip_refunds(trip_id=trip.id).refunds) == 9
+    assert_ledger_consistent()

@@ -279,11 +279,13 @@ def expiry_reminders_send(*, today: date | None = None) -> int:
     """Remind the driver of every approved document expiring in exactly one of the profile's
     `expiry_reminder_days` (30 and 7 for New York), once a document and day; returns how many were sent.
     A rerun the same day sends none: the reminder row is claimed (unique per document and day) before the
-    hook is called, in the same transaction, so a hook that fails rolls its claim back for the next run."""
+    hook is called, in the same transaction, so a hook that fails rolls its claim back for the next run;
+    the sweep goes on with the other documents and raises the first failure at the end."""
     day = today or local_day(timezone.now())
     profile = regulator_profile()
     kinds = [doc.kind for doc in profile.documents]
     sent = 0
+    failure: Exception | None = None
     for days_before in profile.expiry_reminder_days:
         expiring = (
             Document.objects.filter(
@@ -304,5 +306,13 @@ def expiry_reminders_send(*, today: date | None = None) -> int:
                     )
             except IntegrityError:
                 continue  # another run claimed it first
+            except Exception as exc:
+                # Its claim rolled back: tried again at the next run. The others are not held back by it
+                # (a delivery failing for one driver would otherwise starve every document after it).
+                logger.exception("expiry reminder of document %s failed", document.id)
+                failure = failure or exc
+                continue
             sent += 1
+    if failure is not None:
+        raise failure  # the task fails visibly; what could be sent has been
     return sent

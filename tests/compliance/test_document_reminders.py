@@ -64,3 +64,28 @@ def test_a_failing_hook_is_tried_again_on_the_next_run(nyc, monkeypatch):
 
 def test_no_profile_no_reminders(settings):
     assert expiry_reminders_send() == 0
+
+
+def test_a_hook_failing_for_one_document_does_not_hold_back_the_others(nyc, monkeypatch):
+    # A delivery that fails for one driver (no address yet, a bounced mailbox) must not starve every
+    # document the sweep reaches after it: those are reminded in the same run, the failed one next time.
+    from backend.compliance import notify
+
+    staff = StaffFactory()
+    unreachable, reachable = DriverFactory(), DriverFactory()
+    fine = [approved(reachable, kind, staff, expires_on=in_days(7)) for kind in ("insurance", "inspection")]
+    failing = approved(unreachable, "insurance", staff, expires_on=in_days(7))  # the newest: reached first
+    real = notify.document_expiry_reminder
+
+    def flaky(*, document, **kwargs):
+        if document.driver_id == unreachable.id:
+            raise ConnectionError("no address for this driver")
+        real(document=document, **kwargs)
+
+    monkeypatch.setattr(notify, "document_expiry_reminder", flaky)
+    with pytest.raises(ConnectionError):
+        expiry_reminders_send()
+    assert set(ExpiryReminder.objects.values_list("document_id", flat=True)) == {d.id for d in fine}
+    monkeypatch.setattr(notify, "document_expiry_reminder", real)
+    assert expiry_reminders_send() == 1
+    assert ExpiryReminder.objects.filter(document=failing).count() == 1

@@ -10,107 +10,218 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('dispatch', '0004_planned_routes'),
+        ("accounts", "0001_initial"),
+        ("dispatch", "0004_planned_routes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DriverStripeAccount',
+            name="DriverStripeAccount",
             fields=[
-                ('driver', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='stripe_account', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('account_id', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "driver",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="stripe_account",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("account_id", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='DriverBankAccount',
+            name="DriverBankAccount",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('holder_name', models.CharField(max_length=120)),
-                ('routing_number', models.CharField(max_length=9, validators=[dispatch.models.validate_routing_number])),
-                ('account_number', models.CharField(max_length=17, validators=[dispatch.models.validate_account_number])),
-                ('account_type', models.CharField(choices=[('checking', 'Checking'), ('savings', 'Savings')], default='checking', max_length=8)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('deactivated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('driver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='bank_accounts', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("holder_name", models.CharField(max_length=120)),
+                (
+                    "routing_number",
+                    models.CharField(max_length=9, validators=[dispatch.models.validate_routing_number]),
+                ),
+                (
+                    "account_number",
+                    models.CharField(max_length=17, validators=[dispatch.models.validate_account_number]),
+                ),
+                (
+                    "account_type",
+                    models.CharField(
+                        choices=[("checking", "Checking"), ("savings", "Savings")],
+                        default="checking",
+                        max_length=8,
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("deactivated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "driver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="bank_accounts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Payout',
+            name="Payout",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('week_start', models.DateField()),
-                ('cut_off', models.DateTimeField(help_text="The week's end: what the ledger held by then is paid.")),
-                ('status', models.CharField(choices=[('pending', 'Pending: recorded in the ledger, not sent yet'), ('submitted', 'Submitted to the provider or the bank file'), ('paid', 'Paid'), ('failed', "Failed: refused, the amount went back to the driver's balance")], default='pending', max_length=10)),
-                ('method', models.CharField(choices=[('stripe', 'Stripe Connect transfer'), ('ach', 'ACH bank file (NACHA)')], max_length=10)),
-                ('amount_minor', models.BigIntegerField()),
-                ('payable_minor', models.BigIntegerField(help_text='The driver_payable part of the amount.')),
-                ('tips_minor', models.BigIntegerField(help_text='The tips_held part of the amount.')),
-                ('currency', models.CharField(max_length=3)),
-                ('destination', models.CharField(blank=True, default='', max_length=64)),
-                ('idempotency_key', models.CharField(max_length=120, unique=True)),
-                ('provider_reference', models.CharField(blank=True, default='', max_length=120)),
-                ('batch', models.CharField(blank=True, db_index=True, default='', max_length=64)),
-                ('batch_sequence', models.PositiveIntegerField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, default='', max_length=500)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_at', models.DateTimeField(blank=True, null=True)),
-                ('bank_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='payouts', to='dispatch.driverbankaccount')),
-                ('driver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payouts', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("week_start", models.DateField()),
+                (
+                    "cut_off",
+                    models.DateTimeField(help_text="The week's end: what the ledger held by then is paid."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending: recorded in the ledger, not sent yet"),
+                            ("submitted", "Submitted to the provider or the bank file"),
+                            ("paid", "Paid"),
+                            ("failed", "Failed: refused, the amount went back to the driver's balance"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[("stripe", "Stripe Connect transfer"), ("ach", "ACH bank file (NACHA)")],
+                        max_length=10,
+                    ),
+                ),
+                ("amount_minor", models.BigIntegerField()),
+                ("payable_minor", models.BigIntegerField(help_text="The driver_payable part of the amount.")),
+                ("tips_minor", models.BigIntegerField(help_text="The tips_held part of the amount.")),
+                ("currency", models.CharField(max_length=3)),
+                ("destination", models.CharField(blank=True, default="", max_length=64)),
+                ("idempotency_key", models.CharField(max_length=120, unique=True)),
+                ("provider_reference", models.CharField(blank=True, default="", max_length=120)),
+                ("batch", models.CharField(blank=True, db_index=True, default="", max_length=64)),
+                ("batch_sequence", models.PositiveIntegerField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, default="", max_length=500)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "bank_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payouts",
+                        to="dispatch.driverbankaccount",
+                    ),
+                ),
+                (
+                    "driver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payouts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-week_start', 'driver_id'],
+                "ordering": ["-week_start", "driver_id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='driverbankaccount',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('driver',), name='one_active_bank_account_per_driver'),
+            model_name="driverbankaccount",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True)),
+                fields=("driver",),
+                name="one_active_bank_account_per_driver",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='driverbankaccount',
-            constraint=models.CheckConstraint(condition=models.Q(('routing_number__regex', '^[0-9]{9}$')), name='bank_routing_number_digits'),
+            model_name="driverbankaccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("routing_number__regex", "^[0-9]{9}$")), name="bank_routing_number_digits"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='driverbankaccount',
-            constraint=models.CheckConstraint(condition=models.Q(('account_number__regex', '^[0-9]{4,17}$')), name='bank_account_number_digits'),
+            model_name="driverbankaccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("account_number__regex", "^[0-9]{4,17}$")),
+                name="bank_account_number_digits",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='driverbankaccount',
-            constraint=models.CheckConstraint(condition=models.Q(('account_type__in', ['checking', 'savings'])), name='bank_account_type_valid'),
+            model_name="driverbankaccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("account_type__in", ["checking", "savings"])),
+                name="bank_account_type_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='payout',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='payout_retry_due'),
+            model_name="payout",
+            index=models.Index(fields=["status", "next_attempt_at"], name="payout_retry_due"),
         ),
         migrations.AddConstraint(
-            model_name='payout',
-            constraint=models.UniqueConstraint(fields=('driver', 'week_start'), name='one_payout_per_driver_week'),
+            model_name="payout",
+            constraint=models.UniqueConstraint(
+                fields=("driver", "week_start"), name="one_payout_per_driver_week"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payout',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='payout_amount_positive'),
+            model_name="payout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_minor__gt", 0)), name="payout_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payout',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_minor', django.db.models.expressions.CombinedExpression(models.F('payable_minor'), '+', models.F('tips_minor')))), name='payout_amount_is_pay_and_tips'),
+            model_name="payout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "amount_minor",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("payable_minor"), "+", models.F("tips_minor")
+                        ),
+                    )
+                ),
+                name="payout_amount_is_pay_and_tips",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payout',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'submitted', 'paid', 'failed'])), name='payout_status_valid'),
+            model_name="payout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "submitted", "paid", "failed"])),
+                name="payout_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payout',
-            constraint=models.CheckConstraint(condition=models.Q(('method__in', ['stripe', 'ach'])), name='payout_method_valid'),
+            model_name="payout",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("method__in", ["stripe", "ach"])), name="payout_method_valid"
+            ),
         ),
     ]

@@ -6,25 +6,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dispatch', '0005_driver_payouts'),
+        ("dispatch", "0005_driver_payouts"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RegulatorZone',
+            name="RegulatorZone",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('location_id', models.PositiveIntegerField(unique=True)),
-                ('borough', models.CharField(blank=True, default='', max_length=60)),
-                ('zone', models.CharField(max_length=120)),
-                ('service_zone', models.CharField(blank=True, default='', max_length=60)),
-                ('area', django.contrib.gis.db.models.fields.MultiPolygonField(srid=4326)),
-                ('loaded_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("location_id", models.PositiveIntegerField(unique=True)),
+                ("borough", models.CharField(blank=True, default="", max_length=60)),
+                ("zone", models.CharField(max_length=120)),
+                ("service_zone", models.CharField(blank=True, default="", max_length=60)),
+                ("area", django.contrib.gis.db.models.fields.MultiPolygonField(srid=4326)),
+                ("loaded_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['location_id'],
+                "ordering": ["location_id"],
             },
         ),
     ]

@@ -191,7 +191,7 @@ def test_anonymous_routes_say_no_auth_and_the_others_need_the_bearer_token(schem
         "/api/v1/auth/token",
         "/api/v1/auth/token/refresh",
         "/api/v1/health",
-        # Stripe's deliveries carry no token: the `Stripe-Signature` header is checked instead (docs/payments.md).
+        # Stripe's deliveries carry no token: the `Stripe-Signature` header is checked (docs/payments.md).
         "/api/v1/payments/stripe/webhook",
     }
 

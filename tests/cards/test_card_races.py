@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 from django.apps import apps
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from backend.cards.models import CardHold
@@ -30,60 +27,12 @@ from tests.cards.recording_proxy import recording_proxy
 from tests.cards.test_card_payments import save_card
 from tests.cards.test_card_review import kept_at_stripe
 from tests.cards.test_webhooks import deliver, event
+from tests.db_threads import WAIT_S, blocked_on_a_lock, poll, run_in_thread
 from tests.factories import RiderFactory, StaffFactory
 from tests.fares.builders import ensure_seed_policy
 from tests.mobile_api.builders import drive_to_completion, requested_trip
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT_S = 20.0
-
-
-@dataclass
-class Outcome:
-    pid: int | None = None
-    value: object = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def _run_in_thread(work: Callable[[], object]) -> tuple[threading.Thread, Outcome]:
-    outcome = Outcome()
-    started = threading.Event()
-
-    def run() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                outcome.pid = cursor.fetchone()[0]
-            started.set()
-            outcome.value = work()
-        except BaseException as exc:  # the test asserts on whatever ended the thread's work
-            outcome.error = exc
-        finally:
-            started.set()
-            outcome.done.set()
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(WAIT_S)
-    return thread, outcome
-
-
-def _poll(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _blocked_on_a_lock(pid: int | None) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "Lock"
 
 
 @pytest.fixture
@@ -121,11 +70,11 @@ def test_a_capture_event_racing_a_refund_never_records_the_amount_from_before_it
                 assert let_refund_go.wait(WAIT_S)
                 return refund_post(trip_id=done.id, amount_minor=250, reason="Detour", staff_id=staff.id)
 
-        refund_thread, refunded = _run_in_thread(refund_holding_the_trip)
-        _poll(lambda: Trip.objects.filter(id=done.id).exists(), "the trip")
-        webhook_thread, delivered = _run_in_thread(lambda: deliver(succeeded))
-        _poll(
-            lambda: _blocked_on_a_lock(delivered.pid) or delivered.done.is_set(),
+        refund_thread, refunded = run_in_thread(refund_holding_the_trip)
+        poll(lambda: Trip.objects.filter(id=done.id).exists(), "the trip")
+        webhook_thread, delivered = run_in_thread(lambda: deliver(succeeded))
+        poll(
+            lambda: blocked_on_a_lock(delivered.pid) or delivered.done.is_set(),
             "the event to wait for the trip",
         )
         let_refund_go.set()

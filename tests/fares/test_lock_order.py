@@ -10,10 +10,7 @@ entry's trip) and aborts one of them with `deadlock detected`.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import pytest
 from django.db import connection, connections
@@ -24,6 +21,7 @@ from backend.fares.payments import capture_attempt
 from dispatch.models import Tip
 from dispatch.money.refunds import refund_post
 from dispatch.services.trips import trip_tip
+from tests.db_threads import WAIT_S, Outcome, blocked_on_a_lock, poll, run_in_thread
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import adopt_policy, complete_trip, ensure_seed_policy, in_progress_trip
 
@@ -31,49 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Any constant unique to this test module: the advisory lock the held capture waits on.
 HOLD_LOCK = 0x4C4F434B  # "LOCK"
-WAIT_S = 20.0
-
-
-@dataclass
-class Outcome:
-    """What a thread's transaction ended with, and the backend that ran it."""
-
-    pid: int | None = None
-    value: object = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def _run_in_thread(work: Callable[[], object]) -> tuple[threading.Thread, Outcome]:
-    outcome = Outcome()
-    started = threading.Event()
-
-    def run() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                outcome.pid = cursor.fetchone()[0]
-            started.set()
-            outcome.value = work()
-        except BaseException as exc:  # the test asserts on whatever ended the transaction
-            outcome.error = exc
-        finally:
-            started.set()
-            outcome.done.set()
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(WAIT_S)
-    return thread, outcome
-
-
-def _poll(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _waiting_on_hold(pid: int) -> bool:
@@ -83,13 +38,6 @@ def _waiting_on_hold(pid: int) -> bool:
             [pid, HOLD_LOCK],
         )
         return cursor.fetchone() is not None
-
-
-def _blocked_on_a_lock(pid: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "Lock"
 
 
 def _deadlocks() -> int:
@@ -135,14 +83,14 @@ def _interleave(capture: PaymentCapture, other: Callable[[], object]) -> tuple[O
     """Hold `capture`'s recording transaction before commit, run `other` against it, then let both go."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [HOLD_LOCK])
-    capture_thread, captured = _run_in_thread(lambda: capture_attempt(capture_id=capture.id))
-    _poll(lambda: _waiting_on_hold(captured.pid) or captured.done.is_set(), "the capture to reach its hold")
+    capture_thread, captured = run_in_thread(lambda: capture_attempt(capture_id=capture.id))
+    poll(lambda: _waiting_on_hold(captured.pid) or captured.done.is_set(), "the capture to reach its hold")
     assert not captured.done.is_set(), f"the capture ended before its hold: {captured.error!r}"
 
-    other_thread, answered = _run_in_thread(other)
+    other_thread, answered = run_in_thread(other)
     # The other transaction either waits for a lock the held capture has, or does not need one at all.
-    _poll(
-        lambda: answered.done.is_set() or _blocked_on_a_lock(answered.pid),
+    poll(
+        lambda: answered.done.is_set() or blocked_on_a_lock(answered.pid),
         "the other transaction to block or finish",
     )
     with connection.cursor() as cursor:

@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "backend.fares",
     "backend.cards",
     "backend.compliance",
+    "backend.organisations",
+    "backend.notifications",
     "dispatch",
     "governance",
     "mobile_api",

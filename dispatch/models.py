@@ -10,14 +10,16 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+import pgtrigger
 from django.conf import settings
 from django.contrib.gis.db import models as gis
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from dispatch import bank_details
-from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, TripStatus
+from dispatch.state import DRIVER_ACTIVE_STATUSES, DRIVERLESS_STATUSES, OPEN_STATUSES, TripStatus
 
 
 class ServiceArea(models.Model):
@@ -81,6 +83,11 @@ class TripCancelledBy(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+class TripPayer(models.TextChoices):
+    RIDER = "rider", "The rider (card or cash)"
+    ORGANISATION = "organisation", "The organisation that booked it (invoiced monthly)"
+
+
 class Trip(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     rider = models.ForeignKey(
@@ -135,6 +142,38 @@ class Trip(models.Model):
     # Dispatch bookkeeping: when the search gives up, and when the next offer round is due.
     search_deadline = models.DateTimeField(null=True, blank=True)
     next_dispatch_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A ride booked ahead (docs/scheduling.md): the pickup time asked for and the window the driver must
+    # arrive in; `release_at` is when an unclaimed reservation enters dispatch (recomputed from road ETAs).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    pickup_window_start = models.DateTimeField(null=True, blank=True)
+    pickup_window_end = models.DateTimeField(null=True, blank=True)
+    release_at = models.DateTimeField(null=True, blank=True)
+    # A driver who claimed the reservation from the list (GET /driver/reservations); only a guarded UPDATE
+    # `WHERE claimed_by IS NULL` sets it, so one claim wins.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_warned_at = models.DateTimeField(null=True, blank=True)
+    rider_reminded_at = models.DateTimeField(null=True, blank=True)
+    driver_reminded_at = models.DateTimeField(null=True, blank=True)
+    # One occurrence of a recurring ride.
+    series = models.ForeignKey(
+        "RecurringRide", on_delete=models.PROTECT, null=True, blank=True, related_name="trips"
+    )
+    occurrence_date = models.DateField(null=True, blank=True)
+    # Booked by an organisation for one of its riders or guests, and billed to it.
+    organisation = models.ForeignKey(
+        "organisations.Organisation", on_delete=models.PROTECT, null=True, blank=True, related_name="trips"
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    booked_by_key = models.ForeignKey(
+        "organisations.OrganisationApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reference = models.CharField(max_length=80, blank=True, default="", help_text="Cost centre or reference.")
+    payer = models.CharField(max_length=12, choices=TripPayer.choices, default=TripPayer.RIDER)
 
     class Meta:
         ordering = ["-requested_at"]
@@ -142,6 +181,11 @@ class Trip(models.Model):
             models.Index(fields=["rider", "-requested_at"], name="trip_rider_recent"),
             models.Index(fields=["driver", "-requested_at"], name="trip_driver_recent"),
             models.Index(fields=["status", "next_dispatch_at"], name="trip_dispatch_due"),
+            models.Index(
+                fields=["release_at"], name="trip_reservation_due", condition=models.Q(status="scheduled")
+            ),
+            models.Index(fields=["organisation", "-requested_at"], name="trip_organisation_recent"),
+            models.Index(fields=["claimed_by", "pickup_window_start"], name="trip_claimed_by_driver"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -158,9 +202,30 @@ class Trip(models.Model):
                 name="one_active_trip_per_driver",
             ),
             models.CheckConstraint(
-                condition=models.Q(driver__isnull=False)
-                | models.Q(status__in=[TripStatus.REQUESTED, TripStatus.UNFULFILLED, TripStatus.CANCELLED]),
+                condition=models.Q(driver__isnull=False) | models.Q(status__in=sorted(DRIVERLESS_STATUSES)),
                 name="trip_driver_when_assigned",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(scheduled_for__isnull=True)
+                | models.Q(
+                    pickup_window_start__isnull=False,
+                    pickup_window_end__isnull=False,
+                    pickup_window_start__lte=models.F("scheduled_for"),
+                    pickup_window_end__gte=models.F("scheduled_for"),
+                ),
+                name="trip_scheduled_has_window",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="scheduled") | models.Q(scheduled_for__isnull=False),
+                name="trip_scheduled_status_has_time",
+            ),
+            models.CheckConstraint(condition=models.Q(payer__in=TripPayer.values), name="trip_payer_valid"),
+            models.CheckConstraint(
+                condition=~models.Q(payer="organisation") | models.Q(organisation__isnull=False),
+                name="trip_organisation_payer_has_organisation",
+            ),
+            models.UniqueConstraint(
+                fields=["series", "occurrence_date"], name="one_trip_per_series_occurrence"
             ),
         ]
 
@@ -494,3 +559,148 @@ class Payout(models.Model):
 def payout_ledger_key(driver_id: uuid.UUID | str, week_start: date) -> str:
     """`payout:{driver_id}:{week_start ISO date}`, the payout entry's key (shared name, see the brief)."""
     return f"payout:{driver_id}:{week_start.isoformat()}"
+
+
+class RecurringRideStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended (its last date or count was reached)"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RecurringRide(models.Model):
+    """A ride that repeats (dialysis on Monday, Wednesday and Friday at 07:30): weekdays and a local pickup
+    time from a date, until a date or a number of rides. It is materialised a few days ahead into scheduled
+    trips (`Trip.series`, one per occurrence date); the dates come from the pure rule in
+    dispatch/scheduling/recurrence.py, in the series' own time zone, so 07:30 stays 07:30 across DST."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rider = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recurring_rides"
+    )
+    organisation = models.ForeignKey(
+        "organisations.Organisation", on_delete=models.PROTECT, null=True, blank=True, related_name="series"
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    pickup = gis.PointField(srid=4326)
+    dropoff = gis.PointField(srid=4326)
+    wheelchair_accessible = models.BooleanField(default=False)
+    reference = models.CharField(max_length=80, blank=True, default="")
+    # ISO weekdays, Monday 1 .. Sunday 7.
+    weekdays = ArrayField(models.PositiveSmallIntegerField(), size=7)
+    pickup_time = models.TimeField(help_text="Local pickup time in time_zone.")
+    pickup_window_s = models.PositiveIntegerField(help_text="Half-width of the pickup window, in seconds.")
+    time_zone = models.CharField(max_length=64)
+    starts_on = models.DateField()
+    until = models.DateField(null=True, blank=True)
+    count = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=RecurringRideStatus.choices, default=RecurringRideStatus.ACTIVE
+    )
+    # Occurrences on these dates are not booked (skipped before they were materialised).
+    skipped_dates = ArrayField(models.DateField(), default=list, blank=True)
+    materialised_through = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=RecurringRideStatus.values), name="recurring_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(until__isnull=False, count__isnull=False), name="recurring_until_or_count"
+            ),
+            models.CheckConstraint(condition=~models.Q(weekdays=[]), name="recurring_has_weekdays"),
+        ]
+
+    def __str__(self) -> str:
+        return f"series {self.id} ({self.status})"
+
+
+class InvoiceStatus(models.TextChoices):
+    ISSUED = "issued", "Issued"
+    PARTLY_PAID = "partly_paid", "Partly paid"
+    PAID = "paid", "Paid"
+
+
+class OrganisationInvoice(models.Model):
+    """One organisation's trips of one local month (docs/billing.md). Its lines are the trips' ledger
+    charges to the organisation's receivable account, copied when it is issued, so the invoice reconciles
+    with the ledger to the cent; payments staff record against it post their own ledger entries."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=40, unique=True)
+    organisation = models.ForeignKey(
+        "organisations.Organisation", on_delete=models.PROTECT, related_name="invoices"
+    )
+    month = models.DateField(help_text="The first day of the local month it covers.")
+    currency = models.CharField(max_length=3)
+    total_minor = models.PositiveBigIntegerField()
+    issued_at = models.DateTimeField(default=timezone.now)
+    due_on = models.DateField()
+    status = models.CharField(max_length=12, choices=InvoiceStatus.choices, default=InvoiceStatus.ISSUED)
+
+    class Meta:
+        ordering = ["-month", "organisation_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "month"], name="one_invoice_per_organisation_month"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=InvoiceStatus.values), name="invoice_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice {self.number}"
+
+
+class InvoiceLine(models.Model):
+    """One billed charge of one trip: its fare, a late-cancellation fee, or a refund (a negative line)."""
+
+    invoice = models.ForeignKey(OrganisationInvoice, on_delete=models.PROTECT, related_name="lines")
+    trip = models.ForeignKey(Trip, on_delete=models.PROTECT, related_name="invoice_lines")
+    entry = models.OneToOneField(
+        "fares.JournalEntry",
+        on_delete=models.PROTECT,
+        related_name="invoice_line",
+        help_text="The ledger entry this line bills: one entry is billed once.",
+    )
+    kind = models.CharField(max_length=24)
+    amount_minor = models.BigIntegerField()
+    reference = models.CharField(max_length=80, blank=True, default="")
+    rider_name = models.CharField(max_length=120, blank=True, default="")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        triggers = [
+            pgtrigger.Protect(name="invoice_lines_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+
+class InvoicePayment(models.Model):
+    """Money an organisation paid against an invoice, recorded by staff (entry `invoice-payment:{id}`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(OrganisationInvoice, on_delete=models.PROTECT, related_name="payments")
+    amount_minor = models.PositiveBigIntegerField()
+    received_on = models.DateField()
+    method = models.CharField(max_length=40, help_text="ACH, cheque, card, ...")
+    reference = models.CharField(max_length=120, blank=True, default="")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["recorded_at"]
+        triggers = [
+            pgtrigger.Protect(
+                name="invoice_payments_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="invoice_payment_positive")
+        ]

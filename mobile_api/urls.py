@@ -18,4 +18,8 @@ urlpatterns = [
     path("", include("mobile_api.urls_governance")),
     path("", include("mobile_api.urls_regulator")),
     path("", include("mobile_api.urls_documents")),
+    path("", include("mobile_api.urls_reservations")),
+    path("", include("mobile_api.urls_recurring")),
+    path("", include("mobile_api.urls_organisations")),
+    path("", include("mobile_api.urls_billing")),
 ]

@@ -58,6 +58,9 @@ class AccountKind(models.TextChoices):
     # One account per fee code (`LedgerAccount.code`): what riders paid in taxes, surcharges, funds and
     # tolls that the co-op owes on to whoever set them. Never income, never driver pay.
     PASS_THROUGH = "pass_through", "Pass-through fees held for remittance (liability)"
+    # One account per organisation that is billed monthly (`LedgerAccount.code` is the organisation's id):
+    # what its booked trips cost, until it pays the invoice (docs/billing.md).
+    ORGANISATION_RECEIVABLE = "organisation_receivable", "Organisation receivable, invoiced monthly (asset)"
     MEMBER_EQUITY = "member_equity", "Member share capital (equity)"
     SHARE_SUBSCRIPTIONS = "share_subscriptions", "Share subscriptions receivable (asset)"
     MEMBER_CAPITAL = "member_capital", "Member capital accounts: retained patronage (equity)"
@@ -68,6 +71,7 @@ class AccountKind(models.TextChoices):
 DEBIT_NORMAL_KINDS = frozenset(
     {
         AccountKind.RIDER_RECEIVABLE,
+        AccountKind.ORGANISATION_RECEIVABLE,
         AccountKind.CASH_CLEARING,
         AccountKind.FLOOR_TOP_UPS,
         AccountKind.REFUNDS,
@@ -77,10 +81,15 @@ DEBIT_NORMAL_KINDS = frozenset(
 )
 
 
+# The kinds with one account per code: a pass-through fee's code, an organisation's id.
+CODED_KINDS = (AccountKind.PASS_THROUGH.value, AccountKind.ORGANISATION_RECEIVABLE.value)
+
+
 class LedgerAccount(models.Model):
-    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member), and for
-    `pass_through` per fee code (`code`, e.g. `sales_tax`: each fee the policy names has its own account;
-    every other kind has the empty code).
+    """One account of a kind, per owner where the kind is personal (a rider, a driver, a member), for
+    `pass_through` per fee code (`code`, e.g. `sales_tax`: each fee the policy names has its own account),
+    and for `organisation_receivable` per organisation (`code` is its id); every other kind has the empty
+    code.
 
     An account has no balance row: its balance is the sum of its postings (`ledger.balance_minor`), so
     posting never updates, and never locks, a shared row (backend/fares/ledger.py explains the lock order).
@@ -95,7 +104,10 @@ class LedgerAccount(models.Model):
         max_length=40,
         blank=True,
         default="",
-        help_text="The fee code of a pass_through account (the policy's fees[].code); empty for other kinds.",
+        help_text=(
+            "The fee code of a pass_through account (the policy's fees[].code), the organisation id of an "
+            "organisation_receivable account; empty for other kinds."
+        ),
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -108,10 +120,10 @@ class LedgerAccount(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    models.Q(kind=AccountKind.PASS_THROUGH) & ~models.Q(code="")
-                    | ~models.Q(kind=AccountKind.PASS_THROUGH) & models.Q(code="")
+                    models.Q(kind__in=CODED_KINDS) & ~models.Q(code="")
+                    | ~models.Q(kind__in=CODED_KINDS) & models.Q(code="")
                 ),
-                name="ledger_account_code_iff_pass_through",
+                name="ledger_account_code_iff_coded_kind",
             ),
         ]
         triggers = [

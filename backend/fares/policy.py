@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -121,7 +121,7 @@ _RIDER_FIELDS = (*_RIDER_RATE_FIELDS, "cancellation_fee", "free_cancellation_s")
 _DRIVER_MINIMUM_RATE_FIELDS = ("per_distance", "per_minute", "per_trip", "wav_per_distance")
 _DRIVER_MINIMUM_FIELDS = (*_DRIVER_MINIMUM_RATE_FIELDS, "period")
 _REQUIRED_TOP_LEVEL = ("currency", "distance_unit", "rider", "commission_rate", "driver_minimum")
-_OPTIONAL_TOP_LEVEL = ("version", "effective_at", "fees", "payments", "refunds")
+_OPTIONAL_TOP_LEVEL = ("version", "effective_at", "fees", "payments", "refunds", "reservations")
 _FEE_FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
     "flat": ("amount",),
     "percentage": ("rate", "of"),
@@ -221,6 +221,47 @@ class RefundRules:
 
 
 @dataclass(frozen=True)
+class ReservationRules:
+    """What the board allows for rides booked ahead (docs/scheduling.md). Seconds unless named otherwise.
+
+    A rider books at least ``min_lead_s`` and at most ``max_ahead_days`` ahead, with a pickup window of
+    ``default_window_s`` (at most ``max_window_s``) either side of the time asked for. Cancelling is free
+    until ``free_cancellation_until_s`` before the pickup time, and costs the policy's cancellation fee
+    after. A driver may hold ``max_claims_per_driver`` claims at once, on reservations starting within
+    ``claim_horizon_s``, and give one back until ``claim_release_until_s`` before it. Dispatch of an
+    unclaimed reservation starts early enough for the road ETA plus ``dispatch_margin_s``; a claimed driver
+    who is not on the way by then is warned, and ``claim_grace_s`` later the ride is re-dispatched."""
+
+    min_lead_s: int = 3600
+    max_ahead_days: int = 7
+    default_window_s: int = 900
+    max_window_s: int = 1800
+    free_cancellation_until_s: int = 7200
+    max_claims_per_driver: int = 4
+    claim_horizon_s: int = 259200
+    claim_release_until_s: int = 7200
+    dispatch_margin_s: int = 300
+    claim_grace_s: int = 300
+
+
+# Bounds a board's reservation rules must respect: each field's (least, most).
+RESERVATION_RULE_BOUNDS: dict[str, tuple[int, int]] = {
+    "min_lead_s": (600, 7 * 86400),
+    # Card authorisations last about seven days at most processors, so a ride is booked at most 14 days ahead
+    # and its hold is placed within the last seven (docs/scheduling.md).
+    "max_ahead_days": (1, 14),
+    "default_window_s": (0, 3600),
+    "max_window_s": (0, 3600),
+    "free_cancellation_until_s": (0, 7 * 86400),
+    "max_claims_per_driver": (0, 50),
+    "claim_horizon_s": (3600, 14 * 86400),
+    "claim_release_until_s": (0, 7 * 86400),
+    "dispatch_margin_s": (0, 3600),
+    "claim_grace_s": (60, 3600),
+}
+
+
+@dataclass(frozen=True)
 class FarePolicy:
     currency: str
     distance_unit: DistanceUnit
@@ -232,6 +273,7 @@ class FarePolicy:
     fees: tuple[PassThroughFee, ...] = ()
     payments: PaymentRules = PaymentRules()
     refunds: RefundRules = RefundRules()
+    reservations: ReservationRules = ReservationRules()
 
     def __post_init__(self) -> None:
         # A policy built in code must obey the same rules as one read from a document.
@@ -284,12 +326,13 @@ class FarePolicy:
             refunds=RefundRules(
                 driver_pay=doc.get("refunds", {}).get("driver_pay", DEFAULT_REFUND_DRIVER_PAY)
             ),
+            reservations=ReservationRules(**doc.get("reservations", {})),
         )
 
     def to_document(self) -> dict[str, Any]:
         """The contract's policy object, decimals as normalised strings ("2.50", "1.496").
 
-        The extension sections (``fees``, ``payments``, ``refunds``) appear only when they differ from their
+        The extension sections (``fees``, ``payments``, ``refunds``, ``reservations``) appear only when they differ from their
         defaults, so a policy without them has exactly the contract's object."""
         document = self._contract_document()
         if self.fees:
@@ -300,6 +343,8 @@ class FarePolicy:
             }
         if self.refunds != RefundRules():
             document["refunds"] = {"driver_pay": self.refunds.driver_pay}
+        if self.reservations != ReservationRules():
+            document["reservations"] = asdict(self.reservations)
         return document
 
     def _contract_document(self) -> dict[str, Any]:
@@ -450,6 +495,8 @@ def _validate_document(doc: object) -> _ParsedExtras:
         _validate_payments(doc["payments"], fail)
     if "refunds" in doc:
         _validate_refunds(doc["refunds"], fail)
+    if "reservations" in doc:
+        _validate_reservations(doc["reservations"], fail)
 
     if errors:
         raise PolicyValidationError(errors)
@@ -568,6 +615,32 @@ def _validate_refunds(refunds: object, fail: ReportProblem) -> None:
     _check_keys(refunds, "refunds.", (), ("driver_pay",), fail)
     if "driver_pay" in refunds and refunds["driver_pay"] not in REFUND_DRIVER_PAY_RULES:
         fail("refunds.driver_pay", 'must be "kept" or "shared_above_floor"')
+
+
+def _validate_reservations(reservations: object, fail: ReportProblem) -> None:
+    if not isinstance(reservations, Mapping):
+        fail("reservations", "must be an object")
+        return
+    _check_keys(reservations, "reservations.", (), tuple(RESERVATION_RULE_BOUNDS), fail)
+    for name, (least, most) in RESERVATION_RULE_BOUNDS.items():
+        if name not in reservations:
+            continue
+        value = reservations[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(f"reservations.{name}", "must be a whole number")
+        elif not least <= value <= most:
+            fail(f"reservations.{name}", f"must be between {least} and {most}")
+    rules = ReservationRules(
+        **{
+            name: value
+            for name, value in reservations.items()
+            if name in RESERVATION_RULE_BOUNDS and isinstance(value, int) and not isinstance(value, bool)
+        }
+    )
+    if rules.default_window_s > rules.max_window_s:
+        fail("reservations.default_window_s", "must not be wider than max_window_s")
+    if rules.min_lead_s > rules.max_ahead_days * 86400:
+        fail("reservations.min_lead_s", "must be shorter than max_ahead_days")
 
 
 def _check_keys(

@@ -74,10 +74,15 @@ def test_a_reversal_returns_each_fee_to_its_own_account():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("kind", "code"), [(AccountKind.PASS_THROUGH, ""), (AccountKind.COOP_REVENUE, "sales_tax")]
+    ("kind", "code"),
+    [
+        (AccountKind.PASS_THROUGH, ""),
+        (AccountKind.ORGANISATION_RECEIVABLE, ""),
+        (AccountKind.COOP_REVENUE, "sales_tax"),
+    ],
 )
 def test_the_database_refuses_a_code_on_the_wrong_kind(kind, code):
-    with pytest.raises(IntegrityError, match="ledger_account_code_iff_pass_through"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="ledger_account_code_iff_coded_kind"), transaction.atomic():
         LedgerAccount.objects.create(kind=kind, owner=None, currency="USD", code=code)
 
 

@@ -1,0 +1,5 @@
+"""Routes of issue 16's reservations (docs/api.md)."""
+
+from django.urls import path  # noqa: F401 - the routes are added below as they are built
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Rides booked ahead: the pure rules of when they happen (recurrence.py). No Django, no I/O."""

@@ -369,6 +369,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "backend.compliance.tasks.send_expiry_reminders",
         "schedule": 3600.0,
     },
+    # Notifications whose first delivery failed (after their backoff) or whose enqueue was lost.
+    "notifications-deliver-due": {
+        "task": "backend.notifications.tasks.deliver_due_notifications",
+        "schedule": 30.0,
+    },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
 }
@@ -499,6 +504,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "receipts@rochdale.localhost")
+# SMS (docs/notifications.md): `log` (the default) writes messages to the log; `twilio` sends them.
+ROCHDALE_SMS_PROVIDER = env_str("ROCHDALE_SMS_PROVIDER", "log")
 # The name receipts and statements are issued in, and an address that gets a copy of every receipt (the
 # co-op's books; empty: none).
 ROCHDALE_COOPERATIVE_NAME = env_str("ROCHDALE_COOPERATIVE_NAME", "Rochdale drivers' cooperative")

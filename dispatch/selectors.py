@@ -24,7 +24,7 @@ def trips_visible_to(user_id: uuid.UUID) -> QuerySet[Trip]:
     """Trips the user rode or drove, newest first, with what the trip object needs loaded."""
     return (
         Trip.objects.filter(Q(rider_id=user_id) | Q(driver_id=user_id))
-        .select_related("rider", "driver", "vehicle")
+        .select_related("rider", "driver", "vehicle", "organisation")
         .prefetch_related("events")
         .order_by("-requested_at")
     )
@@ -34,7 +34,9 @@ def trip_load(trip_id: uuid.UUID) -> Trip:
     """A trip with what its contract object needs (rider, driver, vehicle, events) loaded: no view built
     from it queries again, however many parties it is shown to."""
     return (
-        Trip.objects.select_related("rider", "driver", "vehicle").prefetch_related("events").get(id=trip_id)
+        Trip.objects.select_related("rider", "driver", "vehicle", "organisation")
+        .prefetch_related("events")
+        .get(id=trip_id)
     )
 
 
@@ -60,7 +62,7 @@ def places_outside_service_area(**places: tuple[float, float]) -> list[str]:
 def driver_active_trip(*, driver_id: uuid.UUID) -> Trip | None:
     """The driver's trip that is assigned, arrived or in progress (at most one, by constraint)."""
     return (
-        Trip.objects.select_related("rider", "driver", "vehicle")
+        Trip.objects.select_related("rider", "driver", "vehicle", "organisation")
         .prefetch_related("events")
         .filter(driver_id=driver_id, status__in=sorted(DRIVER_ACTIVE_STATUSES))
         .first()

@@ -95,6 +95,22 @@ def route_document(geometry: LineString | None, router: str) -> dict[str, Any] |
     }
 
 
+class ReservationSerializer(serializers.Serializer):
+    scheduled_for = serializers.DateTimeField(help_text="The pickup time asked for.")
+    window_start = serializers.DateTimeField(help_text="The driver arrives no earlier than this ...")
+    window_end = serializers.DateTimeField(help_text="... and no later than this.")
+    claimed = serializers.BooleanField(help_text="A driver has claimed the ride ahead of time.")
+    series_id = serializers.UUIDField(allow_null=True, help_text="The recurring ride it is one of.")
+
+
+class TripOrganisationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    reference = serializers.CharField(
+        allow_blank=True, help_text="The booking's cost centre or reference; empty in the driver's view."
+    )
+
+
 class TripSerializer(serializers.Serializer):
     """Read-only: every field here is set by the server."""
 
@@ -134,6 +150,19 @@ class TripSerializer(serializers.Serializer):
         allow_null=True,
         read_only=True,
         help_text="**Extension.** How `distance_m` was measured at completion; `null` before.",
+    )
+
+    reservation = ReservationSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="**Extension.** A ride booked ahead (docs/scheduling.md): its pickup time and window; "
+        "`null` for a ride requested now.",
+    )
+    organisation = TripOrganisationSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="**Extension.** The organisation that booked the ride and pays for it "
+        "(docs/organisations.md); `null` for a rider's own ride.",
     )
 
     def to_representation(self, instance: Trip) -> dict[str, Any]:
@@ -222,4 +251,20 @@ def trip_for(
         # The path reveals the places as exactly as the places themselves: coarse places, no path.
         "route": None if coarse_places else route_document(trip.route_geometry, trip.router),
         "distance_source": (trip.distance_source or None) if completed else None,
+        "reservation": None
+        if trip.scheduled_for is None
+        else {
+            "scheduled_for": wire_timestamp(trip.scheduled_for),
+            "window_start": wire_timestamp(trip.pickup_window_start),
+            "window_end": wire_timestamp(trip.pickup_window_end),
+            "claimed": trip.claimed_by_id is not None,
+            "series_id": str(trip.series_id) if trip.series_id else None,
+        },
+        "organisation": None
+        if trip.organisation_id is None
+        else {
+            "id": str(trip.organisation_id),
+            "name": trip.organisation.name,
+            "reference": "" if is_driver and not is_rider else trip.reference,
+        },
     }

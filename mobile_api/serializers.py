@@ -215,6 +215,26 @@ class TripRequestIn(serializers.Serializer):
     dropoff = PlaceIn()
     estimate_id = UuidStringField(required=False, allow_null=True)
     wheelchair_accessible = serializers.BooleanField(required=False, allow_null=True, default=None)
+    scheduled_for = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="**Extension.** Book ahead for this pickup time (docs/scheduling.md); a time without an "
+        "offset is read in the co-op's time zone.",
+    )
+    pickup_window_s = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text="**Extension.** With `scheduled_for`: the pickup window, in seconds either side of it "
+        "(the board's default and maximum apply).",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if data.get("pickup_window_s") is not None and data.get("scheduled_for") is None:
+            raise serializers.ValidationError({"pickup_window_s": "only with scheduled_for"})
+        return data
 
 
 class CancelIn(serializers.Serializer):

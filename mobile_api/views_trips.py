@@ -82,7 +82,9 @@ class TripListView(APIView):
         summary="Request a trip (Idempotency-Key required)",
         description=(
             "With `estimate_id` the trip carries that estimate's quote: it must be your own, unexpired, for "
-            "the same pickup and dropoff (within 10 m) and the same wheelchair flag. One open trip per rider."
+            "the same pickup and dropoff (within 10 m) and the same wheelchair flag. One open trip per "
+            "rider. With `scheduled_for` the ride is booked ahead (docs/scheduling.md): it is `scheduled` "
+            "until its dispatch starts, and a rider may hold several reservations that do not overlap."
         ),
         request=s.TripRequestIn,
         responses={201: TripSerializer, **error_responses(docs.TRIP_REQUEST)},
@@ -100,6 +102,8 @@ class TripListView(APIView):
             dropoff=_place(data["dropoff"]),
             wheelchair_accessible=data.get("wheelchair_accessible"),
             estimate_id=data.get("estimate_id"),
+            scheduled_for=data.get("scheduled_for"),
+            pickup_window_s=data.get("pickup_window_s"),
         )
         return Response(trip_for(trip, viewer_id=request.user.pk), status=201)
 

@@ -247,9 +247,9 @@ class ReservationRules:
 # Bounds a board's reservation rules must respect: each field's (least, most).
 RESERVATION_RULE_BOUNDS: dict[str, tuple[int, int]] = {
     "min_lead_s": (600, 7 * 86400),
-    # Card authorisations last about seven days at most processors, so a ride is booked at most 14 days ahead
-    # and its hold is placed within the last seven (docs/scheduling.md).
-    "max_ahead_days": (1, 14),
+    # The rider's card is authorised at booking, and an authorisation lasts about seven days at most
+    # processors (Stripe: 7 days), so a ride is booked at most a week ahead (docs/scheduling.md).
+    "max_ahead_days": (1, 7),
     "default_window_s": (0, 3600),
     "max_window_s": (0, 3600),
     "free_cancellation_until_s": (0, 7 * 86400),
@@ -332,8 +332,8 @@ class FarePolicy:
     def to_document(self) -> dict[str, Any]:
         """The contract's policy object, decimals as normalised strings ("2.50", "1.496").
 
-        The extension sections (``fees``, ``payments``, ``refunds``, ``reservations``) appear only when they differ from their
-        defaults, so a policy without them has exactly the contract's object."""
+        The extension sections (``fees``, ``payments``, ``refunds``, ``reservations``) appear only when they
+        differ from their defaults, so a policy without them has exactly the contract's object."""
         document = self._contract_document()
         if self.fees:
             document["fees"] = [_fee_document(fee) for fee in self.fees]

@@ -1,4 +1,4 @@
-"""A rider's trip from request to rating: request, cancel, rate, tip.
+"""A rider's trip from request to rating: request (now, or booked ahead), cancel, rate, tip.
 
 Every status move goes through `trip_transition` (the only writer of Trip.status); money goes through
 dispatch/money/settlement.py in the same transaction as the move. The database decides races: one open trip
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
-from typing import Literal
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -32,11 +33,23 @@ from backend.errors import (
 )
 from backend.fares.money import money
 from backend.fares.payments import overdue_captures
+from backend.fares.policy import ReservationRules
 from backend.fares.pricing import authorization_amount, rider_charge
 from backend.fares.selectors import policy_of
+from backend.notifications.services import notify
+from backend.organisations.booking import booking_check
 from dispatch import live
 from dispatch.matching.geo import haversine_m
-from dispatch.models import FareEstimate, Rating, RatingRole, Tip, Trip, TripCancelledBy, TripEvent
+from dispatch.models import (
+    FareEstimate,
+    Rating,
+    RatingRole,
+    Tip,
+    Trip,
+    TripCancelledBy,
+    TripEvent,
+    TripPayer,
+)
 from dispatch.money.fees import fee_facts
 from dispatch.money.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch.selectors import trip_get_for, trip_load
@@ -44,7 +57,7 @@ from dispatch.services.dispatching import trip_requested
 from dispatch.services.estimates import Place, require_in_service_area, route_quote
 from dispatch.services.offers import offers_withdraw_for_trip
 from dispatch.services.transitions import push_trip_updated, trip_transition
-from dispatch.state import OPEN_STATUSES, TripStatus, allowed_sources
+from dispatch.state import OPEN_STATUSES, UPCOMING_STATUSES, TripStatus, allowed_sources
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,28 @@ RATING_COMMENT_MAX_LENGTH = 1000
 TIP_MAX_SHARE_OF_FARE = 1
 
 CancelledBy = Literal["rider", "driver", "system"]
+# Until the reservation's dispatch recomputes it from the road ETAs of the drivers around the pickup
+# (dispatch/services/reservations.py), it is due this long before its window opens.
+FIRST_RELEASE_LEAD_S = 1200
+
+
+@dataclass(frozen=True)
+class Booking:
+    """Who books a ride for whom, when it is not the rider booking now for themself.
+
+    `scheduled_for` books ahead (with `pickup_window_s` either side, the board's default when None);
+    `organisation_id` books on an organisation's account, by `booked_by_id` (a person) or
+    `booked_by_key_id` (the organisation's API key); `series_id` and `occurrence_date` name the recurring
+    ride the trip is one occurrence of."""
+
+    scheduled_for: datetime | None = None
+    pickup_window_s: int | None = None
+    organisation_id: uuid.UUID | None = None
+    booked_by_id: uuid.UUID | None = None
+    booked_by_key_id: uuid.UUID | None = None
+    reference: str = ""
+    series_id: uuid.UUID | None = None
+    occurrence_date: date | None = None
 
 
 def _constraint_name(exc: IntegrityError) -> str:
@@ -114,8 +149,23 @@ def trip_request(
     wheelchair_accessible: bool | None = None,
     estimate_id: uuid.UUID | None = None,
     at: datetime | None = None,
+    scheduled_for: datetime | None = None,
+    pickup_window_s: int | None = None,
+    organisation_id: uuid.UUID | None = None,
+    booked_by_id: uuid.UUID | None = None,
+    booked_by_key_id: uuid.UUID | None = None,
+    reference: str = "",
+    series_id: uuid.UUID | None = None,
+    occurrence_date: date | None = None,
 ) -> Trip:
     """Request a trip for a rider; dispatch starts once the transaction commits.
+
+    With `scheduled_for` the ride is booked ahead instead (docs/scheduling.md): quoted now under the policy
+    in force, within the board's reservation rules (how far ahead, how close, how wide a pickup window),
+    created `scheduled`, and dispatched later by dispatch/services/reservations.py. With `organisation_id`
+    it is booked on that organisation's account (docs/organisations.md) by `booked_by_id` or
+    `booked_by_key_id`, checked against the organisation's rules (backend/organisations/booking.py), and
+    billed to it: no card is held and nothing is owed by the rider.
 
     With `estimate_id` the trip carries that estimate's quote (and its policy version): it must be the
     rider's own, unexpired, for the same places (within ESTIMATE_MATCH_TOLERANCE_M) and the same
@@ -125,8 +175,20 @@ def trip_request(
     Raises PermissionDenied `rider_role_required`, Unprocessable `outside_service_area`,
     `estimate_not_found`, `estimate_expired`, `estimate_mismatch`, Conflict `trip_in_progress`, and
     PaymentRequired `payment_overdue`, `payment_method_required`, `payment_declined`,
-    `payment_authentication_required`.
+    `payment_authentication_required`; for a booking ahead InvalidInput `pickup_window_invalid`,
+    Unprocessable `scheduled_too_soon`, `scheduled_too_far_ahead`, Conflict `reservation_overlaps`; for an
+    organisation's booking the refusals of `backend.organisations.booking.booking_check`.
     """
+    booking = Booking(
+        scheduled_for=scheduled_for,
+        pickup_window_s=pickup_window_s,
+        organisation_id=organisation_id,
+        booked_by_id=booked_by_id,
+        booked_by_key_id=booked_by_key_id,
+        reference=(reference or "").strip(),
+        series_id=series_id,
+        occurrence_date=occurrence_date,
+    )
     now = at or timezone.now()
     if not User.objects.filter(id=rider_id, is_active=True, is_rider=True).exists():
         raise PermissionDenied("Only a rider account can request trips.", code="rider_role_required")
@@ -164,20 +226,43 @@ def trip_request(
             "route_geometry": quote.route_geometry,
             "router": quote.route.router,
         }
-    _refuse_if_trip_open(rider_id)
-    _refuse_if_overdue(rider_id)
+    booked = _booking_fields(
+        booking, rider_id=rider_id, pickup=pickup, dropoff=dropoff, wav=wav, now=now, quoted=quoted
+    )
+    if booking.scheduled_for is None:
+        _refuse_if_trip_open(rider_id)
+    else:
+        _refuse_if_reservation_overlaps(
+            rider_id,
+            start=cast(datetime, booked["pickup_window_start"]),
+            end=cast(datetime, booked["pickup_window_end"]),
+            quoted=quoted,
+        )
+    paid_by_rider = booked["payer"] == TripPayer.RIDER
+    if paid_by_rider:
+        _refuse_if_overdue(rider_id)
     hold = (
         hold_for_trip_request(
             rider_id=rider_id,
             amount_minor=_hold_amount(quoted, pickup=pickup, dropoff=dropoff, wav=wav),
             currency=quoted["currency"],
         )
-        if cards_in_use()
+        if paid_by_rider and cards_in_use()
         else None
     )
     try:
         trip = _trip_create(
-            rider_id=rider_id, pickup=pickup, dropoff=dropoff, wav=wav, now=now, quoted=quoted, hold=hold
+            rider_id=rider_id,
+            pickup=pickup,
+            dropoff=dropoff,
+            wav=wav,
+            now=now,
+            quoted=quoted,
+            booked=booked,
+            hold=hold,
+            confirm=booking.scheduled_for is not None
+            and booking.booked_by_key_id is None
+            and booking.booked_by_id in (None, rider_id),
         )
     except BaseException:
         if hold is not None:
@@ -186,6 +271,118 @@ def trip_request(
             hold_void(hold=hold)
         raise
     return trip
+
+
+def _booking_fields(
+    booking: Booking,
+    *,
+    rider_id: uuid.UUID,
+    pickup: Place,
+    dropoff: Place,
+    wav: bool,
+    now: datetime,
+    quoted: dict[str, object],
+) -> dict[str, object]:
+    """The trip's reservation and organisation fields, after the board's and the organisation's rules."""
+    fields: dict[str, object] = {
+        "status": TripStatus.REQUESTED,
+        "payer": TripPayer.RIDER,
+        "reference": booking.reference[:80],
+        "series_id": booking.series_id,
+        "occurrence_date": booking.occurrence_date,
+        "booked_by_id": booking.booked_by_id if booking.booked_by_id != rider_id else None,
+        "booked_by_key_id": booking.booked_by_key_id,
+    }
+    if booking.scheduled_for is not None:
+        rules = policy_of(quoted["policy_version"]).reservations
+        start, end = reservation_window(
+            rules, scheduled_for=booking.scheduled_for, window_s=booking.pickup_window_s, now=now
+        )
+        fields.update(
+            status=TripStatus.SCHEDULED,
+            scheduled_for=booking.scheduled_for,
+            pickup_window_start=start,
+            pickup_window_end=end,
+            release_at=max(now, start - timedelta(seconds=FIRST_RELEASE_LEAD_S + rules.dispatch_margin_s)),
+        )
+    if booking.organisation_id is not None:
+        booking_check(
+            organisation_id=booking.organisation_id,
+            rider_id=rider_id,
+            booked_by_id=booking.booked_by_id,
+            booked_by_key_id=booking.booked_by_key_id,
+            pickup=pickup.as_point(),
+            dropoff=dropoff.as_point(),
+            pickup_at=booking.scheduled_for or now,
+            fare_minor=int(quoted["fare_estimate_minor"]),
+            wheelchair_accessible=wav,
+            reference=booking.reference,
+        )
+        fields.update(organisation_id=booking.organisation_id, payer=TripPayer.ORGANISATION)
+    elif booking.booked_by_id not in (None, rider_id) or booking.booked_by_key_id is not None:
+        raise PermissionDenied("Only the rider may book their own rides.", code="booking_not_allowed")
+    return fields
+
+
+def reservation_window(
+    rules: ReservationRules, *, scheduled_for: datetime, window_s: int | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The pickup window of a ride booked ahead for `scheduled_for`, within the board's rules.
+
+    Raises InvalidInput `scheduled_for_invalid`, `pickup_window_invalid`; Unprocessable
+    `scheduled_too_soon`, `scheduled_too_far_ahead`."""
+    if scheduled_for.tzinfo is None:
+        raise InvalidInput(
+            "scheduled_for needs a time zone offset (e.g. 2027-03-01T07:30:00-05:00).",
+            code="scheduled_for_invalid",
+        )
+    half = rules.default_window_s if window_s is None else window_s
+    if isinstance(half, bool) or not isinstance(half, int) or not 0 <= half <= rules.max_window_s:
+        raise InvalidInput(
+            f"The pickup window is 0 to {rules.max_window_s} seconds either side of the pickup time.",
+            code="pickup_window_invalid",
+            details={"max_window_s": rules.max_window_s},
+        )
+    earliest = now + timedelta(seconds=rules.min_lead_s)
+    if scheduled_for < earliest:
+        raise Unprocessable(
+            f"Rides are booked at least {rules.min_lead_s // 60} minutes ahead; request one now instead.",
+            code="scheduled_too_soon",
+            details={"earliest": earliest.isoformat(), "min_lead_s": rules.min_lead_s},
+        )
+    latest = now + timedelta(days=rules.max_ahead_days)
+    if scheduled_for > latest:
+        raise Unprocessable(
+            f"Rides are booked at most {rules.max_ahead_days} days ahead.",
+            code="scheduled_too_far_ahead",
+            details={"latest": latest.isoformat(), "max_ahead_days": rules.max_ahead_days},
+        )
+    window = timedelta(seconds=half)
+    return scheduled_for - window, scheduled_for + window
+
+
+def _refuse_if_reservation_overlaps(
+    rider_id: uuid.UUID, *, start: datetime, end: datetime, quoted: dict[str, object]
+) -> None:
+    """Conflict `reservation_overlaps` when the rider already has a reservation whose ride could still be
+    under way in this one's window (a booking made twice, or two that cannot both happen)."""
+    ride = timedelta(seconds=int(quoted["estimated_duration_s"]))
+    clash = (
+        Trip.objects.filter(
+            rider_id=rider_id,
+            status__in=sorted(UPCOMING_STATUSES),
+            pickup_window_start__lt=end + ride,
+            pickup_window_end__gt=start - ride,
+        )
+        .values_list("id", "scheduled_for")
+        .first()
+    )
+    if clash is not None:
+        raise Conflict(
+            "This rider already has a ride booked at that time.",
+            code="reservation_overlaps",
+            details={"trip_id": str(clash[0]), "scheduled_for": clash[1].isoformat()},
+        )
 
 
 def _hold_amount(quoted: dict[str, object], *, pickup: Place, dropoff: Place, wav: bool) -> int:
@@ -239,39 +436,86 @@ def _trip_create(
     wav: bool,
     now: datetime,
     quoted: dict[str, object],
+    booked: dict[str, object],
     hold: CardHold | None,
+    confirm: bool,
 ) -> Trip:
+    scheduled = booked["status"] == TripStatus.SCHEDULED
+    dispatch_fields = (
+        {}
+        if scheduled
+        else {
+            "search_deadline": now + timedelta(seconds=settings.ROCHDALE_SEARCH_BUDGET_S),
+            "next_dispatch_at": now,
+        }
+    )
     with transaction.atomic():
         try:
             with transaction.atomic():
                 trip = Trip.objects.create(
                     rider_id=rider_id,
-                    status=TripStatus.REQUESTED,
                     pickup=pickup.as_point(),
                     dropoff=dropoff.as_point(),
                     wheelchair_accessible=wav,
                     requested_at=now,
-                    search_deadline=now + timedelta(seconds=settings.ROCHDALE_SEARCH_BUDGET_S),
-                    next_dispatch_at=now,
+                    **dispatch_fields,
+                    **booked,
                     **quoted,
                 )
         except IntegrityError as exc:
-            if _constraint_name(exc) != "one_open_trip_per_rider":
-                raise
-            _refuse_if_trip_open(rider_id, cause=exc)
+            name = _constraint_name(exc)
+            if name == "one_open_trip_per_rider":
+                _refuse_if_trip_open(rider_id, cause=exc)
+            elif name == "one_trip_per_series_occurrence":
+                raise Conflict(
+                    "This occurrence of the recurring ride is booked already.",
+                    code="occurrence_already_booked",
+                ) from exc
             raise
-        TripEvent.objects.create(trip=trip, status=TripStatus.REQUESTED.value, at=now, actor_id=rider_id)
+        TripEvent.objects.create(
+            trip=trip,
+            status=str(booked["status"]),
+            at=now,
+            actor_id=booked["booked_by_id"] or rider_id,
+            details={"organisation_id": str(trip.organisation_id)} if trip.organisation_id else {},
+        )
         hold_attach(hold=hold, trip_id=trip.id)
         trip = trip_load(trip.id)
         push_trip_updated(trip)
         trip_id = trip.id
-        transaction.on_commit(
-            lambda: trip_requested(
-                trip_id=trip_id, pickup=(pickup.lat, pickup.lng), wheelchair_accessible=wav
-            ),
-            robust=True,
-        )
+        if scheduled:
+            if confirm:
+                notify(
+                    user_id=rider_id,
+                    event="reservation_confirmed",
+                    context=reservation_context(trip),
+                    dedup_key=f"reservation_confirmed:{trip_id}",
+                )
+        else:
+            transaction.on_commit(
+                lambda: trip_requested(
+                    trip_id=trip_id, pickup=(pickup.lat, pickup.lng), wheelchair_accessible=wav
+                ),
+                robust=True,
+            )
     return trip
+
+
+def reservation_context(trip: Trip) -> dict[str, object]:
+    """What a notification about a reservation says of it: its times in the co-op's local time."""
+    local = timezone.get_default_timezone()
+
+    def clock(moment: datetime | None) -> str:
+        return moment.astimezone(local).strftime("%H:%M") if moment else ""
+
+    return {
+        "trip_id": str(trip.id),
+        "pickup_local": trip.scheduled_for.astimezone(local).strftime("%a %d %b %H:%M")
+        if trip.scheduled_for
+        else "",
+        "window_start_local": clock(trip.pickup_window_start),
+        "window_end_local": clock(trip.pickup_window_end),
+    }
 
 
 def _party_role(trip: Trip, user_id: uuid.UUID | None) -> CancelledBy | None:
@@ -288,8 +532,14 @@ def trip_cancel(
     actor_id: uuid.UUID | None,
     cancelled_by: CancelledBy | None = None,
     reason: str = "",
+    organisation_id: uuid.UUID | None = None,
 ) -> Trip:
     """Cancel a trip that has not started, as its rider, its driver or the system.
+
+    With `organisation_id` the organisation that booked the trip cancels it, on its rider's side: the caller
+    has already checked that the actor (or the API key, `actor_id` None) may act for the organisation; a
+    trip the organisation did not book answers NotFound like one that does not exist. A reservation
+    (`scheduled`) may be cancelled the same way; the driver who claimed it is told.
 
     `cancelled_by` defaults to the actor's part in the trip. A rider cancelling more than the policy's
     `free_cancellation_s` after a driver was assigned pays the cancellation fee (posted to the ledger in the
@@ -303,6 +553,8 @@ def trip_cancel(
     with transaction.atomic():
         trip = Trip.objects.select_for_update().filter(id=trip_id).first()
         role = _party_role(trip, actor_id) if trip is not None else None
+        if organisation_id is not None and trip is not None:
+            role = "rider" if trip.organisation_id == organisation_id else None
         if trip is None or (cancelled_by != TripCancelledBy.SYSTEM and role is None):
             raise NotFound("No such trip.", code="trip_not_found")
         if cancelled_by is None:
@@ -318,6 +570,8 @@ def trip_cancel(
             )
         now = timezone.now()
         guard = {"rider_id": actor_id} if cancelled_by == "rider" else {}
+        if organisation_id is not None:
+            guard = {"organisation_id": organisation_id}
         if cancelled_by == "driver":
             guard = {"driver_id": actor_id}
         try:
@@ -340,6 +594,13 @@ def trip_cancel(
             ) from exc
         post_cancellation_fee(trip=cancelled)
         offers_withdraw_for_trip(trip_id=trip.id)
+        if trip.status == TripStatus.SCHEDULED and trip.claimed_by_id is not None:
+            notify(
+                user_id=trip.claimed_by_id,
+                event="reservation_cancelled",
+                context={**reservation_context(trip), "detail": "You need not go to this pickup."},
+                dedup_key=f"reservation_cancelled:{trip.id}:driver",
+            )
         if cancelled.driver_id is not None:
             # The driver is free again and stops sharing their location with this rider, at once rather
             # than at the presence sweeper's next pass.

@@ -27,9 +27,17 @@ TRIP_REQUEST = {
         "payment_declined",
         "payment_authentication_required",
     ],
+    400: ["scheduled_for_invalid", "pickup_window_invalid"],
     403: ["rider_role_required"],
-    409: ["trip_in_progress"],
-    422: ["outside_service_area", "estimate_not_found", "estimate_expired", "estimate_mismatch"],
+    409: ["trip_in_progress", "reservation_overlaps"],
+    422: [
+        "outside_service_area",
+        "estimate_not_found",
+        "estimate_expired",
+        "estimate_mismatch",
+        "scheduled_too_soon",
+        "scheduled_too_far_ahead",
+    ],
     503: ["no_fare_policy"],
 }
 TRIP_READ = {404: ["trip_not_found"]}

@@ -113,7 +113,11 @@ def test_error_codes_are_per_route_and_status(schema):
         detail = _resolve(schema, _resolve(schema, content["schema"])["properties"]["error"])
         return _resolve(schema, detail["properties"]["code"])["enum"]
 
-    assert codes("/api/v1/trips", "post", "409") == ["trip_in_progress", "idempotency_key_in_flight"]
+    assert codes("/api/v1/trips", "post", "409") == [
+        "trip_in_progress",
+        "reservation_overlaps",
+        "idempotency_key_in_flight",
+    ]
     assert codes("/api/v1/trips/{trip_id}/tip", "post", "400") == [
         "tip_amount_invalid",
         "invalid_input",

@@ -1,0 +1,142 @@
+"""Whether an organisation may book this ride: who books, for whom, when, where, for how much.
+
+Called by `dispatch.services.trips.trip_request` for every organisation booking, after the fare is quoted
+and before anything is written. The checks, each with its refusal:
+- the organisation exists and is active (NotFound `organisation_not_found`, also for one the booker is not
+  in, so ids of other organisations reveal nothing);
+- the booker may book for it: an active admin or coordinator, the rider themself when the organisation lets
+  its riders book (`booking_rule` members), or an unrevoked API key of the organisation with `trips:write`
+  (PermissionDenied `organisation_booking_not_allowed`);
+- the rider rides on its account: an active member with the rider role, or one of its guests
+  (Unprocessable `rider_not_in_organisation`);
+- the policy: pickup time in `allowed_hours` (`organisation_hours`), both ends inside `allowed_area`
+  (`organisation_area`), the quoted fare at most `max_fare_minor` (`organisation_max_fare`), wheelchair-
+  accessible rides allowed (`organisation_wav_not_allowed`), and a reference when one is required
+  (InvalidInput `reference_required`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.gis.geos import Point
+
+from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
+from backend.organisations.models import (
+    ApiKeyScope,
+    BookingRule,
+    Organisation,
+    OrganisationApiKey,
+    OrganisationGuest,
+    OrganisationMembership,
+    OrganisationRole,
+)
+from backend.organisations.rules import pickup_time_allowed
+
+BOOKER_ROLES = (OrganisationRole.ADMIN, OrganisationRole.COORDINATOR)
+
+
+def booking_check(
+    *,
+    organisation_id: uuid.UUID,
+    rider_id: uuid.UUID,
+    booked_by_id: uuid.UUID | None,
+    booked_by_key_id: uuid.UUID | None,
+    pickup: Point,
+    dropoff: Point,
+    pickup_at: datetime,
+    fare_minor: int,
+    wheelchair_accessible: bool,
+    reference: str,
+) -> Organisation:
+    """Refuse the booking unless every rule of the organisation allows it; returns the organisation."""
+    organisation = Organisation.objects.filter(id=organisation_id, is_active=True).first()
+    if organisation is None:
+        raise NotFound("No such organisation.", code="organisation_not_found")
+    _check_booker(
+        organisation, rider_id=rider_id, booked_by_id=booked_by_id, booked_by_key_id=booked_by_key_id
+    )
+    rides_on_account = (
+        OrganisationMembership.objects.filter(
+            organisation=organisation, user_id=rider_id, is_active=True, role=OrganisationRole.RIDER
+        ).exists()
+        or OrganisationGuest.objects.filter(organisation=organisation, user_id=rider_id).exists()
+    )
+    if not rides_on_account:
+        raise Unprocessable(
+            "This rider does not ride on the organisation's account; add them as a rider or a guest first.",
+            code="rider_not_in_organisation",
+        )
+    if organisation.reference_required and not reference.strip():
+        raise InvalidInput(
+            "This organisation requires a cost centre or reference code on every booking.",
+            code="reference_required",
+        )
+    local = pickup_at.astimezone(ZoneInfo(settings.TIME_ZONE))
+    if not pickup_time_allowed(organisation.allowed_hours, local):
+        raise Unprocessable(
+            "The organisation does not book rides at this time.",
+            code="organisation_hours",
+            details={"pickup_local": local.isoformat(), "allowed_hours": organisation.allowed_hours},
+        )
+    if organisation.allowed_area is not None:
+        outside = [
+            name
+            for name, point in (("pickup", pickup), ("dropoff", dropoff))
+            if not organisation.allowed_area.covers(point)
+        ]
+        if outside:
+            raise Unprocessable(
+                "The organisation books rides only within its area.",
+                code="organisation_area",
+                details={"outside": outside},
+            )
+    if organisation.max_fare_minor is not None and fare_minor > organisation.max_fare_minor:
+        raise Unprocessable(
+            "This ride costs more than the organisation allows for one ride.",
+            code="organisation_max_fare",
+            details={
+                "fare": fare_minor,
+                "max_fare": organisation.max_fare_minor,
+                "currency": organisation.currency,
+            },
+        )
+    if wheelchair_accessible and not organisation.wav_allowed:
+        raise Unprocessable(
+            "The organisation does not book wheelchair-accessible rides.", code="organisation_wav_not_allowed"
+        )
+    return organisation
+
+
+def _check_booker(
+    organisation: Organisation,
+    *,
+    rider_id: uuid.UUID,
+    booked_by_id: uuid.UUID | None,
+    booked_by_key_id: uuid.UUID | None,
+) -> None:
+    refused = PermissionDenied(
+        "You may not book rides for this organisation.", code="organisation_booking_not_allowed"
+    )
+    if booked_by_key_id is not None:
+        key = OrganisationApiKey.objects.filter(
+            id=booked_by_key_id, organisation=organisation, revoked_at__isnull=True
+        ).first()
+        if key is None or ApiKeyScope.TRIPS_WRITE.value not in key.scopes:
+            raise refused
+        return
+    if booked_by_id is None:
+        raise refused
+    membership = OrganisationMembership.objects.filter(
+        organisation=organisation, user_id=booked_by_id, is_active=True
+    ).first()
+    if membership is None:
+        raise NotFound("No such organisation.", code="organisation_not_found")
+    if membership.role in BOOKER_ROLES:
+        return
+    if organisation.booking_rule == BookingRule.MEMBERS and booked_by_id == rider_id:
+        return
+    raise refused

@@ -12,4 +12,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
 app = Celery("rochdale")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["backend.accounts", "backend.fares", "dispatch", "governance", "mobile_api"])
+app.autodiscover_tasks(
+    [
+        "backend.accounts",
+        "backend.fares",
+        "backend.cards",
+        "backend.compliance",
+        "backend.notifications",
+        "dispatch",
+        "governance",
+        "mobile_api",
+    ]
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from backend.notifications.services import notification_deliver, notifications_deliver_due
+from backend.notifications.delivery import notification_deliver, notifications_deliver_due
 
 
 @shared_task(name="backend.notifications.tasks.deliver_notification", ignore_result=True)

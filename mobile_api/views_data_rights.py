@@ -22,7 +22,12 @@ from mobile_api.schema import (
     merge_errors,
 )
 
-ERASURE_CODES = ["erasure_open_trip", "erasure_member_share_capital", "erasure_money_outstanding"]
+ERASURE_CODES = [
+    "erasure_open_trip",
+    "erasure_rides_booked",
+    "erasure_member_share_capital",
+    "erasure_money_outstanding",
+]
 
 
 class ErasureIn(serializers.Serializer):

@@ -66,11 +66,13 @@ from dispatch.models import (
     PayoutStatus,
     PresenceSession,
     Rating,
+    RecurringRide,
+    RecurringRideStatus,
     Tip,
     Trip,
     TripEvent,
 )
-from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES
+from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, UPCOMING_STATUSES
 from governance.audit import audit_append
 from governance.models import (
     BallotReceipt,
@@ -566,6 +568,18 @@ def erasure_blockers(*, user_id: uuid.UUID) -> list[ErasureBlocker]:
     ):
         blockers.append(
             ErasureBlocker("erasure_open_trip", "A trip of yours is still open: erasure waits until it ends.")
+        )
+    if (
+        Trip.objects.filter(rider_id=user_id, status__in=sorted(UPCOMING_STATUSES)).exists()
+        or Trip.objects.filter(claimed_by_id=user_id, status__in=sorted(UPCOMING_STATUSES)).exists()
+        or RecurringRide.objects.filter(rider_id=user_id, status=RecurringRideStatus.ACTIVE).exists()
+    ):
+        blockers.append(
+            ErasureBlocker(
+                "erasure_rides_booked",
+                "Rides are booked ahead for you, or claimed by you: cancel them (and any recurring ride), or "
+                "give the claims back, first.",
+            )
         )
     if Member.objects.filter(user_id=user_id).exclude(status=MemberStatus.WITHDRAWN).exists():
         blockers.append(

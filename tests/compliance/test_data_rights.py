@@ -261,6 +261,30 @@ def test_an_open_trip_holds_the_erasure_back():
     assert User.objects.get(id=trip.rider_id).is_active
 
 
+def test_a_ride_booked_ahead_holds_the_erasure_back_until_it_is_cancelled(service_area):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.services.estimates import Place
+    from dispatch.services.trips import trip_cancel, trip_request
+    from tests.mobile_api.builders import DROPOFF, PICKUP
+
+    rider = RiderFactory()
+    booked = trip_request(
+        rider_id=rider.id,
+        pickup=Place(**PICKUP),
+        dropoff=Place(**DROPOFF),
+        scheduled_for=timezone.now() + timedelta(days=2),
+    )
+    response = auth_client_for(rider).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "erasure_rides_booked"
+    trip_cancel(trip_id=booked.id, actor_id=rider.id)
+    response = auth_client_for(rider).post(ERASURE, {"password": TEST_PASSWORD}, format="json")
+    assert response.status_code == 201, response.json()
+
+
 def test_a_member_must_withdraw_first(make_member):
     member = make_member()
     response = auth_client_for(member.user).post(ERASURE, {"password": TEST_PASSWORD}, format="json")

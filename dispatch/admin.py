@@ -185,11 +185,28 @@ class NeedsStaffFilter(admin.SimpleListFilter):
 
 @admin.register(Trip)
 class TripAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "rider", "driver", "requested_at", "fare_minor", "currency"]
-    list_filter = [NeedsStaffFilter, "status", "wheelchair_accessible", "cancelled_by"]
-    search_fields = ["id", "rider__phone", "driver__phone"]
+    list_display = [
+        "id",
+        "status",
+        "rider",
+        "driver",
+        "requested_at",
+        "scheduled_for",
+        "organisation",
+        "fare_minor",
+        "currency",
+    ]
+    list_filter = [
+        NeedsStaffFilter,
+        "status",
+        "payer",
+        "wheelchair_accessible",
+        "cancelled_by",
+        "organisation",
+    ]
+    search_fields = ["id", "rider__phone", "driver__phone", "reference", "organisation__name"]
     date_hierarchy = "requested_at"
-    list_select_related = ["rider", "driver"]
+    list_select_related = ["rider", "driver", "organisation"]
     inlines = [TripEventInline]
     actions = ["close_trips", "refund_trips"]
 

@@ -125,10 +125,13 @@ def pickup_instant(*, local_date: date, pickup_time: time, zone: ZoneInfo) -> tu
     """The UTC instant of `pickup_time` on `local_date` in `zone`, and the wall time it lands at: the rule's
     time, or later by the gap when that time does not exist; None when no such time is on that date."""
     wall = datetime.combine(local_date, pickup_time)
-    # fold=0: the first of two repeated times, and for a skipped time the offset from before the change,
-    # which puts it the gap later on the new clock.
-    at = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    landed = at.astimezone(zone).replace(tzinfo=None)
+    try:
+        # fold=0: the first of two repeated times, and for a skipped time the offset from before the
+        # change, which puts it the gap later on the new clock.
+        at = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        landed = at.astimezone(zone).replace(tzinfo=None)
+    except OverflowError:  # the last hours of year 9999 have no UTC instant west of Greenwich
+        return None
     if landed.date() != local_date:
         return None
     return at, landed.time()
@@ -157,6 +160,8 @@ def occurrences(rule: Rule, *, start: date, end: date, include_skipped: bool = F
                         skipped=skipped,
                         moved=local_time != rule.pickup_time,
                     )
+        if day == date.max:
+            break
         day += _DAY
 
 

@@ -35,9 +35,8 @@ from backend.accounts.models import User
 from backend.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from backend.fares.policy import ReservationRules
 from backend.fares.selectors import policy_in_force
-from backend.organisations.booking import booking_check
+from backend.organisations.booking import BOOKER_ROLES, booking_check
 from backend.organisations.models import OrganisationMembership
-from backend.organisations.selectors import BOOKER_ROLES
 from backend.redis import REDIS_UNREACHABLE, get_redis
 from dispatch.models import RecurringRide, RecurringRideStatus, Trip
 from dispatch.scheduling.recurrence import Occurrence, Rule, RuleError, local_date_of, occurrences

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.views import View
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -57,7 +58,6 @@ from dispatch.selectors import trip_load
 from dispatch.serializers import trip_for
 from dispatch.services import trips
 from dispatch.services.estimates import Place
-from dispatch.state import TripStatus
 from mobile_api import serializers_organisations as s
 from mobile_api.idempotency import carries_idempotency_key, idempotent
 from mobile_api.pagination import CursorPage
@@ -200,12 +200,10 @@ class TripPage(CursorPage):
 
 
 _TRIP_LIST_PARAMETERS = [
-    OpenApiParameter(
-        "status", str, enum=[status.value for status in TripStatus], description="Only trips in this status."
-    ),
+    OpenApiParameter("status", str, enum=s.TRIP_STATUSES, description="Only trips in this status."),
     OpenApiParameter("reference", str, description="Only trips booked with this reference (exact)."),
-    OpenApiParameter("from", str, description="First local date (YYYY-MM-DD) of the ride."),
-    OpenApiParameter("to", str, description="Last local date (YYYY-MM-DD) of the ride."),
+    OpenApiParameter("from", OpenApiTypes.DATE, description="First local date of the ride."),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Last local date of the ride (inclusive)."),
 ]
 
 

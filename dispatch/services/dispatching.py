@@ -6,7 +6,8 @@ with candidates from Redis's geo set, so timeouts and re-offers keep working acr
 holds `SELECT ... FOR UPDATE SKIP LOCKED` on the trip, so two rounds never offer one trip twice, and the
 partial unique indexes on Offer refuse a second open offer per driver. Under a regulator profile the
 candidate about to be offered must be eligible (documents and hours limits, dispatch/services/eligibility.py);
-one who is not is passed over for this round only.
+one who is not is passed over for this round only. A ride booked ahead (docs/scheduling.md) is offered only
+to candidates who would reach the pickup by the end of its window, those arriving inside it first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backend.redis import get_redis
+from backend.timestamps import wire_timestamp
 from dispatch import live
 from dispatch.eta_model import pickup_eta_by_road_s, pickup_eta_s
 from dispatch.matching import ranking
@@ -296,6 +298,11 @@ def dispatch_round(
                 driver_id__in=ids, status__in=sorted(DRIVER_ACTIVE_STATUSES)
             ).values_list("driver_id", flat=True)
         }
+        if trip.pickup_window_start is not None and trip.pickup_window_end is not None:
+            # A ride booked ahead: only drivers who can still make its pickup window (docs/scheduling.md).
+            ranked = in_pickup_window(
+                ranked, start=trip.pickup_window_start, end=trip.pickup_window_end, at=now
+            )
         # The regulator profile's documents and hours limits, checked for the candidate about to be offered
         # only (under the trip's lock, so an expiry stops offers at this round and never a trip under way).
         checked = eligibility_checked()
@@ -341,6 +348,30 @@ def dispatch_round(
         retry_at = min(now + timedelta(seconds=policy.retry_interval_s), deadline)
         Trip.objects.filter(id=trip.id).update(next_dispatch_at=retry_at, search_deadline=deadline)
         return RoundResult("waiting", next_at=retry_at, expired_offer=expired)
+
+
+def in_pickup_window(
+    ranked: Sequence[RankedCandidate], *, start: datetime, end: datetime, at: datetime
+) -> list[RankedCandidate]:
+    """A reservation's candidates (docs/scheduling.md): nobody who would reach the pickup after its window
+    closes (`at` + road ETA > `end`), and those who would arrive inside it before those who would arrive
+    early and wait; the fairness order holds within each group. Each reason records the arrival."""
+    inside: list[RankedCandidate] = []
+    early: list[RankedCandidate] = []
+    for choice in ranked:
+        arrival = at + timedelta(seconds=choice.candidate.eta_s)
+        if arrival > end:
+            continue
+        window = {
+            "start": wire_timestamp(start),
+            "end": wire_timestamp(end),
+            "arrives_at": wire_timestamp(arrival),
+            "arrives_in_window": arrival >= start,
+        }
+        (inside if arrival >= start else early).append(
+            replace(choice, reason={**choice.reason, "pickup_window": window})
+        )
+    return [replace(choice, rank=rank) for rank, choice in enumerate([*inside, *early], start=1)]
 
 
 def _offerable(driver_id: str, *, trip: Trip, at: datetime) -> bool:

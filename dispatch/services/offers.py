@@ -137,11 +137,13 @@ def offer_accept(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> Trip:
         if exc.code == "offer_not_open":
             raise
         raise _not_open() from exc
-    transaction.on_commit(lambda: _mirror_assigned(driver_id, trip))
+    transaction.on_commit(lambda: mirror_assigned(driver_id, trip))
     return trip
 
 
-def _mirror_assigned(driver_id: uuid.UUID, trip: Trip) -> None:
+def mirror_assigned(driver_id: uuid.UUID, trip: Trip) -> None:
+    """Redis and the dispatch worker learn the driver holds `trip` (call after commit of the assignment:
+    an accepted offer, or a reservation going to the driver who claimed it)."""
     client = get_redis()
     pipe = client.pipeline()
     pipe.hset(live.driver_key(driver_id), mapping={"trip": str(trip.id), "rider": str(trip.rider_id)})

@@ -18,7 +18,8 @@ offer timeouts and traffic. The moment to start is that target less the road ETA
   (`reservation_redispatched` to rider and driver).
 
 `reservations_dispatch_due` runs every few seconds (beat) over the scheduled trips whose `release_at` (the
-earliest moment anything can be due, set at booking) has passed; each trip is decided under its row lock
+earliest moment an unclaimed one can be due, set at booking) has passed, and the claimed ones whose window
+opens within two hours; each trip is decided under its row lock
 (`SKIP LOCKED`), so overlapping passes never act on one trip twice. `reservation_reminders_send` sends the
 rider's reminders (a day ahead when booked earlier than that, and half an hour ahead) and the claimed
 driver's (an hour ahead), once each: a guarded UPDATE of `rider_reminded_at` / `driver_reminded_at` in the
@@ -70,6 +71,9 @@ logger = logging.getLogger(__name__)
 # With no driver near the pickup, dispatch starts as if the nearest were this far (the default dispatch
 # policy offers a trip to nobody farther).
 FALLBACK_PICKUP_ETA_S = 1200
+# A claimed ride is looked at from this long before its window opens, whatever its `release_at`: its driver
+# may be farther than the drivers an unclaimed ride waits for.
+CLAIMED_LOOKAHEAD_S = 7200
 # The rider is reminded a day ahead (when they booked more than a day ahead) and half an hour ahead.
 RIDER_REMINDER_DAY_S = 86400
 RIDER_REMINDER_SOON_S = 1800
@@ -171,12 +175,16 @@ def claimed_driver_readiness(trip: Trip, *, at: datetime) -> Readiness:
 
 
 def reservations_dispatch_due(*, at: datetime | None = None, limit: int = DUE_BATCH) -> dict[str, int]:
-    """Decide every scheduled trip whose `release_at` has passed (see the module docstring); returns how
-    many of each outcome."""
+    """Decide every scheduled trip whose `release_at` has passed, and every claimed one whose window opens
+    within CLAIMED_LOOKAHEAD_S (see the module docstring); returns how many of each outcome."""
     now = at or timezone.now()
     policy = dispatch_policy_in_force(now)
+    claimed_soon = Q(
+        claimed_by__isnull=False, pickup_window_start__lte=now + timedelta(seconds=CLAIMED_LOOKAHEAD_S)
+    )
     due = list(
-        Trip.objects.filter(status=TripStatus.SCHEDULED, release_at__lte=now)
+        Trip.objects.filter(status=TripStatus.SCHEDULED)
+        .filter(Q(release_at__lte=now) | claimed_soon)
         .order_by("release_at")
         .values_list("id", flat=True)[:limit]
     )
@@ -294,7 +302,7 @@ def _claimed_step(
             user_id=trip.claimed_by_id,
             event="reservation_at_risk",
             context={**reservation_context(trip), "grace_min": max(1, round(rules.claim_grace_s / 60))},
-            dedup_key=f"reservation_at_risk:{trip.id}:{trip.claimed_by_id}:{trip.claimed_at.timestamp()}",
+            dedup_key=f"reservation_at_risk:{trip.id}:{trip.claimed_by_id}:{_claim_stamp(trip)}",
         )
         logger.info(
             "reservation %s: claimed driver %s warned (%s)", trip.id, trip.claimed_by_id, readiness.why
@@ -303,6 +311,11 @@ def _claimed_step(
     if now >= trip.claim_warned_at + timedelta(seconds=rules.claim_grace_s):
         return _drop_claim(trip, now=now, why=readiness.why or "not_on_the_way")
     return "waiting"
+
+
+def _claim_stamp(trip: Trip) -> float:
+    """When the current claim was made: a message about a claim goes once per claim, not once per trip."""
+    return trip.claimed_at.timestamp() if trip.claimed_at else 0.0
 
 
 def _assign_claimed(trip: Trip, *, eta_s: int) -> Outcome:
@@ -347,7 +360,7 @@ def _drop_claim(trip: Trip, *, now: datetime, why: str) -> Outcome:
     driver_id = trip.claimed_by_id
     claim_clear(trip_id=trip.id, driver_id=driver_id)
     context = reservation_context(trip)
-    stamp = trip.claimed_at.timestamp() if trip.claimed_at else 0
+    stamp = _claim_stamp(trip)
     notify(
         user_id=trip.rider_id,
         event="reservation_redispatched",

@@ -35,14 +35,16 @@ def _pass(trip):
 def test_a_claimed_ride_goes_to_its_driver_at_their_own_lead_time(area, rider, driver):
     from backend.redis import get_redis
     from dispatch import live
-    from dispatch.services.reservations import claimed_driver_readiness
+    from dispatch.services.reservations import claimed_driver_readiness, reservations_dispatch_due
 
     driver_online_at(driver, *NEARBY)
-    trip = _claimed(rider, driver, scheduled_for=in_(3600))
+    # Looked at from two hours before its window, though an unclaimed ride would wait for `release_at`.
+    trip = _claimed(rider, driver, scheduled_for=in_(3600), release_at=in_(3000))
+    make_reservation(rider, scheduled_for=in_(3700), release_at=in_(3000))
     readiness = claimed_driver_readiness(trip, at=timezone.now())
     assert readiness.free and readiness.eta_s is not None
 
-    assert _pass(trip) == "waiting"  # an hour ahead, a few minutes away: not yet
+    assert reservations_dispatch_due() == {"waiting": 1}  # an hour ahead, minutes away: not yet
 
     moved = timezone.now() + timedelta(seconds=readiness.eta_s + 300 - 5)
     type(trip).objects.filter(id=trip.id).update(

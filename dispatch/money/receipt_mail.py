@@ -67,6 +67,8 @@ def receipt_email(receipt: Receipt, *, occasion: ReceiptOccasion) -> EmailMultiA
         if occasion == ReceiptOccasion.REFUNDED
         else f"Your receipt for trip {short_id}: {total}"
     )
+    if receipt.billed_to:
+        subject += f", billed to {receipt.billed_to}"
     rider_address, copies = recipients[0], recipients[1:]
     message = EmailMultiAlternatives(
         subject=subject,

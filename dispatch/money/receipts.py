@@ -1,6 +1,8 @@
 """A trip's itemised receipt, read from the ledger so that the receipt and the books agree to the cent.
 
-What the rider was charged is what the journal debited their `rider_receivable` account for the trip:
+What the rider was charged is what the journal debited their `rider_receivable` account for the trip (on
+a trip an organisation pays for, the organisation's `organisation_receivable`: the receipt then says whom it
+is billed to, `billed_to`, and names no card; docs/billing.md):
 
 | entry kind | on the receipt |
 |---|---|
@@ -43,10 +45,11 @@ from weasyprint import HTML
 
 from backend.cards.customers import card_of_trip
 from backend.errors import Conflict, NotFound
-from backend.fares.models import AccountKind, CapturePurpose, JournalEntry, PaymentCapture, Posting
+from backend.fares.models import CapturePurpose, JournalEntry, PaymentCapture, Posting
 from backend.fares.money import minor_to_decimal
 from backend.fares.pay import local_zone
 from dispatch.models import Trip
+from dispatch.money.payer import PAYER_RECEIVABLE_KINDS, billed_organisation_id
 from dispatch.money.route_map import route_svg
 
 TRIP_FARE = "trip_fare"
@@ -101,6 +104,7 @@ class Receipt:
     refunds: list[ReceiptRefund] = field(default_factory=list)
     payment: PaymentMethod | None = None
     updated_at: datetime | None = None  # the latest money entry on the receipt
+    billed_to: str = ""  # the organisation that pays the fare, fees and any cancellation fee (its name)
 
     @property
     def fare(self) -> int:
@@ -134,7 +138,8 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
 
     Raises NotFound (`trip_not_found`) for an unknown trip and ReceiptNotAvailable (409) for one that has
     charged nothing. Access is the caller's to check (`receipt_for_viewer`)."""
-    trip = Trip.objects.select_related("rider", "driver", "vehicle").filter(id=trip_id).first()
+    related = ("rider", "driver", "vehicle", "organisation")
+    trip = Trip.objects.select_related(*related).filter(id=trip_id).first()
     if trip is None:
         raise NotFound("No such trip.", code="trip_not_found")
     entries = list(
@@ -189,6 +194,8 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
     receipt.tips = [tip for tip in tips.values() if tip.amount]
     receipt.refunds = [refund for refund in refunds.values() if refund.amount]
     receipt.payment = _payment_method(trip)
+    if billed_organisation_id(trip) is not None:
+        receipt.billed_to = trip.organisation.name
     return receipt
 
 
@@ -208,12 +215,13 @@ def receipt_for_viewer(*, trip_id: uuid.UUID, viewer_id: uuid.UUID, viewer_is_st
 
 
 def _rider_receivable_net(entries: list[JournalEntry]) -> dict[uuid.UUID, int]:
-    """Per entry: debits minus credits on the rider's receivable account (charges +, refunds -)."""
+    """Per entry: debits minus credits on the payer's receivable account (the rider's, or the paying
+    organisation's; charges +, refunds -)."""
     net: dict[uuid.UUID, int] = defaultdict(int)
     for entry in entries:
         net[entry.id] = 0
     for entry_id, debit_minor, credit_minor in Posting.objects.filter(
-        entry__in=entries, account__kind=AccountKind.RIDER_RECEIVABLE
+        entry__in=entries, account__kind__in=PAYER_RECEIVABLE_KINDS
     ).values_list("entry_id", "debit_minor", "credit_minor"):
         net[entry_id] += debit_minor - credit_minor
     return net
@@ -332,6 +340,7 @@ def receipt_context(receipt: Receipt) -> dict[str, Any]:
         "charged": fmt(receipt.charged),
         "refunded": fmt(receipt.refunded) if receipt.refunds else "",
         "total": fmt(receipt.total),
+        "billed_to": receipt.billed_to,
         "payment_provider": payment.provider if payment else "",
         "payment_status": payment.status if payment else "",
         "card": (

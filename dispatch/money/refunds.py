@@ -15,6 +15,12 @@ full refund gives back every part exactly and a partial one gives back tax in st
 - a late-cancellation fee's refund is the co-op's (`Dr refunds`);
 - and the rider is credited the whole amount (`Cr rider_receivable`).
 
+A trip an organisation pays for (docs/billing.md) is refunded to the organisation: the same split, with
+`Cr organisation_receivable(code=its id)` instead of the rider's receivable, and nothing goes through the
+payment provider (no card was charged). The credit reduces what the organisation owes: its next invoice
+that has not been issued yet carries the refund as a negative line (the same invoice as the charge when
+that one has not been issued either).
+
 Settling it with the rider's money: while nothing can have been charged yet (the capture is pending, or
 every attempt was refused), the capture is reduced (voided when nothing is left); otherwise (captured, or
 an attempt whose outcome is unknown: it may have been charged under its key, and a new amount would be a
@@ -41,7 +47,7 @@ from backend.accounts.models import User
 from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
 from backend.fares import ledger
 from backend.fares.captures import capture_create
-from backend.fares.ledger import credit, debit
+from backend.fares.ledger import debit
 from backend.fares.models import (
     AccountKind,
     CapturePurpose,
@@ -53,6 +59,12 @@ from backend.fares.models import (
 from backend.fares.pricing import refund_split
 from backend.fares.selectors import policy_of
 from dispatch.models import Trip
+from dispatch.money.payer import (
+    PAYER_RECEIVABLE_KINDS,
+    billed_organisation_id,
+    payer_credit,
+    payer_metadata,
+)
 from dispatch.money.receipt_mail import ReceiptOccasion, receipt_email_enqueue
 from dispatch.money.receipts import refund_reason
 from governance.dividends import largest_remainder_split
@@ -168,8 +180,9 @@ def refund_post(
             if part.key.startswith(_FEE_PREFIX) and shares.get(part.key)
         ]
         coop_part = amount_minor - driver_part - sum(amount for _, _, amount in fee_lines)
+        organisation_id = billed_organisation_id(trip)
         # The ledger's lock order: the trip (above), then the charge's capture row, then ledger rows.
-        uncaptured = _lock_uncaptured_charge(trip)
+        uncaptured = _lock_uncaptured_charge(trip) if organisation_id is None else None
         entry, created = ledger.post_entry(
             key=key,
             kind="refund",
@@ -180,9 +193,12 @@ def refund_post(
                 debit(AccountKind.REFUNDS, None, coop_part),
                 debit(AccountKind.DRIVER_PAYABLE, trip.driver_id, driver_part),
                 *(debit(AccountKind.PASS_THROUGH, None, amount, code=code) for code, _, amount in fee_lines),
-                credit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, amount_minor),
+                payer_credit(
+                    rider_id=trip.rider_id, organisation_id=organisation_id, amount_minor=amount_minor
+                ),
             ],
             metadata={
+                **payer_metadata(organisation_id),
                 "staff_id": str(staff_id),
                 "reason": reason.strip(),
                 "fare_part": fare_part,
@@ -193,9 +209,10 @@ def refund_post(
             },
         )
         if created:
-            _settle_refund_with_provider(
-                trip=trip, entry=entry, amount_minor=amount_minor, uncaptured=uncaptured
-            )
+            if organisation_id is None:  # an organisation's refund is a credit on its account, not a payout
+                _settle_refund_with_provider(
+                    trip=trip, entry=entry, amount_minor=amount_minor, uncaptured=uncaptured
+                )
             receipt_email_enqueue(trip_id=trip.id, occasion=ReceiptOccasion.REFUNDED)
     return entry
 
@@ -248,8 +265,9 @@ def trip_refunds(*, trip_id: uuid.UUID) -> TripRefunds:
 
 
 def _charge_parts(trip: Trip) -> list[_ChargePart]:
-    """What the trip charged the rider, part by part (the fare, each pass-through fee, a cancellation fee),
-    each net of reversals, with what earlier refunds gave back of it."""
+    """What the trip charged its payer (the rider, or the organisation that pays for it), part by part (the
+    fare, each pass-through fee, a cancellation fee), each net of reversals, with what earlier refunds gave
+    back of it."""
     entries = list(
         JournalEntry.objects.filter(trip_id=trip.id)
         .filter(Q(kind__in=(*_CHARGE_KINDS, "refund")) | Q(kind="reversal", reverses__kind__in=_CHARGE_KINDS))
@@ -261,7 +279,7 @@ def _charge_parts(trip: Trip) -> list[_ChargePart]:
         "entry_id", "account__kind", "debit_minor", "credit_minor"
     ):
         moved[entry_id] += credit_minor
-        if kind == AccountKind.RIDER_RECEIVABLE:
+        if kind in PAYER_RECEIVABLE_KINDS:
             rider_net[entry_id] += debit_minor - credit_minor
 
     charged: dict[str, int] = {}

@@ -20,6 +20,15 @@ time (`engaged_s`): backend/fares/pay.py reads driver pay and engaged time for a
 
 Each of these also records a `PaymentCapture` (keys `capture:{trip_id}`, `capture:{trip_id}:cancellation`,
 `capture:tip:{tip_id}`) whose first attempt is enqueued after commit: the trip never waits on the provider.
+
+A trip an organisation pays for (`Trip.payer == organisation`, docs/billing.md) posts its fare and
+cancellation-fee entries with the same lines except the first: `Dr organisation_receivable(code=the
+organisation's id)` instead of the rider's receivable, and records no capture (no card is charged; the
+organisation's monthly invoice, dispatch/money/invoices.py, bills the entry). Driver pay, commission, the
+floor and its top-up, fees and the share instalment are computed and posted exactly as for a rider's trip:
+who pays changes only which receivable is debited. Metadata says `payer: organisation` and `organisation`.
+A tip is always the rider's own money (their card or cash, captured as usual): the organisation agreed to
+pay for rides, not to pay gratuities it never saw.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from backend.fares.pricing import (
 from backend.fares.selectors import policy_of
 from dispatch.models import Tip, Trip
 from dispatch.money.fees import trip_fee_facts
+from dispatch.money.payer import billed_organisation_id, payer_debit, payer_metadata
 from dispatch.money.receipt_mail import ReceiptOccasion, receipt_email_enqueue
 from governance.services import share_instalment_withhold
 
@@ -142,32 +152,34 @@ def trip_completion_settle(*, trip: Trip) -> JournalEntry:
     charge = trip_charge(trip)
     share_instalment_withhold(trip=charge)
     first_time = not JournalEntry.objects.filter(key=f"trip:{charge.id}:fare").exists()
-    entry = post_trip_fare(charge=charge)
+    entry = post_trip_fare(charge=charge, organisation_id=billed_organisation_id(trip))
     if first_time:
         receipt_email_enqueue(trip_id=charge.id, occasion=ReceiptOccasion.COMPLETED)
     return entry
 
 
-def post_trip_fare(*, charge: TripCharge) -> JournalEntry:
+def post_trip_fare(*, charge: TripCharge, organisation_id: uuid.UUID | None = None) -> JournalEntry:
     """Post the completed trip's balanced entry (idempotent under `trip:{id}:fare`) and record the capture
-    of the rider's total (fare + pass-through fees), attempted after commit. Returns the entry (the first
-    one, when called again)."""
+    of the rider's total (fare + pass-through fees), attempted after commit. With `organisation_id` the
+    total is the organisation's to pay (its receivable, no capture). Returns the entry (the first one, when
+    called again)."""
     fare, pay = charge.fare_minor, charge.driver_pay_minor
     commission = max(fare - pay, 0)
     subsidy = max(pay - fare, 0)
     total = charge.total_minor
-    return _post_rider_charge(
+    return _post_charge(
         key=f"trip:{charge.id}:fare",
         kind="trip_fare",
         currency=charge.currency,
         trip_id=charge.id,
         rider_id=charge.rider_id,
+        organisation_id=organisation_id,
         amount_minor=total,
         capture_key=f"capture:{charge.id}",
         purpose=CapturePurpose.FARE,
         memo=f"Fare of trip {charge.id}",
         lines=[
-            debit(AccountKind.RIDER_RECEIVABLE, charge.rider_id, total),
+            payer_debit(rider_id=charge.rider_id, organisation_id=organisation_id, amount_minor=total),
             debit(AccountKind.FLOOR_TOP_UPS, None, subsidy),
             credit(AccountKind.DRIVER_PAYABLE, charge.driver_id, pay),
             credit(AccountKind.COOP_REVENUE, None, commission),
@@ -185,6 +197,7 @@ def post_trip_fare(*, charge: TripCharge) -> JournalEntry:
             "engaged_s": charge.engaged_s,
             "fees": [fee.as_dict() for fee in charge.fees],
             "total": total,
+            **payer_metadata(organisation_id),
         },
     )
 
@@ -201,23 +214,25 @@ def cancellation_fields(*, trip: Trip, cancelled_by: str, at: datetime) -> dict[
 
 
 def post_cancellation_fee(*, trip: Trip) -> JournalEntry | None:
-    """Post a late-cancellation fee (if the cancelled trip has one) and record its capture; None when no
-    fee."""
+    """Post a late-cancellation fee (if the cancelled trip has one) and record its capture (none when an
+    organisation pays: its receivable is debited instead); None when no fee."""
     if not trip.cancellation_fee_minor:
         return None
     split = cancellation_split(policy_of(trip.policy_version))
-    return _post_rider_charge(
+    organisation_id = billed_organisation_id(trip)
+    return _post_charge(
         key=f"trip:{trip.id}:cancellation",
         kind="cancellation_fee",
         currency=trip.currency,
         trip_id=trip.id,
         rider_id=trip.rider_id,
+        organisation_id=organisation_id,
         amount_minor=split.fee,
         capture_key=f"capture:{trip.id}:cancellation",
         purpose=CapturePurpose.CANCELLATION_FEE,
         memo=f"Late cancellation of trip {trip.id}",
         lines=[
-            debit(AccountKind.RIDER_RECEIVABLE, trip.rider_id, split.fee),
+            payer_debit(rider_id=trip.rider_id, organisation_id=organisation_id, amount_minor=split.fee),
             credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, split.driver),
             credit(AccountKind.COOP_REVENUE, None, split.coop),
         ],
@@ -226,18 +241,21 @@ def post_cancellation_fee(*, trip: Trip) -> JournalEntry | None:
             "driver": split.driver,
             "coop": split.coop,
             "worked_at": trip.ended_at.isoformat() if trip.ended_at else None,
+            **payer_metadata(organisation_id),
         },
     )
 
 
 def post_tip(*, tip: Tip) -> JournalEntry:
-    """Post a tip, all of it held for the driver, and record its capture."""
-    return _post_rider_charge(
+    """Post a tip, all of it held for the driver, and record its capture. Always the rider's own money, on
+    an organisation's trip too (the module docstring says why)."""
+    return _post_charge(
         key=f"tip:{tip.id}",
         kind="tip",
         currency=tip.currency,
         trip_id=tip.trip_id,
         rider_id=tip.rider_id,
+        organisation_id=None,
         amount_minor=tip.amount_minor,
         capture_key=f"capture:tip:{tip.id}",
         purpose=CapturePurpose.TIP,
@@ -250,13 +268,14 @@ def post_tip(*, tip: Tip) -> JournalEntry:
     )
 
 
-def _post_rider_charge(
+def _post_charge(
     *,
     key: str,
     kind: str,
     currency: str,
     trip_id: uuid.UUID,
     rider_id: uuid.UUID,
+    organisation_id: uuid.UUID | None,
     amount_minor: int,
     capture_key: str,
     purpose: CapturePurpose,
@@ -264,12 +283,13 @@ def _post_rider_charge(
     lines: list[ledger.Line],
     metadata: dict[str, Any],
 ) -> JournalEntry:
-    """Post an entry that charges the rider and, the first time it is posted, record the capture of that
-    charge (attempted after commit): a retried call posts nothing twice and captures nothing twice."""
+    """Post an entry that charges the trip's payer and, the first time it is posted, record the capture of
+    a rider's charge (attempted after commit): a retried call posts nothing twice and captures nothing
+    twice. An organisation's charge (`organisation_id`) is captured by nobody: it is invoiced."""
     entry, created = ledger.post_entry(
         key=key, kind=kind, currency=currency, trip_id=trip_id, memo=memo, lines=lines, metadata=metadata
     )
-    if created and amount_minor > 0:
+    if created and amount_minor > 0 and organisation_id is None:
         capture_create(
             key=capture_key,
             purpose=purpose,

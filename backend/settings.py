@@ -74,6 +74,8 @@ if not _secret:
 SECRET_KEY = _secret
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Where people reach the API from outside: links in messages (a guest's trip link) are made with it.
+ROCHDALE_PUBLIC_URL = env_str("ROCHDALE_PUBLIC_URL", "http://localhost:8000")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -318,6 +320,12 @@ SPECTACULAR_SETTINGS = {
         "CountMethodEnum": "mobile_api.serializers_governance.COUNT_METHODS",
         "DocumentStatusEnum": "backend.compliance.models.DocumentStatus",
         "DocumentSubjectEnum": "backend.compliance.models.DocumentSubject",
+        "TripStatusEnum": "mobile_api.serializers_organisations.TRIP_STATUSES",
+        "OrganisationKindEnum": "backend.organisations.models.OrganisationKind",
+        "OrganisationRoleEnum": "backend.organisations.models.OrganisationRole",
+        "BookingRuleEnum": "backend.organisations.models.BookingRule",
+        "InvoiceStatusEnum": "dispatch.models.InvoiceStatus",
+        "InvoiceLineKindEnum": "dispatch.money.invoices.LINE_KINDS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -376,6 +384,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
+    # Recurring rides' occurrences within the horizon become reservations (docs/recurring.md); one the
+    # booking refused is tried again at the next run while it is still far enough ahead.
+    "recurring-rides-materialise": {"task": "dispatch.tasks.materialise_recurring_rides", "schedule": 900.0},
+    # Last month's invoices to the organisations that pay for their trips (docs/billing.md): hourly, and
+    # idempotent (one invoice per organisation and month), so a beat that was down loses no month.
+    "organisation-invoices": {"task": "dispatch.tasks.issue_organisation_invoices", "schedule": 3600.0},
+    # Rides booked ahead (docs/scheduling.md): often, since a reservation's lead time is its road ETA plus
+    # the board's margin and a pass late by this much makes the driver that much later.
+    "reservations-dispatch": {"task": "dispatch.tasks.dispatch_due_reservations", "schedule": 15.0},
+    "reservations-reminders": {"task": "dispatch.tasks.send_reservation_reminders", "schedule": 60.0},
 }
 
 # Security headers. HTTPS is terminated at a proxy (nginx, an ingress) that sets X-Forwarded-Proto; the header
@@ -504,8 +522,13 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "receipts@rochdale.localhost")
-# SMS (docs/notifications.md): `log` (the default) writes messages to the log; `twilio` sends them.
+# SMS (docs/notifications.md): `log` (the default) writes messages to the log; `twilio` sends them with
+# the account below (TWILIO_API_BASE points the adapter elsewhere, e.g. at a test double).
 ROCHDALE_SMS_PROVIDER = env_str("ROCHDALE_SMS_PROVIDER", "log")
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
 # The name receipts and statements are issued in, and an address that gets a copy of every receipt (the
 # co-op's books; empty: none).
 ROCHDALE_COOPERATIVE_NAME = env_str("ROCHDALE_COOPERATIVE_NAME", "Rochdale drivers' cooperative")
@@ -549,6 +572,9 @@ ROCHDALE_REGULATOR_HVFHS_LICENSE_NUMBER = env_str("ROCHDALE_REGULATOR_HVFHS_LICE
 # Drivers' document uploads: the largest file taken, and how long a signed link to a file works.
 ROCHDALE_DOCUMENT_MAX_BYTES = env_int("ROCHDALE_DOCUMENT_MAX_BYTES", 10 * 1024 * 1024)
 ROCHDALE_DOCUMENT_LINK_TTL_S = env_int("ROCHDALE_DOCUMENT_LINK_TTL_S", 300)
+# Recurring rides (docs/recurring.md): how many days ahead their occurrences are booked (never more than the
+# board's reservations.max_ahead_days).
+ROCHDALE_RECURRING_HORIZON_DAYS = env_int("ROCHDALE_RECURRING_HORIZON_DAYS", 3)
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

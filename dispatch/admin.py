@@ -316,4 +316,4 @@ class TipAdmin(ReadOnlyAdmin):
 
 # Payouts and drivers' bank accounts, and erasure requests (data rights, docs/compliance.md), have their
 # own modules (docs/payouts.md).
-from dispatch import admin_erasure, admin_payouts  # noqa: E402, F401
+from dispatch import admin_billing, admin_erasure, admin_payouts  # noqa: E402, F401

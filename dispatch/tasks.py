@@ -15,11 +15,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from dispatch.models import FareEstimate, LocationFix, Trip
+from dispatch.money.invoices import invoices_issue_due
 from dispatch.money.payouts import payouts_scheduled_run
 from dispatch.money.weekly import weekly_top_ups_post
 from dispatch.services import dispatching, presence
 from dispatch.services.abandoned import abandoned_trips_end
 from dispatch.services.locations import flush_pending_fixes
+from dispatch.services.recurring import recurring_rides_materialise
+from dispatch.services.reservations import reservation_reminders_send, reservations_dispatch_due
 
 logger = logging.getLogger(__name__)
 # Money events go to the ledger's log, where operators read every movement of money (docs/fares.md).
@@ -137,3 +140,55 @@ def run_driver_payouts() -> int:
                 plan.amount,
             )
     return len(created)
+
+
+@shared_task(name="dispatch.tasks.materialise_recurring_rides", ignore_result=True)
+def materialise_recurring_rides() -> dict[str, int]:
+    """Book the occurrences of recurring rides that came within the horizon, and end the series whose last
+    date has passed (dispatch/services/recurring.py). An occurrence the booking refused is logged by the
+    service, kept for its occurrences list, and tried again at the next run."""
+    report = recurring_rides_materialise()
+    if report.booked or report.failed:
+        logger.info(
+            "recurring rides: %d occurrences booked, %d refused, %d series ended",
+            len(report.booked),
+            len(report.failed),
+            len(report.ended),
+        )
+    return {"booked": len(report.booked), "failed": len(report.failed), "ended": len(report.ended)}
+
+
+@shared_task(name="dispatch.tasks.issue_organisation_invoices", ignore_result=True)
+def issue_organisation_invoices() -> int:
+    """Issue last local month's invoices to the organisations that pay for their trips (docs/billing.md).
+    Hourly: one invoice per organisation and month, so the first run after a month ends issues them and
+    every later run finds them issued."""
+    run = invoices_issue_due()
+    for invoice in run.issued:
+        money_logger.info(
+            "invoice %s issued to organisation %s: %s %s, due %s",
+            invoice.number,
+            invoice.organisation_id,
+            invoice.total_minor,
+            invoice.currency,
+            invoice.due_on,
+        )
+    return len(run.issued)
+
+
+@shared_task(name="dispatch.tasks.dispatch_due_reservations", ignore_result=True)
+def dispatch_due_reservations() -> dict[str, int]:
+    """Rides booked ahead whose time has come (dispatch/services/reservations.py, docs/scheduling.md):
+    unclaimed ones enter dispatch at their road-ETA lead time, claimed ones go to their driver or, when the
+    driver is not coming, are warned about and then re-dispatched."""
+    outcomes = reservations_dispatch_due()
+    acted = {name: count for name, count in outcomes.items() if name not in ("waiting", "skipped")}
+    if acted:
+        logger.info("reservations: %s", ", ".join(f"{count} {name}" for name, count in sorted(acted.items())))
+    return outcomes
+
+
+@shared_task(name="dispatch.tasks.send_reservation_reminders", ignore_result=True)
+def send_reservation_reminders() -> dict[str, int]:
+    """Remind riders (a day and half an hour ahead) and claimed drivers (an hour ahead), once each."""
+    return reservation_reminders_send()

@@ -25,7 +25,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -42,7 +41,6 @@ from backend.accounts.models import User
 from backend.errors import DomainError, InvalidInput, NotFound
 from backend.fares.money import money
 from backend.fares.pay import local_day_bounds
-from backend.notifications.services import notify
 from backend.organisations import selectors as org_selectors
 from backend.organisations import services as org_services
 from backend.organisations.api_keys import (
@@ -51,12 +49,13 @@ from backend.organisations.api_keys import (
     OrganisationRateThrottle,
     api_key_principal,
 )
-from backend.organisations.guest_links import guest_link_check_current, guest_trip_id, guest_trip_token
+from backend.organisations.guest_links import guest_link_check_current, guest_trip_id
 from backend.organisations.models import ApiKeyScope, Organisation
 from dispatch.models import Trip
 from dispatch.selectors import trip_load
 from dispatch.serializers import trip_for
 from dispatch.services import trips
+from dispatch.services.booking_notices import rider_told_of_booking
 from dispatch.services.estimates import Place
 from mobile_api import serializers_organisations as s
 from mobile_api.idempotency import carries_idempotency_key, idempotent
@@ -736,21 +735,7 @@ class OrganisationTripsView(OrganisationTripsApi):
                 reference=data["reference"],
             )
             if rider_id != caller.user_id:
-                link = request.build_absolute_uri(
-                    reverse("guest-trip", kwargs={"token": guest_trip_token(trip_id=trip.id)})
-                )
-                times = trips.reservation_context(trip)
-                notify(
-                    user_id=rider_id,
-                    event="trip_booked_for_you",
-                    context={
-                        **times,
-                        "pickup_local": times["pickup_local"] or "now",
-                        "organisation": organisation.name,
-                        "link": link,
-                    },
-                    dedup_key=f"trip_booked_for_you:{trip.id}",
-                )
+                rider_told_of_booking(trip=trip)
         return Response(_trip_out(_trip_of(caller, trip.id), viewer_id=caller.user_id), status=201)
 
 

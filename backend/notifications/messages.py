@@ -21,6 +21,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Rochdale: {organisation} booked a ride for you, pickup {pickup_local} "
         "(between {window_start_local} and {window_end_local}). Follow it here: {link}",
     ),
+    "ride_booked_for_you_now": (
+        "A ride is on its way to you",
+        "Rochdale: {organisation} booked a ride for you now; a driver is being found. Follow it here: {link}",
+    ),
     "reservation_claimed": (
         "Your driver is confirmed",
         "Rochdale: {driver_name} will pick you up on {pickup_local} (between {window_start_local} and "

@@ -41,10 +41,10 @@ from backend.timestamps import wire_timestamp
 from dispatch.matching.geo import haversine_m
 from dispatch.models import DriverPresence, ServiceArea, Trip
 from dispatch.selectors import trip_load
+from dispatch.services.booking_notices import reservation_context
 from dispatch.services.eligibility import driver_eligibility, eligibility_refusal
 from dispatch.services.reservations import claim_clear
 from dispatch.services.transitions import push_trip_updated
-from dispatch.services.trips import reservation_context
 from dispatch.state import TripStatus
 
 # A pickup shown before the ride is the driver's is rounded to this many decimals (about a kilometre).

@@ -25,6 +25,7 @@ from backend.timestamps import wire_timestamp
 from dispatch import live
 from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.realtime import push_to_user
+from dispatch.services.booking_notices import driver_assigned_notify
 from dispatch.services.transitions import trip_transition
 from dispatch.state import TripStatus
 
@@ -130,6 +131,7 @@ def offer_accept(*, driver_id: uuid.UUID, offer_id: uuid.UUID) -> Trip:
                 fields={"driver_id": driver_id, "vehicle_id": vehicle_id, "next_dispatch_at": None},
                 details={"offer_id": str(offer_id)},
             )
+            driver_assigned_notify(trip=trip)
     except IntegrityError as exc:  # the driver already has an active trip (one_active_trip_per_driver)
         logger.info("accept of %s refused by a constraint: %s", offer_id, exc)
         raise _not_open() from exc

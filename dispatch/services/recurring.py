@@ -40,6 +40,7 @@ from backend.organisations.models import OrganisationMembership
 from backend.redis import REDIS_UNREACHABLE, get_redis
 from dispatch.models import RecurringRide, RecurringRideStatus, Trip
 from dispatch.scheduling.recurrence import Occurrence, Rule, RuleError, local_date_of, occurrences
+from dispatch.services.booking_notices import rider_told_of_booking
 from dispatch.services.estimates import Place, require_in_service_area, route_quote
 from dispatch.services.trips import trip_cancel, trip_request
 from dispatch.state import UPCOMING_STATUSES, TripStatus
@@ -411,6 +412,10 @@ def _occurrence_book(
             series_id=series.id,
             occurrence_date=occurrence.local_date,
         )
+        if trip.booked_by_id is not None:
+            # Booked by the organisation's coordinator: the rider (often a guest with no app) hears of each
+            # ride with its link; a rider's own series is confirmed by trip_request.
+            rider_told_of_booking(trip=trip)
         return "booked", trip.id
 
 

@@ -52,6 +52,7 @@ from dispatch.models import DriverPresence, PresenceStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.roads.engine import LatLng
 from dispatch.selectors import trip_load
+from dispatch.services.booking_notices import driver_assigned_notify, reservation_context
 from dispatch.services.dispatching import (
     Candidate,
     TripInfo,
@@ -63,7 +64,6 @@ from dispatch.services.dispatching import (
 from dispatch.services.eligibility import driver_eligibility
 from dispatch.services.offers import mirror_assigned
 from dispatch.services.transitions import push_trip_updated, trip_transition
-from dispatch.services.trips import reservation_context
 from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, TripStatus
 
 logger = logging.getLogger(__name__)
@@ -341,16 +341,7 @@ def _assign_claimed(trip: Trip, *, eta_s: int) -> Outcome:
         # The driver took a trip meanwhile (one active trip per driver), or the rider is on another one.
         logger.warning("reservation %s not assigned to its claimed driver: %s", trip.id, exc)
         return "rider_busy" if _rider_busy(trip) else "waiting"
-    notify(
-        user_id=assigned.rider_id,
-        event="driver_assigned",
-        context={
-            **reservation_context(assigned),
-            "driver_name": assigned.driver.name if assigned.driver else "",
-            "vehicle": f"{vehicle.make} {vehicle.model} ({vehicle.plate})" if vehicle else "",
-        },
-        dedup_key=f"driver_assigned:{assigned.id}",
-    )
+    driver_assigned_notify(trip=assigned)
     transaction.on_commit(lambda: mirror_assigned(driver_id, assigned))
     return "assigned"
 

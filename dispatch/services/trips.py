@@ -53,6 +53,7 @@ from dispatch.models import (
 from dispatch.money.fees import fee_facts
 from dispatch.money.settlement import cancellation_fields, post_cancellation_fee, post_tip
 from dispatch.selectors import trip_get_for, trip_load
+from dispatch.services.booking_notices import reservation_context
 from dispatch.services.dispatching import trip_requested
 from dispatch.services.estimates import Place, require_in_service_area, route_quote
 from dispatch.services.offers import offers_withdraw_for_trip
@@ -499,23 +500,6 @@ def _trip_create(
                 robust=True,
             )
     return trip
-
-
-def reservation_context(trip: Trip) -> dict[str, object]:
-    """What a notification about a reservation says of it: its times in the co-op's local time."""
-    local = timezone.get_default_timezone()
-
-    def clock(moment: datetime | None) -> str:
-        return moment.astimezone(local).strftime("%H:%M") if moment else ""
-
-    return {
-        "trip_id": str(trip.id),
-        "pickup_local": trip.scheduled_for.astimezone(local).strftime("%a %d %b %H:%M")
-        if trip.scheduled_for
-        else "",
-        "window_start_local": clock(trip.pickup_window_start),
-        "window_end_local": clock(trip.pickup_window_end),
-    }
 
 
 def _party_role(trip: Trip, user_id: uuid.UUID | None) -> CancelledBy | None:

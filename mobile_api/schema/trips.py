@@ -86,6 +86,8 @@ TRIP_EXAMPLE = {
     "events": [{"status": "requested", "at": "2026-11-21T14:03:00Z"}],
     "route": ROUTE_EXAMPLE,
     "distance_source": None,
+    "reservation": None,
+    "organisation": None,
 }
 ESTIMATE_ID = "0c6f1d0e-2b7a-4d0c-9d8e-1f2a3b4c5d6e"
 

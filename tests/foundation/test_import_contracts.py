@@ -27,6 +27,8 @@ FUNCTION_LEVEL_IMPORTS_ALLOWED = {
     # AppConfig.ready(): the card provider joins the fares app's registry once the models are loaded.
     ("backend/cards/apps.py", "ready", "backend.cards.provider"),
     ("backend/cards/apps.py", "ready", "backend.fares.payments"),
+    # AppConfig.ready(): the SMS adapters join the notification channels' registry (Django's rule too).
+    ("backend/notifications/apps.py", "ready", "backend.notifications"),
 }
 
 

@@ -187,6 +187,15 @@ def test_anonymous_routes_say_no_auth_and_the_others_need_the_bearer_token(schem
         assert {} not in operation["security"], (path, method)
         if operation["security"] == []:
             anonymous.add(path)
+        elif path.startswith("/api/v1/organisations/{organisation_id}/trips"):
+            # A broker's or clinic's system books with the organisation's API key (docs/organisations.md),
+            # a coordinator with their token.
+            assert operation["security"] == [
+                {"organisationApiKey": []},
+                {"organisationApiKeyHeader": []},
+                {"bearerAuth": []},
+            ], (path, method)
+            assert "401" in operation["responses"], (path, method)
         else:
             assert operation["security"] == [{"bearerAuth": []}], (path, method)
             assert "401" in operation["responses"], (path, method)

@@ -96,8 +96,9 @@ def _run(wsgi_app, *, include) -> tuple[int, list[str]]:
 def test_rider_and_account_operations_hold_to_their_schema(in_process_wsgi, service_area, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     operations, failures = _run(in_process_wsgi, include=_is_rider_api)
-    # 15, and PATCH /me (the account's email), GET /me/export and POST /me/erasure (data rights).
-    assert operations == 18
+    # 15, and PATCH /me (the account's email), GET /me/export and POST /me/erasure (data rights), and
+    # GET /me/organisations (docs/organisations.md).
+    assert operations == 19
     assert not failures, "\n\n".join(failures)
 
 

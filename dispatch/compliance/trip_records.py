@@ -48,6 +48,7 @@ from backend.fares.pay import TRIP_FARE, local_day_bounds, local_zone
 from dispatch.compliance import hvfhv
 from dispatch.compliance.zones import zone_of_points
 from dispatch.models import Trip
+from dispatch.money.payer import PAYER_RECEIVABLE_KINDS
 from dispatch.state import TripStatus
 
 TIP = "tip"
@@ -294,7 +295,7 @@ def _fare_money_by_trip(trip_ids: QuerySet[Trip]) -> dict[uuid.UUID, _FareMoney]
     for trip_id, kind, code, currency, debit_minor, credit_minor in rows:
         money = found.setdefault(trip_id, _FareMoney())
         money.currency = currency
-        if kind == AccountKind.RIDER_RECEIVABLE:
+        if kind in PAYER_RECEIVABLE_KINDS:
             money.receivable += debit_minor - credit_minor
         elif kind == AccountKind.DRIVER_PAYABLE:
             money.driver_payable += credit_minor - debit_minor
@@ -336,7 +337,7 @@ def regulator_report_reconcile(report: TripRecordReport) -> Reconciliation:
     for total in totals:
         kind, code = total["account__kind"], total["account__code"]
         debits, credits = int(total["debits"] or 0), int(total["credits"] or 0)
-        if kind == AccountKind.RIDER_RECEIVABLE:
+        if kind in PAYER_RECEIVABLE_KINDS:
             ledger["base_passenger_fare"] += debits - credits
         elif kind == AccountKind.DRIVER_PAYABLE:
             ledger["driver_pay"] += credits - debits

@@ -41,6 +41,7 @@ from backend.fares.pay import (
     local_zone,
 )
 from dispatch.models import PresenceSession, Trip
+from dispatch.money.payer import PAYER_RECEIVABLE_KINDS
 
 MAX_RANGE_DAYS = 366
 
@@ -218,7 +219,7 @@ def _add_trip_money(lines: dict[uuid.UUID, EarningsLine], *, driver_id: uuid.UUI
                 driver_pay += posting.credit_minor - posting.debit_minor
             elif account.kind == AccountKind.TIPS_HELD and account.owner_id == driver_id:
                 tips += posting.credit_minor - posting.debit_minor
-            elif account.kind == AccountKind.RIDER_RECEIVABLE:
+            elif account.kind in PAYER_RECEIVABLE_KINDS:  # the rider's, or the organisation's that pays
                 fare += posting.debit_minor - posting.credit_minor
             elif account.kind == AccountKind.PASS_THROUGH:
                 # The rider was charged fare + pass-through fees; the fees are nobody's fare.

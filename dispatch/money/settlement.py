@@ -203,10 +203,21 @@ def post_trip_fare(*, charge: TripCharge, organisation_id: uuid.UUID | None = No
 
 
 def cancellation_fields(*, trip: Trip, cancelled_by: str, at: datetime) -> dict[str, Any]:
-    """The fee a cancellation costs: only a rider cancelling later than the free period after assignment."""
-    if cancelled_by != "rider" or trip.assigned_at is None or trip.driver_id is None:
+    """The fee a cancellation costs: only a rider (or the organisation that booked for them) cancelling late.
+
+    A ride booked ahead is late to cancel from `reservations.free_cancellation_until_s` before its pickup
+    time, whether or not a driver has it yet (docs/scheduling.md); a ride asked for now, from the policy's
+    free period after assignment."""
+    if cancelled_by != "rider":
         return {"cancellation_fee_minor": None}
     policy = policy_of(trip.policy_version)
+    if trip.scheduled_for is not None:
+        notice_s = (trip.scheduled_for - at).total_seconds()
+        if notice_s > policy.reservations.free_cancellation_until_s:
+            return {"cancellation_fee_minor": None}
+        return {"cancellation_fee_minor": cancellation_split(policy).fee}
+    if trip.assigned_at is None or trip.driver_id is None:
+        return {"cancellation_fee_minor": None}
     seconds = int((at - trip.assigned_at).total_seconds())
     if not rider_cancellation_fee_due(policy, seconds_since_assigned=seconds):
         return {"cancellation_fee_minor": None}
@@ -220,6 +231,10 @@ def post_cancellation_fee(*, trip: Trip) -> JournalEntry | None:
         return None
     split = cancellation_split(policy_of(trip.policy_version))
     organisation_id = billed_organisation_id(trip)
+    # The driver who lost the ride gets the driver's part: the assigned one, or the one who had claimed a
+    # reservation; with no driver yet, the whole fee is the co-op's.
+    driver_id = trip.driver_id or trip.claimed_by_id
+    driver_part = split.driver if driver_id is not None else 0
     return _post_charge(
         key=f"trip:{trip.id}:cancellation",
         kind="cancellation_fee",
@@ -233,13 +248,13 @@ def post_cancellation_fee(*, trip: Trip) -> JournalEntry | None:
         memo=f"Late cancellation of trip {trip.id}",
         lines=[
             payer_debit(rider_id=trip.rider_id, organisation_id=organisation_id, amount_minor=split.fee),
-            credit(AccountKind.DRIVER_PAYABLE, trip.driver_id, split.driver),
-            credit(AccountKind.COOP_REVENUE, None, split.coop),
+            credit(AccountKind.DRIVER_PAYABLE, driver_id, driver_part),
+            credit(AccountKind.COOP_REVENUE, None, split.fee - driver_part),
         ],
         metadata={
             "fee": split.fee,
-            "driver": split.driver,
-            "coop": split.coop,
+            "driver": driver_part,
+            "coop": split.fee - driver_part,
             "worked_at": trip.ended_at.isoformat() if trip.ended_at else None,
             **payer_metadata(organisation_id),
         },

@@ -107,10 +107,11 @@ def new_york_trip(
     duration_s: int,
     wav: bool = False,
     settle: bool = True,
+    organisation_id=None,
 ) -> Trip:
     """A trip completed through the real services: the rider asked 8 minutes before `started_at`, a driver
     was assigned and arrived the given seconds after the request, the planned route runs through `via` when
-    given, and the trip ends `duration_s` after pickup."""
+    given, and the trip ends `duration_s` after pickup; billed to `organisation_id` when given."""
     requested_at = started_at - timedelta(minutes=8)
     trip = in_progress_trip(
         rider=rider,
@@ -129,6 +130,7 @@ def new_york_trip(
         route_geometry=LineString(points, srid=4326),
         requested_at=requested_at,
         arrived_at=requested_at + timedelta(seconds=arrived_after_s),
+        **({"organisation_id": organisation_id, "payer": "organisation"} if organisation_id else {}),
     )
     trip.refresh_from_db()
     completed_at = started_at + timedelta(seconds=duration_s)

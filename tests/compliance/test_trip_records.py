@@ -296,3 +296,21 @@ def test_the_command_refuses_a_month_it_cannot_read(new_york):
         call_command("regulator_report", "--month", "October", stdout=io.StringIO())
     with pytest.raises(CommandError, match="the month is 01 to 12"):
         call_command("regulator_report", "--month", "2026-13", stdout=io.StringIO())
+
+
+def test_a_trip_an_organisation_pays_for_has_its_fare_in_the_file_like_any_other(new_york):
+    """The fare of an organisation's trip is posted to the organisation's receivable, not the rider's
+    (docs/billing.md); the file's base fare reads both (it once read only the rider's and wrote 0)."""
+    from backend.organisations.models import Organisation
+
+    clinic = Organisation.objects.create(name="Clinic")
+    rider, driver = RiderFactory(), DriverFactory()
+    common = dict(
+        rider=rider, driver=driver, pickup=MIDTOWN, dropoff=UPPER_EAST_SIDE, distance_m=5_000, duration_s=900
+    )
+    own = new_york_trip(new_york, **common, started_at=local(2026, 10, 6, 9, 0))
+    billed = new_york_trip(new_york, **common, started_at=local(2026, 10, 7, 9, 0), organisation_id=clinic.id)
+    report, reconciliation = regulator_report(month=OCTOBER)
+    fares = {row.trip_id: row.money_minor["base_passenger_fare"] for row in report.records}
+    assert fares[str(billed.id)] == fares[str(own.id)] > 0
+    assert reconciliation.ok, reconciliation

@@ -1,0 +1,30 @@
+"""A trip an organisation pays for counts like any other in what drivers read: its fare is on the driver's
+earnings line (it is posted to the organisation's receivable, which the earnings once did not read)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch.money.earnings import driver_earnings
+from tests.billing.builders import completed, organisation_with_people
+from tests.factories import DriverFactory, RiderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_organisations_trip_shows_its_fare_on_the_drivers_earnings_like_a_riders_trip():
+    organisation, _, coordinator, member = organisation_with_people()
+    driver = DriverFactory()
+    at = timezone.now() - timedelta(hours=2)
+    billed = completed(rider=member, driver=driver, organisation=organisation, coordinator=coordinator, at=at)
+    own = completed(rider=RiderFactory(), driver=driver, at=at + timedelta(minutes=50))
+    day = timezone.localtime(at).date()
+    earnings = driver_earnings(
+        driver_id=driver.id, date_from=day - timedelta(days=1), date_to=day + timedelta(days=1)
+    )
+    lines = {line.trip_id: line for line in earnings.lines}
+    assert lines[billed.id].fare == billed.fare_minor == own.fare_minor == lines[own.id].fare
+    assert lines[billed.id].pay == lines[own.id].pay

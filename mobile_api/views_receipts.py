@@ -251,6 +251,10 @@ _ReceiptSchema = inline_serializer(
             },
             allow_null=True,
         ),
+        "billed_to": serializers.CharField(
+            allow_null=True,
+            help_text="The organisation the fare is billed to (docs/billing.md); `null` when the rider pays.",
+        ),
         "pickup": PlaceSerializer(),
         "dropoff": PlaceSerializer(),
         "requested_at": serializers.DateTimeField(),
@@ -320,6 +324,7 @@ def receipt_document(receipt: receipts.Receipt) -> dict[str, Any]:
             if payment
             else None
         ),
+        "billed_to": receipt.billed_to or None,
         "pickup": {"lat": trip.pickup.y, "lng": trip.pickup.x},
         "dropoff": {"lat": trip.dropoff.y, "lng": trip.dropoff.x},
         "requested_at": ts(trip.requested_at),

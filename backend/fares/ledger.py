@@ -29,7 +29,8 @@ Step 4 never waits for a row lock (nothing UPDATEs, DELETEs or locks a ledger ro
 for another open transaction that inserted the same unique value: the same entry key, which belongs to a
 row of steps 1-3 (`trip:{id}:*`, `tip:{id}` and `refund:{trip}:*` under the trip; `capture:*` and
 `refund-payout:*` under the capture row; `member:{id}:*` under the member; `dividend:{proposal}` under the
-proposal), so a second poster of a key already waits at that row and never reaches the INSERT while the
+proposal; `invoice-payment:{id}` under the organisation's invoice row, which a payment locks and no other
+row with it), so a second poster of a key already waits at that row and never reaches the INSERT while the
 first is open (a weekly top-up `floor:*` is one entry in a transaction that holds nothing else); or the same
 new account, which only a transaction in step 4 creates, and a transaction in step 4 takes no further lock
 from steps 1-3, and a transaction holding the audit head (step 5) waits for nothing more. Steps 1-3 are

@@ -28,3 +28,14 @@ def test_an_organisations_trip_shows_its_fare_on_the_drivers_earnings_like_a_rid
     lines = {line.trip_id: line for line in earnings.lines}
     assert lines[billed.id].fare == billed.fare_minor == own.fare_minor == lines[own.id].fare
     assert lines[billed.id].pay == lines[own.id].pay
+
+
+def test_the_riders_receipt_of_an_organisations_trip_names_who_it_is_billed_to():
+    from tests.conftest import auth_client_for
+
+    organisation, _, coordinator, member = organisation_with_people()
+    billed = completed(rider=member, organisation=organisation, coordinator=coordinator, at=timezone.now())
+    receipt = auth_client_for(member).get(f"/api/v1/trips/{billed.id}/receipt").json()
+    assert receipt["billed_to"] == organisation.name and receipt["payment"] is None
+    own = completed(rider=RiderFactory(), at=timezone.now())
+    assert auth_client_for(own.rider).get(f"/api/v1/trips/{own.id}/receipt").json()["billed_to"] is None

@@ -233,7 +233,7 @@ class ReservationRules:
     who is not on the way by then is warned, and ``claim_grace_s`` later the ride is re-dispatched."""
 
     min_lead_s: int = 3600
-    max_ahead_days: int = 7
+    max_ahead_days: int = 6
     default_window_s: int = 900
     max_window_s: int = 1800
     free_cancellation_until_s: int = 7200
@@ -247,9 +247,10 @@ class ReservationRules:
 # Bounds a board's reservation rules must respect: each field's (least, most).
 RESERVATION_RULE_BOUNDS: dict[str, tuple[int, int]] = {
     "min_lead_s": (600, 7 * 86400),
-    # The rider's card is authorised at booking, and an authorisation lasts about seven days at most
-    # processors (Stripe: 7 days), so a ride is booked at most a week ahead (docs/scheduling.md).
-    "max_ahead_days": (1, 7),
+    # The rider's card is authorised at booking, and an authorisation lasts seven days at Stripe (about as
+    # long at other processors); the fare is captured after the ride, so a ride is booked at most six days
+    # ahead and its hold still stands when it is captured (docs/scheduling.md).
+    "max_ahead_days": (1, 6),
     "default_window_s": (0, 3600),
     "max_window_s": (0, 3600),
     "free_cancellation_until_s": (0, 7 * 86400),

@@ -202,18 +202,29 @@ def post_trip_fare(*, charge: TripCharge, organisation_id: uuid.UUID | None = No
     )
 
 
+# A reservation cancelled this soon after it was booked costs nothing, however close its pickup.
+RESERVATION_CHANGE_OF_MIND_S = 300
+
+
 def cancellation_fields(*, trip: Trip, cancelled_by: str, at: datetime) -> dict[str, Any]:
     """The fee a cancellation costs: only a rider (or the organisation that booked for them) cancelling late.
 
     A ride booked ahead is late to cancel from `reservations.free_cancellation_until_s` before its pickup
-    time, whether or not a driver has it yet (docs/scheduling.md); a ride asked for now, from the policy's
+    time, whether or not a driver has it yet (docs/scheduling.md), except when the co-op is the one late:
+    its window has opened and no driver has it, or it has closed and the driver has not arrived. A booking
+    cancelled within RESERVATION_CHANGE_OF_MIND_S of being made is free too (a ride booked an hour ahead
+    is inside the notice period from the start). A ride asked for now is late to cancel from the policy's
     free period after assignment."""
     if cancelled_by != "rider":
         return {"cancellation_fee_minor": None}
     policy = policy_of(trip.policy_version)
     if trip.scheduled_for is not None:
         notice_s = (trip.scheduled_for - at).total_seconds()
-        if notice_s > policy.reservations.free_cancellation_until_s:
+        coop_late = (trip.driver_id is None and at >= trip.pickup_window_start) or (
+            trip.arrived_at is None and at > trip.pickup_window_end
+        )
+        changed_mind = (at - trip.requested_at).total_seconds() <= RESERVATION_CHANGE_OF_MIND_S
+        if notice_s > policy.reservations.free_cancellation_until_s or coop_late or changed_mind:
             return {"cancellation_fee_minor": None}
         return {"cancellation_fee_minor": cancellation_split(policy).fee}
     if trip.assigned_at is None or trip.driver_id is None:

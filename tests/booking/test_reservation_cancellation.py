@@ -62,3 +62,26 @@ def test_a_late_cancellation_of_a_claimed_reservation_pays_the_claiming_driver_t
     assert balance_minor(kind=AccountKind.DRIVER_PAYABLE, owner_id=driver.id, currency="USD") == split.driver
     assert balance_minor(kind=AccountKind.COOP_REVENUE, owner_id=None, currency="USD") == split.coop
     assert ledger_verify().ok
+
+
+def test_no_fee_when_the_coop_is_the_one_late_or_the_rider_changed_their_mind_at_once(service_area):
+    rider = RiderFactory()
+    # The window has opened and no driver has the ride: the co-op failed, the rider owes nothing.
+    trip = trip_request(
+        rider_id=rider.id,
+        pickup=Place(**PICKUP),
+        dropoff=Place(**DROPOFF),
+        at=timezone.now() - timedelta(hours=3),
+        scheduled_for=timezone.now() + timedelta(minutes=5),
+        pickup_window_s=900,
+    )
+    assert trip_cancel(trip_id=trip.id, actor_id=rider.id).cancellation_fee_minor is None
+    # Booked just now for an hour ahead (inside the notice period from the start), and cancelled at once.
+    soon = trip_request(
+        rider_id=rider.id,
+        pickup=Place(**PICKUP),
+        dropoff=Place(**DROPOFF),
+        scheduled_for=timezone.now() + timedelta(hours=1, minutes=5),
+    )
+    assert trip_cancel(trip_id=soon.id, actor_id=rider.id).cancellation_fee_minor is None
+    assert not JournalEntry.objects.filter(kind="cancellation_fee").exists()

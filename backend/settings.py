@@ -394,6 +394,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # the board's margin and a pass late by this much makes the driver that much later.
     "reservations-dispatch": {"task": "dispatch.tasks.dispatch_due_reservations", "schedule": 15.0},
     "reservations-reminders": {"task": "dispatch.tasks.send_reservation_reminders", "schedule": 60.0},
+    # Card holds of rides booked ahead, once their pickup is within three days (docs/payments.md).
+    "reservation-holds": {"task": "dispatch.tasks.place_reservation_holds", "schedule": 900.0},
 }
 
 # Security headers. HTTPS is terminated at a proxy (nginx, an ingress) that sets X-Forwarded-Proto; the header

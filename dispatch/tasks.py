@@ -22,6 +22,7 @@ from dispatch.services import dispatching, presence
 from dispatch.services.abandoned import abandoned_trips_end
 from dispatch.services.locations import flush_pending_fixes
 from dispatch.services.recurring import recurring_rides_materialise
+from dispatch.services.reservation_holds import reservation_holds_place
 from dispatch.services.reservations import reservation_reminders_send, reservations_dispatch_due
 
 logger = logging.getLogger(__name__)
@@ -192,3 +193,15 @@ def dispatch_due_reservations() -> dict[str, int]:
 def send_reservation_reminders() -> dict[str, int]:
     """Remind riders (a day and half an hour ahead) and claimed drivers (an hour ahead), once each."""
     return reservation_reminders_send()
+
+
+@shared_task(name="dispatch.tasks.place_reservation_holds", ignore_result=True)
+def place_reservation_holds() -> dict[str, int]:
+    """Authorise the cards of rides booked ahead whose pickup came within three days
+    (dispatch/services/reservation_holds.py); a refused card cancels the reservation and tells the rider."""
+    outcomes = reservation_holds_place()
+    if outcomes["held"] or outcomes["declined"]:
+        logger.info(
+            "reservation holds: %d placed, %d refused (cancelled)", outcomes["held"], outcomes["declined"]
+        )
+    return outcomes

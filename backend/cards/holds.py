@@ -96,6 +96,31 @@ def hold_for_trip_request(*, rider_id: uuid.UUID, amount_minor: int, currency: s
     return hold
 
 
+# A ride booked ahead has its card authorised when its pickup comes within this (at booking when it already
+# is): an authorisation made off-session lasts about five days at Visa (seven at most elsewhere), and the fare
+# is captured after the ride, so three days leaves room for the ride and the capture's retries.
+RESERVATION_HOLD_AHEAD = timedelta(days=3)
+
+
+def card_on_file_require(*, rider_id: uuid.UUID) -> None:
+    """Refuse (PaymentRequired `payment_method_required`) a rider who has no card to hold later; a Stripe
+    that cannot answer lets the booking go ahead (the hold, when it is placed, decides)."""
+    if not cards_in_use():
+        return
+    customer = StripeCustomer.objects.filter(rider_id=rider_id).first()
+    try:
+        method_id = _charge_method(customer)
+    except stripe.StripeError as exc:
+        if not stripe_failure(exc).definitive:
+            logger.warning("card check for rider %s: Stripe did not answer; the hold decides later", rider_id)
+            return
+        method_id = ""
+    if not method_id:
+        raise PaymentRequired(
+            "Save a card before booking a ride.", code="payment_method_required", details={}
+        )
+
+
 def hold_attach(*, hold: CardHold | None, trip_id: uuid.UUID) -> None:
     """Tie a hold to the trip it was made for (inside the transaction that creates the trip)."""
     if hold is not None:

@@ -49,6 +49,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Your reserved ride was reassigned",
         "Rochdale: the reserved ride on {pickup_local} is being offered to other drivers. {detail}",
     ),
+    "reservation_payment_declined": (
+        "Your booked ride was cancelled: card declined",
+        "Rochdale: your card could not be authorised for your ride on {pickup_local}, so it was cancelled. "
+        "Book it again with another card in the app.",
+    ),
     "reservation_cancelled": (
         "Your ride was cancelled",
         "Rochdale: your ride on {pickup_local} was cancelled. {detail}",

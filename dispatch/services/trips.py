@@ -20,7 +20,14 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.cards.holds import cards_in_use, hold_attach, hold_for_trip_request, hold_void
+from backend.cards.holds import (
+    RESERVATION_HOLD_AHEAD,
+    card_on_file_require,
+    cards_in_use,
+    hold_attach,
+    hold_for_trip_request,
+    hold_void,
+)
 from backend.cards.models import CardHold
 from backend.errors import (
     Conflict,
@@ -242,13 +249,19 @@ def trip_request(
     paid_by_rider = booked["payer"] == TripPayer.RIDER
     if paid_by_rider:
         _refuse_if_overdue(rider_id)
+    by_card = paid_by_rider and cards_in_use()
+    hold_later = booking.scheduled_for is not None and booking.scheduled_for - now > RESERVATION_HOLD_AHEAD
+    if by_card and hold_later:
+        # Authorised when the pickup comes within RESERVATION_HOLD_AHEAD (reservation_holds.py); a card to
+        # authorise then is needed now.
+        card_on_file_require(rider_id=rider_id)
     hold = (
         hold_for_trip_request(
             rider_id=rider_id,
             amount_minor=_hold_amount(quoted, pickup=pickup, dropoff=dropoff, wav=wav),
             currency=quoted["currency"],
         )
-        if paid_by_rider and cards_in_use()
+        if by_card and not hold_later
         else None
     )
     try:
@@ -384,6 +397,18 @@ def _refuse_if_reservation_overlaps(
             code="reservation_overlaps",
             details={"trip_id": str(clash[0]), "scheduled_for": clash[1].isoformat()},
         )
+
+
+def trip_hold_amount(trip: Trip) -> int:
+    """What a card hold for `trip` covers, from its quote (a reservation's hold is placed after booking)."""
+    quoted = {
+        "policy_version": trip.policy_version,
+        "fare_estimate_minor": trip.fare_estimate_minor,
+        "route_geometry": trip.route_geometry,
+    }
+    pickup = Place(lat=trip.pickup.y, lng=trip.pickup.x)
+    dropoff = Place(lat=trip.dropoff.y, lng=trip.dropoff.x)
+    return _hold_amount(quoted, pickup=pickup, dropoff=dropoff, wav=trip.wheelchair_accessible)
 
 
 def _hold_amount(quoted: dict[str, object], *, pickup: Place, dropoff: Place, wav: bool) -> int:

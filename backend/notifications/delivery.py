@@ -13,6 +13,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_S = 30
 DELIVERY_LEASE_S = 60
+# The advisory lock one sweep holds (any fixed 64-bit number no other lock of the project uses).
+_SWEEP_LOCK = 0x6E6F7469667900
 
 
 def notification_deliver(
@@ -31,6 +34,7 @@ def notification_deliver(
 ) -> Notification | None:
     """Send one pending notification if it is due and unclaimed; None when another worker has it, it was
     sent already, or it is not due. Never raises for a channel's failure: the row records it."""
+    clock = now
     now = now or timezone.now()
     claimed = Notification.objects.filter(
         id=notification_id, status=NotificationStatus.PENDING, next_attempt_at__lte=now
@@ -47,10 +51,10 @@ def notification_deliver(
             logger.info("notification %s to %s: %s", row.event, row.user_id, row.body)
             reference = "log"
     except ChannelError as exc:
-        return _failed(row, str(exc), permanent=exc.permanent, now=now)
+        return _failed(row, str(exc), permanent=exc.permanent, now=clock or timezone.now())
     except Exception as exc:  # an adapter's bug or a network error: retried like a refusal
         logger.warning("notification %s: channel %s raised", row.id, row.channel, exc_info=True)
-        return _failed(row, f"{type(exc).__name__}: {exc}", permanent=False, now=now)
+        return _failed(row, f"{type(exc).__name__}: {exc}", permanent=False, now=clock or timezone.now())
     Notification.objects.filter(id=row.id).update(
         status=NotificationStatus.SENT,
         sent_at=timezone.now(),
@@ -75,11 +79,25 @@ def _failed(row: Notification, error: str, *, permanent: bool, now: datetime) ->
 
 
 def notifications_deliver_due(*, now: datetime | None = None, limit: int = 200) -> int:
-    """Send what is due: retries after their backoff, rows whose enqueue was lost, leases of dead workers."""
-    now = now or timezone.now()
-    due = list(
-        Notification.objects.filter(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    return sum(1 for notification_id in due if notification_deliver(notification_id=notification_id, now=now))
+    """Send what is due: retries after their backoff, rows whose enqueue was lost, leases of dead workers.
+
+    One sweep at a time (a PostgreSQL advisory lock: a slow channel can make a sweep outlast the beat's
+    interval), and each row is claimed at the time it is reached, not the sweep's start, so its lease runs
+    from when it is sent. `now` fixes the clock for every row (tests)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_SWEEP_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0
+        try:
+            due = list(
+                Notification.objects.filter(
+                    status=NotificationStatus.PENDING, next_attempt_at__lte=now or timezone.now()
+                )
+                .order_by("next_attempt_at")
+                .values_list("id", flat=True)[:limit]
+            )
+            return sum(
+                1 for notification_id in due if notification_deliver(notification_id=notification_id, now=now)
+            )
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])

@@ -91,3 +91,37 @@ def test_a_claimed_message_is_not_sent_again_by_a_second_worker_while_its_lease_
 def test_an_inactive_account_is_told_nothing():
     rider = RiderFactory(is_active=False)
     assert notify(user_id=rider.id, event="reservation_reminder", context=CONTEXT) == []
+
+
+def test_a_sweep_does_not_run_while_another_is_still_sending(smtp_server):
+    """A slow channel can make a sweep outlast the beat's interval: the next one finds the lock taken and
+    sends nothing, so no row is claimed by two sweeps."""
+    import threading
+
+    from django.db import connections
+
+    from backend.notifications.delivery import _SWEEP_LOCK
+
+    rider = RiderFactory(email="ada@example.org")
+    notify(user_id=rider.id, event="reservation_reminder", context=CONTEXT)
+    due = timezone.now() + timedelta(hours=1)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_sweep() -> None:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_SWEEP_LOCK])
+            holding.set()
+            release.wait(10)
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])
+        connections["default"].close()
+
+    thread = threading.Thread(target=other_sweep)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert notifications_deliver_due(now=due) == 0
+    finally:
+        release.set()
+        thread.join(10)
+    # Then the next sweep sends both (the SMS and the email, neither delivered yet).
+    assert notifications_deliver_due(now=due) == 2

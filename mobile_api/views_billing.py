@@ -455,7 +455,9 @@ class StaffInvoicePaymentsView(APIView):
         ],
         tags=["staff"],
     )
-    @idempotent(required=False)
+    # Required: a staff member's double-submitted payment would otherwise be recorded twice (the overpayment
+    # check only caps the total at what is outstanding).
+    @idempotent(required=True)
     def post(self, request: Request, invoice_id: uuid.UUID) -> Response:
         body = PaymentIn(data=request.data)
         body.is_valid(raise_exception=True)

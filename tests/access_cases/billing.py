@@ -50,7 +50,10 @@ def _organisation_invoice() -> Arranged:
 
 for _route in ("staff-invoice", "staff-invoice-csv", "staff-invoice-pdf"):
     register(_route, AccessCase(_staff_invoice, "get", 200, outsider_status=403))
-register("staff-invoice-payments", AccessCase(_staff_payment, "post", 201, outsider_status=403))
+register(
+    "staff-invoice-payments",
+    AccessCase(_staff_payment, "post", 201, outsider_status=403, idempotency_key=True),
+)
 register("organisation-invoices", AccessCase(_organisation_invoices, "get", 200))
 for _route in ("organisation-invoice", "organisation-invoice-csv", "organisation-invoice-pdf"):
     register(_route, AccessCase(_organisation_invoice, "get", 200))

@@ -83,8 +83,14 @@ def test_staff_issue_read_export_and_record_payments(last_month, idem):
         "method": "ACH",
         "reference": "REF-1",
     }
-    paid = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", payment, format="json", **idem())
+    key = idem()
+    paid = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", payment, format="json", **key)
     assert paid.status_code == 201, paid.json()
+    # The same submission again (a double click, a retry) is the same payment, recorded once.
+    again = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", payment, format="json", **key)
+    assert again.status_code == 201 and again.json() == paid.json()
+    unkeyed = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", payment, format="json")
+    assert unkeyed.status_code == 400 and unkeyed.json()["error"]["code"] == "idempotency_key_required"
     assert paid.json()["invoice"] == {
         "id": body["id"],
         "status": "partly_paid",
@@ -92,11 +98,14 @@ def test_staff_issue_read_export_and_record_payments(last_month, idem):
         "outstanding": {"amount": total - 1500, "currency": "USD"},
     }
     too_much = {**payment, "amount": {"amount": total, "currency": "USD"}}
-    refused = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", too_much, format="json")
+    refused = staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", too_much, format="json", **idem())
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invoice_overpayment"
     future = {**payment, "received_on": "2999-01-01"}
     assert (
-        staff.post(f"/api/v1/staff/invoices/{body['id']}/payments", future, format="json").status_code == 400
+        staff.post(
+            f"/api/v1/staff/invoices/{body['id']}/payments", future, format="json", **idem()
+        ).status_code
+        == 400
     )
     assert invoices.invoice_reconcile(invoices.invoice_for_staff(invoice_id=body["id"])).ok
 

@@ -514,6 +514,16 @@ def invoice_document(invoice: OrganisationInvoice) -> dict[str, Any]:
     }
 
 
+# A cell a spreadsheet would read as a formula starts with one of these (OWASP's CSV injection list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """Free text as a CSV cell that a spreadsheet shows as text, never runs: a rider's name or a reference
+    that starts like a formula gets a leading apostrophe."""
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 def invoice_csv(invoice: OrganisationInvoice) -> str:
     """One row per line: local time, trip, what it is, the reference, the rider, the exact amount in major
     units (a refund negative), as the earnings export writes money."""
@@ -529,8 +539,8 @@ def invoice_csv(invoice: OrganisationInvoice) -> str:
                 _local(line.occurred_at).isoformat(timespec="seconds"),
                 str(line.trip_id),
                 LINE_LABELS.get(line.kind, line.kind),
-                line.reference,
-                line.rider_name,
+                spreadsheet_text(line.reference),
+                spreadsheet_text(line.rider_name),
                 f"-{amount}" if line.amount_minor < 0 else str(amount),
                 cur,
                 str(line.entry_id),

@@ -40,3 +40,22 @@ def test_the_riders_receipt_of_an_organisations_trip_names_who_it_is_billed_to()
     assert receipt["billed_to"] == organisation.name and receipt["payment"] is None
     own = completed(rider=RiderFactory(), at=timezone.now())
     assert auth_client_for(own.rider).get(f"/api/v1/trips/{own.id}/receipt").json()["billed_to"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1 555", "'+1 555"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("Maria Lopez", "Maria Lopez"),
+        ("CC-12", "CC-12"),
+    ],
+)
+def test_free_text_in_the_invoice_csv_is_never_a_formula(text, cell):
+    """A rider names themself; a coordinator types the reference: neither may run in the billing clerk's
+    spreadsheet."""
+    from dispatch.money.invoices import spreadsheet_text
+
+    assert spreadsheet_text(text) == cell

@@ -55,6 +55,8 @@ from backend.fares.models import (
     Posting,
 )
 from backend.fares.money import money
+from backend.notifications.models import Notification
+from backend.organisations.models import OrganisationGuest, OrganisationMembership
 from backend.timestamps import wire_timestamp
 from dispatch.models import (
     DriverBankAccount,
@@ -212,6 +214,34 @@ def account_export_document(*, user: User) -> dict[str, Any]:
             for offer in Offer.objects.filter(driver_id=user.id).order_by("created_at")
         ],
         "documents": _documents(user),
+        "organisations": _organisations(user),
+        "recurring_rides": [
+            {
+                "id": str(series.id),
+                "status": series.status,
+                "pickup": _place(series.pickup),
+                "dropoff": _place(series.dropoff),
+                "weekdays": list(series.weekdays),
+                "pickup_time": series.pickup_time.isoformat(timespec="minutes"),
+                "starts_on": series.starts_on.isoformat(),
+                "until": series.until.isoformat() if series.until else None,
+                "count": series.count,
+                "created_at": _ts(series.created_at),
+            }
+            for series in RecurringRide.objects.filter(rider_id=user.id).order_by("created_at")
+        ],
+        "notifications": [
+            {
+                "event": note.event,
+                "channel": note.channel,
+                "to": note.to,
+                "body": note.body,
+                "status": note.status,
+                "created_at": _ts(note.created_at),
+                "sent_at": _ts(note.sent_at),
+            }
+            for note in Notification.objects.filter(user_id=user.id).order_by("created_at")
+        ],
         "governance": _governance(user),
         "erasure_requests": [
             {
@@ -222,6 +252,25 @@ def account_export_document(*, user: User) -> dict[str, Any]:
                 "completed_at": _ts(request.completed_at),
             }
             for request in ErasureRequest.objects.filter(user_id=user.id).order_by("requested_at")
+        ],
+    }
+
+
+def _organisations(user: User) -> dict[str, Any]:
+    """The organisations the person is in, and those that book rides for them as a guest (with the name and
+    phone the organisation knows them by)."""
+    return {
+        "memberships": [
+            {"organisation": name, "role": role, "is_active": active, "created_at": _ts(created)}
+            for name, role, active, created in OrganisationMembership.objects.filter(user_id=user.id)
+            .order_by("created_at")
+            .values_list("organisation__name", "role", "is_active", "created_at")
+        ],
+        "guest_of": [
+            {"organisation": org, "name": name, "phone": phone, "created_at": _ts(created)}
+            for org, name, phone, created in OrganisationGuest.objects.filter(user_id=user.id)
+            .order_by("created_at")
+            .values_list("organisation__name", "name", "phone", "created_at")
         ],
     }
 
@@ -739,6 +788,15 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
             raise _blocked(blockers, request_id=None)
         comments = Rating.objects.filter(trip_id__in=trip_ids).exclude(comment="").update(comment="")
         reasons = Trip.objects.filter(id__in=trip_ids).exclude(cancel_reason="").update(cancel_reason="")
+        # A booking's reference is the organisation's free text about the rider (a patient number, say);
+        # invoices already issued keep theirs as the organisation's billing record.
+        Trip.objects.filter(rider_id=user_id).exclude(reference="").update(reference="")
+        RecurringRide.objects.filter(rider_id=user_id).exclude(reference="").update(reference="")
+        # What the person was told, and where: the outbox is delivery's working table, not a record.
+        Notification.objects.filter(user_id=user_id).delete()
+        # The organisations that knew them by name and phone, or counted them in, no longer do.
+        OrganisationGuest.objects.filter(user_id=user_id).delete()
+        OrganisationMembership.objects.filter(user_id=user_id).delete()
         _cancel_event_reasons_blank(trip_ids)
         fixes = location_history_erase(driver_id=user_id)
         # Kept for tax and bank reconciliation, never again a destination: a row is only ever deactivated.

@@ -393,3 +393,46 @@ def test_erasure_deactivates_the_drivers_bank_account_so_nothing_is_paid_to_it_a
     kept = DriverBankAccount.objects.get(id=account.id)
     assert not kept.is_active and kept.deactivated_at is not None
     assert kept.masked_account_number == account.masked_account_number
+
+
+def test_a_guests_organisation_data_and_messages_are_exported_and_erased(service_area):
+    """A guest has no password: staff erase them (manage.py account_erase). What the organisation knew of
+    them (name, phone, the booking's reference) and what they were told go with the account; the trip and
+    its money stay."""
+    from backend.notifications.models import Notification
+    from backend.organisations.models import Organisation, OrganisationGuest, OrganisationMembership
+    from dispatch.services.data_rights import account_erase, account_export_document
+    from dispatch.services.estimates import Place
+    from dispatch.services.trips import trip_cancel, trip_request
+    from tests.factories import UserFactory
+    from tests.mobile_api.builders import DROPOFF, PICKUP
+
+    clinic = Organisation.objects.create(name="Clinic")
+    coordinator = UserFactory()
+    OrganisationMembership.objects.create(organisation=clinic, user=coordinator, role="coordinator")
+    guest = RiderFactory(name="Maria Lopez")
+    OrganisationGuest.objects.create(organisation=clinic, user=guest, name="Maria L.", phone=guest.phone)
+    trip = trip_request(
+        rider_id=guest.id,
+        pickup=Place(**PICKUP),
+        dropoff=Place(**DROPOFF),
+        organisation_id=clinic.id,
+        booked_by_id=coordinator.id,
+        reference="PATIENT-4471",
+    )
+    from dispatch.services.booking_notices import rider_told_of_booking
+
+    rider_told_of_booking(trip=trip)
+    trip_cancel(trip_id=trip.id, actor_id=coordinator.id, organisation_id=clinic.id)
+
+    exported = account_export_document(user=User.objects.get(id=guest.id))
+    assert exported["organisations"]["guest_of"][0]["name"] == "Maria L."
+    assert exported["organisations"]["guest_of"][0]["organisation"] == "Clinic"
+    assert [n["event"] for n in exported["notifications"]] == ["ride_booked_for_you_now"]
+    assert exported["trips_as_rider"][0]["id"] == str(trip.id)
+
+    account_erase(user_id=guest.id, erased_by=None)
+    assert not Notification.objects.filter(user_id=guest.id).exists()
+    assert not OrganisationGuest.objects.filter(user_id=guest.id).exists()
+    trip.refresh_from_db()
+    assert trip.reference == "" and trip.organisation_id == clinic.id and trip.rider_id == guest.id

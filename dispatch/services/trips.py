@@ -237,14 +237,21 @@ def trip_request(
     booked = _booking_fields(
         booking, rider_id=rider_id, pickup=pickup, dropoff=dropoff, wav=wav, now=now, quoted=quoted
     )
+    # Who may see which trip stands in the way: the rider all of theirs, an organisation's booker only the
+    # organisation's own (a stranger's schedule is never told to another organisation, docs/organisations.md).
+    shown_to = _RefusalAudience(
+        self_booked=booking.booked_by_key_id is None and booking.booked_by_id in (None, rider_id),
+        organisation_id=booking.organisation_id,
+    )
     if booking.scheduled_for is None:
-        _refuse_if_trip_open(rider_id)
+        _refuse_if_trip_open(rider_id, shown_to=shown_to)
     else:
         _refuse_if_reservation_overlaps(
             rider_id,
             start=cast(datetime, booked["pickup_window_start"]),
             end=cast(datetime, booked["pickup_window_end"]),
             quoted=quoted,
+            shown_to=shown_to,
         )
     paid_by_rider = booked["payer"] == TripPayer.RIDER
     if paid_by_rider:
@@ -375,11 +382,33 @@ def reservation_window(
     return scheduled_for - window, scheduled_for + window
 
 
+@dataclass(frozen=True)
+class _RefusalAudience:
+    """Who reads a refusal that names another trip of the rider."""
+
+    self_booked: bool
+    organisation_id: uuid.UUID | None
+
+    def may_see(self, trip_organisation_id: uuid.UUID | None) -> bool:
+        return self.self_booked or (
+            self.organisation_id is not None and trip_organisation_id == self.organisation_id
+        )
+
+
+_SELF = _RefusalAudience(self_booked=True, organisation_id=None)
+
+
 def _refuse_if_reservation_overlaps(
-    rider_id: uuid.UUID, *, start: datetime, end: datetime, quoted: dict[str, object]
+    rider_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    quoted: dict[str, object],
+    shown_to: _RefusalAudience = _SELF,
 ) -> None:
     """Conflict `reservation_overlaps` when the rider already has a reservation whose ride could still be
-    under way in this one's window (a booking made twice, or two that cannot both happen)."""
+    under way in this one's window (a booking made twice, or two that cannot both happen). The clashing
+    trip is named only to whom may see it."""
     ride = timedelta(seconds=int(quoted["estimated_duration_s"]))
     clash = (
         Trip.objects.filter(
@@ -388,14 +417,15 @@ def _refuse_if_reservation_overlaps(
             pickup_window_start__lt=end + ride,
             pickup_window_end__gt=start - ride,
         )
-        .values_list("id", "scheduled_for")
+        .values_list("id", "scheduled_for", "organisation_id")
         .first()
     )
     if clash is not None:
+        shown = shown_to.may_see(clash[2])
         raise Conflict(
             "This rider already has a ride booked at that time.",
             code="reservation_overlaps",
-            details={"trip_id": str(clash[0]), "scheduled_for": clash[1].isoformat()},
+            details={"trip_id": str(clash[0]), "scheduled_for": clash[1].isoformat()} if shown else {},
         )
 
 
@@ -428,19 +458,25 @@ def _hold_amount(quoted: dict[str, object], *, pickup: Place, dropoff: Place, wa
     return authorization_amount(policy, quoted_total_minor=charge.total)
 
 
-def _refuse_if_trip_open(rider_id: uuid.UUID, *, cause: Exception | None = None) -> None:
+def _refuse_if_trip_open(
+    rider_id: uuid.UUID, *, cause: Exception | None = None, shown_to: _RefusalAudience = _SELF
+) -> None:
     """Conflict `trip_in_progress` when the rider has an open trip (checked before a card is held; the
-    partial unique index decides a race, and its error comes here too)."""
+    partial unique index decides a race, and its error comes here too). The open trip is named only to
+    whom may see it."""
     open_trip = (
         Trip.objects.filter(rider_id=rider_id, status__in=[s.value for s in OPEN_STATUSES])
-        .values_list("id", flat=True)
+        .values_list("id", "organisation_id")
         .first()
     )
     if open_trip is not None:
+        shown = shown_to.may_see(open_trip[1])
         raise Conflict(
-            "You already have a trip in progress.",
+            "You already have a trip in progress."
+            if shown_to.self_booked
+            else "This rider is on a ride now.",
             code="trip_in_progress",
-            details={"trip_id": str(open_trip)},
+            details={"trip_id": str(open_trip[0])} if shown else {},
         ) from cause
 
 
@@ -491,7 +527,11 @@ def _trip_create(
         except IntegrityError as exc:
             name = _constraint_name(exc)
             if name == "one_open_trip_per_rider":
-                _refuse_if_trip_open(rider_id, cause=exc)
+                shown_to = _RefusalAudience(
+                    self_booked=booked["booked_by_id"] is None and booked["booked_by_key_id"] is None,
+                    organisation_id=cast("uuid.UUID | None", booked.get("organisation_id")),
+                )
+                _refuse_if_trip_open(rider_id, cause=exc, shown_to=shown_to)
             elif name == "one_trip_per_series_occurrence":
                 raise Conflict(
                     "This occurrence of the recurring ride is booked already.",

@@ -207,3 +207,31 @@ def test_allowed_hours_are_validated_slot_by_slot():
         'slot 0: from must be a time "HH:MM"',
         "slot 1: must have exactly weekdays, from and to",
     ]
+
+
+def test_a_refusal_never_tells_an_organisation_about_the_riders_other_rides(clinic):
+    """The rider's own ride (or another organisation's) stands in the way: the coordinator hears that the
+    rider is busy, never which ride or when."""
+    from backend.errors import Conflict
+
+    organisation, coordinator, patient = clinic
+    own = trip_request(
+        rider_id=patient.id,
+        pickup=Place(**PICKUP),
+        dropoff=Place(**DROPOFF),
+        scheduled_for=timezone.now() + timedelta(days=1),
+    )
+    with pytest.raises(Conflict) as clash:
+        _book(organisation, patient, by=coordinator, ahead=own.scheduled_for - timezone.now())
+    assert clash.value.code == "reservation_overlaps" and clash.value.details == {}
+    # The organisation's own booking it may be told about.
+    booked = _book(organisation, patient, by=coordinator, ahead=timedelta(days=2))
+    with pytest.raises(Conflict) as again:
+        _book(organisation, patient, by=coordinator, ahead=booked.scheduled_for - timezone.now())
+    assert again.value.details["trip_id"] == str(booked.id)
+    # Riding now on their own account: the organisation learns only that the rider is busy.
+    trip_request(rider_id=patient.id, pickup=Place(**PICKUP), dropoff=Place(**DROPOFF))
+    with pytest.raises(Conflict) as busy:
+        _book(organisation, patient, by=coordinator, ahead=None)
+    assert busy.value.code == "trip_in_progress" and busy.value.details == {}
+    assert busy.value.message == "This rider is on a ride now."

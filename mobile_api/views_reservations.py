@@ -44,7 +44,8 @@ _CLAIM_ERRORS = merge_errors(
     },
 )
 _RELEASE_ERRORS = merge_errors(
-    AUTHENTICATED_POST_ERRORS, {404: ["reservation_not_found"], 409: ["claim_release_too_late"]}
+    AUTHENTICATED_POST_ERRORS,
+    {404: ["reservation_not_found"], 409: ["claim_release_too_late", "claim_release_limit_reached"]},
 )
 _STAFF_ERRORS = merge_errors(AUTHENTICATED_GET_ERRORS, {400: ["status_invalid"], 403: ["staff_only"]})
 _RESERVATION_ID = OpenApiParameter("trip_id", type=uuid.UUID, location=OpenApiParameter.PATH)
@@ -52,11 +53,17 @@ _RESERVATION_ID = OpenApiParameter("trip_id", type=uuid.UUID, location=OpenApiPa
 _Place = inline_serializer(
     "ReservationPlace", {"lat": serializers.FloatField(), "lng": serializers.FloatField()}
 )
+_Area = inline_serializer(
+    "ReservationArea",
+    {"lat": serializers.FloatField(), "lng": serializers.FloatField()},
+    help_text="The centre of the 0.01° cell (about 1 km) the place is in.",
+)
 _NullablePlace = inline_serializer(
     "ReservationExactPlace",
     {"lat": serializers.FloatField(), "lng": serializers.FloatField()},
     allow_null=True,
-    help_text="The exact place, once the ride is the driver's (their claim); `null` before.",
+    help_text="The exact place once the driver's claim can no longer be given back (after "
+    "`release_until`); `null` before, and for a ride they have not claimed.",
 )
 ReservationOut = inline_serializer(
     "DriverReservation",
@@ -65,15 +72,17 @@ ReservationOut = inline_serializer(
         "scheduled_for": serializers.DateTimeField(),
         "window_start": serializers.DateTimeField(),
         "window_end": serializers.DateTimeField(),
-        "pickup_area": _Place,
-        "dropoff_area": _Place,
+        "pickup_area": _Area,
+        "dropoff_area": _Area,
         "pickup": _NullablePlace,
         "dropoff": _NullablePlace,
         "wheelchair_accessible": serializers.BooleanField(),
         "distance_m": serializers.IntegerField(),
         "duration_s": serializers.IntegerField(),
         "pickup_distance_m": serializers.IntegerField(
-            allow_null=True, help_text="From the driver's last known position, to 100 m; null if unknown."
+            allow_null=True,
+            help_text="From the driver's last known position to the centre of `pickup_area`, to the "
+            "kilometre; null if unknown.",
         ),
         "fare_estimate": MoneySerializer,
         "driver_pay": MoneySerializer,
@@ -142,7 +151,7 @@ _EXAMPLE = {
     "wheelchair_accessible": False,
     "distance_m": 6400,
     "duration_s": 1260,
-    "pickup_distance_m": 2300,
+    "pickup_distance_m": 2000,
     "fare_estimate": {"amount": 2390, "currency": "USD"},
     "driver_pay": {"amount": 2032, "currency": "USD"},
     "claimed_by_you": False,
@@ -165,7 +174,8 @@ class DriverReservationsView(APIView):
         description=(
             "Unclaimed reservations whose window opens within the board's `claim_horizon_s`, with the pickup "
             "in the service area the driver is in, wheelchair-accessible ones only for a wheelchair-"
-            "accessible active vehicle; places are coarse (about 1 km) until the ride is the driver's. "
+            "accessible active vehicle. Places are their 0.01° cells (about 1 km) until the driver's claim "
+            "can no longer be given back (`release_until`); the ride's exact places show from then. "
             "The driver must be approved and eligible (docs/compliance.md)."
         ),
         parameters=[
@@ -201,7 +211,8 @@ class ReservationClaimView(APIView):
         description=(
             "One claim wins: whoever claims a ride another driver holds (or loses the race for it) gets "
             "409 `reservation_already_claimed`. At most `max_claims_per_driver` claims at once, none whose "
-            "windows (plus the ride) overlap. Claiming one's own claim again answers it unchanged."
+            "windows (plus the ride) overlap. Claiming one's own claim again answers it unchanged. The "
+            "places stay coarse until `release_until` (exact at once for a ride too soon to give back)."
         ),
         request=None,
         parameters=[_RESERVATION_ID],
@@ -211,8 +222,6 @@ class ReservationClaimView(APIView):
                 "claimed",
                 value={
                     **_EXAMPLE,
-                    "pickup": {"lat": 40.7580, "lng": -73.9855},
-                    "dropoff": {"lat": 40.7128, "lng": -74.0060},
                     "claimed_by_you": True,
                     "claimed_at": "2026-11-22T18:02:11Z",
                     "release_until": "2026-11-24T10:30:00Z",
@@ -233,6 +242,11 @@ class ReservationReleaseView(APIView):
     @extend_schema(
         operation_id="driver_reservation_release",
         summary="Give a claimed ride back (until `claim_release_until_s` before its pickup time)",
+        description=(
+            "Until `release_until` (else 409 `claim_release_too_late`), at most "
+            f"{claims.MAX_RELEASES_PER_DAY} times in any 24 hours (409 `claim_release_limit_reached`, "
+            "`details.max_releases_per_day` and `details.next_release_at`)."
+        ),
         request=None,
         parameters=[_RESERVATION_ID],
         responses={200: ReservationOut, **error_responses(_RELEASE_ERRORS)},

@@ -10,11 +10,19 @@ The database decides a race: a claim is one guarded UPDATE (`WHERE claimed_by IS
 status = 'scheduled'`), so of any number of drivers claiming one ride exactly one wins and the others get
 409 `reservation_already_claimed`. One driver's claims are serialised on their driver profile row, so
 `max_claims_per_driver` and "no two claims whose windows (plus the ride) overlap" hold under concurrent
-claims too. The rider is told who claimed their ride (`reservation_claimed`, and `trip.updated`).
+claims too. The rider is told who claimed their ride (`reservation_claimed`, with the driver's first name,
+and `trip.updated`).
 
-A claimed ride is the driver's until `claim_release_until_s` before its pickup time: they may give it back
-until then (409 `claim_release_too_late` after). What happens when its time comes is
-dispatch/services/reservations.py's.
+A driver may give a claim back until `claim_release_until_s` before its pickup time (409
+`claim_release_too_late` after), at most MAX_RELEASES_PER_DAY times in any 24 hours (409
+`claim_release_limit_reached`). What happens when its time comes is dispatch/services/reservations.py's.
+
+Riders' addresses (a home, a clinic) are not the list's to give away: until a claim can no longer be given
+back, the list and the claim show the pickup and dropoff only as their 0.01° cell (about a kilometre) and the
+distance from the driver to the pickup's cell centre to the kilometre, so no position a driver reports
+tells them more than the cell. The exact places show once the claim is binding, and on the trip once it is
+set off to them. Every claim and give-back is in the audit log (`reservation.claimed`,
+`reservation.claim_released`), which the give-back limit counts.
 
 Which rules: what a driver may do now (the horizon, how many claims) is the policy in force; what concerns
 the ride (until when a claim may be given back) is the ride's own policy version, as its fare is.
@@ -22,6 +30,7 @@ the ride (until when a claim may be given back) is the ride's own policy version
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,11 +55,20 @@ from dispatch.services.eligibility import driver_eligibility, eligibility_refusa
 from dispatch.services.reservations import claim_clear
 from dispatch.services.transitions import push_trip_updated
 from dispatch.state import TripStatus
+from governance.audit import audit_append
+from governance.selectors import audit_entries
 
-# A pickup shown before the ride is the driver's is rounded to this many decimals (about a kilometre).
+logger = logging.getLogger(__name__)
+
+# A place shown before the ride is the driver's is rounded to this many decimals (about a kilometre).
 AREA_DECIMALS = 2
-# A distance from the driver is shown to the nearest this many metres.
-DISTANCE_STEP_M = 100
+# The distance from the driver to a pickup's cell centre is shown to the nearest this many metres.
+DISTANCE_STEP_M = 1000
+# A driver may give back at most this many claims in any RELEASE_PERIOD_S (each one texts the rider).
+MAX_RELEASES_PER_DAY = 3
+RELEASE_PERIOD_S = 86400
+AUDIT_CLAIMED = "reservation.claimed"
+AUDIT_RELEASED = "reservation.claim_released"
 
 
 def _not_found() -> NotFound:
@@ -157,10 +175,13 @@ def reservation_claim(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetime 
         notify(
             user_id=trip.rider_id,
             event="reservation_claimed",
-            context={**reservation_context(trip), "driver_name": driver_name},
+            context={**reservation_context(trip), "driver_name": (driver_name.split() or [""])[0]},
             dedup_key=f"reservation_claimed:{trip.id}:{driver_id}:{now.timestamp()}",
         )
         push_trip_updated(trip)
+        # Last: the audit head is the last lock an act takes (governance/audit.py).
+        audit_append(kind=AUDIT_CLAIMED, payload={"trip_id": trip.id, "driver_id": driver_id})
+    logger.info("reservation %s claimed by driver %s", trip.id, driver_id)
     return trip
 
 
@@ -207,10 +228,15 @@ def release_until(trip: Trip) -> datetime:
 def reservation_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetime | None = None) -> Trip:
     """Give a claimed reservation back; the rider is told another driver will be found.
 
-    Raises NotFound `reservation_not_found` (not this driver's claim, or no such reservation) and Conflict
-    `claim_release_too_late` (less than `claim_release_until_s` before the pickup time)."""
+    Raises NotFound `reservation_not_found` (not this driver's claim, or no such reservation), Conflict
+    `claim_release_too_late` (less than `claim_release_until_s` before the pickup time) and
+    `claim_release_limit_reached` (MAX_RELEASES_PER_DAY in the last RELEASE_PERIOD_S)."""
     now = at or timezone.now()
     with transaction.atomic():
+        # Serialises this driver's claims and give-backs (the lock order of reservation_claim), so the
+        # limit counts every give-back they made.
+        if not DriverProfile.objects.select_for_update().filter(user_id=driver_id).exists():
+            raise _not_found()
         trip = (
             Trip.objects.select_for_update()
             .filter(id=trip_id, claimed_by_id=driver_id, status=TripStatus.SCHEDULED)
@@ -226,6 +252,7 @@ def reservation_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetim
                 code="claim_release_too_late",
                 details={"release_until": wire_timestamp(until)},
             )
+        _refuse_beyond_release_limit(driver_id, now=now)
         claim_stamp = trip.claimed_at.timestamp() if trip.claimed_at else 0
         claim_clear(trip_id=trip.id, driver_id=driver_id)
         trip = trip_load(trip.id)
@@ -239,18 +266,46 @@ def reservation_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetim
             dedup_key=f"reservation_released:{trip.id}:{driver_id}:{claim_stamp}",
         )
         push_trip_updated(trip)
+        audit_append(kind=AUDIT_RELEASED, payload={"trip_id": trip.id, "driver_id": driver_id})
+    logger.info("reservation %s given back by driver %s", trip.id, driver_id)
     return trip
 
 
+def _refuse_beyond_release_limit(driver_id: uuid.UUID, *, now: datetime) -> None:
+    period = timedelta(seconds=RELEASE_PERIOD_S)
+    released = list(
+        audit_entries()
+        .filter(kind=AUDIT_RELEASED, payload__driver_id=str(driver_id), at__gt=now - period)
+        .order_by("-at")
+        .values_list("at", flat=True)[:MAX_RELEASES_PER_DAY]
+    )
+    if len(released) >= MAX_RELEASES_PER_DAY:
+        raise Conflict(
+            f"You may give back at most {MAX_RELEASES_PER_DAY} claims a day; "
+            "if you cannot make this ride, tell the co-op.",
+            code="claim_release_limit_reached",
+            details={
+                "max_releases_per_day": MAX_RELEASES_PER_DAY,
+                "next_release_at": wire_timestamp(released[-1] + period),
+            },
+        )
+
+
 def _area(point: Point) -> dict[str, float]:
+    """The centre of the 0.01° cell `point` is in."""
     return {"lat": round(point.y, AREA_DECIMALS), "lng": round(point.x, AREA_DECIMALS)}
 
 
-def reservation_document(trip: Trip, *, driver_id: uuid.UUID, origin: Point | None) -> dict[str, Any]:
-    """One line of the driver's list. The places are coarse until the ride is theirs; `origin` is the
-    driver's last known position, for how far the pickup is."""
+def reservation_document(
+    trip: Trip, *, driver_id: uuid.UUID, origin: Point | None, at: datetime | None = None
+) -> dict[str, Any]:
+    """One line of the driver's list. The places are their cells until the driver's claim can no longer be
+    given back; `origin` is the driver's last known position, for how far the pickup's cell is."""
     assert trip.pickup_window_start is not None and trip.pickup_window_end is not None
+    now = at or timezone.now()
     mine = trip.claimed_by_id == driver_id
+    exact = mine and now > release_until(trip)
+    pickup_area = _area(trip.pickup)
     pay = driver_pay(
         policy_of(trip.policy_version),
         fare_minor=trip.fare_estimate_minor,
@@ -260,17 +315,17 @@ def reservation_document(trip: Trip, *, driver_id: uuid.UUID, origin: Point | No
     )
     away = None
     if origin is not None:
-        metres = haversine_m(origin.y, origin.x, trip.pickup.y, trip.pickup.x)
+        metres = haversine_m(origin.y, origin.x, pickup_area["lat"], pickup_area["lng"])
         away = int(round(metres / DISTANCE_STEP_M) * DISTANCE_STEP_M)
     return {
         "id": str(trip.id),
         "scheduled_for": wire_timestamp(trip.scheduled_for),
         "window_start": wire_timestamp(trip.pickup_window_start),
         "window_end": wire_timestamp(trip.pickup_window_end),
-        "pickup_area": _area(trip.pickup),
+        "pickup_area": pickup_area,
         "dropoff_area": _area(trip.dropoff),
-        "pickup": {"lat": trip.pickup.y, "lng": trip.pickup.x} if mine else None,
-        "dropoff": {"lat": trip.dropoff.y, "lng": trip.dropoff.x} if mine else None,
+        "pickup": {"lat": trip.pickup.y, "lng": trip.pickup.x} if exact else None,
+        "dropoff": {"lat": trip.dropoff.y, "lng": trip.dropoff.x} if exact else None,
         "wheelchair_accessible": trip.wheelchair_accessible,
         "distance_m": trip.estimated_distance_m,
         "duration_s": trip.estimated_duration_s,

@@ -23,7 +23,7 @@ def release_url(trip) -> str:
     return f"/api/v1/driver/reservations/{trip.id}/release"
 
 
-def test_the_list_shows_what_the_driver_may_claim_coarsely_and_their_own_claims_exactly(
+def test_the_list_shows_places_coarsely_until_the_drivers_claim_can_no_longer_be_given_back(
     area, rider, driver, driver_client
 ):
     from tests.factories import DriverFactory
@@ -34,22 +34,30 @@ def test_the_list_shows_what_the_driver_may_claim_coarsely_and_their_own_claims_
     make_reservation(rider, scheduled_for=in_(3 * 3600), wav=True)  # needs a wheelchair-accessible vehicle
     make_reservation(rider, scheduled_for=in_(4 * 3600), claimed_by=DriverFactory(), claimed_at=in_(-60))
     mine = make_reservation(rider, scheduled_for=in_(30 * 3600), claimed_by=driver, claimed_at=in_(-60))
+    # Less than two hours ahead: the claim can no longer be given back, so the ride is the driver's.
+    committed = make_reservation(rider, scheduled_for=in_(5400), claimed_by=driver, claimed_at=in_(-60))
 
     response = driver_client.get(LIST)
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert [item["id"] for item in body["results"]] == [str(soon.id), str(tomorrow.id), str(mine.id)]
-    offered = body["results"][1]
+    assert [item["id"] for item in body["results"]] == [
+        str(committed.id),
+        str(soon.id),
+        str(tomorrow.id),
+        str(mine.id),
+    ]
+    offered = body["results"][2]
     assert offered["pickup"] is None and offered["claimed_by_you"] is False
     assert offered["pickup_area"] == {"lat": round(CENTRE[0], 2), "lng": round(CENTRE[1], 2)}
     assert offered["fare_estimate"] == {"amount": 1500, "currency": "USD"}
     assert offered["distance_m"] == 3000 and offered["pickup_distance_m"] is None
     assert offered["driver_pay"]["amount"] > 0
-    own = body["results"][2]
-    assert own["claimed_by_you"] is True
-    assert own["pickup"] == {"lat": CENTRE[0], "lng": CENTRE[1]}
-    assert own["release_until"] is not None
+    own = body["results"][3]
+    assert own["claimed_by_you"] is True and own["release_until"] is not None
+    assert own["pickup"] is None and own["dropoff"] is None
+    held = body["results"][0]
+    assert held["pickup"] == {"lat": CENTRE[0], "lng": CENTRE[1]} and held["dropoff"] is not None
 
 
 def test_a_wheelchair_accessible_vehicle_sees_wheelchair_reservations(area, rider):
@@ -70,13 +78,19 @@ def test_a_driver_elsewhere_sees_only_the_reservations_of_the_service_area_they_
     square_service_area("Boston", lat=42.36, lng=-71.06)
     here = make_reservation(rider, scheduled_for=in_(7200))
     boston = make_reservation(rider, scheduled_for=in_(7300), lat=42.36, lng=-71.06)
+    # Elsewhere in the same 0.01° cell: 1.7 km from the driver where the first is 1.4 km.
+    nearby = make_reservation(rider, scheduled_for=in_(7400), lat=42.3641, lng=-71.0568)
     DriverPresence.objects.create(driver=driver, location=Point(-71.05, 42.35, srid=4326))
 
     body = auth_client_for(driver).get(LIST).json()
 
-    assert [item["id"] for item in body["results"]] == [str(boston.id)]
-    assert body["results"][0]["pickup_distance_m"] == 1400
+    assert [item["id"] for item in body["results"]] == [str(boston.id), str(nearby.id)]
     assert here.id  # in New York: not this driver's area
+    # The distance is to the cell's centre, to the kilometre: positions a driver claims to be at tell
+    # them the cell (which the list shows anyway), never where in it the pickup is.
+    first, second = body["results"]
+    assert first["pickup_area"] == second["pickup_area"] == {"lat": 42.36, "lng": -71.06}
+    assert first["pickup_distance_m"] == second["pickup_distance_m"] == 1000
 
 
 def test_only_approved_drivers_see_the_list(area, rider_client):
@@ -89,19 +103,25 @@ def test_only_approved_drivers_see_the_list(area, rider_client):
     assert response.status_code == 403 and response.json()["error"]["code"] == "driver_not_approved"
 
 
-def test_a_claim_is_confirmed_to_the_rider_and_shown_on_their_trip(
+def test_a_claim_is_confirmed_to_the_rider_with_the_drivers_first_name_and_shown_on_their_trip(
     area, rider, rider_client, driver, driver_client
 ):
+    from governance.models import AuditEntry
+
+    type(driver).objects.filter(id=driver.id).update(name="Amina Okafor")
     trip = make_reservation(rider, scheduled_for=in_(86400))
 
     response = driver_client.post(claim_url(trip))
 
     assert response.status_code == 200, response.content
-    assert response.json()["claimed_by_you"] is True and response.json()["pickup"] is not None
+    # Still free to give back: the places stay coarse.
+    assert response.json()["claimed_by_you"] is True and response.json()["pickup"] is None
     trip.refresh_from_db()
     assert trip.claimed_by_id == driver.id and trip.claimed_at is not None
     [confirmation] = sent("reservation_claimed", rider)
-    assert driver.name in confirmation.body
+    assert "Amina" in confirmation.body and "Okafor" not in confirmation.body
+    [claimed] = AuditEntry.objects.filter(kind="reservation.claimed")
+    assert claimed.payload == {"trip_id": str(trip.id), "driver_id": str(driver.id)}
     assert rider_client.get(f"/api/v1/trips/{trip.id}").json()["reservation"]["claimed"] is True
     # Claiming it again changes nothing and tells nobody twice.
     assert driver_client.post(claim_url(trip)).status_code == 200
@@ -183,3 +203,25 @@ def test_a_driver_without_the_regulators_documents_may_not_claim(area, rider, dr
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "document_missing"
     assert driver_client.get(LIST).json()["error"]["code"] == "document_missing"
+
+
+def test_a_driver_gives_back_at_most_three_claims_a_day(area, rider, driver, driver_client):
+    """Claiming and giving back over and over would text the rider each time (and walk the list)."""
+    from governance.models import AuditEntry
+
+    trip = make_reservation(rider, scheduled_for=in_(86400))
+    for _ in range(3):
+        assert driver_client.post(claim_url(trip)).status_code == 200
+        assert driver_client.post(release_url(trip)).status_code == 200
+    assert driver_client.post(claim_url(trip)).status_code == 200
+
+    refused = driver_client.post(release_url(trip))
+
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "claim_release_limit_reached"
+    assert error["details"]["max_releases_per_day"] == 3 and error["details"]["next_release_at"].endswith("Z")
+    trip.refresh_from_db()
+    assert trip.claimed_by_id == driver.id
+    kinds = list(AuditEntry.objects.filter(kind__startswith="reservation.").values_list("kind", flat=True))
+    assert kinds == ["reservation.claimed", "reservation.claim_released"] * 3 + ["reservation.claimed"]

@@ -11,19 +11,24 @@ offer timeouts and traffic. The moment to start is that target less the road ETA
   near, the farthest a round offers from (`max_pickup_eta_s`). Once due it moves `scheduled -> requested`
   (a system move) and normal dispatch takes it, offering it only to drivers who can still make the window
   (`dispatching.in_pickup_window`). A rider still on another trip keeps it scheduled until the next pass.
-- **claimed**: the road ETA of the claimed driver from their live position. Online, free and eligible at
-  that moment, the ride moves `scheduled -> assigned` to them. Otherwise they are warned once
+- **claimed**: the road ETA of the claimed driver from their live position. Online, free, eligible and with
+  an active vehicle fit for the ride (wheelchair-accessible for a wheelchair-accessible ride) at that
+  moment, the ride moves `scheduled -> assigned` to them in that vehicle. Otherwise they are warned once
   (`claim_warned_at`, `reservation_at_risk`), and `claim_grace_s` later, or as soon as even now plus their
   ETA would miss the window, the claim is dropped and the ride goes to normal dispatch
   (`reservation_redispatched` to rider and driver).
 
 `reservations_dispatch_due` runs every few seconds (beat) over the scheduled trips whose `release_at` (the
 earliest moment an unclaimed one can be due, set at booking) has passed, and the claimed ones whose window
-opens within two hours; each trip is decided under its row lock
-(`SKIP LOCKED`), so overlapping passes never act on one trip twice. `reservation_reminders_send` sends the
-rider's reminders (a day ahead when booked earlier than that, and half an hour ahead) and the claimed
-driver's (an hour ahead), once each: a guarded UPDATE of `rider_reminded_at` / `driver_reminded_at` in the
-transaction that writes the notification, which carries a dedup key too.
+opens within two hours, soonest window first, a page at a time until none is left (so those kept back, such
+as a busy rider's, never hold back the ones behind them); each trip is decided under its row lock
+(`SKIP LOCKED`), so overlapping passes never act on one trip twice. A dropped claim is in the audit log
+(`reservation.claim_dropped`), as claims and give-backs are (dispatch/services/claims.py).
+
+`reservation_reminders_send` sends the rider's reminders (a day ahead when booked earlier than that, and
+half an hour ahead) and the claimed driver's (an hour ahead), once each: a guarded UPDATE of
+`rider_reminded_at` / `driver_reminded_at` in the transaction that writes the notification, which carries a
+dedup key too.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from dispatch.services.eligibility import driver_eligibility
 from dispatch.services.offers import mirror_assigned
 from dispatch.services.transitions import push_trip_updated, trip_transition
 from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, TripStatus
+from governance.audit import audit_append
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,9 @@ RIDER_REMINDER_SOON_S = 1800
 DRIVER_REMINDER_S = 3600
 # Reservations due to enter dispatch within this long, with no driver near, are shown to staff as at risk.
 AT_RISK_LOOKAHEAD_S = 1800
+# The due pass reads this many trips a page.
 DUE_BATCH = 500
+AUDIT_CLAIM_DROPPED = "reservation.claim_dropped"
 
 Outcome = str  # released | assigned | warned | redispatched | waiting | rider_busy | skipped
 
@@ -125,12 +133,15 @@ def first_offer_eta_s(trip: Trip, *, policy: DispatchPolicy) -> int | None:
 class Readiness:
     """Whether the driver who claimed a ride can be set off towards it now, and how far they are.
 
-    `why` is None when they can (online, no trip under way, eligible), else `offline`, `busy`,
-    `not_located` or `not_eligible`; `eta_s` is their road ETA from their last position (None when it is
-    unknown). For a busy driver it is the drive from where they are: a lower bound."""
+    `why` is None when they can (online, no trip under way, an active vehicle fit for the ride, eligible),
+    else `offline`, `busy`, `not_located`, `no_vehicle`, `vehicle_not_accessible` (a wheelchair-accessible
+    ride) or `not_eligible`; `eta_s` is their road ETA from their last position (None when it is unknown).
+    For a busy driver it is the drive from where they are: a lower bound. `vehicle_id` is the vehicle they
+    would take it in."""
 
     why: str | None
     eta_s: int | None
+    vehicle_id: uuid.UUID | None = None
 
     @property
     def free(self) -> bool:
@@ -166,9 +177,18 @@ def claimed_driver_readiness(trip: Trip, *, at: datetime) -> Readiness:
         return Readiness("busy", eta)
     if position is None:
         return Readiness("not_located", None)
+    vehicle = (
+        Vehicle.objects.filter(driver_id=driver_id, is_active=True)
+        .only("id", "wheelchair_accessible")
+        .first()
+    )
+    if vehicle is None:
+        return Readiness("no_vehicle", eta)
+    if trip.wheelchair_accessible and not vehicle.wheelchair_accessible:
+        return Readiness("vehicle_not_accessible", eta)
     if driver_eligibility(driver_id=driver_id, at=at, wheelchair_accessible=trip.wheelchair_accessible):
         return Readiness("not_eligible", eta)
-    return Readiness(None, eta)
+    return Readiness(None, eta, vehicle.id)
 
 
 # -- the pass -----------------------------------------------------------------------------------------------
@@ -176,26 +196,35 @@ def claimed_driver_readiness(trip: Trip, *, at: datetime) -> Readiness:
 
 def reservations_dispatch_due(*, at: datetime | None = None, limit: int = DUE_BATCH) -> dict[str, int]:
     """Decide every scheduled trip whose `release_at` has passed, and every claimed one whose window opens
-    within CLAIMED_LOOKAHEAD_S (see the module docstring); returns how many of each outcome."""
+    within CLAIMED_LOOKAHEAD_S, soonest window first, `limit` a page (see the module docstring); returns
+    how many of each outcome."""
     now = at or timezone.now()
     policy = dispatch_policy_in_force(now)
     claimed_soon = Q(
         claimed_by__isnull=False, pickup_window_start__lte=now + timedelta(seconds=CLAIMED_LOOKAHEAD_S)
     )
-    due = list(
-        Trip.objects.filter(status=TripStatus.SCHEDULED)
-        .filter(Q(release_at__lte=now) | claimed_soon)
-        .order_by("release_at")
-        .values_list("id", flat=True)[:limit]
-    )
+    due = Trip.objects.filter(status=TripStatus.SCHEDULED).filter(Q(release_at__lte=now) | claimed_soon)
     outcomes: Counter[str] = Counter()
-    for trip_id in due:
-        try:
-            outcomes[reservation_dispatch(trip_id=trip_id, policy=policy, at=now)] += 1
-        except Exception:  # one trip's failure must not hold back the others; the next pass retries it
-            logger.exception("reservation %s: dispatch pass failed", trip_id)
-            outcomes["failed"] += 1
-    return dict(outcomes)
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        page = due
+        if after is not None:
+            # The cursor is the last one decided: what stays scheduled is behind it, not in the way.
+            page = page.filter(
+                Q(pickup_window_start__gt=after[0]) | Q(pickup_window_start=after[0], id__gt=after[1])
+            )
+        rows = list(
+            page.order_by("pickup_window_start", "id").values_list("pickup_window_start", "id")[:limit]
+        )
+        for _, trip_id in rows:
+            try:
+                outcomes[reservation_dispatch(trip_id=trip_id, policy=policy, at=now)] += 1
+            except Exception:  # one trip's failure must not hold back the others; the next pass retries it
+                logger.exception("reservation %s: dispatch pass failed", trip_id)
+                outcomes["failed"] += 1
+        if len(rows) < limit:
+            return dict(outcomes)
+        after = rows[-1]
 
 
 def reservation_dispatch(
@@ -290,7 +319,7 @@ def _claimed_step(
     would_miss = eta is not None and now + timedelta(seconds=eta) > trip.pickup_window_end
     if readiness.free and eta is not None and not would_miss:
         if trip.claim_warned_at is not None or now >= start_at(trip, rules, eta_s=eta):
-            return _assign_claimed(trip, eta_s=eta)
+            return _assign_claimed(trip, eta_s=eta, vehicle_id=readiness.vehicle_id)
         return "waiting"
     if would_miss or now > trip.pickup_window_end:
         return _drop_claim(trip, now=now, why="would_miss_window" if would_miss else "window_passed")
@@ -318,11 +347,11 @@ def _claim_stamp(trip: Trip) -> float:
     return trip.claimed_at.timestamp() if trip.claimed_at else 0.0
 
 
-def _assign_claimed(trip: Trip, *, eta_s: int) -> Outcome:
-    """`scheduled -> assigned` to the driver who claimed it (a system move)."""
+def _assign_claimed(trip: Trip, *, eta_s: int, vehicle_id: uuid.UUID | None) -> Outcome:
+    """`scheduled -> assigned` to the driver who claimed it (a system move), in the vehicle their readiness
+    found fit for it."""
     driver_id = trip.claimed_by_id
-    assert driver_id is not None
-    vehicle = Vehicle.objects.filter(driver_id=driver_id, is_active=True).first()
+    assert driver_id is not None and vehicle_id is not None
     try:
         with transaction.atomic():
             assigned = trip_transition(
@@ -332,7 +361,7 @@ def _assign_claimed(trip: Trip, *, eta_s: int) -> Outcome:
                 guard={"claimed_by_id": driver_id, "driver__isnull": True},
                 fields={
                     "driver_id": driver_id,
-                    "vehicle_id": vehicle.id if vehicle else None,
+                    "vehicle_id": vehicle_id,
                     "next_dispatch_at": None,
                 },
                 details={"reason": "claimed_driver_set_off", "driver_id": str(driver_id), "eta_s": eta_s},
@@ -369,6 +398,8 @@ def _drop_claim(trip: Trip, *, now: datetime, why: str) -> Outcome:
     released = _release(trip, now=now, details={"reason": "claim_dropped", "why": why})
     if released != "released":
         push_trip_updated(trip_load(trip.id))
+    # Last: the audit head is the last lock an act takes (governance/audit.py).
+    audit_append(kind=AUDIT_CLAIM_DROPPED, payload={"trip_id": trip.id, "driver_id": driver_id, "why": why})
     return "redispatched"
 
 

@@ -104,3 +104,22 @@ def test_a_busy_driver_who_could_no_longer_make_the_window_loses_the_claim_at_on
     assert trip.claimed_by_id is None and trip.status == "requested"
     assert trip.events.get(status="requested").details["why"] == "would_miss_window"
     assert sent("reservation_at_risk", driver) == []
+
+
+def test_a_driver_without_a_vehicle_fit_for_the_ride_is_warned_not_set_off(area, rider, driver):
+    """No active vehicle, or a wheelchair-accessible ride and a car that is not: not ready, as if offline."""
+    from backend.accounts.models import Vehicle
+    from dispatch.services.reservations import claimed_driver_readiness
+    from tests.factories import DriverFactory
+
+    driver_online_at(driver, *NEARBY)
+    wav_ride = _claimed(rider, driver, scheduled_for=in_(400), wav=True)  # due now, a minute away
+    assert claimed_driver_readiness(wav_ride, at=timezone.now()).why == "vehicle_not_accessible"
+    assert _pass(wav_ride) == "warned" and wav_ride.driver_id is None
+
+    carless = DriverFactory()
+    driver_online_at(carless, *NEARBY)
+    Vehicle.objects.filter(driver_id=carless.id).update(is_active=False)
+    ride = _claimed(RiderFactory(), carless, scheduled_for=in_(400))
+    assert _pass(ride) == "warned" and ride.status == "scheduled"
+    assert claimed_driver_readiness(ride, at=timezone.now()).why == "no_vehicle"

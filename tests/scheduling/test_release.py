@@ -55,6 +55,22 @@ def test_a_rider_on_another_trip_keeps_the_reservation_until_that_trip_ends(area
     assert reservation.status == "requested"
 
 
+def test_reservations_stuck_at_the_head_do_not_starve_the_others(area, rider):
+    """More reservations kept back (their rider is on another trip) than a page holds: the pass pages on
+    and still releases the one behind them."""
+    from dispatch.services.reservations import reservations_dispatch_due
+    from tests.factories import RiderFactory
+
+    make_trip(rider)
+    for minutes in (5, 6, 7):
+        make_reservation(rider, scheduled_for=in_(minutes * 60))
+    behind = make_reservation(RiderFactory(), scheduled_for=in_(900))
+
+    assert reservations_dispatch_due(limit=2) == {"rider_busy": 3, "released": 1}
+    behind.refresh_from_db()
+    assert behind.status == "requested"
+
+
 def test_a_nearby_drivers_eta_sets_the_lead_time(area, rider, driver):
     """A driver a minute or two away: the reservation waits until that ETA before the arrival target."""
     from dispatch.services.reservations import first_offer_eta_s, reservation_dispatch

@@ -48,3 +48,25 @@ def test_trips_are_read_only_in_the_admin(staff_browser, service_area):
     assert page.status_code == 200
     assert 'name="status"' not in page.content.decode()
     assert staff_browser.get("/admin/dispatch/trip/add/").status_code == 403
+
+
+def test_staff_see_failed_notifications_in_the_admin_and_cannot_change_them(staff_browser):
+    from backend.notifications.models import Notification, NotificationStatus
+    from tests.factories import RiderFactory
+
+    rider = RiderFactory()
+    failed = Notification.objects.create(
+        user=rider,
+        event="reservation_reminder",
+        channel="sms",
+        to=rider.phone,
+        body="Rochdale reminder",
+        status=NotificationStatus.FAILED,
+        attempts=6,
+        last_error="twilio: HTTP 400 code 21211: invalid To",
+    )
+    listing = staff_browser.get("/admin/notifications/notification/?status__exact=failed")
+    assert listing.status_code == 200 and "invalid To" in listing.content.decode()
+    page = staff_browser.get(f"/admin/notifications/notification/{failed.id}/change/")
+    assert page.status_code == 200 and 'name="status"' not in page.content.decode()
+    assert staff_browser.get("/admin/notifications/notification/add/").status_code == 403

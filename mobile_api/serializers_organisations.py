@@ -149,13 +149,30 @@ class MemberIn(serializers.Serializer):
     role = serializers.ChoiceField(OrganisationRole.choices)
 
 
-class GuestOut(serializers.ModelSerializer):
+class MemberAddedOut(serializers.Serializer):
+    """What an admin sent, and whether it is an invitation: never anything of the account with the phone."""
+
+    id = serializers.UUIDField(
+        allow_null=True, help_text="The invitation's id; null when a member's role changed."
+    )
+    phone = serializers.CharField()
+    role = serializers.ChoiceField(OrganisationRole.choices)
+    status = serializers.ChoiceField(
+        ["invited", "active"],
+        help_text="`invited`: the person with this phone is asked and joins when they accept (with or "
+        "without an account today); `active`: a member's new role, or staff adding an account directly.",
+    )
     created_at = Timestamp()
-    rider_id = serializers.UUIDField(source="user_id", read_only=True)
+
+
+class GuestOut(serializers.ModelSerializer):
+    """The guest as the organisation gave it; nothing of the account they ride as."""
+
+    created_at = Timestamp()
 
     class Meta:
         model = OrganisationGuest
-        fields = ["id", "name", "phone", "rider_id", "created_at"]
+        fields = ["id", "name", "phone", "created_at"]
         read_only_fields = fields
 
 
@@ -224,17 +241,40 @@ class BookedByOut(serializers.Serializer):
     name = serializers.CharField()
 
 
-class OrganisationTripOut(TripSerializer):
-    """The trip object, and who booked it for the organisation."""
+class OrganisationRiderOut(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        ["guest", "member"], help_text="How the organisation knows the rider: its guest or its member."
+    )
+    id = serializers.UUIDField(help_text="The guest's id (`guest_id`), or the member's (`rider_id`).")
+    name = serializers.CharField(help_text="The name the organisation gave its guest, or the member's.")
 
+
+class OrganisationTripOut(TripSerializer):
+    """The trip object, its rider as the organisation knows them, and who booked it for it."""
+
+    rider = OrganisationRiderOut(read_only=True)
     booked_by = BookedByOut(read_only=True)
+
+
+class InvitationOut(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        ["membership", "guest"],
+        help_text="`membership`: join in `role` (`POST /me/organisations/{id}/accept` or `/decline`); "
+        "`guest`: let it book rides for you (`POST /me/organisations/{id}/guest/accept` or "
+        "`/guest/decline`).",
+    )
+    role = serializers.ChoiceField(OrganisationRole.choices, allow_null=True)
 
 
 class MyOrganisationOut(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     kind = serializers.ChoiceField(OrganisationKind.choices)
-    role = serializers.ChoiceField(OrganisationRole.choices)
+    role = serializers.ChoiceField(
+        OrganisationRole.choices, allow_null=True, help_text="Null: not a member (invited, or its guest)."
+    )
+    guest = serializers.BooleanField(help_text="It may book rides for you as its guest.")
+    invitations = InvitationOut(many=True, help_text="What waits for your yes.")
     booking_rule = serializers.ChoiceField(BookingRule.choices)
     reference_required = serializers.BooleanField()
     wav_allowed = serializers.BooleanField()

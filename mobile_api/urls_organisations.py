@@ -37,6 +37,26 @@ urlpatterns = [
         name="organisation-trip-cancel",
     ),
     path("me/organisations", views.MyOrganisationsView.as_view(), name="me-organisations"),
+    path(
+        "me/organisations/<uuid:organisation_id>/accept",
+        views.MyOrganisationAcceptView.as_view(),
+        name="me-organisation-accept",
+    ),
+    path(
+        "me/organisations/<uuid:organisation_id>/decline",
+        views.MyOrganisationDeclineView.as_view(),
+        name="me-organisation-decline",
+    ),
+    path(
+        "me/organisations/<uuid:organisation_id>/guest/accept",
+        views.MyOrganisationGuestAcceptView.as_view(),
+        name="me-organisation-guest-accept",
+    ),
+    path(
+        "me/organisations/<uuid:organisation_id>/guest/decline",
+        views.MyOrganisationGuestDeclineView.as_view(),
+        name="me-organisation-guest-decline",
+    ),
     # The signed token is the credential (a plain view, not an API operation; docs/organisations.md).
     path("guest/trips/<str:token>", views.GuestTripView.as_view(), name="guest-trip"),
 ]

@@ -8,6 +8,12 @@ trip, guest or key of another organisation answers 404 too. Admins and coordinat
 organisation's trips; its riders only their own. An API key acts only on its own organisation, within
 its scopes (`trips:read` for GET, `trips:write` to book and cancel).
 
+What an organisation's people and keys are told of other people is what it entered itself or what those
+people agreed to show it: a guest is its own row (the name and phone it gave, never the account's name or
+id), a trip's rider is the guest or member it knows (`_rider`), an admin's invitation answers with what
+was sent, and a refusal for someone who has not accepted is the one for any rider not on the account.
+The invited person accepts or declines at `/me/organisations/{id}/...`.
+
 Thin: the gates (backend/organisations/selectors.py, api_keys.py), the services (backend/organisations/
 services.py, dispatch.services.trips), the shapes (mobile_api/serializers_organisations.py). A booking and
 the rider's notification are written in one transaction: the SMS leaves only if the trip exists.
@@ -49,6 +55,7 @@ from backend.organisations.api_keys import (
     OrganisationRateThrottle,
     api_key_principal,
 )
+from backend.organisations.booking import rider_not_in_organisation, rides_on_account
 from backend.organisations.guest_links import guest_link_check_current, guest_trip_id
 from backend.organisations.models import ApiKeyScope, Organisation
 from dispatch.models import Trip
@@ -151,16 +158,44 @@ def _trip_of(caller: OrganisationCaller, trip_id: uuid.UUID) -> Trip:
     return trip
 
 
-def _booked_by(trip: Trip) -> dict[str, Any]:
+def _rider(trip: Trip, known: dict[uuid.UUID, org_selectors.KnownRider]) -> dict[str, Any]:
+    """The rider as the organisation knows them: never the name of the account a guest rides as."""
+    rider = known.get(trip.rider_id)
+    if rider is None:  # not reachable: a trip is booked for a member or a confirmed guest, both kept
+        return {"kind": "member", "id": str(trip.rider_id), "name": ""}
+    return {"kind": rider.kind, "id": str(rider.id), "name": rider.name}
+
+
+def _booked_by(trip: Trip, rider: dict[str, Any]) -> dict[str, Any]:
     if trip.booked_by_key_id is not None:
         return {"kind": "api_key", "id": str(trip.booked_by_key_id), "name": trip.booked_by_key.name}
     if trip.booked_by_id is not None:
         return {"kind": "person", "id": str(trip.booked_by_id), "name": trip.booked_by.name}
-    return {"kind": "rider", "id": str(trip.rider_id), "name": trip.rider.name}
+    return {"kind": "rider", "id": rider["id"], "name": rider["name"]}
+
+
+def _trips_out(trips_seen: list[Trip], *, viewer_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """The organisation's trips as its people, keys and staff see them: the trip object with its rider
+    as the organisation knows them (`_rider`), and who booked it."""
+    known: dict[uuid.UUID, org_selectors.KnownRider] = {}
+    for organisation_id in {trip.organisation_id for trip in trips_seen}:
+        known.update(
+            org_selectors.riders_as_known(
+                organisation_id=organisation_id,
+                rider_ids=[trip.rider_id for trip in trips_seen if trip.organisation_id == organisation_id],
+            )
+        )
+    shown = []
+    for trip in trips_seen:
+        rider = _rider(trip, known)
+        shown.append(
+            {**trip_for(trip, viewer_id=viewer_id), "rider": rider, "booked_by": _booked_by(trip, rider)}
+        )
+    return shown
 
 
 def _trip_out(trip: Trip, *, viewer_id: uuid.UUID | None) -> dict[str, Any]:
-    return {**trip_for(trip, viewer_id=viewer_id), "booked_by": _booked_by(trip)}
+    return _trips_out([trip], viewer_id=viewer_id)[0]
 
 
 def _filtered(trips_qs: QuerySet[Trip], request: Request) -> QuerySet[Trip]:
@@ -377,7 +412,7 @@ class StaffOrganisationTripsView(APIView):
             _filtered(_organisation_trips(organisation.id), request), request, view=self
         )
         assert page is not None
-        return paginator.get_paginated_response([_trip_out(trip, viewer_id=None) for trip in page])
+        return paginator.get_paginated_response(_trips_out(list(page), viewer_id=None))
 
 
 # --- Its admins: people, guests, keys -----------------------------------------------------------------------
@@ -428,12 +463,20 @@ class OrganisationMembersView(APIView):
 
     @extend_schema(
         operation_id="organisation_member_add",
-        summary="Add a person with a Rochdale account (by phone) as admin, coordinator or rider, or change "
-        "their role (its admins)",
+        summary="Invite a person by phone as admin, coordinator or rider, or change a member's role (its "
+        "admins)",
+        description=(
+            "A phone that is not one of its members' is invited, the same way whether or not it has a "
+            "Rochdale account: the answer is what was sent and `status: invited`, nothing of any account. "
+            "The account with the phone is asked (event `organisation_member_invite`) and joins when it "
+            "accepts (`POST /me/organisations/{id}/accept`). A member's phone changes their role at once. "
+            "Staff add an existing account directly (`status: active`; 422 `account_not_found`, "
+            "`rider_role_required`)."
+        ),
         parameters=[ORGANISATION_ID],
         request=s.MemberIn,
         responses={
-            201: s.OrganisationMembershipOut,
+            201: s.MemberAddedOut,
             **error_responses(
                 merge_errors(
                     AUTHENTICATED_POST_ERRORS,
@@ -456,13 +499,13 @@ class OrganisationMembersView(APIView):
     def post(self, request: Request, organisation_id: uuid.UUID) -> Response:
         body = s.MemberIn(data=request.data)
         body.is_valid(raise_exception=True)
-        membership = org_services.member_add(
+        added = org_services.member_add(
             organisation_id=organisation_id,
             by=request.user,
             phone=body.validated_data["phone"],
             role=body.validated_data["role"],
         )
-        return Response(s.OrganisationMembershipOut(membership).data, status=201)
+        return Response(s.MemberAddedOut(added).data, status=201)
 
 
 class OrganisationMemberView(APIView):
@@ -511,20 +554,17 @@ class OrganisationGuestsView(APIView):
         operation_id="organisation_guest_add",
         summary="Add a guest by name and phone (the same phone again is the same guest)",
         description=(
-            "A guest rides as a rider account: the one with this phone, or a new one that nobody can sign "
-            "in to (no password). They hear about their rides by SMS, with a link to follow each one."
+            "The answer is the guest as given (id, name, phone), the same whether or not the phone has a "
+            "Rochdale account. A phone with none gets a rider account nobody can sign in to, and the guest "
+            "rides at once; the holder of an account with the phone is asked first (event "
+            "`organisation_guest_invite`), and until they accept a booking for them is refused with 422 "
+            "`rider_not_in_organisation`. Guests hear about their rides by SMS, with a link to follow each."
         ),
         parameters=[ORGANISATION_ID],
         request=s.GuestIn,
         responses={
             201: s.GuestOut,
-            **error_responses(
-                merge_errors(
-                    AUTHENTICATED_POST_ERRORS,
-                    _BOOKER,
-                    {400: ["phone_invalid"], 409: ["guest_account_inactive"]},
-                )
-            ),
+            **error_responses(merge_errors(AUTHENTICATED_POST_ERRORS, _BOOKER, {400: ["phone_invalid"]})),
         },
         examples=[
             OpenApiExample("guest", value={"name": "Maria Lopez", "phone": "+12125550188"}, request_only=True)
@@ -640,7 +680,7 @@ _BOOKING_ERRORS = merge_errors(
         ],
         403: ["organisation_booking_not_allowed", "rider_role_required"],
         404: ["organisation_not_found", "guest_not_found"],
-        409: ["trip_in_progress", "reservation_overlaps", "guest_account_inactive"],
+        409: ["trip_in_progress", "reservation_overlaps"],
         422: [
             "rider_not_in_organisation",
             "organisation_hours",
@@ -679,15 +719,18 @@ class OrganisationTripsView(OrganisationTripsApi):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(_filtered(_trips_for(caller), request), request, view=self)
         assert page is not None
-        return paginator.get_paginated_response([_trip_out(trip, viewer_id=caller.user_id) for trip in page])
+        return paginator.get_paginated_response(_trips_out(list(page), viewer_id=caller.user_id))
 
     @extend_schema(
         operation_id="organisation_trip_book",
         summary="Book a ride on the organisation's account for one of its riders or guests",
         description=(
             "Name the rider with `rider_id` (a member with the app), `guest_id`, or `guest` `{name, phone}` "
-            "(found or added as a guest); a rider of an organisation that lets its riders book may name "
-            "nobody and book for themself. Now, or ahead with `scheduled_for` (and `pickup_window_s`). The "
+            "(found or added as a guest, as `POST .../guests` does, and kept when the booking is refused "
+            "unless the request carries an `Idempotency-Key`); a guest whose account holder has not "
+            "accepted yet is refused with 422 `rider_not_in_organisation`, as any rider not on the "
+            "account. A rider of an organisation that lets its riders book may name nobody and book for "
+            "themself. Now, or ahead with `scheduled_for` (and `pickup_window_s`). The "
             "organisation's policy is checked (hours, area, maximum fare, WAV, who books, reference) and it "
             "is billed; no card is held. The rider is told by SMS (event `trip_booked_for_you`) with a link "
             "to follow the ride. `Idempotency-Key` is honoured for people; an API key's request must not "
@@ -720,8 +763,10 @@ class OrganisationTripsView(OrganisationTripsApi):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         organisation = caller.organisation
+        # A guest named by phone is added first, in its own transaction: the invitation it may send stays
+        # when the booking is refused (as `POST .../guests`), except under an Idempotency-Key's.
+        rider_id = _rider_of_booking(request, caller, data)
         with transaction.atomic():
-            rider_id = _rider_of_booking(request, caller, data)
             trip = trips.trip_request(
                 rider_id=rider_id,
                 pickup=Place(**data["pickup"]),
@@ -740,25 +785,34 @@ class OrganisationTripsView(OrganisationTripsApi):
 
 
 def _rider_of_booking(request: Request, caller: OrganisationCaller, data: dict[str, Any]) -> uuid.UUID:
-    """The rider a booking names: a member by id, a guest by id or by name and phone, or the caller."""
+    """The rider a booking names: a member by id, a guest by id or by name and phone, or the caller.
+
+    For its bookers and keys, a named rider who does not ride on the account (not a rider member, not a
+    confirmed guest) is refused here, before anything of the account they ride as could show in a refusal
+    (its roles, its own rides in progress or booked ahead)."""
     if data.get("guest") is not None:
-        guest = org_services.guest_add(
+        rider_id = org_services.guest_add(
             organisation_id=caller.organisation.id,
             name=data["guest"]["name"],
             phone=data["guest"]["phone"],
             by=request.user if isinstance(request.user, User) else None,
             by_key_id=caller.key_id,
-        )
-        return guest.user_id
-    if data.get("guest_id") is not None:
-        return org_selectors.guest_get(
+        ).user_id
+    elif data.get("guest_id") is not None:
+        rider_id = org_selectors.guest_get(
             organisation_id=caller.organisation.id, guest_id=data["guest_id"]
         ).user_id
-    if data.get("rider_id") is not None:
-        return data["rider_id"]
-    if caller.user_id is None:
+    elif data.get("rider_id") is not None:
+        rider_id = data["rider_id"]
+    elif caller.user_id is None:
         raise InvalidInput(details={"rider_id": ["Name the rider: rider_id, guest_id or guest."]})
-    return caller.user_id
+    else:
+        return caller.user_id
+    if caller.sees_all_trips and not rides_on_account(
+        organisation_id=caller.organisation.id, rider_id=rider_id
+    ):
+        raise rider_not_in_organisation()
+    return rider_id
 
 
 class OrganisationTripView(OrganisationTripsApi):
@@ -825,38 +879,131 @@ class OrganisationTripCancelView(OrganisationTripsApi):
 # --- A person's own organisations ---------------------------------------------------------------------------
 
 
+def _my_organisations(user: User, organisations: list[Organisation]) -> list[dict[str, Any]]:
+    """Each organisation as the person sees it: what its booking policy allows, their role in it, whether
+    it books for them as its guest, and what waits for their yes."""
+    standing = org_selectors.person_in_organisations(
+        user=user, organisation_ids=[organisation.id for organisation in organisations]
+    )
+    return [
+        {
+            "id": str(organisation.id),
+            "name": organisation.name,
+            "kind": organisation.kind,
+            "role": standing[organisation.id].role,
+            "guest": standing[organisation.id].guest,
+            "invitations": standing[organisation.id].invitations,
+            "booking_rule": organisation.booking_rule,
+            "reference_required": organisation.reference_required,
+            "wav_allowed": organisation.wav_allowed,
+            "allowed_hours": organisation.allowed_hours,
+            "max_fare": None
+            if organisation.max_fare_minor is None
+            else money(organisation.max_fare_minor, organisation.currency),
+        }
+        for organisation in organisations
+    ]
+
+
 class MyOrganisationsView(APIView):
-    pagination_class = MemberPage
+    pagination_class = OrganisationPage
 
     @extend_schema(
         operation_id="me_organisations",
-        summary="The organisations the caller is in, with their role and what the booking policy allows",
+        summary="The organisations the caller is in, rides for as a guest or is invited to, by name: their "
+        "role, what waits for their yes, and what the booking policy allows",
         responses={200: s.MyOrganisationOut(many=True), **error_responses(AUTHENTICATED_GET_ERRORS)},
         tags=["accounts"],
     )
     def get(self, request: Request) -> Response:
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
-            org_selectors.memberships_of(user_id=request.user.pk), request, view=self
+            org_selectors.organisations_of_person(user=request.user), request, view=self
         )
         assert page is not None
-        results = [
-            {
-                "id": str(membership.organisation_id),
-                "name": membership.organisation.name,
-                "kind": membership.organisation.kind,
-                "role": membership.role,
-                "booking_rule": membership.organisation.booking_rule,
-                "reference_required": membership.organisation.reference_required,
-                "wav_allowed": membership.organisation.wav_allowed,
-                "allowed_hours": membership.organisation.allowed_hours,
-                "max_fare": None
-                if membership.organisation.max_fare_minor is None
-                else money(membership.organisation.max_fare_minor, membership.organisation.currency),
-            }
-            for membership in page
-        ]
-        return paginator.get_paginated_response(results)
+        return paginator.get_paginated_response(_my_organisations(request.user, list(page)))
+
+
+_INVITATION_NOT_FOUND = {404: ["invitation_not_found"]}
+_DECLINE_ERRORS = error_responses(merge_errors(AUTHENTICATED_POST_ERRORS, _INVITATION_NOT_FOUND))
+
+
+def _my_organisation(user: User, organisation_id: uuid.UUID) -> dict[str, Any]:
+    return _my_organisations(user, [org_selectors.organisation_get(organisation_id=organisation_id)])[0]
+
+
+class MyOrganisationAcceptView(APIView):
+    @extend_schema(
+        operation_id="me_organisation_accept",
+        summary="Accept an organisation's invitation to join it in the role it offers",
+        description="Its invitation of the caller's phone (`invitations` kind `member`); a rider "
+        "membership makes the account a rider.",
+        parameters=[ORGANISATION_ID],
+        request=None,
+        responses={
+            200: s.MyOrganisationOut,
+            **error_responses(
+                merge_errors(AUTHENTICATED_POST_ERRORS, _INVITATION_NOT_FOUND, {409: ["last_admin"]})
+            ),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request, organisation_id: uuid.UUID) -> Response:
+        org_services.invitation_accept(user=request.user, organisation_id=organisation_id)
+        return Response(_my_organisation(request.user, organisation_id))
+
+
+class MyOrganisationDeclineView(APIView):
+    @extend_schema(
+        operation_id="me_organisation_decline",
+        summary="Decline an organisation's invitation to join it",
+        parameters=[ORGANISATION_ID],
+        request=None,
+        responses={
+            204: None,
+            **error_responses(merge_errors(AUTHENTICATED_POST_ERRORS, _INVITATION_NOT_FOUND)),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request, organisation_id: uuid.UUID) -> Response:
+        org_services.invitation_decline(user=request.user, organisation_id=organisation_id)
+        return Response(status=204)
+
+
+class MyOrganisationGuestAcceptView(APIView):
+    @extend_schema(
+        operation_id="me_organisation_guest_accept",
+        summary="Let an organisation book rides for you on its account, as its guest",
+        description="Until then it could book nothing for you (`invitations` kind `guest`); the account "
+        "becomes a rider. Accepting again changes nothing.",
+        parameters=[ORGANISATION_ID],
+        request=None,
+        responses={
+            200: s.MyOrganisationOut,
+            **error_responses(merge_errors(AUTHENTICATED_POST_ERRORS, _INVITATION_NOT_FOUND)),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request, organisation_id: uuid.UUID) -> Response:
+        org_services.guest_accept(user=request.user, organisation_id=organisation_id)
+        return Response(_my_organisation(request.user, organisation_id))
+
+
+class MyOrganisationGuestDeclineView(APIView):
+    @extend_schema(
+        operation_id="me_organisation_guest_decline",
+        summary="Refuse an organisation's asking to book rides for you: its waiting guest is removed",
+        parameters=[ORGANISATION_ID],
+        request=None,
+        responses={
+            204: None,
+            **error_responses(merge_errors(AUTHENTICATED_POST_ERRORS, _INVITATION_NOT_FOUND)),
+        },
+        tags=["accounts"],
+    )
+    def post(self, request: Request, organisation_id: uuid.UUID) -> Response:
+        org_services.guest_decline(user=request.user, organisation_id=organisation_id)
+        return Response(status=204)
 
 
 # --- A guest's link -----------------------------------------------------------------------------------------

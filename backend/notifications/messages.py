@@ -62,6 +62,16 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Your driver is on the way",
         "Rochdale: {driver_name} is on the way in a {vehicle}. {link}",
     ),
+    "organisation_guest_invite": (
+        "An organisation asks to book rides for you",
+        "Rochdale: {organisation} asks to book rides for you on its account. Nothing is booked unless you "
+        "accept: open the Rochdale app, Organisations, to accept or decline.",
+    ),
+    "organisation_member_invite": (
+        "You are invited to an organisation",
+        "Rochdale: {organisation} invites you to join it as {role}. Open the Rochdale app, Organisations, "
+        "to accept or decline; nothing changes unless you accept.",
+    ),
 }
 
 

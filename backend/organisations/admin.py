@@ -16,6 +16,7 @@ from backend.organisations.models import (
     Organisation,
     OrganisationApiKey,
     OrganisationGuest,
+    OrganisationInvitation,
     OrganisationMembership,
 )
 from backend.organisations.rules import allowed_hours_problems
@@ -77,10 +78,19 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 @admin.register(OrganisationGuest)
 class OrganisationGuestAdmin(admin.ModelAdmin):
-    list_display = ["name", "phone", "organisation", "created_at"]
+    list_display = ["name", "phone", "organisation", "created_at", "confirmed_at"]
     search_fields = ["name", "phone", "organisation__name"]
     list_filter = ["organisation"]
-    fields = ["organisation", "name", "phone", "user", "created_by", "created_at"]
+    fields = [
+        "organisation",
+        "name",
+        "phone",
+        "user",
+        "created_by",
+        "created_at",
+        "account_created",
+        "confirmed_at",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -88,6 +98,18 @@ class OrganisationGuestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: OrganisationGuest | None = None) -> bool:
         return False
+
+
+@admin.register(OrganisationInvitation)
+class OrganisationInvitationAdmin(admin.ModelAdmin):
+    list_display = ["phone", "role", "organisation", "created_at"]
+    search_fields = ["phone", "organisation__name"]
+    list_filter = ["organisation"]
+    fields = ["organisation", "phone", "role", "invited_by", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # its admins invite through the API; the person accepts or declines in the app
 
 
 @admin.register(OrganisationApiKey)

@@ -7,8 +7,9 @@ and before anything is written. The checks, each with its refusal:
 - the booker may book for it: an active admin or coordinator, the rider themself when the organisation lets
   its riders book (`booking_rule` members), or an unrevoked API key of the organisation with `trips:write`
   (PermissionDenied `organisation_booking_not_allowed`);
-- the rider rides on its account: an active member with the rider role, or one of its guests
-  (Unprocessable `rider_not_in_organisation`);
+- the rider rides on its account: an active member with the rider role, or one of its confirmed guests
+  (a guest on somebody's own account waits for its holder to accept; until then it is refused the same
+  way: Unprocessable `rider_not_in_organisation`);
 - the policy: pickup time in `allowed_hours` (`organisation_hours`), both ends inside `allowed_area`
   (`organisation_area`), the quoted fare at most `max_fare_minor` (`organisation_max_fare`), wheelchair-
   accessible rides allowed (`organisation_wav_not_allowed`), and a reference when one is required
@@ -59,17 +60,8 @@ def booking_check(
     _check_booker(
         organisation, rider_id=rider_id, booked_by_id=booked_by_id, booked_by_key_id=booked_by_key_id
     )
-    rides_on_account = (
-        OrganisationMembership.objects.filter(
-            organisation=organisation, user_id=rider_id, is_active=True, role=OrganisationRole.RIDER
-        ).exists()
-        or OrganisationGuest.objects.filter(organisation=organisation, user_id=rider_id).exists()
-    )
-    if not rides_on_account:
-        raise Unprocessable(
-            "This rider does not ride on the organisation's account; add them as a rider or a guest first.",
-            code="rider_not_in_organisation",
-        )
+    if not rides_on_account(organisation_id=organisation.id, rider_id=rider_id):
+        raise rider_not_in_organisation()
     if organisation.reference_required and not reference.strip():
         raise InvalidInput(
             "This organisation requires a cost centre or reference code on every booking.",
@@ -109,6 +101,28 @@ def booking_check(
             "The organisation does not book wheelchair-accessible rides.", code="organisation_wav_not_allowed"
         )
     return organisation
+
+
+def rides_on_account(*, organisation_id: uuid.UUID, rider_id: uuid.UUID) -> bool:
+    """The rider rides on the organisation's account: an active rider member or a confirmed guest."""
+    return (
+        OrganisationMembership.objects.filter(
+            organisation_id=organisation_id, user_id=rider_id, is_active=True, role=OrganisationRole.RIDER
+        ).exists()
+        or OrganisationGuest.objects.filter(
+            organisation_id=organisation_id, user_id=rider_id, confirmed_at__isnull=False
+        ).exists()
+    )
+
+
+def rider_not_in_organisation() -> Unprocessable:
+    """The one refusal for every rider not on the account: not a rider member, not a guest, or a guest
+    whose account holder has not accepted yet (which must not show)."""
+    return Unprocessable(
+        "This rider does not ride on the organisation's account (yet); add them as a rider or a guest, "
+        "who may need to accept first.",
+        code="rider_not_in_organisation",
+    )
 
 
 def _check_booker(

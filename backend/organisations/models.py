@@ -6,6 +6,11 @@ A coordinator may also book for a guest (`OrganisationGuest`): someone known by 
 app and no password, and hears about the ride by SMS. The guest still rides as a `User` (the trip's rider),
 created without a usable password, so every trip keeps one rider and every rule about riders holds.
 
+Nobody is bound to an organisation without saying yes. A guest whose phone already belongs to someone's
+own Rochdale account is only an invitation (`OrganisationGuest.confirmed_at` null) until that person
+accepts; a person an admin adds is invited (`OrganisationInvitation`, by phone) and becomes a member when
+they accept. Until then the organisation books nothing for them and learns nothing of their account.
+
 The organisation's booking policy lives on its row: when its rides may be picked up (`allowed_hours`),
 where (`allowed_area`), the most a ride may cost (`max_fare_minor`), whether it books wheelchair-accessible
 rides, and who may book. Trips it books are billed to it (the ledger's `organisation_receivable`), never to
@@ -107,8 +112,40 @@ class OrganisationMembership(models.Model):
         return f"{self.user_id} {self.role} of {self.organisation_id}"
 
 
+class OrganisationInvitation(models.Model):
+    """An admin's invitation of the person with `phone` to the organisation in `role`: nothing of any
+    account is looked at or bound until the account with that phone accepts it (then it becomes their
+    membership and the row goes) or declines it (the row goes). One per organisation and phone."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="invitations")
+    phone = models.CharField(max_length=16, help_text="E.164, as the admin gave it")
+    role = models.CharField(max_length=16, choices=OrganisationRole.choices)
+    invited_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "phone"], name="one_invitation_per_organisation_phone"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=OrganisationRole.values),
+                name="organisation_invitation_role_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.phone} as {self.role} to {self.organisation_id}"
+
+
 class OrganisationGuest(models.Model):
-    """A person an organisation books for who has no app: known by name and phone, told by SMS."""
+    """A person an organisation books for who has no app: known by name and phone, told by SMS.
+
+    `account_created`: this row made the rider account (no usable password) for the guest, so the account
+    is a guest account, not somebody's own. `confirmed_at`: when the guest rides on the organisation's
+    account; set at once for a guest account, null for somebody's own account until its holder accepts
+    (rows made directly, by staff tools or tests, are confirmed)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="guests")
@@ -117,6 +154,8 @@ class OrganisationGuest(models.Model):
     phone = models.CharField(max_length=16, help_text="E.164")
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    account_created = models.BooleanField(default=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
 
     class Meta:
         constraints = [

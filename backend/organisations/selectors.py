@@ -10,9 +10,10 @@ one that does not exist.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from backend.accounts.models import User
 from backend.errors import NotFound, PermissionDenied
@@ -20,6 +21,7 @@ from backend.organisations.models import (
     Organisation,
     OrganisationApiKey,
     OrganisationGuest,
+    OrganisationInvitation,
     OrganisationMembership,
     OrganisationRole,
 )
@@ -96,6 +98,88 @@ def guest_get(*, organisation_id: uuid.UUID, guest_id: uuid.UUID) -> Organisatio
     if guest is None:
         raise NotFound("No such guest.", code="guest_not_found")
     return guest
+
+
+@dataclass(frozen=True)
+class KnownRider:
+    """A trip's rider as the organisation knows them: its guest (`id` the guest's, `name` as it gave it) or
+    its member (`id` the account's, which it adds members by, and the member's name)."""
+
+    kind: str  # "guest" | "member"
+    id: uuid.UUID
+    name: str
+
+
+def riders_as_known(
+    *, organisation_id: uuid.UUID, rider_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, KnownRider]:
+    """Each rider of the organisation's trips as it knows them; the guest row first (what it entered),
+    then the membership (also a former one). A rider it knows neither way is left out."""
+    wanted = set(rider_ids)
+    known: dict[uuid.UUID, KnownRider] = {}
+    for membership in OrganisationMembership.objects.select_related("user").filter(
+        organisation_id=organisation_id, user_id__in=wanted
+    ):
+        user = membership.user
+        known[user.pk] = KnownRider(kind="member", id=user.pk, name=user.name)
+    for guest in OrganisationGuest.objects.filter(organisation_id=organisation_id, user_id__in=wanted):
+        known[guest.user_id] = KnownRider(kind="guest", id=guest.id, name=guest.name)
+    return known
+
+
+def organisations_of_person(*, user: User) -> QuerySet[Organisation]:
+    """The active organisations the person is in, may ride for as a guest, or is invited to (as a member
+    by their phone, or as a guest of their account)."""
+    member = OrganisationMembership.objects.filter(organisation=OuterRef("pk"), user=user, is_active=True)
+    guest = OrganisationGuest.objects.filter(organisation=OuterRef("pk"), user=user)
+    invited = OrganisationInvitation.objects.filter(organisation=OuterRef("pk"), phone=user.phone)
+    return Organisation.objects.filter(
+        Q(Exists(member)) | Q(Exists(guest)) | Q(Exists(invited)), is_active=True
+    )
+
+
+@dataclass(frozen=True)
+class PersonInOrganisation:
+    """What `organisations_of_person` knows of one organisation for the person: their role (None when
+    not a member), whether it may book for them as its guest, and what waits for their yes."""
+
+    role: str | None
+    guest: bool
+    invitations: list[dict[str, str | None]]
+
+
+def person_in_organisations(
+    *, user: User, organisation_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, PersonInOrganisation]:
+    ids = set(organisation_ids)
+    roles = dict(
+        OrganisationMembership.objects.filter(user=user, is_active=True, organisation_id__in=ids).values_list(
+            "organisation_id", "role"
+        )
+    )
+    guests = dict(
+        OrganisationGuest.objects.filter(user=user, organisation_id__in=ids).values_list(
+            "organisation_id", "confirmed_at"
+        )
+    )
+    invited = dict(
+        OrganisationInvitation.objects.filter(phone=user.phone, organisation_id__in=ids).values_list(
+            "organisation_id", "role"
+        )
+    )
+    answer = {}
+    for organisation_id in ids:
+        waiting: list[dict[str, str | None]] = []
+        if organisation_id in invited:
+            waiting.append({"kind": "membership", "role": invited[organisation_id]})
+        if organisation_id in guests and guests[organisation_id] is None:
+            waiting.append({"kind": "guest", "role": None})
+        answer[organisation_id] = PersonInOrganisation(
+            role=roles.get(organisation_id),
+            guest=guests.get(organisation_id) is not None,
+            invitations=waiting,
+        )
+    return answer
 
 
 def api_keys_of(*, organisation_id: uuid.UUID) -> QuerySet[OrganisationApiKey]:

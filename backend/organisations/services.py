@@ -6,9 +6,19 @@ organisation is told it does not exist (NotFound `organisation_not_found`); a me
 refused (PermissionDenied `organisation_admin_required`, `organisation_booking_not_allowed`). Staff may act
 as an admin of any organisation (to set one up and hand it over).
 
-A guest is a rider the organisation knows by name and phone: the `User` with that phone if there is one,
-otherwise a new rider account with no usable password (nobody can sign in to it; the person hears about
-their rides by SMS and follows them at a signed link, backend/organisations/guest_links.py).
+Nobody is bound to an organisation without saying yes, and the organisation learns nothing of anyone's
+account from its own calls (docs/organisations.md, "Consent"):
+- A guest is a rider the organisation knows by name and phone. A phone with no account gets a new rider
+  account with no usable password (a guest account: nobody can sign in to it; the person hears about their
+  rides by SMS and follows them at a signed link, backend/organisations/guest_links.py), and the guest
+  rides at once. A phone whose account is somebody's own (anything but a guest account this flow made)
+  gets a guest row that waits (`confirmed_at` null): the account's roles are not touched, its holder is
+  asked (`organisation_guest_invite`) and accepts or declines (`guest_accept`, `guest_decline`); the
+  organisation books nothing for them until then (backend/organisations/booking.py). The answer is the
+  same either way: the guest as the organisation gave it.
+- An admin adds a person by phone as an invitation (`OrganisationInvitation`), the same way whether or not
+  the phone has an account; its holder is asked (`organisation_member_invite`) and accepts
+  (`invitation_accept`: the membership) or declines. Staff, who set organisations up, add people directly.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import logging
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.gis.geos import MultiPolygon, Polygon
@@ -29,6 +40,7 @@ from backend.accounts.models import User
 from backend.accounts.phones import normalize_phone
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unprocessable
 from backend.fares.selectors import policy_in_force
+from backend.notifications.services import notify
 from backend.organisations.keys import api_key_generate
 from backend.organisations.models import (
     ApiKeyScope,
@@ -36,6 +48,7 @@ from backend.organisations.models import (
     Organisation,
     OrganisationApiKey,
     OrganisationGuest,
+    OrganisationInvitation,
     OrganisationKind,
     OrganisationMembership,
     OrganisationRole,
@@ -241,38 +254,155 @@ def _phone(value: str) -> str:
         ) from exc
 
 
-def member_add(*, organisation_id: uuid.UUID, by: User, phone: str, role: str) -> OrganisationMembership:
-    """An admin adds the person with this phone (who has a Rochdale account) to the organisation, or gives
-    an existing member a new role. Riders need a rider account. Raises InvalidInput `phone_invalid`,
-    Unprocessable `account_not_found` (no account has this phone: they sign up in the app first, or are
-    booked as a guest), `rider_role_required`, Conflict `last_admin` (the change would leave no admin)."""
+class MemberStatus:
+    INVITED = "invited"
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class MemberAdded:
+    """What an admin is told of adding someone: what they sent, and whether it is an invitation (`id` is
+    the invitation's) or a change to a member they already have (`id` None). Nothing of any account."""
+
+    id: uuid.UUID | None
+    phone: str
+    role: str
+    status: str
+    created_at: datetime
+
+
+def member_add(*, organisation_id: uuid.UUID, by: User, phone: str, role: str) -> MemberAdded:
+    """An admin adds the person with this phone to the organisation, or gives a member a new role.
+
+    The phone of one of its active members: the role changes at once (Conflict `last_admin` when that
+    would leave no admin). Any other phone, with an account or not: an invitation in that role (the same
+    phone again is the same invitation, its role updated), and the account with the phone, if there is an
+    active one, is asked once (`organisation_member_invite`); it becomes a member when it accepts
+    (`invitation_accept`). The answer is the same with or without an account.
+
+    Staff (who set organisations up and hand them over) add the account directly: Unprocessable
+    `account_not_found`, `rider_role_required` (a rider membership needs a rider account).
+    Raises InvalidInput `phone_invalid`."""
     if role not in OrganisationRole.values:
         raise _invalid("role", f"One of: {', '.join(OrganisationRole.values)}.")
     normalized = _phone(phone)
     with transaction.atomic():
         organisation = organisation_for_admin(organisation_id=organisation_id, user=by)
+        # One people change at a time per organisation (the last admin stays).
         Organisation.objects.select_for_update().filter(id=organisation.id).first()
         user = User.objects.filter(phone=normalized, is_active=True).first()
-        if user is None:
-            raise Unprocessable(
-                "No Rochdale account has this phone; they sign up in the app first, or book them as a guest.",
-                code="account_not_found",
+        membership = (
+            OrganisationMembership.objects.filter(organisation=organisation, user=user).first()
+            if user is not None
+            else None
+        )
+        if by.is_staff:
+            membership = _member_add_directly(organisation, user=user, membership=membership, role=role)
+        elif membership is not None and membership.is_active:
+            _role_change(organisation, membership, role=role)
+        else:
+            invitation = _invite(organisation, by=by, phone=normalized, role=role, user=user)
+            logger.info(
+                "organisation %s: %s invited as %s (by %s)", organisation.id, invitation.id, role, by.pk
             )
-        if role == OrganisationRole.RIDER and not user.is_rider:
-            raise Unprocessable("Riders of an organisation need a rider account.", code="rider_role_required")
+            return MemberAdded(
+                id=invitation.id,
+                phone=normalized,
+                role=role,
+                status=MemberStatus.INVITED,
+                created_at=invitation.created_at,
+            )
+    logger.info("organisation %s: %s is %s (by %s)", organisation.id, membership.user_id, role, by.pk)
+    return MemberAdded(
+        id=None, phone=normalized, role=role, status=MemberStatus.ACTIVE, created_at=membership.created_at
+    )
+
+
+def _role_change(organisation: Organisation, membership: OrganisationMembership, *, role: str) -> None:
+    if membership.is_active and membership.role in ADMIN_ROLES and role not in ADMIN_ROLES:
+        _refuse_if_last_admin(organisation, leaving=membership)
+    membership.role = role
+    membership.is_active = True
+    membership.save(update_fields=["role", "is_active"])
+
+
+def _member_add_directly(
+    organisation: Organisation, *, user: User | None, membership: OrganisationMembership | None, role: str
+) -> OrganisationMembership:
+    if user is None:
+        raise Unprocessable(
+            "No Rochdale account has this phone; they sign up in the app first, or book them as a guest.",
+            code="account_not_found",
+        )
+    if role == OrganisationRole.RIDER and not user.is_rider:
+        raise Unprocessable("Riders of an organisation need a rider account.", code="rider_role_required")
+    OrganisationInvitation.objects.filter(organisation=organisation, phone=user.phone).delete()
+    if membership is None:
+        return OrganisationMembership.objects.create(organisation=organisation, user=user, role=role)
+    _role_change(organisation, membership, role=role)
+    return membership
+
+
+def _invite(
+    organisation: Organisation, *, by: User, phone: str, role: str, user: User | None
+) -> OrganisationInvitation:
+    invitation, made = OrganisationInvitation.objects.get_or_create(
+        organisation=organisation, phone=phone, defaults={"role": role, "invited_by": by}
+    )
+    if not made and invitation.role != role:
+        invitation.role = role
+        invitation.save(update_fields=["role"])
+    if user is not None:
+        notify(
+            user_id=user.pk,
+            event="organisation_member_invite",
+            context={"organisation": organisation.name, "role": role},
+            # Asked once per organisation: an admin inviting again, or after a no, sends nothing more.
+            dedup_key=f"organisation_member_invite:{organisation.id}:{user.pk}",
+        )
+    return invitation
+
+
+def _invitation_for(*, user: User, organisation_id: uuid.UUID) -> OrganisationInvitation:
+    invitation = (
+        OrganisationInvitation.objects.select_for_update()
+        .select_related("organisation")
+        .filter(organisation_id=organisation_id, organisation__is_active=True, phone=user.phone)
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("No invitation of this organisation is waiting for you.", code="invitation_not_found")
+    return invitation
+
+
+def invitation_accept(*, user: User, organisation_id: uuid.UUID) -> OrganisationMembership:
+    """The holder of the invited phone joins the organisation in the invited role (a rider membership
+    makes the account a rider). Raises NotFound `invitation_not_found` (none for their phone, as for an
+    organisation that does not exist), Conflict `last_admin`."""
+    with transaction.atomic():
+        Organisation.objects.select_for_update().filter(id=organisation_id).first()
+        invitation = _invitation_for(user=user, organisation_id=organisation_id)
+        organisation = invitation.organisation
+        if invitation.role == OrganisationRole.RIDER and not user.is_rider:
+            User.objects.filter(pk=user.pk).update(is_rider=True)
+            user.is_rider = True
         membership = OrganisationMembership.objects.filter(organisation=organisation, user=user).first()
         if membership is None:
             membership = OrganisationMembership.objects.create(
-                organisation=organisation, user=user, role=role
+                organisation=organisation, user=user, role=invitation.role
             )
         else:
-            if membership.is_active and membership.role in ADMIN_ROLES and role not in ADMIN_ROLES:
-                _refuse_if_last_admin(organisation, leaving=membership)
-            membership.role = role
-            membership.is_active = True
-            membership.save(update_fields=["role", "is_active"])
-    logger.info("organisation %s: %s is %s (by %s)", organisation.id, user.pk, role, by.pk)
+            _role_change(organisation, membership, role=invitation.role)
+        invitation.delete()
+    logger.info("organisation %s: %s accepted (%s)", organisation_id, user.pk, membership.role)
     return membership
+
+
+def invitation_decline(*, user: User, organisation_id: uuid.UUID) -> None:
+    """The holder of the invited phone says no: the invitation goes. NotFound `invitation_not_found`."""
+    with transaction.atomic():
+        _invitation_for(user=user, organisation_id=organisation_id).delete()
+    logger.info("organisation %s: %s declined an invitation", organisation_id, user.pk)
 
 
 def _refuse_if_last_admin(organisation: Organisation, *, leaving: OrganisationMembership) -> None:
@@ -333,23 +463,31 @@ def _organisation_for_booker(
     return organisation_for_booker(organisation_id=organisation_id, user=by)
 
 
-def _rider_for_phone(*, phone: str, name: str) -> User:
-    """The account with this phone, made a rider if it was not one; or a new rider account that nobody
-    can sign in to (no usable password)."""
+def _is_guest_account(user: User) -> bool:
+    """A rider account this flow made for a guest and nobody has made their own since: active, no usable
+    password, neither driver nor staff. Every other account is somebody's own."""
+    return (
+        user.is_active
+        and not user.has_usable_password()
+        and not user.is_driver
+        and not user.is_staff
+        and OrganisationGuest.objects.filter(user=user, account_created=True).exists()
+    )
+
+
+def _guest_account(*, phone: str, name: str) -> tuple[User, bool]:
+    """The account a guest with this phone rides as, and whether this call made it: a new rider account
+    nobody can sign in to (no usable password) when the phone has none. Nothing of an existing one is
+    changed."""
     user = User.objects.select_for_update().filter(phone=phone).first()
-    if user is None:
-        try:
-            with transaction.atomic():
-                return User.objects.create_user(phone, None, name=name, is_rider=True)
-        except IntegrityError:
-            # Someone made the account between our look and our write (phone is unique): use theirs.
-            user = User.objects.select_for_update().get(phone=phone)
-    if not user.is_active:
-        raise Conflict("The account with this phone is closed.", code="guest_account_inactive")
-    if not user.is_rider:
-        user.is_rider = True
-        user.save(update_fields=["is_rider"])
-    return user
+    if user is not None:
+        return user, False
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(phone, None, name=name, is_rider=True), True
+    except IntegrityError:
+        # Someone made the account between our look and our write (phone is unique): it is theirs.
+        return User.objects.select_for_update().get(phone=phone), False
 
 
 def guest_add(
@@ -362,17 +500,23 @@ def guest_add(
 ) -> OrganisationGuest:
     """A booker of the organisation (an admin or coordinator, staff, or an API key with `trips:write`)
     adds a guest: someone it books for who need not have the app. The same phone twice is the same guest
-    (its name as the organisation knows it is updated). Raises InvalidInput `phone_invalid`, Conflict
-    `guest_account_inactive`, and the booker refusals."""
+    (its name as the organisation knows it is updated).
+
+    A phone with no account, or with a guest account (`_is_guest_account`): the guest rides at once. A
+    phone of somebody's own account (active or not): the guest waits for its holder (`confirmed_at` null),
+    who is asked once (`organisation_guest_invite`; an inactive account hears nothing) and accepts with
+    `guest_accept`; the account's roles are untouched. The row answers the same either way.
+    Raises InvalidInput `phone_invalid`, and the booker refusals."""
     clean_name = name.strip() if isinstance(name, str) else ""
     if not clean_name or len(clean_name) > GUEST_NAME_MAX_LENGTH:
         raise _invalid("name", f"1 to {GUEST_NAME_MAX_LENGTH} characters.")
     normalized = _phone(phone)
     with transaction.atomic():
         organisation = _organisation_for_booker(organisation_id=organisation_id, by=by, by_key_id=by_key_id)
-        user = _rider_for_phone(phone=normalized, name=clean_name)
+        user, made = _guest_account(phone=normalized, name=clean_name)
         guest = OrganisationGuest.objects.filter(organisation=organisation, user=user).first()
         if guest is None:
+            waits = not made and not _is_guest_account(user)
             try:
                 with transaction.atomic():
                     guest = OrganisationGuest.objects.create(
@@ -381,13 +525,64 @@ def guest_add(
                         name=clean_name,
                         phone=normalized,
                         created_by=by,
+                        account_created=made,
+                        confirmed_at=None if waits else timezone.now(),
                     )
             except IntegrityError:
                 guest = OrganisationGuest.objects.get(organisation=organisation, user=user)
-        if guest.name != clean_name:
+            else:
+                if waits:
+                    notify(
+                        user_id=user.pk,
+                        event="organisation_guest_invite",
+                        context={"organisation": organisation.name},
+                        # Asked once per organisation: added again, or after a no, it sends nothing more.
+                        dedup_key=f"organisation_guest_invite:{organisation.id}:{user.pk}",
+                    )
+        if guest.name != clean_name or guest.phone != normalized:
             guest.name = clean_name
-            guest.save(update_fields=["name"])
+            guest.phone = normalized
+            guest.save(update_fields=["name", "phone"])
     return guest
+
+
+def _guest_of(*, user: User, organisation_id: uuid.UUID) -> OrganisationGuest:
+    guest = (
+        OrganisationGuest.objects.select_for_update()
+        .filter(organisation_id=organisation_id, organisation__is_active=True, user=user)
+        .first()
+    )
+    if guest is None:
+        raise NotFound("No invitation of this organisation is waiting for you.", code="invitation_not_found")
+    return guest
+
+
+def guest_accept(*, user: User, organisation_id: uuid.UUID) -> OrganisationGuest:
+    """The account holder lets the organisation book rides for them as its guest: from now on it may (the
+    account becomes a rider). Accepting again changes nothing. NotFound `invitation_not_found`."""
+    with transaction.atomic():
+        guest = _guest_of(user=user, organisation_id=organisation_id)
+        if guest.confirmed_at is None:
+            guest.confirmed_at = timezone.now()
+            guest.save(update_fields=["confirmed_at"])
+        if not user.is_rider:
+            User.objects.filter(pk=user.pk).update(is_rider=True)
+            user.is_rider = True
+    logger.info("organisation %s: guest %s accepted", organisation_id, guest.id)
+    return guest
+
+
+def guest_decline(*, user: User, organisation_id: uuid.UUID) -> None:
+    """The account holder says no: the waiting guest row goes, and nothing is booked. NotFound
+    `invitation_not_found` (also once accepted: nothing waits)."""
+    with transaction.atomic():
+        guest = _guest_of(user=user, organisation_id=organisation_id)
+        if guest.confirmed_at is not None:
+            raise NotFound(
+                "No invitation of this organisation is waiting for you.", code="invitation_not_found"
+            )
+        guest.delete()
+    logger.info("organisation %s: a guest invitation was declined", organisation_id)
 
 
 # --- API keys (its admins) ----------------------------------------------------------------------------------

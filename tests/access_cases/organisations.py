@@ -13,7 +13,7 @@ import uuid
 
 from backend.organisations import services
 from tests.access_cases import AccessCase, Arranged, register, register_not_an_object
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import RiderFactory, StaffFactory, UserFactory
 from tests.mobile_api.builders import ensure_service_area
 from tests.organisations.builders import World, booking, make_world
 
@@ -156,3 +156,32 @@ register_not_an_object(
     "the path holds a signed token, the credential itself (no account signs in): a tampered or made-up one "
     "answers 404 guest_link_not_found (tests/organisations/test_guest_rides.py)",
 )
+
+
+# --- The invited person's own routes: the invitation is of their phone or their account; anyone else (a
+# fresh rider or driver) has none for that organisation and gets 404 invitation_not_found, as for an
+# organisation that does not exist.
+
+
+def _member_invitation() -> Arranged:
+    world = _world()
+    invitee = UserFactory()
+    services.member_add(
+        organisation_id=world.organisation.id, by=world.admin, phone=invitee.phone, role="coordinator"
+    )
+    return Arranged(owner=invitee, kwargs=_org(world))
+
+
+def _guest_invitation() -> Arranged:
+    world = _world()
+    holder = RiderFactory()
+    services.guest_add(
+        organisation_id=world.organisation.id, name="Pat", phone=holder.phone, by=world.coordinator
+    )
+    return Arranged(owner=holder, kwargs=_org(world))
+
+
+register("me-organisation-accept", AccessCase(_member_invitation, "post", 200))
+register("me-organisation-decline", AccessCase(_member_invitation, "post", 204))
+register("me-organisation-guest-accept", AccessCase(_guest_invitation, "post", 200))
+register("me-organisation-guest-decline", AccessCase(_guest_invitation, "post", 204))

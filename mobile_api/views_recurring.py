@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.errors import InvalidInput
+from backend.organisations import selectors as org_selectors
 from backend.timestamps import wire_timestamp
 from dispatch.models import RecurringRide, RecurringRideStatus
 from dispatch.scheduling.recurrence import local_date_of
@@ -83,9 +84,24 @@ class RecurringRideIn(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="With organisation_id: the organisation's rider or guest (yourself by default).",
+        help_text="With organisation_id: the organisation's rider (yourself by default).",
+    )
+    guest_id = UuidStringField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="With organisation_id: one of the organisation's guests, by the id its guest list shows.",
     )
     reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=80)
+
+    def validate(self, data: dict) -> dict:
+        if data.get("guest_id") is not None and (
+            data.get("rider_id") is not None or not data.get("organisation_id")
+        ):
+            raise serializers.ValidationError(
+                {"guest_id": "only with organisation_id, and not with rider_id"}
+            )
+        return data
 
     def validate_weekdays(self, value: list[int]) -> list[int]:
         if len(set(value)) != len(value):
@@ -136,12 +152,24 @@ class RecurringRideOut(serializers.Serializer):
     cancelled_at = Timestamp(allow_null=True)
 
 
+def _rider_as_known(series: RecurringRide) -> dict[str, Any]:
+    """The series' rider as its booker knows them: an organisation's guest by the guest's id and the name
+    the organisation gave (never the account behind it), anyone else by their account."""
+    if series.organisation_id is not None:
+        known = org_selectors.riders_as_known(
+            organisation_id=series.organisation_id, rider_ids=[series.rider_id]
+        ).get(series.rider_id)
+        if known is not None:
+            return {"id": known.id, "name": known.name}
+    return {"id": series.rider_id, "name": series.rider.name}
+
+
 def _series_document(series: RecurringRide) -> dict[str, Any]:
     return RecurringRideOut(
         {
             "id": series.id,
             "status": series.status,
-            "rider": {"id": series.rider_id, "name": series.rider.name},
+            "rider": _rider_as_known(series),
             "organisation_id": series.organisation_id,
             "booked_by_id": series.booked_by_id,
             "pickup": {"lat": series.pickup.y, "lng": series.pickup.x},
@@ -330,9 +358,18 @@ class RecurringRideListView(APIView):
         body = RecurringRideIn(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        rider_id = data["rider_id"]
+        if data["guest_id"] is not None:
+            # A booker of the organisation only: anyone else learns nothing of its guests.
+            organisation = org_selectors.organisation_for_booker(
+                organisation_id=data["organisation_id"], user=request.user
+            )
+            rider_id = org_selectors.guest_get(
+                organisation_id=organisation.id, guest_id=data["guest_id"]
+            ).user_id
         series, report = recurring.recurring_ride_create(
             booked_by_id=request.user.pk,
-            rider_id=data["rider_id"],
+            rider_id=rider_id,
             organisation_id=data["organisation_id"],
             pickup=Place(**data["pickup"]),
             dropoff=Place(**data["dropoff"]),

@@ -64,6 +64,7 @@ from backend.fares.models import AccountKind, JournalEntry, LedgerAccount, Posti
 from backend.fares.money import minor_to_decimal, money
 from backend.fares.pay import local_day_bounds, local_zone
 from backend.organisations.models import Organisation, OrganisationMembership, OrganisationRole
+from backend.organisations.selectors import KnownRider, riders_as_known
 from backend.timestamps import wire_timestamp
 from dispatch.models import InvoiceLine, InvoicePayment, InvoiceStatus, OrganisationInvoice, Trip
 from dispatch.money.payer import organisation_account_code
@@ -226,6 +227,11 @@ def invoice_issue(
                 details={"total": money(total, organisation.currency)},
             )
         trips = Trip.objects.select_related("rider").in_bulk({entry.trip_id for entry in entries})
+        # Each rider by the name the organisation knows them by (a guest's as it was entered), never the
+        # account's own.
+        known = riders_as_known(
+            organisation_id=organisation.id, rider_ids={trip.rider_id for trip in trips.values()}
+        )
         issued_on = timezone.localtime(now, local_zone()).date()
         try:
             with transaction.atomic():
@@ -247,7 +253,7 @@ def invoice_issue(
                         kind=entry.kind,
                         amount_minor=amounts.get(entry.id, 0),
                         reference=trips[entry.trip_id].reference,
-                        rider_name=trips[entry.trip_id].rider.name[:120],
+                        rider_name=_name_as_known(known, trips[entry.trip_id])[:120],
                         occurred_at=entry.happened_at,
                     )
                     for entry in entries
@@ -512,6 +518,11 @@ def invoice_document(invoice: OrganisationInvoice) -> dict[str, Any]:
             for payment in payments
         ],
     }
+
+
+def _name_as_known(known: dict[uuid.UUID, KnownRider], trip: Trip) -> str:
+    rider = known.get(trip.rider_id)
+    return rider.name if rider is not None else trip.rider.name
 
 
 # A cell a spreadsheet would read as a formula starts with one of these (OWASP's CSV injection list).

@@ -138,14 +138,17 @@ def test_a_coordinator_books_a_series_for_a_guest_and_organisations_stay_apart(s
     other_coordinator = member_of(other_clinic)
     coordinator_client = auth_client_for(coordinator)
 
-    response = _create(coordinator_client, idem, organisation_id=str(clinic.id), rider_id=str(guest.id))
+    guest_row = guest.guest_of.get(organisation=clinic)
+    response = _create(coordinator_client, idem, organisation_id=str(clinic.id), guest_id=str(guest_row.id))
     assert response.status_code == 201, response.json()
     series = response.json()["recurring_ride"]
-    assert (series["organisation_id"], series["booked_by_id"], series["rider"]["id"]) == (
+    # The rider as the clinic knows them: its guest's id and the name it gave, never the account behind it.
+    assert (series["organisation_id"], series["booked_by_id"], series["rider"]) == (
         str(clinic.id),
         str(coordinator.id),
-        str(guest.id),
+        {"id": str(guest_row.id), "name": guest_row.name},
     )
+    assert RecurringRide.objects.get(id=series["id"]).rider_id == guest.id
     trips = Trip.objects.filter(series_id=series["id"])
     assert trips.exists() and {t.payer for t in trips} == {"organisation"}
 
@@ -167,6 +170,11 @@ def test_a_coordinator_books_a_series_for_a_guest_and_organisations_stay_apart(s
     assert refused.json()["error"]["code"] == "rider_not_in_organisation"
     refused = _create(
         auth_client_for(other_coordinator), idem, organisation_id=str(clinic.id), rider_id=str(guest.id)
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "organisation_not_found")
+    # Nor by the clinic's guest id: another clinic's coordinator learns nothing of its guests.
+    refused = _create(
+        auth_client_for(other_coordinator), idem, organisation_id=str(clinic.id), guest_id=str(guest_row.id)
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "organisation_not_found")
     # A rider of the clinic may not book on its account when only coordinators book.

@@ -56,7 +56,11 @@ from backend.fares.models import (
 )
 from backend.fares.money import money
 from backend.notifications.models import Notification
-from backend.organisations.models import OrganisationGuest, OrganisationMembership
+from backend.organisations.models import (
+    OrganisationGuest,
+    OrganisationInvitation,
+    OrganisationMembership,
+)
 from backend.timestamps import wire_timestamp
 from dispatch.models import (
     DriverBankAccount,
@@ -265,6 +269,12 @@ def _organisations(user: User) -> dict[str, Any]:
             for name, role, active, created in OrganisationMembership.objects.filter(user_id=user.id)
             .order_by("created_at")
             .values_list("organisation__name", "role", "is_active", "created_at")
+        ],
+        "invitations": [
+            {"organisation": name, "role": role, "created_at": _ts(created)}
+            for name, role, created in OrganisationInvitation.objects.filter(phone=user.phone)
+            .order_by("created_at")
+            .values_list("organisation__name", "role", "created_at")
         ],
         "guest_of": [
             {"organisation": org, "name": name, "phone": phone, "created_at": _ts(created)}
@@ -797,6 +807,8 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
         # The organisations that knew them by name and phone, or counted them in, no longer do.
         OrganisationGuest.objects.filter(user_id=user_id).delete()
         OrganisationMembership.objects.filter(user_id=user_id).delete()
+        # Invitations name the person by their phone only, which is about to go.
+        OrganisationInvitation.objects.filter(phone=user.phone).delete()
         _cancel_event_reasons_blank(trip_ids)
         fixes = location_history_erase(driver_id=user_id)
         # Kept for tax and bank reconciliation, never again a destination: a row is only ever deactivated.

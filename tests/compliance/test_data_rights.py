@@ -431,7 +431,12 @@ def test_a_guests_organisation_data_and_messages_are_exported_and_erased(service
     assert [n["event"] for n in exported["notifications"]] == ["ride_booked_for_you_now"]
     assert exported["trips_as_rider"][0]["id"] == str(trip.id)
 
+    from backend.organisations.models import OrganisationInvitation
+
+    OrganisationInvitation.objects.create(organisation=clinic, phone=guest.phone, role="coordinator")
+    assert account_export_document(user=guest)["organisations"]["invitations"][0]["role"] == "coordinator"
     account_erase(user_id=guest.id, erased_by=None)
+    assert not OrganisationInvitation.objects.filter(phone=guest.phone).exists()
     assert not Notification.objects.filter(user_id=guest.id).exists()
     assert not OrganisationGuest.objects.filter(user_id=guest.id).exists()
     trip.refresh_from_db()

@@ -7,12 +7,23 @@
 - a few approved drivers with vehicles (some wheelchair accessible) and a few riders, sharing the printed
   demo password, for trying the API by hand (the simulator registers its own users through the API);
 - the founding board: three of the drivers join as members and take founding seats, where the governance
-  app offers that.
+  app offers that;
+- rides booked ahead the demo can show: the board's shortest lead (`reservations.min_lead_s`, 3600 s by
+  default) is the server's real time while the simulation runs at speedup 20, so where the policy in force
+  asks for more than DEMO_MIN_LEAD_S (600 s, the least the board's bounds allow) a demo fare-policy
+  version is put in force that differs only there (the founding board's route, `policy_version_create`;
+  not once the board governs fares through proposals). Demo only: docs/simulation.md;
+- an organisation, the Harlem Dialysis Center (a clinic; any hour of any day, so the demo can book
+  whenever it runs; a reference on every booking), with an admin and a coordinator sharing the demo
+  password, and an API key for its scheduling system (`trips:read`, `trips:write`), which the simulator
+  books its guests' rides with. The key is shown once: it is kept in the credentials file, and made again
+  (the old one revoked) only when the file's no longer works. Its prefix is printed, never the key.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -24,7 +35,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from backend.accounts.models import DriverProfile, DriverStatus, User, Vehicle
-from backend.fares.selectors import policy_version_in_force
+from backend.fares.models import FarePolicyVersion, PolicySource
+from backend.fares.selectors import policy_document, policy_of, policy_version_in_force
+from backend.fares.services import policy_version_create
+from backend.organisations import services as organisations
+from backend.organisations.keys import api_key_matches, api_key_prefix
+from backend.organisations.models import (
+    ApiKeyScope,
+    Organisation,
+    OrganisationApiKey,
+    OrganisationKind,
+    OrganisationMembership,
+    OrganisationRole,
+)
 from dispatch.models import ServiceArea
 from dispatch.simulation.city import City
 from governance import selectors, services
@@ -46,6 +69,25 @@ DEMO_RIDERS = [
     ("+12125550204", "Jamal Wright"),
 ]
 FOUNDING_DIRECTORS = 3
+# The board's bounds (backend/fares/policy.py RESERVATION_RULE_BOUNDS) allow no shorter lead.
+DEMO_MIN_LEAD_S = 600
+ORGANISATION_NAME = "Harlem Dialysis Center"
+ORGANISATION_POLICY: dict[str, Any] = {
+    "kind": OrganisationKind.CLINIC.value,
+    # Round the clock every day (a slot from 00:00 to 00:00 runs to the next midnight), so that the demo
+    # books whenever it runs; a clinic would set its opening hours.
+    "allowed_hours": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "from": "00:00", "to": "00:00"}],
+    "reference_required": True,
+    "wav_allowed": True,
+    "billing_email": "billing@harlem-dialysis.example",
+    "payment_terms_days": 30,
+}
+ORGANISATION_PEOPLE = [
+    # phone, name, role
+    ("+12125550301", "Naomi Brooks", OrganisationRole.ADMIN),
+    ("+12125550302", "Luis Ferreira", OrganisationRole.COORDINATOR),
+]
+API_KEY_NAME = "Scheduling system (demo)"
 
 
 class Command(BaseCommand):
@@ -60,19 +102,25 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password = self.demo_password(Path(options["credentials_file"]))
+        credentials = Path(options["credentials_file"])
+        password = self.demo_password(credentials)
         with transaction.atomic():
             area = self.seed_service_area(options["area_name"])
-            policy_version = self.confirm_fare_policy()
+            self.confirm_fare_policy()
             staff = self.seed_staff(password)
             drivers = [
                 self.seed_driver(index, row, password, staff) for index, row in enumerate(DEMO_DRIVERS)
             ]
             riders = [self.seed_rider(phone, name, password) for phone, name in DEMO_RIDERS]
         board = self.seed_board(drivers[:FOUNDING_DIRECTORS], staff)
+        booking_ahead = self.seed_booking_ahead()
+        policy_version = self.confirm_fare_policy()
+        organisation = self.seed_organisation(staff, password, credentials)
         write = self.stdout.write
         write(f"service area: {area.name} ({len(area.area.coords[0][0]) - 1}-sided polygon)")
         write(f"fare policy in force: version {policy_version}")
+        write(f"rides booked ahead: {booking_ahead}")
+        write(f"organisation: {organisation}")
         write(
             f"demo drivers: {len(drivers)} ({sum(1 for row in DEMO_DRIVERS if row[4])} wheelchair accessible)"
         )
@@ -84,17 +132,11 @@ class Command(BaseCommand):
     # -- pieces -------------------------------------------------------------------------------------------
 
     def demo_password(self, path: Path) -> str:
-        if path.exists():
-            try:
-                stored = json.loads(path.read_text()).get("password")
-            except ValueError:
-                stored = None
-            if isinstance(stored, str) and len(stored) >= 12:
-                return stored
+        stored = read_credentials(path).get("password")
+        if isinstance(stored, str) and len(stored) >= 12:
+            return stored
         password = "demo-" + secrets.token_urlsafe(12)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"staff_phone": STAFF_PHONE, "password": password}) + "\n")
-        path.chmod(0o600)
+        write_credentials(path, {"staff_phone": STAFF_PHONE, "password": password})
         return password
 
     def seed_service_area(self, name: str) -> ServiceArea:
@@ -153,10 +195,11 @@ class Command(BaseCommand):
             )
         return user
 
-    def seed_rider(self, phone: str, name: str, password: str) -> User:
+    def seed_rider(self, phone: str, name: str, password: str, *, rider: bool = True) -> User:
+        """A person sharing the demo password: a rider, or (rider=False) someone with an account only."""
         user = User.objects.filter(phone=phone).first()
         if user is None:
-            return User.objects.create_user(phone, password=password, name=name, is_rider=True)
+            return User.objects.create_user(phone, password=password, name=name, is_rider=rider)
         if not user.check_password(password):
             user.set_password(password)
             user.save(update_fields=["password"])
@@ -172,3 +215,116 @@ class Command(BaseCommand):
                 services.board_seat_found(member_id=member.id, actor=staff)
             seated += 1
         return f"{seated} founding directors seated ({selectors.seats_in_force().count()} seats in force)"
+
+    def seed_booking_ahead(self) -> str:
+        """The board's shortest lead for rides booked ahead, made DEMO_MIN_LEAD_S by a demo version of the
+        policy in force where it is longer (see the module docstring)."""
+        version = policy_version_in_force()
+        lead = policy_of(version).reservations.min_lead_s
+        if lead <= DEMO_MIN_LEAD_S:
+            return f"at least {lead // 60} min ahead (fare policy version {version.version})"
+        if FarePolicyVersion.objects.filter(source=PolicySource.GOVERNANCE).exists():
+            return (
+                f"at least {lead // 60} min ahead: the board governs fares, so the demo keeps its policy"
+                " (the simulated reservations are dispatched that much later)"
+            )
+        document = policy_document(version)
+        document.pop("version")
+        document.pop("effective_at")
+        document["reservations"] = {**document.get("reservations", {}), "min_lead_s": DEMO_MIN_LEAD_S}
+        demo = policy_version_create(document=document, effective_at=None, source=PolicySource.FOUNDING)
+        return (
+            f"at least {DEMO_MIN_LEAD_S // 60} min ahead (demo fare policy version {demo.version}: version"
+            f" {version.version} with reservations.min_lead_s {DEMO_MIN_LEAD_S}, not {lead})"
+        )
+
+    def seed_organisation(self, staff: User, password: str, credentials: Path) -> str:
+        """The demo organisation, its people and its system's API key, through the organisations'
+        services (staff set it up, its admin makes the key)."""
+        organisation = Organisation.objects.filter(name=ORGANISATION_NAME).first()
+        if organisation is None:
+            organisation = organisations.organisation_create(
+                by=staff, name=ORGANISATION_NAME, changes=ORGANISATION_POLICY
+            )
+        else:
+            changed = {
+                field: value
+                for field, value in {**ORGANISATION_POLICY, "is_active": True}.items()
+                if getattr(organisation, field) != value
+            }
+            if changed:
+                organisation = organisations.organisation_update(
+                    organisation_id=organisation.id, by=staff, changes=changed
+                )
+        people = {}
+        for phone, name, role in ORGANISATION_PEOPLE:
+            person = self.seed_rider(phone, name, password, rider=False)
+            membership = OrganisationMembership.objects.filter(organisation=organisation, user=person).first()
+            if membership is None or not membership.is_active or membership.role != role:
+                organisations.member_add(organisation_id=organisation.id, by=staff, phone=phone, role=role)
+            people[role] = person
+        prefix = self.seed_api_key(organisation, people[OrganisationRole.ADMIN], credentials)
+        coordinator = ORGANISATION_PEOPLE[1][0]
+        return (
+            f"{organisation.name} (clinic, reference required), admin {ORGANISATION_PEOPLE[0][0]} and"
+            f" coordinator {coordinator} share the demo password; its system's API key rk_{prefix}_... is"
+            f" kept in {credentials}"
+        )
+
+    def seed_api_key(self, organisation: Organisation, admin: User, credentials: Path) -> str:
+        """The key in the credentials file when it still opens the organisation; else a new one (the demo's
+        older keys revoked). Answers the key's prefix."""
+        stored = read_credentials(credentials)
+        kept = stored.get("organisation") or {}
+        plaintext = str(kept.get("api_key") or "") if isinstance(kept, dict) else ""
+        prefix = api_key_prefix(plaintext)
+        key = (
+            OrganisationApiKey.objects.filter(
+                organisation=organisation, prefix=prefix, revoked_at__isnull=True
+            ).first()
+            if prefix
+            else None
+        )
+        if key is None or not api_key_matches(plaintext, key.key_hash):
+            for old in OrganisationApiKey.objects.filter(
+                organisation=organisation, name=API_KEY_NAME, revoked_at__isnull=True
+            ):
+                organisations.api_key_revoke(organisation_id=organisation.id, by=admin, key_id=old.id)
+            issued = organisations.api_key_create(
+                organisation_id=organisation.id,
+                by=admin,
+                name=API_KEY_NAME,
+                scopes=[ApiKeyScope.TRIPS_READ.value, ApiKeyScope.TRIPS_WRITE.value],
+            )
+            key, plaintext = issued.key, issued.plaintext
+        write_credentials(
+            credentials,
+            {
+                **stored,
+                "organisation": {
+                    "id": str(organisation.id),
+                    "name": organisation.name,
+                    "admin_phone": ORGANISATION_PEOPLE[0][0],
+                    "coordinator_phone": ORGANISATION_PEOPLE[1][0],
+                    "api_key": plaintext,
+                },
+            },
+        )
+        return key.prefix
+
+
+def read_credentials(path: Path) -> dict[str, Any]:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def write_credentials(path: Path, data: dict[str, Any]) -> None:
+    """Write the credentials file readable by its owner only, from the first byte (mode 600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+    path.chmod(0o600)  # a file made before, with another mode

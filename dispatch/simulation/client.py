@@ -219,7 +219,10 @@ class ApiClient:
         *,
         estimate_id: str | None,
         wheelchair_accessible: bool,
+        scheduled_for: str | None = None,
     ) -> dict[str, Any]:
+        """Request a ride now, or with `scheduled_for` (ISO 8601 with an offset) book one ahead: the trip
+        is then `scheduled` until the server dispatches it (docs/scheduling.md)."""
         body: dict[str, Any] = {
             "pickup": pickup,
             "dropoff": dropoff,
@@ -227,8 +230,14 @@ class ApiClient:
         }
         if estimate_id:
             body["estimate_id"] = estimate_id
+        if scheduled_for is not None:
+            body["scheduled_for"] = scheduled_for
         return await self.call(
-            "POST", "/trips", step="request", json_body=body, idempotency_key=str(uuid.uuid4())
+            "POST",
+            "/trips",
+            step="book_ahead" if scheduled_for is not None else "request",
+            json_body=body,
+            idempotency_key=str(uuid.uuid4()),
         )
 
     async def trip(self, trip_id: str) -> dict[str, Any]:
@@ -280,6 +289,43 @@ class ApiClient:
 
     async def driver_state(self) -> dict[str, Any]:
         return await self.call("GET", "/driver/state", step="driver_state")
+
+    async def driver_reservations(self) -> list[dict[str, Any]]:
+        """The reservations this driver may claim, and their own claims (the first page, soonest first)."""
+        body = await self.call(
+            "GET", "/driver/reservations", step="reservations_list", params={"page_size": 50}
+        )
+        return list(body.get("results", []))
+
+    async def reservation_claim(self, trip_id: str) -> dict[str, Any]:
+        return await self.call("POST", f"/driver/reservations/{trip_id}/claim", step="reservation_claim")
+
+    # -- an organisation's system, with its API key (docs/organisations.md) ------------------------------
+
+    @classmethod
+    def with_api_key(
+        cls, http: httpx.AsyncClient, metrics: MetricsRecorder, *, base_url: str, api_key: str
+    ) -> ApiClient:
+        """A session of an organisation's own system: every request carries `Authorization: Bearer rk_...`.
+        A key is not a token: there is nothing to refresh, and nobody is signed in."""
+        client = cls(http, metrics, base_url=base_url)
+        client.access = api_key
+        return client
+
+    async def organisation_book(self, organisation_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Book a ride on the organisation's account. No `Idempotency-Key`: keys may not send one yet."""
+        return await self.call(
+            "POST",
+            f"/organisations/{organisation_id}/trips",
+            step="organisation_book",
+            json_body=body,
+            expect=(201,),
+        )
+
+    async def organisation_trip(self, organisation_id: str, trip_id: str) -> dict[str, Any]:
+        return await self.call(
+            "GET", f"/organisations/{organisation_id}/trips/{trip_id}", step="organisation_trip_get"
+        )
 
 
 def real_stripe_refusal(api_base: str) -> str | None:

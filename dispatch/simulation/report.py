@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,71 @@ class PayRecord:
         return self.driver_pay_cents >= self.floor_cents
 
 
+BOOKERS = ("rider", "organisation")  # who booked a ride ahead: a rider's app, or an organisation's system
+
+
+def _instant(value: object) -> datetime | None:
+    """A wire timestamp (ISO 8601, `Z` or an offset) as an aware datetime; None when absent or garbled."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _amount(money_value: object) -> int:
+    return int(money_value.get("amount") or 0) if isinstance(money_value, dict) else 0
+
+
+@dataclass
+class BookedAhead:
+    """A ride booked ahead (docs/scheduling.md), by a simulated rider or the organisation's system, as its
+    trip objects showed it: how it left `scheduled` (released into dispatch, or set off to the driver who
+    claimed it), whether the car reached the pickup inside the window, and what it billed."""
+
+    trip_id: str
+    booker: str  # one of BOOKERS
+    status: str = "scheduled"
+    claimed: bool = False  # a driver claimed it at some point (the trip's reservation.claimed, or our claim)
+    left_scheduled_as: str | None = None  # "dispatched" (scheduled -> requested), "set_off" (-> assigned)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    arrived_at: datetime | None = None  # the trip's `arrived` event
+    billed_cents: int = 0  # completed: the total (fare + fees); cancelled: the cancellation fee
+
+    def observe(self, trip: dict[str, Any]) -> None:
+        """Take what a trip object (a push, a read, the answer to the booking) says about the ride."""
+        self.status = str(trip.get("status") or self.status)
+        reservation = trip.get("reservation") or {}
+        self.claimed = self.claimed or bool(reservation.get("claimed"))
+        self.window_start = _instant(reservation.get("window_start")) or self.window_start
+        self.window_end = _instant(reservation.get("window_end")) or self.window_end
+        statuses = [str(event.get("status")) for event in trip.get("events") or []]
+        if "scheduled" in statuses:
+            after = statuses[statuses.index("scheduled") + 1 :]
+            moves = {"requested": "dispatched", "assigned": "set_off"}  # a cancellation is neither
+            if after and after[0] in moves:
+                self.left_scheduled_as = moves[after[0]]
+        for event in trip.get("events") or []:
+            if event.get("status") == "arrived":
+                self.arrived_at = _instant(event.get("at")) or self.arrived_at
+                break
+        if self.status == "completed":
+            self.billed_cents = _amount(trip.get("total")) or _amount(trip.get("fare"))
+        elif self.status == "cancelled":
+            self.billed_cents = _amount(trip.get("cancellation_fee"))
+
+    @property
+    def arrival(self) -> str | None:
+        """`early`, `in_window` or `late`: where the car's arrival fell against the pickup window."""
+        if self.arrived_at is None or self.window_start is None or self.window_end is None:
+            return None
+        if self.arrived_at < self.window_start:
+            return "early"
+        return "late" if self.arrived_at > self.window_end else "in_window"
+
+
 @dataclass
 class SimulationSummary:
     """Counts and observations gathered by the simulated apps during a run."""
@@ -57,6 +123,58 @@ class SimulationSummary:
     cards_saved: int = 0  # riders who saved a card this run because the server asked for one
     payment_refusals: dict[str, int] = field(default_factory=dict)  # 402 code -> trip requests refused
     riders_refused_payment: set[int] = field(default_factory=set)  # riders refused for payment at least once
+    booked_ahead: dict[str, BookedAhead] = field(default_factory=dict)  # trip id -> a ride booked ahead
+    booking_refusals: dict[str, int] = field(default_factory=dict)  # "booker.code" -> bookings refused
+    claims_won: set[str] = field(default_factory=set)  # trip ids simulated drivers claimed
+    claim_refusals: dict[str, int] = field(default_factory=dict)  # code -> claims refused
+    organisation_name: str = ""
+
+    def observe_booked_ahead(self, trip: dict[str, Any], *, booker: str | None = None) -> None:
+        """Record a ride booked ahead (with `booker`, when it is booked) or what became of it (without)."""
+        trip_id = str(trip["id"])
+        record = self.booked_ahead.get(trip_id)
+        if record is None:
+            if booker is None:
+                return
+            if booker not in BOOKERS:
+                raise ValueError(f"{booker!r} is not one of {BOOKERS}")
+            record = self.booked_ahead[trip_id] = BookedAhead(trip_id, booker)
+        record.observe(trip)
+
+    def count_booking_refusal(self, *, booker: str, code: str) -> None:
+        key = f"{booker}.{code}"
+        self.booking_refusals[key] = self.booking_refusals.get(key, 0) + 1
+
+    def count_claim_refusal(self, code: str) -> None:
+        self.claim_refusals[code] = self.claim_refusals.get(code, 0) + 1
+
+    def booked_ahead_figures(self, booker: str) -> dict[str, Any]:
+        """What became of the rides `booker` booked ahead: booked, claimed, dispatched (released into
+        dispatch), set off to their claiming driver, completed, still scheduled, the arrivals against the
+        window, and (for the organisation) what was billed."""
+        records = [r for r in self.booked_ahead.values() if r.booker == booker]
+        arrivals = [r.arrival for r in records if r.arrival is not None]
+        return {
+            "booked": len(records),
+            "claimed": sum(1 for r in records if r.claimed or r.trip_id in self.claims_won),
+            "dispatched": sum(1 for r in records if r.left_scheduled_as == "dispatched"),
+            "set_off_to_claimer": sum(1 for r in records if r.left_scheduled_as == "set_off"),
+            "completed": sum(1 for r in records if r.status == "completed"),
+            "unfulfilled": sum(1 for r in records if r.status == "unfulfilled"),
+            "cancelled": sum(1 for r in records if r.status == "cancelled"),
+            "still_scheduled": sum(1 for r in records if r.status == "scheduled"),
+            "arrived": len(arrivals),
+            "arrived_in_window": arrivals.count("in_window"),
+            "arrived_early": arrivals.count("early"),
+            "arrived_late": arrivals.count("late"),
+            "in_window_share": arrivals.count("in_window") / len(arrivals) if arrivals else math.nan,
+            "billed_cents": sum(r.billed_cents for r in records),
+            "refused": {
+                code.split(".", 1)[1]: count
+                for code, count in sorted(self.booking_refusals.items())
+                if code.startswith(f"{booker}.")
+            },
+        }
 
     def count_payment_refusal(self, *, rider: int, code: str) -> None:
         """Count a trip request the server refused for payment (402: `payment_method_required`,
@@ -125,6 +243,15 @@ class SimulationSummary:
                     "cards_saved": self.cards_saved,
                     "requests_refused": dict(sorted(self.payment_refusals.items())),
                     "riders_refused": len(self.riders_refused_payment),
+                },
+                "booked_ahead": {
+                    "riders": self.booked_ahead_figures("rider"),
+                    "organisation": {
+                        "name": self.organisation_name,
+                        **self.booked_ahead_figures("organisation"),
+                    },
+                    "claims_won": len(self.claims_won),
+                    "claims_refused": dict(sorted(self.claim_refusals.items())),
                 },
             }
         )
@@ -201,9 +328,53 @@ def summary_table(summary: SimulationSummary) -> Table:
         ("cards saved by riders", str(summary.cards_saved)),
         ("requests refused for payment", _refusals(summary)),
     ]
+    riders_ahead = summary.booked_ahead_figures("rider")
+    organisation = summary.booked_ahead_figures("organisation")
+    if riders_ahead["booked"] or riders_ahead["refused"]:
+        rows += _booked_ahead_rows(("booked ahead by riders", str(riders_ahead["booked"])), riders_ahead)
+    if organisation["booked"] or organisation["refused"]:
+        name = f" ({summary.organisation_name})" if summary.organisation_name else ""
+        rows += _booked_ahead_rows(
+            ("booked ahead by the organisation", f"{organisation['booked']}{name}"), organisation
+        )
+        rows.append(("  billed to the organisation", _dollars(organisation["billed_cents"])))
+    if summary.claims_won or summary.claim_refusals:
+        refused = ", ".join(f"{code} {n}" for code, n in sorted(summary.claim_refusals.items()))
+        rows.append(
+            (
+                "reservations claimed by drivers",
+                f"{len(summary.claims_won)}" + (f" (refused: {refused})" if refused else ""),
+            )
+        )
     for measure, value in rows:
         table.add_row(measure, value)
     return table
+
+
+def _booked_ahead_rows(heading: tuple[str, str], figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """One booker's rides booked ahead: a heading row, then what became of them (indented)."""
+    rows = [
+        heading,
+        (
+            "  claimed / dispatched / set off",
+            f"{figures['claimed']} / {figures['dispatched']} / {figures['set_off_to_claimer']}",
+        ),
+        ("  completed / still to come", f"{figures['completed']} / {figures['still_scheduled']}"),
+        ("  pickups inside the window", _in_window(figures)),
+    ]
+    if figures["refused"]:
+        codes = ", ".join(f"{code} {count}" for code, count in figures["refused"].items())
+        rows.append(("  bookings refused", f"{sum(figures['refused'].values())} ({codes})"))
+    return rows
+
+
+def _in_window(figures: dict[str, Any]) -> str:
+    if not figures["arrived"]:
+        return "-"
+    return (
+        f"{figures['arrived_in_window']} of {figures['arrived']} ({figures['in_window_share']:.0%}; "
+        f"{figures['arrived_early']} early, {figures['arrived_late']} late)"
+    )
 
 
 def _pair(stats: dict[str, Any]) -> str:

@@ -4,6 +4,11 @@ progress, drains the trips in flight, reconciles every trip with the server and 
 Two shapes of traffic: the *demo* follows the day's demand curve (`demand.py`, swept quickly by a
 `SimClock`), and the *load* mode (a profile from `infra/load/profiles/`) sends requests at a constant
 Poisson rate and locations at a fixed total rate, then writes results and plots.
+
+The demo may also book ahead (docs/scheduling.md): a share of the riders book each ride for a pickup time
+just beyond the board's shortest lead, an organisation's system (`CoordinatorAgent`, with the API key
+`seed_demo` made) books rides for its guests, and drivers claim some of those reservations. The server's
+clock is real whatever the speedup, so those rides are dispatched minutes (real ones) after booking.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dispatch.roads.engine import TileSet
 from dispatch.simulation.agents import (
     ENGAGED_STATES,
     FINAL_STATUSES,
+    CoordinatorAgent,
     DriverAgent,
     DriverState,
     RiderAgent,
@@ -47,6 +53,11 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE_DIR = REPO_ROOT / "infra" / "load" / "profiles"
 SIGN_IN_CONCURRENCY = 8
+# The demo's rides booked ahead (docs/simulation.md), where `manage.py simulate` is not told otherwise; the
+# load mode books none unless asked.
+DEMO_SCHEDULED_SHARE = 0.2
+DEMO_ORGANISATION_BOOKINGS_PER_MINUTE = 1.0
+DEMO_CLAIM_PROBABILITY = 0.1
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,17 @@ class SimulationConfig:
     # Where the riders' apps confirm the cards they save (Stripe's SDK's API base): the server's
     # STRIPE_API_BASE, a localstripe; the real Stripe is refused (client.real_stripe_refusal).
     stripe_api_base: str = "https://api.stripe.com"
+    # Rides booked ahead (docs/scheduling.md); none unless asked for (`manage.py simulate` asks, for the
+    # demo). The share of riders who book every ride ahead; an organisation's system booking for its
+    # guests with its API key (ids and key from seed_demo's credentials file); drivers claiming.
+    scheduled_share: float = 0.0
+    organisation_id: str | None = None
+    organisation_name: str = ""
+    organisation_api_key: str | None = None
+    organisation_bookings_per_minute: float = 0.0
+    organisation_poll_s: float = 15.0  # how often its system reads a booking that has not ended
+    claim_probability: float = 0.0
+    claim_look_s: float = 60.0
 
     @classmethod
     def from_profile(cls, profile: LoadProfile, **overrides: Any) -> SimulationConfig:
@@ -168,6 +190,8 @@ class Simulation:
         self.summary = SimulationSummary(drivers=config.drivers, riders=config.riders)
         self.drivers: list[DriverAgent] = []
         self.riders: list[RiderAgent] = []
+        self.coordinator: CoordinatorAgent | None = None
+        self._coordinator_tasks: list[asyncio.Task[None]] = []
         self.rides: set[asyncio.Task[None]] = set()
         self.phase = "starting"
         self._demand_started = 0.0
@@ -195,7 +219,10 @@ class Simulation:
                 tokens=self._load_tokens(),
                 sign_in_gate=asyncio.Semaphore(SIGN_IN_CONCURRENCY),
                 stripe_api_base=config.stripe_api_base,
+                claim_probability=config.claim_probability,
+                claim_look_s=config.claim_look_s,
             )
+            self.summary.organisation_name = config.organisation_name
             self.context = context
             self.console.print(self.router_note)
             progress = asyncio.create_task(self._show_progress())
@@ -213,6 +240,9 @@ class Simulation:
                 for task in list(self.rides):
                     task.cancel()
                 await asyncio.gather(*self.rides, return_exceptions=True)
+                for task in self._coordinator_tasks:
+                    task.cancel()
+                await asyncio.gather(*self._coordinator_tasks, return_exceptions=True)
                 _, late = await asyncio.wait(driver_tasks, timeout=20)
                 for task in late:
                     task.cancel()
@@ -292,6 +322,7 @@ class Simulation:
 
     async def _start_riders(self) -> None:
         config = self.config
+        planners = round(config.scheduled_share * config.riders)  # the first riders book every ride ahead
         for index in range(config.riders):
             self.riders.append(
                 RiderAgent(
@@ -299,6 +330,7 @@ class Simulation:
                     index=index,
                     credentials=Credentials(f"{config.rider_phone_prefix}{index:04d}"),
                     rng=random.Random(self.rng.random()),
+                    books_ahead=index < planners,
                 )
             )
 
@@ -306,12 +338,39 @@ class Simulation:
         self.riders = [rider for rider, ok in zip(self.riders, started, strict=True) if ok]
 
     async def _fetch_fare_policy(self, context: SimContext) -> None:
-        if not self.riders or self.riders[0].api is None:
+        signed_in = [agent.api for agent in [*self.riders, *self.drivers] if agent.api is not None]
+        if not signed_in:
             return
         try:
-            context.fare_policy = await self.riders[0].api.fare_policy()
+            context.fare_policy = await signed_in[0].fare_policy()
         except ApiError as error:
             self.metrics.incr(f"fare_policy.unavailable.{error.status}")
+            return
+        if config_books_ahead(self.config):
+            lead_min = context.reservation_rules()["min_lead_s"] // 60
+            self.console.print(f"booking ahead: {lead_min}+ real minutes ahead (reservations.min_lead_s)")
+
+    def _start_coordinator(self, context: SimContext, deadline: float) -> None:
+        """The organisation's system, when the run has its id and API key and a booking rate."""
+        config = self.config
+        if not (config.organisation_id and config.organisation_api_key):
+            return
+        if config.organisation_bookings_per_minute <= 0:
+            return
+        model, _, _ = self._demand_model()
+        self.coordinator = CoordinatorAgent(
+            context,
+            organisation_id=config.organisation_id,
+            api_key=config.organisation_api_key,
+            bookings_per_minute=config.organisation_bookings_per_minute,
+            demand=model,
+            rng=random.Random(self.rng.random()),
+            poll_s=config.organisation_poll_s,
+        )
+        self._coordinator_tasks = [
+            asyncio.create_task(self.coordinator.book_until(self.interrupted, deadline)),
+            asyncio.create_task(self.coordinator.follow()),
+        ]
 
     def _demand_model(self) -> tuple[DemandModel, SimClock, float]:
         config = self.config
@@ -332,6 +391,7 @@ class Simulation:
         model, clock, _ = self._demand_model()
         self._demand_started = time.monotonic()
         deadline = self._demand_started + config.duration_s
+        self._start_coordinator(context, context.metrics.now() + config.duration_s)
         sim_now = clock.now()
         for _ in range(min(config.opening_requests, len(self.riders))):
             self._dispatch_demand(model.choose_trip(sim_now, self.rng))
@@ -364,25 +424,35 @@ class Simulation:
     async def _drain(self) -> None:
         """No new requests: give the trips in flight `drain_s` to finish."""
         deadline = time.monotonic() + self.config.drain_s
-        while self.rides and time.monotonic() < deadline and not self.interrupted.is_set():
+        while time.monotonic() < deadline and not self.interrupted.is_set():
+            if not self.rides and not (self.coordinator and self.coordinator.open_bookings):
+                return
             await asyncio.sleep(0.25)
 
     async def _reconcile(self) -> int:
         """Ask the server how every trip ended: pushes may have been missed, and trips left open at the
         end are counted as such. Returns how many are still open."""
-        owners = {trip_id: rider for rider in self.riders for trip_id in rider.trip_ids}
+        owners: dict[str, RiderAgent | CoordinatorAgent] = {
+            trip_id: rider for rider in self.riders for trip_id in rider.trip_ids
+        }
+        if self.coordinator is not None:
+            owners.update(dict.fromkeys(self.coordinator.trip_ids, self.coordinator))
         open_at_end = 0
         for trip_id, trip in list(self.context.outcomes.items()):
             if trip.get("_counted"):
                 continue
-            rider = owners.get(trip_id)
-            if rider is not None and rider.api is not None:
-                with contextlib.suppress(ApiError, httpx.HTTPError):
-                    trip = await rider.api.trip(trip_id)
-            if trip.get("status") in FINAL_STATUSES:
-                rider = rider or self.riders[0]
-                rider.count_outcome(trip)
+            owner = owners.get(trip_id)
+            if owner is not None:
+                with contextlib.suppress(ApiError, httpx.HTTPError, AssertionError):
+                    trip = await owner.read_trip(trip_id)
+            if isinstance(owner, CoordinatorAgent):
+                owner.take(trip)
+            elif trip.get("status") in FINAL_STATUSES:
+                self.context.count_outcome(trip)
             else:
+                self.context.observe(trip)
+            # A ride still booked ahead is not open: it is yet to come (the summary's own lines).
+            if trip.get("status") not in FINAL_STATUSES and trip.get("status") != "scheduled":
                 open_at_end += 1
         return open_at_end
 
@@ -406,8 +476,24 @@ class Simulation:
             f"{offered} offered, {engaged} on a job | trips {self.summary.trips_requested} requested: "
             f"{waiting} waiting, {moving} under way, {self.summary.trips_completed} completed, "
             f"{self.summary.trips_unfulfilled} unfulfilled, {self.summary.trips_cancelled} cancelled"
-            f" | errors {errors}"
+            f"{self._booked_ahead_progress()} | errors {errors}"
         )
+
+    def _booked_ahead_progress(self) -> str:
+        """`| ahead: riders 3 booked (1 to come, 1 under way, 1 completed), org ..., 2 claimed`, when any."""
+        parts = []
+        for booker, label in (("rider", "riders"), ("organisation", "org")):
+            figures = self.summary.booked_ahead_figures(booker)
+            if figures["booked"]:
+                ended = figures["completed"] + figures["unfulfilled"] + figures["cancelled"]
+                parts.append(
+                    f"{label} {figures['booked']} booked ({figures['still_scheduled']} to come, "
+                    f"{figures['booked'] - figures['still_scheduled'] - ended} under way, "
+                    f"{figures['completed']} completed)"
+                )
+        if not parts:
+            return ""
+        return f" | ahead: {', '.join(parts)}, {len(self.summary.claims_won)} claimed"
 
     async def _show_progress(self) -> None:
         if not self.config.progress:
@@ -446,6 +532,49 @@ class Simulation:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
         path.chmod(0o600)
+
+
+def config_books_ahead(config: SimulationConfig) -> bool:
+    """Whether the run books any ride ahead."""
+    return config.scheduled_share > 0 or bool(
+        config.organisation_id and config.organisation_api_key and config.organisation_bookings_per_minute > 0
+    )
+
+
+def configure_booking_ahead(
+    config: SimulationConfig,
+    *,
+    scheduled_share: float | None,
+    organisation_bookings_per_minute: float | None,
+    claim_probability: float | None,
+    credentials: Path,
+    load: bool,
+) -> str | None:
+    """Who books ahead in this run: what was asked, else the demo's shares (none in the load mode); the
+    organisation's id and API key from seed_demo's credentials file (mode 600), where it has one. Answers
+    a note for the log when organisation bookings were wanted but there is no organisation to book for."""
+
+    def chosen(value: float | None, demo: float) -> float:
+        return value if value is not None else (0.0 if load else demo)
+
+    config.scheduled_share = chosen(scheduled_share, DEMO_SCHEDULED_SHARE)
+    config.claim_probability = chosen(claim_probability, DEMO_CLAIM_PROBABILITY)
+    rate = chosen(organisation_bookings_per_minute, DEMO_ORGANISATION_BOOKINGS_PER_MINUTE)
+    if rate <= 0:
+        return None
+    try:
+        organisation = json.loads(credentials.read_text()).get("organisation") or {}
+    except (OSError, ValueError, AttributeError):
+        organisation = {}
+    if not (isinstance(organisation, dict) and organisation.get("id") and organisation.get("api_key")):
+        return (
+            f"no organisation in {credentials} (run manage.py seed_demo): the run books no organisation rides"
+        )
+    config.organisation_id = str(organisation["id"])
+    config.organisation_name = str(organisation.get("name") or "")
+    config.organisation_api_key = str(organisation["api_key"])
+    config.organisation_bookings_per_minute = rate
+    return None
 
 
 def default_out_dir() -> Path:

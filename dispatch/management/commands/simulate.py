@@ -11,9 +11,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dispatch.simulation.road_routing import SIMULATION_ROUTERS, SimulationRouterError
 from dispatch.simulation.runner import (
+    DEMO_CLAIM_PROBABILITY,
+    DEMO_ORGANISATION_BOOKINGS_PER_MINUTE,
+    DEMO_SCHEDULED_SHARE,
     REPO_ROOT,
     LoadProfile,
     SimulationConfig,
+    configure_booking_ahead,
     default_out_dir,
     run_simulation,
 )
@@ -60,6 +64,31 @@ class Command(BaseCommand):
             " those tiles were built from this city (make run builds them), else Dijkstra",
         )
         parser.add_argument(
+            "--scheduled-share",
+            type=float,
+            default=None,
+            help=f"share of riders who book every ride ahead ({DEMO_SCHEDULED_SHARE}; 0 with --load)",
+        )
+        parser.add_argument(
+            "--organisation-bookings-per-minute",
+            type=float,
+            default=None,
+            help="rides the demo organisation's system books for its guests with its API key, a minute"
+            f" ({DEMO_ORGANISATION_BOOKINGS_PER_MINUTE}; 0 with --load)",
+        )
+        parser.add_argument(
+            "--claim-probability",
+            type=float,
+            default=None,
+            help="chance a free driver looking at the reservations near them claims one"
+            f" ({DEMO_CLAIM_PROBABILITY}; 0 with --load)",
+        )
+        parser.add_argument(
+            "--organisation-credentials",
+            default=str(REPO_ROOT / "var" / "demo-credentials.json"),
+            help="seed_demo's credentials file, whose `organisation` holds the organisation's id and API key",
+        )
+        parser.add_argument(
             "--stripe-api-base",
             default=None,
             help="where the simulated riders confirm the cards they save, as Stripe's SDK would"
@@ -100,10 +129,24 @@ class Command(BaseCommand):
         config.roads_dir = Path(settings.ROCHDALE_ROADS_DIR)
         config.roads_city = str(settings.ROCHDALE_ROADS_CITY)
         config.stripe_api_base = options["stripe_api_base"] or settings.STRIPE_API_BASE
+        note = configure_booking_ahead(
+            config,
+            scheduled_share=options["scheduled_share"],
+            organisation_bookings_per_minute=options["organisation_bookings_per_minute"],
+            claim_probability=options["claim_probability"],
+            credentials=Path(options["organisation_credentials"]),
+            load=bool(options["load"]),
+        )
+        if note:
+            self.stderr.write(note)
         if not 0 <= config.accept_rate <= 1:
             raise CommandError("--accept-rate is a share between 0 and 1")
         if config.drivers < 0 or config.riders < 0 or config.speedup <= 0:
             raise CommandError("--drivers and --riders must be positive, --speedup above 0")
+        if not (0 <= config.scheduled_share <= 1 and 0 <= config.claim_probability <= 1):
+            raise CommandError("--scheduled-share and --claim-probability are shares between 0 and 1")
+        if (options["organisation_bookings_per_minute"] or 0) < 0:
+            raise CommandError("--organisation-bookings-per-minute must not be negative")
         try:
             run_simulation(config)
         except SimulationRouterError as error:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -15,10 +17,13 @@ from dispatch.simulation.city import City
 from dispatch.simulation.client import ApiClient, ApiError, Credentials
 from dispatch.simulation.demand import DriverBehaviour, RiderBehaviour
 from dispatch.simulation.metrics import MetricsRecorder
-from dispatch.simulation.report import SimulationSummary
+from dispatch.simulation.report import PayRecord, SimulationSummary
 from dispatch.simulation.routing import Router
 
 FINAL_STATUSES = frozenset({"completed", "unfulfilled", "cancelled"})
+# The board's reservation rules the simulated apps need, where the fare policy does not name them
+# (backend/fares/policy.py ReservationRules' defaults).
+DEFAULT_RESERVATION_RULES = {"min_lead_s": 3600, "default_window_s": 900, "dispatch_margin_s": 300}
 METRES_PER_UNIT = {"mile": Decimal("1609.344"), "km": Decimal("1000")}
 CENT = Decimal("0.01")
 
@@ -98,6 +103,75 @@ class SimContext:
     pickups: dict[str, PickupTiming] = field(default_factory=dict)  # trip id -> quoted and lived pickup
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # phone -> {"access", "refresh"}
     sign_in_gate: asyncio.Semaphore | None = None  # signing in costs the server a password hash
+    # Rides booked ahead (docs/scheduling.md): booked this many real seconds beyond the board's
+    # min_lead_s (the server's clock is real whatever the speedup), and claimed by drivers who look at
+    # the list about every claim_look_s (real) and take a reservation within claim_radius_m of them with
+    # claim_probability each look.
+    book_ahead_extra_s: tuple[float, float] = (30.0, 120.0)
+    claim_probability: float = 0.0
+    claim_look_s: float = 60.0
+    claim_radius_m: float = 2_500.0
+    # A driver holding a claim turns offers down from this long (real) before the ride's arrival target.
+    claim_keep_free_s: float = 240.0
+
+    def reservation_rules(self) -> dict[str, int]:
+        """The board's reservation rules in force, as `GET /fare-policy` gave them."""
+        section = (self.fare_policy or {}).get("reservations") or {}
+        return {**DEFAULT_RESERVATION_RULES, **section}
+
+    def booking_time(self, rng: random.Random) -> datetime:
+        """A pickup time to book ahead for: just beyond the board's shortest lead, in real time."""
+        lead = self.reservation_rules()["min_lead_s"] + round(rng.uniform(*self.book_ahead_extra_s))
+        return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead)
+
+    def arrival_target(self, reservation: dict[str, Any]) -> datetime | None:
+        """When dispatch aims for the driver to reach a reservation's pickup (docs/scheduling.md): the
+        board's margin before the pickup time, never before the window opens."""
+        try:
+            scheduled_for = datetime.fromisoformat(str(reservation["scheduled_for"]))
+            window_start = datetime.fromisoformat(str(reservation["window_start"]))
+        except (KeyError, ValueError):
+            return None
+        margin = timedelta(seconds=self.reservation_rules()["dispatch_margin_s"])
+        return max(window_start, scheduled_for - margin)
+
+    def observe(self, trip: dict[str, Any]) -> None:
+        """The latest trip object of a trip we follow (for the progress line and the reconciliation), and
+        of a ride booked ahead, what became of it."""
+        trip_id = str(trip["id"])
+        if self.outcomes.get(trip_id, {}).get("_counted"):
+            return
+        self.outcomes[trip_id] = trip
+        self.summary.observe_booked_ahead(trip)
+
+    def record_pay(self, trip: dict[str, Any], *, tip_cents: int, wheelchair_accessible: bool) -> None:
+        """A completed trip's pay against the board's floor for it (recomputed from the fare policy)."""
+        pay, fare = trip.get("driver_pay") or {}, trip.get("fare") or {}
+        if "amount" not in pay or self.fare_policy is None:
+            return
+        floor = pay_floor_cents(
+            self.fare_policy,
+            distance_m=int(trip.get("distance_m") or 0),
+            duration_s=int(trip.get("duration_s") or 0),
+            wheelchair_accessible=wheelchair_accessible,
+        )
+        self.summary.pay.append(
+            PayRecord(
+                driver_pay_cents=int(pay["amount"]),
+                floor_cents=floor,
+                fare_cents=int(fare.get("amount") or 0),
+                tip_cents=tip_cents,
+            )
+        )
+
+    def count_outcome(self, trip: dict[str, Any]) -> None:
+        """Count a trip's final status once (the apps may see it end more than once)."""
+        trip_id = str(trip["id"])
+        if self.outcomes.get(trip_id, {}).get("_counted"):
+            return
+        self.summary.count_outcome(str(trip["status"]), trip.get("cancelled_by"))
+        self.summary.observe_booked_ahead(trip)
+        self.outcomes[trip_id] = {**trip, "_counted": True}
 
     def api(self) -> ApiClient:
         return ApiClient(self.http, self.metrics, base_url=self.base_url)

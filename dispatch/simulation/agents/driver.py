@@ -1,4 +1,10 @@
-"""A simulated driver app: online, moving along streets, answering offers, driving trips."""
+"""A simulated driver app: online, moving along streets, answering offers, driving trips.
+
+Now and then a free driver looks at the rides booked ahead they may claim (`GET /driver/reservations`)
+and claims one near them (`POST .../claim`; of drivers claiming one ride, one wins). The server sets the
+ride off to them when it is time (`scheduled -> assigned`, a `trip.updated` push): they drive it like any
+trip. From a few minutes before the ride's arrival target they turn offers down, to be free for it.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +68,8 @@ class DriverAgent:
         self.online_s = 0.0
         self.engaged_s = 0.0
         self.last_fix: Fix | None = None
+        self.claim: dict[str, Any] | None = None  # the reservation this driver claimed, as the list shows it
+        self.next_look_at = context.metrics.now() + rng.uniform(0.2, 1.0) * context.claim_look_s
 
     @property
     def trip_id(self) -> str | None:
@@ -188,6 +196,7 @@ class DriverAgent:
                 if self.trip_id and self.state in {DriverState.TO_PICKUP, DriverState.ON_TRIP}:
                     context.location_sent[self.trip_id] = now
             await self.advance_trip()
+            await self.look_at_reservations()
             if self.state == DriverState.FREE and self.vehicle.arrived:
                 self.cruise()
             interval = context.location_interval_s * self.rng.uniform(0.9, 1.1)
@@ -244,6 +253,81 @@ class DriverAgent:
         else:
             self.adopt_trip(trip)
 
+    # -- rides booked ahead ------------------------------------------------------------------------------
+
+    async def look_at_reservations(self) -> None:
+        """Every so often: with a claim, check it still stands (and take the ride if it was set off to us
+        while a push went missing); free and without one, maybe claim a reservation near us."""
+        context = self.context
+        now = context.metrics.now()
+        if context.claim_probability <= 0 or self.api is None or now < self.next_look_at:
+            return
+        # A claim is checked often (its set-off may come any time); the list is looked at now and then.
+        every = context.claim_look_s / 4 if self.claim is not None else context.claim_look_s
+        self.next_look_at = now + every * self.rng.uniform(0.75, 1.25)
+        if self.claim is None and self.state != DriverState.FREE:
+            return
+        try:
+            listed = await self.api.driver_reservations()
+        except (ApiError, httpx.HTTPError) as error:
+            context.metrics.incr(f"driver.reservations_unavailable.{getattr(error, 'code', 'transport')}")
+            return
+        if self.claim is not None:
+            if not any(r.get("id") == self.claim["id"] and r.get("claimed_by_you") for r in listed):
+                await self.claim_gone()
+            return
+        near = [
+            r
+            for r in listed
+            if not r.get("claimed_by_you")
+            and r.get("pickup_distance_m") is not None
+            and r["pickup_distance_m"] <= context.claim_radius_m
+        ]
+        if not near or self.rng.random() >= context.claim_probability:
+            return
+        choice = min(near, key=lambda r: r["pickup_distance_m"])
+        try:
+            self.claim = await self.api.reservation_claim(str(choice["id"]))
+        except ApiError as error:
+            # Another driver won it (409 reservation_already_claimed), it went into dispatch (404), ...
+            context.summary.count_claim_refusal(error.code)
+            return
+        context.summary.claims_won.add(str(choice["id"]))
+        context.metrics.incr("driver.reservations_claimed")
+        logger.info("driver %s claimed reservation %s", self.index, choice["id"])
+
+    async def claim_gone(self) -> None:
+        """Our claim is off the list: set off to us (take the trip, if the push did not bring it), or
+        dropped, given to another driver, cancelled."""
+        assert self.claim is not None and self.api is not None
+        trip_id = str(self.claim["id"])
+        if self.trip_id != trip_id and self.trip is None:
+            with contextlib.suppress(ApiError, httpx.HTTPError):
+                state = await self.api.driver_state()
+                trip = state.get("trip")
+                if trip and str(trip.get("id")) == trip_id and trip.get("status") not in FINAL_STATUSES:
+                    self.take_claimed(trip)
+                    return
+            self.context.metrics.incr("driver.claims_lost")
+        self.claim = None
+
+    def take_claimed(self, trip: dict[str, Any]) -> None:
+        """The server set the ride we claimed off to us: head for the pickup."""
+        self.claim = None
+        self.offer_id = None  # an offer we were hesitating over is not answered now
+        self.context.metrics.incr("driver.claimed_rides_set_off")
+        logger.info("driver %s: claimed ride %s set off to us", self.index, trip.get("id"))
+        self.adopt_trip(trip)
+
+    def keeping_free_for_claim(self) -> bool:
+        """Whether the ride we claimed is due soon enough that we turn other work down."""
+        if self.claim is None:
+            return False
+        target = self.context.arrival_target(self.claim)
+        if target is None:
+            return False
+        return (target - datetime.now(UTC)).total_seconds() <= self.context.claim_keep_free_s
+
     def finish_trip(self) -> None:
         if self.trip_id:
             self.context.location_sent.pop(self.trip_id, None)
@@ -265,6 +349,9 @@ class DriverAgent:
         elif kind == "trip.updated":
             trip = frame.get("trip") or {}
             if str(trip.get("id")) != self.trip_id:
+                claimed = self.claim is not None and str(trip.get("id")) == str(self.claim["id"])
+                if claimed and self.trip is None and trip.get("status") == "assigned":
+                    self.take_claimed(trip)
                 return
             if trip.get("status") in FINAL_STATUSES:
                 if trip.get("status") == "cancelled":
@@ -294,6 +381,9 @@ class DriverAgent:
         choice, delay = context.driver_behaviour.answer(self.rng)
         if choice != "ignore":
             choice = "accept" if self.rng.random() < self.accept_rate else "decline"
+        if choice == "accept" and self.keeping_free_for_claim():
+            choice = "decline"
+            context.metrics.incr("offers.declined_for_claimed_ride")
         offer_id = str(frame.get("offer_id"))
         if choice == "ignore":
             context.metrics.incr("offers.ignored")

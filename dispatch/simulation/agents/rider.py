@@ -5,12 +5,18 @@ Where the co-op takes cards, a rider's first request answers 402 `payment_method
 a card as an app does (a SetupIntent from our server, confirmed at Stripe, kept by our server) and asks
 again. Requests refused for payment (402: no card, `payment_declined`, `payment_overdue`) end that ride
 and are counted in the summary.
+
+A rider who `books_ahead` books each ride for a pickup time a little beyond the board's shortest lead
+(`scheduled_for`, docs/scheduling.md) instead of requesting it now, then follows it like any ride: the
+reservation is `scheduled` until the server releases it into dispatch (or sets it off to the driver who
+claimed it), and from there the pushes are a ride's. They do not cancel: they planned it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from typing import Any
@@ -21,7 +27,6 @@ from dispatch.simulation.agents.context import (
     FINAL_STATUSES,
     PickupTiming,
     SimContext,
-    pay_floor_cents,
     place,
     sign_in,
 )
@@ -35,7 +40,6 @@ from dispatch.simulation.client import (
     stripe_setup_confirm,
 )
 from dispatch.simulation.demand import TripDemand
-from dispatch.simulation.report import PayRecord
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +48,19 @@ class RiderAgent:
     """A rider with the app: asks estimates, requests rides, watches them, cancels, rates and tips."""
 
     def __init__(
-        self, context: SimContext, *, index: int, credentials: Credentials, rng: random.Random
+        self,
+        context: SimContext,
+        *,
+        index: int,
+        credentials: Credentials,
+        rng: random.Random,
+        books_ahead: bool = False,
     ) -> None:
         self.context = context
         self.index = index
         self.credentials = credentials
         self.rng = rng
+        self.books_ahead = books_ahead
         self.api: ApiClient | None = None
         self.socket: FrameSocket | None = None
         self.updates: dict[str, asyncio.Queue[dict[str, Any]]] = {}
@@ -97,7 +108,8 @@ class RiderAgent:
         assert self.api is not None
         with contextlib.suppress(ApiError):
             for trip in await self.api.trips():
-                if trip.get("status") in {"requested", "assigned", "arrived"}:
+                # A reservation left from an earlier run too: this run's rider did not book it.
+                if trip.get("status") in {"scheduled", "requested", "assigned", "arrived"}:
                     with contextlib.suppress(ApiError):
                         await self.api.call("POST", f"/trips/{trip['id']}/cancel", json_body={})
                         self.context.metrics.incr("rider.leftover_trips_cancelled")
@@ -123,10 +135,10 @@ class RiderAgent:
             self.context.metrics.incr("location.forwarded_to_rider")
 
     async def ride(self, demand: TripDemand) -> None:
-        """One trip, from the first estimate to the rating."""
+        """One trip, from the first estimate (or the booking ahead) to the rating."""
         self.busy = True
         try:
-            await self._ride(demand)
+            await (self._ride_ahead(demand) if self.books_ahead else self._ride(demand))
         except ApiError as error:
             if error.status == 402:
                 self.context.summary.count_payment_refusal(rider=self.index, code=error.code)
@@ -170,6 +182,44 @@ class RiderAgent:
         if estimate and estimate.get("pickup_eta_s") is not None:
             context.summary.pickup_eta_quoted_s.append(float(estimate["pickup_eta_s"]))
             timing.quoted_eta_s = float(estimate["pickup_eta_s"])
+        await self.follow_to_the_end(trip, plan, requested_at, demand.wheelchair_accessible)
+
+    async def _ride_ahead(self, demand: TripDemand) -> None:
+        """One ride booked ahead: booked for just beyond the board's shortest lead, then followed from
+        `scheduled` to the rating. No estimate first, and no cancelling: the rider planned it."""
+        context = self.context
+        assert self.api is not None
+        await self.ensure_connected()
+        plan = dataclasses.replace(
+            context.rider_behaviour.plan(self.rng),
+            cancel_before_assignment_after_s=None,
+            cancel_after_assignment_after_s=None,
+        )
+        scheduled_for = context.booking_time(self.rng)
+        try:
+            trip = await self.request(
+                place(demand.pickup),
+                place(demand.dropoff),
+                estimate_id=None,
+                wheelchair_accessible=demand.wheelchair_accessible,
+                scheduled_for=scheduled_for.isoformat(),
+            )
+        except ApiError as error:
+            if error.status != 402:
+                context.summary.count_booking_refusal(booker="rider", code=error.code)
+            raise
+        trip_id = str(trip["id"])
+        self.trip_ids.append(trip_id)
+        context.summary.trips_requested += 1
+        context.summary.observe_booked_ahead(trip, booker="rider")
+        context.observe(trip)
+        logger.info("rider %s booked a ride ahead for %s (trip %s)", self.index, scheduled_for, trip_id)
+        await self.follow_to_the_end(trip, plan, context.metrics.now(), demand.wheelchair_accessible)
+
+    async def follow_to_the_end(
+        self, trip: dict[str, Any], plan: Any, requested_at: float, wheelchair_accessible: bool
+    ) -> None:
+        trip_id = str(trip["id"])
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.updates[trip_id] = queue
         try:
@@ -179,7 +229,7 @@ class RiderAgent:
         if final is None:
             return
         if final.get("status") == "completed":
-            await self.after_completion(final, plan, demand.wheelchair_accessible)
+            await self.after_completion(final, plan, wheelchair_accessible)
 
     async def request(
         self,
@@ -188,20 +238,29 @@ class RiderAgent:
         *,
         estimate_id: str | None,
         wheelchair_accessible: bool,
+        scheduled_for: str | None = None,
     ) -> dict[str, Any]:
-        """Request the trip. A server that takes cards answers 402 `payment_method_required` until the rider
-        has one: the rider saves a card and asks again (a new request, with a new Idempotency-Key), as an
-        app sends its rider to the card screen and back."""
+        """Request the trip (or book it ahead). A server that takes cards answers 402
+        `payment_method_required` until the rider has one: the rider saves a card and asks again (a new
+        request, with a new Idempotency-Key), as an app sends its rider to the card screen and back."""
         assert self.api is not None
         try:
             return await self.api.request_trip(
-                pickup, dropoff, estimate_id=estimate_id, wheelchair_accessible=wheelchair_accessible
+                pickup,
+                dropoff,
+                estimate_id=estimate_id,
+                wheelchair_accessible=wheelchair_accessible,
+                scheduled_for=scheduled_for,
             )
         except ApiError as error:
             if error.status != 402 or error.code != "payment_method_required" or not await self.save_card():
                 raise
         return await self.api.request_trip(
-            pickup, dropoff, estimate_id=estimate_id, wheelchair_accessible=wheelchair_accessible
+            pickup,
+            dropoff,
+            estimate_id=estimate_id,
+            wheelchair_accessible=wheelchair_accessible,
+            scheduled_for=scheduled_for,
         )
 
     async def save_card(self) -> bool:
@@ -250,10 +309,11 @@ class RiderAgent:
             else requested_at + context.human_delay(plan.cancel_before_assignment_after_s)
         )
         cancelling = False
+        booked_ahead = trip.get("reservation") is not None
         last_poll = context.metrics.now()
         while True:
             status = str(trip.get("status"))
-            context.outcomes[trip_id] = trip
+            context.observe(trip)
             now = context.metrics.now()
             if status not in seen:
                 seen.add(status)
@@ -262,7 +322,8 @@ class RiderAgent:
                     sent = context.accept_sent.pop(trip_id, None)
                     if sent is not None:
                         context.metrics.record_since("accept_to_rider_notified", sent)
-                elif status == "arrived":
+                elif status == "arrived" and not booked_ahead:
+                    # A ride booked ahead is judged against its window instead (the summary's own lines).
                     context.summary.pickup_wait_s.append((now - requested_at) * context.speedup)
             if status in FINAL_STATUSES:
                 self.count_outcome(trip)
@@ -287,29 +348,29 @@ class RiderAgent:
                 except ApiError as error:
                     context.metrics.incr(f"rider.cancel_refused.{error.code}")
                 continue
-            wait = 5.0 if deadline is None else max(0.05, min(5.0, deadline - now))
+            # Minutes may pass before a reservation is dispatched: the app looks less often meanwhile.
+            quiet_s = 30.0 if status == "scheduled" else 5.0
+            wait = quiet_s if deadline is None else max(0.05, min(quiet_s, deadline - now))
             try:
                 trip = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
-                if context.metrics.now() - last_poll >= 5.0:
+                if context.metrics.now() - last_poll >= quiet_s:
                     # Pushes are best effort: resync from REST, as the app does.
                     last_poll = context.metrics.now()
                     trip = await self.api.trip(trip_id)
                     context.metrics.incr("rider.resync_polls")
 
     def count_outcome(self, trip: dict[str, Any]) -> None:
-        summary = self.context.summary
-        trip_id = str(trip["id"])
-        if self.context.outcomes.get(trip_id, {}).get("_counted"):
-            return
-        summary.count_outcome(str(trip["status"]), trip.get("cancelled_by"))
-        self.context.outcomes[trip_id] = {**trip, "_counted": True}
+        self.context.count_outcome(trip)
+
+    async def read_trip(self, trip_id: str) -> dict[str, Any]:
+        assert self.api is not None
+        return await self.api.trip(trip_id)
 
     async def after_completion(self, trip: dict[str, Any], plan: Any, wheelchair_accessible: bool) -> None:
         context = self.context
         assert self.api is not None
         fare = trip.get("fare") or {}
-        pay = trip.get("driver_pay") or {}
         tip_cents = plan.tip_cents(int(fare.get("amount") or 0)) if plan.tip_share_of_fare > 0 else 0
         if plan.rating_stars is not None:
             try:
@@ -324,18 +385,4 @@ class RiderAgent:
             except ApiError as error:
                 context.metrics.incr(f"rider.tip_refused.{error.code}")
                 tip_cents = 0
-        if "amount" in pay and context.fare_policy is not None:
-            floor = pay_floor_cents(
-                context.fare_policy,
-                distance_m=int(trip.get("distance_m") or 0),
-                duration_s=int(trip.get("duration_s") or 0),
-                wheelchair_accessible=wheelchair_accessible,
-            )
-            context.summary.pay.append(
-                PayRecord(
-                    driver_pay_cents=int(pay["amount"]),
-                    floor_cents=floor,
-                    fare_cents=int(fare.get("amount") or 0),
-                    tip_cents=tip_cents,
-                )
-            )
+        context.record_pay(trip, tip_cents=tip_cents, wheelchair_accessible=wheelchair_accessible)

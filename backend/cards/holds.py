@@ -187,7 +187,9 @@ def orphaned_holds_release(*, now: datetime | None = None) -> int:
     that is still uncaptured after ORPHAN_AFTER, and whose hold row does not exist (its request's
     transaction rolled back after Stripe held the money), is cancelled. Walks the intents of the last eight
     days (an authorisation lapses after seven), newest first as Stripe lists them. Returns how many it
-    cancelled."""
+    cancelled (0 where the co-op does not take cards: there is no Stripe account to ask)."""
+    if not cards_in_use():
+        return 0
     moment = now or timezone.now()
     oldest = (moment - timedelta(days=8)).timestamp()
     newest = (moment - ORPHAN_AFTER).timestamp()

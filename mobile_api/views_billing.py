@@ -12,8 +12,10 @@ on the organisation routes, an organisation the caller does not administer answe
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -216,7 +218,7 @@ class InvoicePage(CursorPage):
     ordering = ("-issued_at", "-id")
 
 
-def _month_param(request: Request) -> Any:
+def _month_param(request: Request) -> date | None:
     raw = request.query_params.get("month")
     return invoices.month_parse(raw) if raw is not None else None
 
@@ -231,7 +233,7 @@ def _uuid_param(request: Request, name: str) -> uuid.UUID | None:
         raise InvalidInput(details={name: ["must be a UUID"]}) from None
 
 
-def _paged(view: Any, request: Request, found: Any) -> Response:
+def _paged(view: APIView, request: Request, found: QuerySet[OrganisationInvoice]) -> Response:
     paginator = InvoicePage()
     page = paginator.paginate_queryset(found, request, view=view)
     assert page is not None

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from backend.accounts.models import User
 from backend.errors import InvalidInput
 from backend.timestamps import wire_timestamp
 from dispatch.models import Trip
@@ -315,7 +316,7 @@ class StaffReservationsView(APIView):
         return paginator.get_paginated_response([_staff_document(trip, []) for trip in page])
 
 
-def _party(user: Any) -> dict[str, str] | None:
+def _party(user: User | None) -> dict[str, str] | None:
     return None if user is None else {"id": str(user.pk), "name": user.name}
 
 

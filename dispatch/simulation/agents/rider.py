@@ -39,7 +39,7 @@ from dispatch.simulation.client import (
     real_stripe_refusal,
     stripe_setup_confirm,
 )
-from dispatch.simulation.demand import TripDemand
+from dispatch.simulation.demand import RiderPlan, TripDemand
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class RiderAgent:
         await self.follow_to_the_end(trip, plan, context.metrics.now(), demand.wheelchair_accessible)
 
     async def follow_to_the_end(
-        self, trip: dict[str, Any], plan: Any, requested_at: float, wheelchair_accessible: bool
+        self, trip: dict[str, Any], plan: RiderPlan, requested_at: float, wheelchair_accessible: bool
     ) -> None:
         trip_id = str(trip["id"])
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -295,7 +295,7 @@ class RiderAgent:
         return True
 
     async def follow(
-        self, trip: dict[str, Any], queue: asyncio.Queue[dict[str, Any]], plan: Any, requested_at: float
+        self, trip: dict[str, Any], queue: asyncio.Queue[dict[str, Any]], plan: RiderPlan, requested_at: float
     ) -> dict[str, Any] | None:
         """Watch the trip until it ends (or the run stops); cancel when the plan says so."""
         context = self.context
@@ -367,7 +367,9 @@ class RiderAgent:
         assert self.api is not None
         return await self.api.trip(trip_id)
 
-    async def after_completion(self, trip: dict[str, Any], plan: Any, wheelchair_accessible: bool) -> None:
+    async def after_completion(
+        self, trip: dict[str, Any], plan: RiderPlan, wheelchair_accessible: bool
+    ) -> None:
         context = self.context
         assert self.api is not None
         fare = trip.get("fare") or {}

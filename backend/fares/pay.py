@@ -24,6 +24,7 @@ these functions, so they agree to the cent.
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections import defaultdict
 from collections.abc import Collection
@@ -85,6 +86,17 @@ def local_day_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime
         datetime.combine(date_from, time(0), tzinfo=zone),
         datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=zone),
     )
+
+
+def month_last_day(month: date) -> date:
+    """The last day of the month `month` falls in."""
+    return month.replace(day=calendar.monthrange(month.year, month.month)[1])
+
+
+def local_month_bounds(month: date) -> tuple[datetime, datetime]:
+    """[the month's first local midnight, the next month's) as aware datetimes (DST-safe): the local month
+    invoices, the regulator's trip records and its accessibility figures are counted in."""
+    return local_day_bounds(month.replace(day=1), month_last_day(month))
 
 
 def driver_pay_credits(

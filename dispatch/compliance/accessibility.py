@@ -18,8 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F
 
-from dispatch.compliance.hvfhv import month_last_day
-from dispatch.compliance.trip_records import month_bounds
+from backend.fares.pay import local_month_bounds, month_last_day
 from dispatch.models import Trip
 from dispatch.simulation.metrics import percentile
 from dispatch.state import TripStatus
@@ -76,7 +75,7 @@ class AccessibilityFigures:
 
 def accessibility_figures(*, month: date) -> AccessibilityFigures:
     """WAV and standard figures for the requests made in `month` (its first day)."""
-    start, end = month_bounds(month)
+    start, end = local_month_bounds(month)
     rows = Trip.objects.filter(requested_at__gte=start, requested_at__lt=end).values(
         "wheelchair_accessible",
         "status",

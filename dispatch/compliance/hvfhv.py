@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -109,10 +109,6 @@ def parse_month(text: str) -> date:
     if not 1 <= month <= 12 or year < 2000:
         raise ValueError(f"{text!r} is not a month: the month is 01 to 12, the year 2000 or later")
     return date(year, month, 1)
-
-
-def month_last_day(first: date) -> date:
-    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def fee_columns(profile_extra: Mapping[str, object]) -> dict[str, str]:

@@ -44,7 +44,7 @@ from django.utils import timezone
 from backend.compliance.selectors import regulator_profile
 from backend.errors import Unprocessable
 from backend.fares.models import AccountKind, JournalEntry, Posting
-from backend.fares.pay import TRIP_FARE, local_day_bounds, local_zone
+from backend.fares.pay import TRIP_FARE, local_month_bounds, local_zone
 from dispatch.compliance import hvfhv
 from dispatch.compliance.zones import zone_of_points
 from dispatch.models import Trip
@@ -136,10 +136,6 @@ def report_fee_columns() -> dict[str, str]:
         raise Unprocessable(str(error), code="invalid_trip_report_fee_columns") from error
 
 
-def month_bounds(month: date) -> tuple[datetime, datetime]:
-    return local_day_bounds(month, hvfhv.month_last_day(month))
-
-
 def regulator_report_build(*, month: date) -> TripRecordReport:
     """The HVFHV trip-record file of `month` (its first day), with its exceptions. Raises Unprocessable
     `trip_report_not_configured` when the regulator profile takes no such file."""
@@ -160,7 +156,7 @@ def regulator_report_build(*, month: date) -> TripRecordReport:
     if not base:
         warnings.append("the profile has no base licence number: the base columns are empty")
 
-    start, end = month_bounds(month)
+    start, end = local_month_bounds(month)
     month_trips = Trip.objects.filter(
         status=TripStatus.COMPLETED, completed_at__gte=start, completed_at__lt=end
     )
@@ -321,7 +317,7 @@ def _tips_by_trip(trip_ids: QuerySet[Trip]) -> dict[uuid.UUID, int]:
 def regulator_report_reconcile(report: TripRecordReport) -> Reconciliation:
     """Each money column (and each fee no column takes) summed over the report's rows and exceptions,
     against the ledger's totals for the month's fare entries and the tips on their trips."""
-    start, end = month_bounds(report.month)
+    start, end = local_month_bounds(report.month)
     worked_at = Coalesce(Cast(KT("metadata__worked_at"), DateTimeField()), F("created_at"))
     month_fares = JournalEntry.objects.annotate(worked_at=worked_at).filter(
         kind=TRIP_FARE, worked_at__gte=start, worked_at__lt=end

@@ -38,7 +38,6 @@ what is not invoiced yet.
 
 from __future__ import annotations
 
-import calendar
 import csv
 import io
 import logging
@@ -62,7 +61,7 @@ from backend.fares import ledger
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, JournalEntry, LedgerAccount, Posting
 from backend.fares.money import minor_to_decimal, money
-from backend.fares.pay import local_day_bounds, local_zone
+from backend.fares.pay import local_month_bounds, local_zone, month_last_day
 from backend.organisations.models import Organisation, OrganisationMembership, OrganisationRole
 from backend.organisations.selectors import KnownRider, riders_as_known
 from backend.timestamps import wire_timestamp
@@ -105,16 +104,6 @@ def month_parse(raw: str) -> date:
     if match is None or int(match["year"]) < 2000:
         raise InvalidInput(details={"month": ["must be a month, YYYY-MM (2000 or later)"]})
     return date(int(match["year"]), int(match["month"]), 1)
-
-
-def month_last_day(month: date) -> date:
-    return month.replace(day=calendar.monthrange(month.year, month.month)[1])
-
-
-def month_bounds(month: date) -> tuple[datetime, datetime]:
-    """[the month's first local midnight, the next month's) as aware datetimes (DST-safe). (The regulator's
-    report has the same rule in dispatch/compliance/, which this layer may not import.)"""
-    return local_day_bounds(month.replace(day=1), month_last_day(month))
 
 
 def month_of(moment: datetime) -> date:
@@ -191,7 +180,7 @@ def invoice_issue(
         existing = OrganisationInvoice.objects.filter(organisation_id=organisation.id, month=month).first()
         if existing is not None:
             return existing, False
-        _, end = month_bounds(month)
+        _, end = local_month_bounds(month)
         if now < end:
             raise Unprocessable(
                 "A month is invoiced once it is over.",
@@ -277,7 +266,7 @@ def invoices_issue_for_month(*, month: date, at: datetime | None = None) -> Issu
     """Issue every organisation's invoice for a month that has ended, where it has something to invoice
     and none is issued yet (what the beat and `manage.py invoices_issue` run; safe to repeat)."""
     month = month.replace(day=1)
-    _, end = month_bounds(month)
+    _, end = local_month_bounds(month)
     run = IssueRun(month=month)
     codes = (
         LedgerAccount.objects.filter(kind=AccountKind.ORGANISATION_RECEIVABLE)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from backend.errors import Unprocessable
 from backend.fares.ledger import ledger_verify
+from backend.fares.pay import local_month_bounds
 from dispatch.models import InvoiceLine, InvoicePayment, InvoiceStatus, OrganisationInvoice
 from dispatch.money import invoices
 from dispatch.money.refunds import refund_post
@@ -49,7 +50,7 @@ def test_the_beat_issues_last_months_invoices_once_and_the_command_agrees():
     # Only a refund this month: no invoice of less than nothing; the credit stays open for the next one.
     refund = refund_post(trip_id=trip.id, amount_minor=250, reason="Wrong turn", staff_id=StaffFactory().id)
     this_month = invoices.month_of(timezone.now())
-    _, end = invoices.month_bounds(this_month)
+    _, end = local_month_bounds(this_month)
     with pytest.raises(Unprocessable) as credit:
         invoices.invoice_issue(organisation_id=clinic.id, month=this_month, at=end + timedelta(minutes=5))
     assert credit.value.code == "invoice_would_be_credit"

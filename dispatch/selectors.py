@@ -48,6 +48,28 @@ def trip_get_for(*, user_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
     return trip
 
 
+def organisation_trips(*, organisation_id: uuid.UUID, rider_id: uuid.UUID | None = None) -> QuerySet[Trip]:
+    """The trips an organisation booked, newest first; only `rider_id`'s when given (a rider on the
+    organisation's account sees their own, its admins, coordinators and keys all of them)."""
+    trips = (
+        Trip.objects.filter(organisation_id=organisation_id)
+        .select_related("rider", "driver", "vehicle", "organisation", "booked_by", "booked_by_key")
+        .prefetch_related("events")
+        .order_by("-requested_at")
+    )
+    return trips if rider_id is None else trips.filter(rider_id=rider_id)
+
+
+def organisation_trip_get(
+    *, organisation_id: uuid.UUID, trip_id: uuid.UUID, rider_id: uuid.UUID | None = None
+) -> Trip:
+    """One of those trips; NotFound `trip_not_found` for any other, as for an id that does not exist."""
+    trip = organisation_trips(organisation_id=organisation_id, rider_id=rider_id).filter(id=trip_id).first()
+    if trip is None:
+        raise NotFound("No such trip.", code="trip_not_found")
+    return trip
+
+
 def point_in_service_area(*, lat: float, lng: float) -> bool:
     """Whether an active service area covers the point (edges included)."""
     point = Point(lng, lat, srid=4326)

@@ -59,7 +59,7 @@ from backend.organisations.booking import rider_not_in_organisation, rides_on_ac
 from backend.organisations.guest_links import guest_link_check_current, guest_trip_id
 from backend.organisations.models import ApiKeyScope, Organisation
 from dispatch.models import Trip
-from dispatch.selectors import trip_load
+from dispatch.selectors import organisation_trip_get, organisation_trips, trip_load
 from dispatch.serializers import trip_for
 from dispatch.services import trips
 from dispatch.services.booking_notices import rider_told_of_booking
@@ -137,25 +137,18 @@ def _caller(request: Request, organisation_id: uuid.UUID) -> OrganisationCaller:
     )
 
 
-def _organisation_trips(organisation_id: uuid.UUID) -> QuerySet[Trip]:
-    return (
-        Trip.objects.filter(organisation_id=organisation_id)
-        .select_related("rider", "driver", "vehicle", "organisation", "booked_by", "booked_by_key")
-        .prefetch_related("events")
-        .order_by("-requested_at")
+def _trips_for(caller: OrganisationCaller) -> QuerySet[Trip]:
+    return organisation_trips(
+        organisation_id=caller.organisation.id, rider_id=None if caller.sees_all_trips else caller.user_id
     )
 
 
-def _trips_for(caller: OrganisationCaller) -> QuerySet[Trip]:
-    visible = _organisation_trips(caller.organisation.id)
-    return visible if caller.sees_all_trips else visible.filter(rider_id=caller.user_id)
-
-
 def _trip_of(caller: OrganisationCaller, trip_id: uuid.UUID) -> Trip:
-    trip = _trips_for(caller).filter(id=trip_id).first()
-    if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
-    return trip
+    return organisation_trip_get(
+        organisation_id=caller.organisation.id,
+        trip_id=trip_id,
+        rider_id=None if caller.sees_all_trips else caller.user_id,
+    )
 
 
 def _rider(trip: Trip, known: dict[uuid.UUID, org_selectors.KnownRider]) -> dict[str, Any]:
@@ -409,7 +402,7 @@ class StaffOrganisationTripsView(APIView):
         organisation = org_selectors.organisation_get(organisation_id=organisation_id)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(
-            _filtered(_organisation_trips(organisation.id), request), request, view=self
+            _filtered(organisation_trips(organisation_id=organisation.id), request), request, view=self
         )
         assert page is not None
         return paginator.get_paginated_response(_trips_out(list(page), viewer_id=None))

@@ -37,13 +37,20 @@ from backend.timestamps import wire_timestamp
 from dispatch.models import InvoiceStatus, OrganisationInvoice
 from dispatch.money import invoices
 from mobile_api import serializers as s
+from mobile_api.downloads import (
+    JSONErrorsView,
+    OnlyRenderer,
+    PDFOnly,
+    PDFRenderer,
+    TextCSVRenderer,
+    pdf_response,
+    wants,
+)
 from mobile_api.idempotency import idempotent
 from mobile_api.pagination import CursorPage
 from mobile_api.permissions import IsStaffOnly
 from mobile_api.schema import MoneySerializer, error_responses
 from mobile_api.serializers_payouts import SignedMoney
-from mobile_api.views_receipts import PDFRenderer, _JSONErrorsView, _Only, _pdf_response, _PDFOnly, _wants
-from mobile_api.views_regulator import TripRecordsCSVRenderer
 
 # --- Shapes ------------------------------------------------------------------------------------------------
 
@@ -207,10 +214,10 @@ def invoice_summary(invoice: OrganisationInvoice) -> dict[str, Any]:
 
 
 # A CSV the service wrote (text), served as `text/csv`: the regulator's trip-record renderer, which is that.
-InvoiceCSVRenderer = TripRecordsCSVRenderer
+InvoiceCSVRenderer = TextCSVRenderer
 
 
-class _InvoiceCSVOnly(_Only):
+class _InvoiceCSVOnly(OnlyRenderer):
     renderer = InvoiceCSVRenderer
 
 
@@ -241,9 +248,9 @@ def _paged(view: APIView, request: Request, found: QuerySet[OrganisationInvoice]
 
 
 def _invoice_response(request: Request, invoice: OrganisationInvoice) -> Response:
-    if _wants(request, PDFRenderer):
-        return _pdf_response(invoices.invoice_pdf(invoice), f"invoice-{invoice.number}.pdf")
-    if _wants(request, InvoiceCSVRenderer):
+    if wants(request, PDFRenderer):
+        return pdf_response(invoices.invoice_pdf(invoice), f"invoice-{invoice.number}.pdf")
+    if wants(request, InvoiceCSVRenderer):
         return Response(
             invoices.invoice_csv(invoice),
             headers={"Content-Disposition": f'attachment; filename="invoice-{invoice.number}.csv"'},
@@ -380,7 +387,7 @@ class StaffInvoicesView(APIView):
         return Response(invoices.invoice_document(invoice), status=201 if created else 200)
 
 
-class StaffInvoiceView(_JSONErrorsView):
+class StaffInvoiceView(JSONErrorsView):
     permission_classes = [IsStaffOnly]
     renderer_classes = [JSONRenderer, InvoiceCSVRenderer, PDFRenderer]
 
@@ -411,7 +418,7 @@ class StaffInvoiceCSVView(StaffInvoiceView):
 
 
 class StaffInvoicePDFView(StaffInvoiceView):
-    content_negotiation_class = _PDFOnly
+    content_negotiation_class = PDFOnly
 
     @extend_schema(
         operation_id="staff_invoice_pdf",
@@ -520,7 +527,7 @@ class OrganisationInvoicesView(APIView):
         return _paged(self, request, found)
 
 
-class OrganisationInvoiceView(_JSONErrorsView):
+class OrganisationInvoiceView(JSONErrorsView):
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer, InvoiceCSVRenderer, PDFRenderer]
 
@@ -553,7 +560,7 @@ class OrganisationInvoiceCSVView(OrganisationInvoiceView):
 
 
 class OrganisationInvoicePDFView(OrganisationInvoiceView):
-    content_negotiation_class = _PDFOnly
+    content_negotiation_class = PDFOnly
 
     @extend_schema(
         operation_id="organisation_invoice_pdf",

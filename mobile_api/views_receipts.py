@@ -37,49 +37,12 @@ from backend.timestamps import wire_timestamp
 from dispatch.money import receipts, refunds, statements
 from dispatch.serializers import PlaceSerializer, RouteSerializer, route_document
 from mobile_api import serializers as s
+from mobile_api.downloads import JSONErrorsView, OnlyRenderer, PDFOnly, PDFRenderer, pdf_response, wants
 from mobile_api.idempotency import idempotent
 from mobile_api.permissions import HasEarnings, IsStaffOnly
 from mobile_api.schema import MoneySerializer, error_responses
 from mobile_api.schema.trips import TRIP_ID, TRIP_ID_PARAMETER
 from mobile_api.serializers_fields import MinorMoney, Timestamp
-
-# --- Gates and renderers ----------------------------------------------------------------------------------
-
-
-class PDFRenderer(BaseRenderer):
-    """A PDF the view made (bytes), served as `application/pdf`; `?format=pdf` asks for it too."""
-
-    media_type = "application/pdf"
-    format = "pdf"
-    charset = None
-    render_style = "binary"
-
-    def render(
-        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
-    ) -> bytes:
-        if isinstance(data, bytes):
-            return data
-        return json.dumps(data).encode()
-
-
-class _JSONErrorsView(APIView):
-    """A view that may answer in another format, whose errors keep the contract's JSON body whatever
-    format was asked for."""
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response) and response.status_code >= 400:
-            response.accepted_renderer = JSONRenderer()
-            response.accepted_media_type = JSONRenderer.media_type
-        return response
-
-
-def _pdf_response(pdf: bytes, filename: str) -> Response:
-    return Response(pdf, headers={"Content-Disposition": f'inline; filename="{filename}"'})
-
-
-def _wants(request: Request, renderer: type[BaseRenderer]) -> bool:
-    return isinstance(getattr(request, "accepted_renderer", None), renderer)
 
 
 def _m(amount: int, currency: str) -> dict[str, Any]:
@@ -347,7 +310,7 @@ _FORMAT_PARAMETER = OpenApiParameter(
 )
 
 
-class TripReceiptView(_JSONErrorsView):
+class TripReceiptView(JSONErrorsView):
     renderer_classes = [JSONRenderer, PDFRenderer]
 
     @extend_schema(
@@ -374,8 +337,8 @@ class TripReceiptView(_JSONErrorsView):
         receipt = receipts.receipt_for_viewer(
             trip_id=trip_id, viewer_id=request.user.pk, viewer_is_staff=bool(request.user.is_staff)
         )
-        if _wants(request, PDFRenderer):
-            return _pdf_response(receipts.receipt_pdf(receipt), f"receipt-{trip_id}.pdf")
+        if wants(request, PDFRenderer):
+            return pdf_response(receipts.receipt_pdf(receipt), f"receipt-{trip_id}.pdf")
         return Response(receipt_document(receipt))
 
 
@@ -608,7 +571,7 @@ def statement_pdf(document: dict[str, Any]) -> bytes:
 _STATEMENT_ERRORS = error_responses({400: ["invalid_input"]})
 
 
-class DriverStatementView(_JSONErrorsView):
+class DriverStatementView(JSONErrorsView):
     permission_classes = [HasEarnings]
     renderer_classes = [JSONRenderer, StatementCSVRenderer, PDFRenderer]
 
@@ -638,33 +601,16 @@ class DriverStatementView(_JSONErrorsView):
     def get(self, request: Request, year: int) -> Response:
         statement = statements.driver_statement(driver_id=request.user.id, year=_statement_year(year))
         document = statement_document(statement)
-        if _wants(request, PDFRenderer):
-            return _pdf_response(statement_pdf(document), f"statement-{year}.pdf")
+        if wants(request, PDFRenderer):
+            return pdf_response(statement_pdf(document), f"statement-{year}.pdf")
         response = Response(document)
-        if _wants(request, StatementCSVRenderer):
+        if wants(request, StatementCSVRenderer):
             response["Content-Disposition"] = f'attachment; filename="statement-{year}.csv"'
         return response
 
 
-class _Only:
-    """Content negotiation that always answers with one renderer (for the `.csv` and `.pdf` routes)."""
-
-    renderer: type[BaseRenderer]
-
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> Any:
-        chosen = next(r for r in renderers if isinstance(r, self.renderer))
-        return chosen, chosen.media_type
-
-
-class _CSVOnly(_Only):
+class _CSVOnly(OnlyRenderer):
     renderer = StatementCSVRenderer
-
-
-class _PDFOnly(_Only):
-    renderer = PDFRenderer
 
 
 class DriverStatementCSVView(DriverStatementView):
@@ -687,7 +633,7 @@ class DriverStatementCSVView(DriverStatementView):
 
 
 class DriverStatementPDFView(DriverStatementView):
-    content_negotiation_class = _PDFOnly
+    content_negotiation_class = PDFOnly
 
     @extend_schema(
         operation_id="driver_statement_pdf",

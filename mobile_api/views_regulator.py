@@ -9,13 +9,12 @@ Errors stay JSON whatever format was asked for.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +23,7 @@ from backend.errors import InvalidInput
 from dispatch.compliance.accessibility import accessibility_figures
 from dispatch.compliance.hvfhv import parse_month
 from dispatch.compliance.trip_records import regulator_report, report_summary, trip_records_csv
+from mobile_api.downloads import TextCSVRenderer
 from mobile_api.permissions import IsStaffOnly
 from mobile_api.schema import error_responses
 
@@ -37,21 +37,6 @@ REPORT_ERRORS = error_responses(
         422: ["trip_report_not_configured", "invalid_trip_report_fee_columns"],
     }
 )
-
-
-class TripRecordsCSVRenderer(BaseRenderer):
-    """The trip-record file the view made (text), served as `text/csv`."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
-    ) -> bytes:
-        if isinstance(data, str):
-            return data.encode("utf-8")
-        return json.dumps(data).encode("utf-8")
 
 
 def _month(request: Request) -> date:
@@ -75,7 +60,7 @@ class _StaffReportView(APIView):
 
 class TripRecordsView(_StaffReportView):
     # CSV first: a browser's or curl's `Accept: */*` downloads the file.
-    renderer_classes = [TripRecordsCSVRenderer, JSONRenderer]
+    renderer_classes = [TextCSVRenderer, JSONRenderer]
 
     @extend_schema(
         operation_id="staff_regulator_trip_records",

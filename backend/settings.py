@@ -93,6 +93,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "pgtrigger",
+    # Second factor (TOTP) for directors and staff on the board, the members' portal and the admin.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "backend.accounts",
     "backend.fares",
     "backend.cards",
@@ -111,9 +114,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of every message: Accept-Language, else the signed-in user's setting (docs/languages.md).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -207,7 +213,19 @@ PASSWORD_HASHERS = env_list(
     ],
 )
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# English and Spanish are complete; Bengali, French and Haitian Creole have catalogues in progress
+# (docs/languages.md says how to add one). Codes in error bodies never change with the language.
+LANGUAGES = [
+    ("en", "English"),
+    ("es", "Español"),
+    ("bn", "বাংলা"),
+    ("fr", "Français"),
+    ("ht", "Kreyòl ayisyen"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# One sign-in page for the board, the members' portal and (for staff) the admin: backend/accounts/web.py.
+LOGIN_URL = "/account/login/"
 TIME_ZONE = env_str("ROCHDALE_TIME_ZONE", "America/New_York")
 USE_I18N = True
 USE_TZ = True
@@ -412,7 +430,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
-LOGIN_URL = "/board/login/"
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,9 @@ urlpatterns = [
     path("api/v1/", include("mobile_api.urls")),
     path("map/", include("dispatch.livemap.urls")),
     path("board/", include("governance.urls_board")),
+    path("account/", include("backend.accounts.urls_web")),
+    path("members/", include("mobile_api.members.urls")),
+    path("share/", include("mobile_api.urls_share")),
 ]
 
 handler400 = "mobile_api.errors.json_400"

@@ -22,4 +22,7 @@ urlpatterns = [
     path("", include("mobile_api.urls_recurring")),
     path("", include("mobile_api.urls_organisations")),
     path("", include("mobile_api.urls_billing")),
+    path("", include("mobile_api.urls_notifications")),
+    path("", include("mobile_api.urls_safety")),
+    path("", include("mobile_api.urls_coop")),
 ]

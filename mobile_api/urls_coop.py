@@ -1,0 +1,3 @@
+"""urls_coop."""
+
+urlpatterns: list = []

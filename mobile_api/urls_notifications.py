@@ -1,0 +1,3 @@
+"""urls_notifications."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""urls_safety."""
+
+urlpatterns: list = []

@@ -1,3 +1,3 @@
-"""The share-trip page at /share/{token}: a trip's live progress for whoever holds the link (docs/safety.md)."""
+"""The share-trip page at /share/{token}: a trip's live progress for the link's holder (docs/safety.md)."""
 
 urlpatterns: list = []

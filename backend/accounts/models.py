@@ -11,12 +11,19 @@ import contextlib
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from backend.accounts.phones import normalize_phone
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """The languages a person may choose (settings.LANGUAGES). A callable, so that adding a language to the
+    settings needs no migration."""
+    return list(settings.LANGUAGES)
 
 
 class UserManager(BaseUserManager["User"]):
@@ -55,6 +62,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         blank=True,
         default="",
         help_text="Optional: where receipts and statements are sent (never shown to others).",
+    )
+    # The language the person reads messages in when a request does not say (docs/languages.md): emails,
+    # SMS and push are rendered in it, and so is an API answer without an Accept-Language header. Blank
+    # follows the request's Accept-Language, else English.
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        choices=language_choices,
+        help_text="A code from settings.LANGUAGES (en, es, bn, fr, ht); blank follows Accept-Language.",
     )
     is_rider = models.BooleanField(default=False)
     is_driver = models.BooleanField(default=False)

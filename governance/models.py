@@ -207,6 +207,61 @@ class Vote(models.Model):
         triggers = [_protect("votes_append_only")]
 
 
+class ProposalComment(models.Model):
+    """A member's comment in a proposal's discussion thread.
+
+    The row never changes: its text is in its revisions (`CommentRevision`, number 1 the original), the
+    newest shown, every earlier one kept; a moderator hiding it adds a `CommentModeration`. Both are
+    append-only, so nothing said in a thread is overwritten silently, and each edit and hide has its audit
+    entry (governance/services/discussion.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["proposal", "created_at"], name="comment_thread")]
+        triggers = [_protect("proposal_comments_append_only")]
+
+    def __str__(self) -> str:
+        return f"comment {self.id} on proposal {self.proposal_id}"
+
+
+class CommentRevision(models.Model):
+    """One version of a comment's text: 1 is what was first posted, each edit adds the next number."""
+
+    comment = models.ForeignKey(ProposalComment, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    body = models.TextField()
+    written_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["comment", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["comment", "number"], name="one_revision_per_number"),
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="revision_number_positive"),
+        ]
+        triggers = [_protect("comment_revisions_append_only")]
+
+
+class CommentModeration(models.Model):
+    """A moderator (a director) hid a comment, with the reason members read in its place. Once per
+    comment (the primary key); the text stays in its revisions, for moderators only."""
+
+    comment = models.OneToOneField(
+        ProposalComment, on_delete=models.PROTECT, primary_key=True, related_name="moderation"
+    )
+    moderator = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500)
+    hidden_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~models.Q(reason=""), name="moderation_has_reason")]
+        triggers = [_protect("comment_moderations_append_only")]
+
+
 class Election(models.Model):
     """A board election: nominations until ``nominations_close_at``, then ranked ballots until
     ``voting_closes_at``; counted by IRV for one seat and STV for several."""
@@ -267,6 +322,21 @@ class Candidate(models.Model):
         ordering = ["nominated_at"]
         constraints = [models.UniqueConstraint(fields=["election", "member"], name="one_candidacy")]
         triggers = [_protect("candidates_append_only")]
+
+
+class CandidateWithdrawal(models.Model):
+    """A candidate stood down from an election (while nominations were open): they are not on its ballot.
+
+    The candidacy row itself is append-only, so the withdrawal is a row of its own, one per candidacy (the
+    primary key), and final: the one-candidacy index keeps the member from standing again in that election."""
+
+    candidate = models.OneToOneField(
+        Candidate, on_delete=models.PROTECT, primary_key=True, related_name="withdrawal"
+    )
+    withdrawn_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        triggers = [_protect("candidate_withdrawals_append_only")]
 
 
 class BallotReceipt(models.Model):

@@ -32,12 +32,14 @@ from governance.models import (
     BallotReceipt,
     BoardSeat,
     Candidate,
+    CommentRevision,
     DividendStatement,
     Election,
     ElectionVoterRoll,
     Member,
     MemberStatus,
     Proposal,
+    ProposalComment,
     ProposalKind,
     Vote,
     VoteChoice,
@@ -352,6 +354,86 @@ def proposal_result(proposal: Proposal) -> dict[str, Any]:
     }
 
 
+# --- A proposal's discussion -----------------------------------------------------------------------------
+
+# Comments shown on a proposal's page at most (the oldest first); the audit log keeps every one regardless.
+THREAD_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CommentRecord:
+    """A comment as one reader sees it. ``body`` and ``earlier`` (older revisions, newest first) are empty
+    when a moderator hid it and the reader is no moderator: they read ``hidden_reason`` instead."""
+
+    comment: ProposalComment
+    author_name: str
+    body: str
+    written_at: datetime
+    revisions: int
+    earlier: list[CommentRevision]
+    hidden: bool
+    hidden_reason: str
+    hidden_by: str
+    mine: bool
+
+    @property
+    def edited(self) -> bool:
+        return self.revisions > 1
+
+
+def _comment_records(
+    comments: Iterable[ProposalComment], *, viewer: Member | None, moderator: bool
+) -> list[CommentRecord]:
+    records = []
+    for comment in comments:
+        revisions = sorted(comment.revisions.all(), key=lambda revision: revision.number, reverse=True)
+        moderation = getattr(comment, "moderation", None)
+        hidden = moderation is not None
+        shown = not hidden or moderator
+        records.append(
+            CommentRecord(
+                comment=comment,
+                author_name=comment.author.user.name,
+                body=revisions[0].body if shown else "",
+                written_at=revisions[0].written_at,
+                revisions=len(revisions),
+                earlier=revisions[1:] if shown else [],
+                hidden=hidden,
+                hidden_reason=moderation.reason if moderation else "",
+                hidden_by=moderation.moderator.user.name if moderation else "",
+                mine=viewer is not None and comment.author_id == viewer.id,
+            )
+        )
+    return records
+
+
+def _comments_with_text() -> QuerySet[ProposalComment]:
+    return ProposalComment.objects.select_related(
+        "author__user", "moderation__moderator__user"
+    ).prefetch_related("revisions")
+
+
+def proposal_thread(proposal: Proposal, *, viewer: Member | None, moderator: bool) -> list[CommentRecord]:
+    """The proposal's comments, oldest first (at most ``THREAD_LIMIT``), in three queries."""
+    comments = _comments_with_text().filter(proposal=proposal).order_by("created_at", "id")[:THREAD_LIMIT]
+    return _comment_records(comments, viewer=viewer, moderator=moderator)
+
+
+def comment_of_author(comment_id: uuid.UUID | str, *, author: Member | None) -> CommentRecord | None:
+    """The comment if ``author`` wrote it (None for anyone else's and for an unknown id alike). Its author
+    reads a hidden comment as everyone does: the reason, not the text."""
+    if author is None:
+        return None
+    comment = _comments_with_text().filter(id=comment_id, author=author).first()
+    if comment is None:
+        return None
+    return _comment_records([comment], viewer=author, moderator=False)[0]
+
+
+def comment_get(comment_id: uuid.UUID | str) -> ProposalComment | None:
+    return ProposalComment.objects.filter(id=comment_id).first()
+
+
 # --- Elections -------------------------------------------------------------------------------------------
 
 
@@ -360,17 +442,22 @@ def count_method(election: Election) -> str:
     return "irv" if election.seats == 1 else "scottish-stv-2007"
 
 
+def candidates_standing(election: Election) -> QuerySet[Candidate]:
+    """The election's candidacies that were not withdrawn while nominations were open: its ballot.
+    (A candidate who later left the co-op is still on it; the count passes over them.)"""
+    return election.candidates.filter(withdrawal__isnull=True)
+
+
 def ballot_record(election: Election) -> dict[str, Any]:
     """The public, anonymous record of an election's ballots: enough for anyone to recount.
 
     Ballots are sorted (not in the order they were cast) so the record cannot be matched to who voted when.
     """
-    candidates = sorted(str(c) for c in election.candidates.values_list("member_id", flat=True))
+    standing = candidates_standing(election)
+    candidates = sorted(str(c) for c in standing.values_list("member_id", flat=True))
     withdrawn = sorted(
         str(c)
-        for c in election.candidates.filter(member__status=MemberStatus.WITHDRAWN).values_list(
-            "member_id", flat=True
-        )
+        for c in standing.filter(member__status=MemberStatus.WITHDRAWN).values_list("member_id", flat=True)
     )
     ballots = sorted(election.ballots.values_list("ranking", flat=True))
     return {
@@ -386,8 +473,8 @@ def ballot_record(election: Election) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ElectionRecord:
-    """An election as a reader sees it: the row, its candidates (in nomination order, with their names) and
-    the reader's own ballot status (members only)."""
+    """An election as a reader sees it: the row, its candidates standing (in nomination order, with their
+    names; withdrawn candidacies left out) and the reader's own ballot status (members only)."""
 
     election: Election
     candidates: list[Candidate]
@@ -408,7 +495,8 @@ def election_records(elections: Sequence[Election], *, viewer: Member | None) ->
     if not ids:
         return []
     candidates: dict[uuid.UUID, list[Candidate]] = {election_id: [] for election_id in ids}
-    for candidate in Candidate.objects.filter(election_id__in=ids).select_related("member__user"):
+    standing = Candidate.objects.filter(election_id__in=ids, withdrawal__isnull=True)
+    for candidate in standing.select_related("member__user"):
         candidates[candidate.election_id].append(candidate)
     eligible: set[uuid.UUID] = set()
     voted: set[uuid.UUID] = set()

@@ -12,12 +12,18 @@ governance/audit.py).
 """
 
 from governance.services.board import board_seat_found
+from governance.services.discussion import (
+    proposal_comment_add,
+    proposal_comment_edit,
+    proposal_comment_hide,
+)
 from governance.services.elections import (
     close_due_elections,
     election_ballot_cast,
     election_close,
     election_create,
     election_nominate,
+    election_withdraw,
 )
 from governance.services.limits import MAX_BODY_LENGTH, MAX_TITLE_LENGTH, MAX_VOTING_DAYS
 from governance.services.membership import (
@@ -42,9 +48,13 @@ __all__ = [
     "election_close",
     "election_create",
     "election_nominate",
+    "election_withdraw",
     "membership_join",
     "membership_set_status",
     "membership_withdraw",
+    "proposal_comment_add",
+    "proposal_comment_edit",
+    "proposal_comment_hide",
     "proposal_create",
     "proposal_vote",
     "receipt_hash",

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -19,6 +20,7 @@ from governance.models import (
     Ballot,
     BallotReceipt,
     Candidate,
+    CandidateWithdrawal,
     Election,
     ElectionVoterRoll,
     Member,
@@ -107,6 +109,12 @@ def election_nominate(*, election_id: uuid.UUID | str, user: User, statement: st
             raise Conflict("Nominations for this election are closed.", code="nominations_closed")
         if member is None or not member.in_good_standing:
             raise PermissionDenied("Only members in good standing may stand.", code="not_eligible")
+        if CandidateWithdrawal.objects.filter(
+            candidate__election=election, candidate__member=member
+        ).exists():
+            raise Conflict(
+                _("You withdrew from this election; a withdrawal is final."), code="candidacy_withdrawn"
+            )
         try:
             with transaction.atomic():
                 candidate = Candidate.objects.create(
@@ -116,6 +124,32 @@ def election_nominate(*, election_id: uuid.UUID | str, user: User, statement: st
             raise Conflict("You are already standing in this election.", code="already_nominated") from None
         audit_append(kind="election.nominated", payload={"election_id": election.id, "member_id": member.id})
     return candidate
+
+
+def election_withdraw(*, election_id: uuid.UUID | str, user: User) -> CandidateWithdrawal:
+    """A candidate stands down, while nominations are open (once voting starts the ballot is fixed, as in
+    the Scottish rules the count follows; a candidate who leaves the co-op later is still passed over by
+    the count). Final: they cannot stand again in this election."""
+    member = selectors.current_member(user)
+    with transaction.atomic():
+        election = _locked_election(election_id)
+        if election.phase() != "nominating":
+            raise Conflict(
+                _("Nominations for this election are closed, so the ballot can no longer change."),
+                code="nominations_closed",
+            )
+        candidate = (
+            Candidate.objects.filter(election=election, member=member).first() if member is not None else None
+        )
+        if candidate is None:
+            raise Conflict(_("You are not standing in this election."), code="not_a_candidate")
+        try:
+            with transaction.atomic():
+                withdrawal = CandidateWithdrawal.objects.create(candidate=candidate)
+        except IntegrityError:
+            raise Conflict(_("You have withdrawn already."), code="already_withdrawn") from None
+        audit_append(kind="election.withdrawn", payload={"election_id": election.id, "member_id": member.id})
+    return withdrawal
 
 
 def election_ballot_cast(*, election_id: uuid.UUID | str, user: User, ranking: object) -> str:
@@ -136,7 +170,9 @@ def election_ballot_cast(*, election_id: uuid.UUID | str, user: User, ranking: o
             or not ElectionVoterRoll.objects.filter(election=election, member=member).exists()
         ):
             raise PermissionDenied("You are not eligible to vote in this election.", code="not_eligible")
-        candidates = {str(c) for c in election.candidates.values_list("member_id", flat=True)}
+        candidates = {
+            str(c) for c in selectors.candidates_standing(election).values_list("member_id", flat=True)
+        }
         if not isinstance(ranking, list) or not ranking:
             raise InvalidInput(
                 "ranking must list at least one candidate.", details={"ranking": ["must not be empty"]}

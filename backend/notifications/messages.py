@@ -1,7 +1,16 @@
-"""What each notification says: one short text per event, filled from the event's context.
+"""What each notification says, in the reader's language, and which category of messages it belongs to.
 
-Texts are short enough for one or two SMS segments. The context is what the sender passed (JSON values);
-a missing field renders as empty rather than failing a delivery.
+Texts are short enough for one or two SMS segments; the subject is the email's subject and the push's title.
+Every text is marked for translation (gettext_lazy) and rendered under the recipient's language
+(`render` runs inside `translation.override`, backend/notifications/services.py). Bodies are templates
+over the context: `{name}` (str.format) or `%(name)s` placeholders, the translator keeps them as they are.
+The context is what the sender passed (JSON values); a missing field renders as empty rather than failing a
+delivery.
+
+Each event belongs to a category (`CATEGORIES`; by its name's prefix when not listed) that the person's
+preferences switch per channel (backend/notifications/preferences.py). `EVENT_CHANNELS` narrows the
+channels an event may use at all (an offer is worth a push, never an email), and `TIMELY_EVENTS` are never
+held for quiet hours: they are about a ride happening now, and late they say nothing.
 """
 
 from __future__ import annotations
@@ -9,76 +18,210 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-# event -> (email subject, body). Bodies are str.format templates over the context.
-TEXTS: dict[str, tuple[str, str]] = {
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+# event -> (email subject and push title, body).
+TEXTS: dict[str, tuple[str | Promise, str | Promise]] = {
     "reservation_confirmed": (
-        "Your ride is booked",
-        "Rochdale: your ride on {pickup_local} (pickup between {window_start_local} and {window_end_local}) "
-        "is booked. {link}",
+        _("Your ride is booked"),
+        _(
+            "Rochdale: your ride on {pickup_local} (pickup between {window_start_local} and "
+            "{window_end_local}) is booked. {link}"
+        ),
     ),
     "trip_booked_for_you": (
-        "A ride was booked for you",
-        "Rochdale: {organisation} booked a ride for you, pickup {pickup_local} "
-        "(between {window_start_local} and {window_end_local}). Follow it here: {link}",
+        _("A ride was booked for you"),
+        _(
+            "Rochdale: {organisation} booked a ride for you, pickup {pickup_local} (between "
+            "{window_start_local} and {window_end_local}). Follow it here: {link}"
+        ),
     ),
     "ride_booked_for_you_now": (
-        "A ride is on its way to you",
-        "Rochdale: {organisation} booked a ride for you now; a driver is being found. Follow it here: {link}",
+        _("A ride is on its way to you"),
+        _(
+            "Rochdale: {organisation} booked a ride for you now; a driver is being found. Follow it here: "
+            "{link}"
+        ),
     ),
     "reservation_claimed": (
-        "Your driver is confirmed",
-        "Rochdale: {driver_name} will pick you up on {pickup_local} (between {window_start_local} and "
-        "{window_end_local}). {link}",
+        _("Your driver is confirmed"),
+        _(
+            "Rochdale: {driver_name} will pick you up on {pickup_local} (between {window_start_local} and "
+            "{window_end_local}). {link}"
+        ),
     ),
     "reservation_reminder": (
-        "Your ride is coming up",
-        "Rochdale reminder: your ride is on {pickup_local}, pickup between {window_start_local} and "
-        "{window_end_local}. {link}",
+        _("Your ride is coming up"),
+        _(
+            "Rochdale reminder: your ride is on {pickup_local}, pickup between {window_start_local} and "
+            "{window_end_local}. {link}"
+        ),
     ),
     "reservation_driver_reminder": (
-        "Your reserved ride is coming up",
-        "Rochdale reminder: you claimed a ride on {pickup_local}, pickup between {window_start_local} and "
-        "{window_end_local} near {pickup_area}.",
+        _("Your reserved ride is coming up"),
+        _(
+            "Rochdale reminder: you claimed a ride on {pickup_local}, pickup between {window_start_local} "
+            "and {window_end_local} near {pickup_area}."
+        ),
     ),
     "reservation_at_risk": (
-        "Head to your reserved pickup",
-        "Rochdale: your reserved pickup starts at {window_start_local}. Go online and head there now, or the "
-        "ride will be offered to another driver in {grace_min} minutes.",
+        _("Head to your reserved pickup"),
+        _(
+            "Rochdale: your reserved pickup starts at {window_start_local}. Go online and head there now, "
+            "or the ride will be offered to another driver in {grace_min} minutes."
+        ),
     ),
     "reservation_redispatched": (
-        "Your reserved ride was reassigned",
-        "Rochdale: the reserved ride on {pickup_local} is being offered to other drivers. {detail}",
+        _("Your reserved ride was reassigned"),
+        _("Rochdale: the reserved ride on {pickup_local} is being offered to other drivers. {detail}"),
     ),
     "reservation_payment_declined": (
-        "Your booked ride was cancelled: card declined",
-        "Rochdale: your card could not be authorised for your ride on {pickup_local}, so it was cancelled. "
-        "Book it again with another card in the app.",
+        _("Your booked ride was cancelled: card declined"),
+        _(
+            "Rochdale: your card could not be authorised for your ride on {pickup_local}, so it was "
+            "cancelled. Book it again with another card in the app."
+        ),
     ),
     "reservation_cancelled": (
-        "Your ride was cancelled",
-        "Rochdale: your ride on {pickup_local} was cancelled. {detail}",
+        _("Your ride was cancelled"),
+        _("Rochdale: your ride on {pickup_local} was cancelled. {detail}"),
     ),
     "driver_assigned": (
-        "Your driver is on the way",
-        "Rochdale: {driver_name} is on the way in a {vehicle}. {link}",
+        _("Your driver is on the way"),
+        _("Rochdale: {driver_name} is on the way in a {vehicle}. {link}"),
     ),
     "organisation_guest_invite": (
-        "An organisation asks to book rides for you",
-        "Rochdale: {organisation} asks to book rides for you on its account. Nothing is booked unless you "
-        "accept: open the Rochdale app, Organisations, to accept or decline.",
+        _("An organisation asks to book rides for you"),
+        _(
+            "Rochdale: {organisation} asks to book rides for you on its account. Nothing is booked unless "
+            "you accept: open the Rochdale app, Organisations, to accept or decline."
+        ),
     ),
     "organisation_member_invite": (
-        "You are invited to an organisation",
-        "Rochdale: {organisation} invites you to join it as {role}. Open the Rochdale app, Organisations, "
-        "to accept or decline; nothing changes unless you accept.",
+        _("You are invited to an organisation"),
+        _(
+            "Rochdale: {organisation} invites you to join it as {role}. Open the Rochdale app, "
+            "Organisations, to accept or decline; nothing changes unless you accept."
+        ),
     ),
 }
 
 
+# The categories a person switches channels for (GET /api/v1/me/notification-preferences), in the order
+# the API lists them.
+CATEGORY_NAMES: tuple[str, ...] = (
+    "trips",
+    "reservations",
+    "offers",
+    "money",
+    "governance",
+    "safety",
+    "documents",
+    "account",
+)
+
+# Events whose name's prefix does not say their category.
+CATEGORIES: dict[str, str] = {
+    "trip_booked_for_you": "reservations",
+    "ride_booked_for_you_now": "trips",
+    "driver_assigned": "trips",
+    "driver_on_the_way": "trips",
+    "driver_arriving": "trips",
+    "trip_receipt": "money",
+    "offer_while_away": "offers",
+    "document_expiring": "documents",
+    "proposal_opened": "governance",
+    "proposal_decided": "governance",
+    "election_called": "governance",
+    "ballot_open": "governance",
+    "election_results": "governance",
+    "organisation_guest_invite": "account",
+    "organisation_member_invite": "account",
+}
+
+_PREFIX_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("reservation_", "reservations"),
+    ("trip_", "trips"),
+    ("ride_", "trips"),
+    ("driver_", "trips"),
+    ("offer_", "offers"),
+    ("payout_", "money"),
+    ("refund_", "money"),
+    ("dividend_", "money"),
+    ("proposal_", "governance"),
+    ("election_", "governance"),
+    ("ballot_", "governance"),
+    ("comment_", "governance"),
+    ("sos", "safety"),
+    ("safety_", "safety"),
+    ("share_", "safety"),
+    ("document_", "documents"),
+)
+
+PUSH_CHANNELS = frozenset({"web_push", "mobile_push"})
+ALL_CHANNELS = frozenset({"sms", "email", "web_push", "mobile_push"})
+
+# Events that may go on some channels only (any other event may use all four).
+EVENT_CHANNELS: dict[str, frozenset[str]] = {
+    # An offer lasts seconds: only a push can reach the driver in time.
+    "offer_while_away": PUSH_CHANNELS,
+    # A rider who asked for a ride now has the app: a push, not a text, tells them their driver is coming.
+    "driver_on_the_way": PUSH_CHANNELS,
+    "driver_arriving": PUSH_CHANNELS | {"sms"},
+    # The receipt's email is the full receipt (HTML and PDF, dispatch/money/receipt_mail.py), sent by its
+    # own task under the same preference; notify() carries the push.
+    "trip_receipt": PUSH_CHANNELS,
+}
+
+# About a ride happening now: sent through quiet hours, since late they say nothing.
+TIMELY_EVENTS: frozenset[str] = frozenset(
+    {
+        "driver_assigned",
+        "driver_on_the_way",
+        "driver_arriving",
+        "ride_booked_for_you_now",
+        "offer_while_away",
+        "reservation_reminder",
+        "reservation_driver_reminder",
+        "reservation_at_risk",
+        "reservation_redispatched",
+        "reservation_cancelled",
+    }
+)
+TIMELY_CATEGORIES: frozenset[str] = frozenset({"trips", "offers", "safety"})
+
+
+def category_of(event: str) -> str:
+    """The preference category `event` belongs to ("account" for an event nobody classified)."""
+    if event in CATEGORIES:
+        return CATEGORIES[event]
+    for prefix, category in _PREFIX_CATEGORIES:
+        if event.startswith(prefix):
+            return category
+    return "account"
+
+
+def channels_of(event: str) -> frozenset[str]:
+    """The channels `event` may go out on at all."""
+    return EVENT_CHANNELS.get(event, ALL_CHANNELS)
+
+
+def is_timely(event: str) -> bool:
+    """Whether `event` goes out through quiet hours (it is about a ride happening now)."""
+    return event in TIMELY_EVENTS or category_of(event) in TIMELY_CATEGORIES
+
+
 def render(event: str, context: Mapping[str, object]) -> tuple[str, str]:
-    """(subject, body) for `event`; an event with no text of its own says only its name."""
-    subject, template = TEXTS.get(event, ("Rochdale", "Rochdale: " + event.replace("_", " ") + "."))
+    """(subject, body) for `event` in the active language; an event with no text of its own says only its
+    name. Call it under `translation.override(<the reader's language>)`."""
+    if event in TEXTS:
+        subject, template = (str(text) for text in TEXTS[event])
+    else:
+        subject, template = "Rochdale", "Rochdale: " + event.replace("_", " ") + "."
     values: defaultdict[str, str] = defaultdict(
         str, {key: "" if value is None else str(value) for key, value in context.items()}
     )
-    return subject, " ".join(template.format_map(values).split())
+    # `%(name)s` templates (the project's gettext convention) or `{name}` ones (the first events' texts).
+    text = template % values if "%(" in template else template.format_map(values)
+    return subject, " ".join(text.split())

@@ -174,6 +174,10 @@ class Trip(models.Model):
     )
     reference = models.CharField(max_length=80, blank=True, default="", help_text="Cost centre or reference.")
     payer = models.CharField(max_length=12, choices=TripPayer.choices, default=TripPayer.RIDER)
+    # The ride PIN (docs/safety.md): four digits the rider tells the driver, without which `trip.start` is
+    # refused; "" when the rider asked for none. Only the rider's view of the trip shows the digits.
+    ride_pin = models.CharField(max_length=4, blank=True, default="")
+    ride_pin_failures = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-requested_at"]
@@ -226,6 +230,9 @@ class Trip(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["series", "occurrence_date"], name="one_trip_per_series_occurrence"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ride_pin__regex=r"^([0-9]{4})?$"), name="trip_ride_pin_digits"
             ),
         ]
 
@@ -704,3 +711,122 @@ class InvoicePayment(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="invoice_payment_positive")
         ]
+
+
+# --- Safety (docs/safety.md): share-trip links, SOS alerts, the rider's standing choices ----------------
+
+
+class TripShareLink(models.Model):
+    """A link the trip's rider gives a friend to follow the ride. Only the token's SHA-256 is kept (the
+    token is shown once, at creation), so a copy of this table opens no trip. A link works until it
+    expires, is revoked or the trip ends; revoking stamps `revoked_at` with a guarded update."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    trip = models.ForeignKey(Trip, on_delete=models.CASCADE, related_name="share_links")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["trip", "-created_at"], name="share_link_trip_recent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")), name="share_link_expires_after"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"share link {self.id} of trip {self.trip_id}"
+
+
+class SafetyAlertRole(models.TextChoices):
+    RIDER = "rider", "The trip's rider"
+    DRIVER = "driver", "The driver"
+
+
+class SafetyAlertSource(models.TextChoices):
+    API = "api", "The REST API"
+    SOCKET = "socket", "The driver's websocket"
+
+
+class SafetyAlert(models.Model):
+    """An SOS: who raised it (the trip's rider or driver, or an online driver without a trip), where they
+    were and when. Append-only (pgtrigger): what staff do about it are SafetyAlertAction rows, so the record
+    of the emergency itself can never be edited away. One alert per (person, client key): a panicked
+    double-tap, or a retry over a bad connection, finds the first alert again."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=8, choices=SafetyAlertRole.choices)
+    trip = models.ForeignKey(
+        Trip, on_delete=models.PROTECT, null=True, blank=True, related_name="safety_alerts"
+    )
+    position = gis.PointField(srid=4326, null=True, blank=True)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    # "client": the position the app sent; "last_fix": the driver's last accepted fix (the app sent none).
+    position_source = models.CharField(max_length=10, blank=True, default="")
+    client_key = models.CharField(max_length=128)
+    source = models.CharField(max_length=8, choices=SafetyAlertSource.choices)
+    raised_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        triggers = [
+            pgtrigger.Protect(name="safety_alerts_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["raised_by", "client_key"], name="one_alert_per_client_key"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=SafetyAlertRole.values), name="safety_alert_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=SafetyAlertSource.values), name="safety_alert_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"SOS {self.id} by {self.role} {self.raised_by_id}"
+
+
+class SafetyAlertActionKind(models.TextChoices):
+    ACKNOWLEDGED = "acknowledged", "A staff member took it on"
+    RESOLVED = "resolved", "Closed, with what happened"
+
+
+class SafetyAlertAction(models.Model):
+    """What staff did about an alert, append-only: at most one acknowledgement and one resolution per
+    alert (a unique index decides between two staff members clicking at once). The alert's status is
+    derived from these rows: open, acknowledged, resolved."""
+
+    alert = models.ForeignKey(SafetyAlert, on_delete=models.PROTECT, related_name="actions")
+    kind = models.CharField(max_length=12, choices=SafetyAlertActionKind.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(max_length=500, blank=True, default="")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        triggers = [
+            pgtrigger.Protect(
+                name="safety_alert_actions_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "kind"], name="one_safety_action_per_kind"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=SafetyAlertActionKind.values), name="safety_action_kind_valid"
+            ),
+        ]
+
+
+class RiderSafetySettings(models.Model):
+    """A rider's standing safety choices: a ride PIN on every trip they request (docs/safety.md)."""
+
+    rider = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="safety_settings"
+    )
+    ride_pin_always = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)

@@ -1,11 +1,18 @@
 """Domain errors: raised by services, shaped into the contract's error body by the HTTP and websocket edges.
 
 `{"error": {"code": "snake_case_code", "message": "human sentence", "details": {...}}}`
+
+The message is written in the language active where the error is raised (the request's, docs/languages.md):
+raise sites pass `gettext(...)`, and the default messages here are lazy, so they too are rendered when
+raised, not when this module is imported. The code never changes with the language.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class DomainError(Exception):
@@ -13,12 +20,17 @@ class DomainError(Exception):
 
     code: str = "domain_error"
     status: int = 400
-    default_message: str = "The request could not be carried out."
+    default_message: str | Promise = _("The request could not be carried out.")
 
     def __init__(
-        self, message: str | None = None, *, details: dict[str, Any] | None = None, code: str | None = None
+        self,
+        message: str | Promise | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
     ):
-        self.message = message or self.default_message
+        # Rendered now, in the language of the request that raised it: the edges json-encode it as text.
+        self.message: str = str(message or self.default_message)
         self.details = details or {}
         if code is not None:
             self.code = code
@@ -28,49 +40,49 @@ class DomainError(Exception):
         return error_body(self.code, self.message, self.details)
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+def error_body(code: str, message: str | Promise, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": str(message), "details": details or {}}}
 
 
 class InvalidInput(DomainError):
     code = "invalid_input"
     status = 400
-    default_message = "Some fields are not valid."
+    default_message = _("Some fields are not valid.")
 
 
 class NotFound(DomainError):
     code = "not_found"
     status = 404
-    default_message = "Nothing was found here."
+    default_message = _("Nothing was found here.")
 
 
 class PermissionDenied(DomainError):
     code = "permission_denied"
     status = 403
-    default_message = "You may not do this."
+    default_message = _("You may not do this.")
 
 
 class Conflict(DomainError):
     code = "conflict"
     status = 409
-    default_message = "This conflicts with the current state."
+    default_message = _("This conflicts with the current state.")
 
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
-    default_message = "The trip cannot make that move from its current status."
+    default_message = _("The trip cannot make that move from its current status.")
 
 
 class Unprocessable(DomainError):
     code = "unprocessable"
     status = 422
-    default_message = "The request is well-formed but cannot be carried out."
+    default_message = _("The request is well-formed but cannot be carried out.")
 
 
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     status = 503
-    default_message = "A service this needs is unavailable; try again shortly."
+    default_message = _("A service this needs is unavailable; try again shortly.")
 
 
 class PaymentRequired(DomainError):
@@ -78,4 +90,4 @@ class PaymentRequired(DomainError):
 
     code = "payment_required"
     status = 402
-    default_message = "A payment is needed before this can go ahead."
+    default_message = _("A payment is needed before this can go ahead.")

@@ -120,6 +120,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Pages signed in by session: the account's language before the browser's (docs/languages.md).
+    "backend.accounts.languages.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -282,8 +284,9 @@ if ROCHDALE_TRUSTED_PROXY_HOPS < 0:
     raise ImproperlyConfigured("ROCHDALE_TRUSTED_PROXY_HOPS must be 0 or more")
 
 REST_FRAMEWORK = {
+    # SimpleJWT's access tokens, plus the signed-in user's language for the answer (docs/languages.md).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "backend.accounts.authentication.LanguageJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

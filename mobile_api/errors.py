@@ -1,4 +1,8 @@
-"""One exception handler so every error leaves in the contract's shape, whatever raised it."""
+"""One exception handler so every error leaves in the contract's shape, whatever raised it.
+
+Messages are written in the request's language (docs/languages.md): by the time DRF calls this handler the
+user is known and their setting applies (backend/accounts/authentication.py). Codes never change with it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -59,7 +64,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             error_body(
                 "request_too_large",
-                "The request body is too large.",
+                _("The request body is too large."),
                 {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
             ),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -67,7 +72,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SuspiciousOperation):
         set_rollback()
         return Response(
-            error_body("bad_request", "The request could not be understood."),
+            error_body("bad_request", _("The request could not be understood.")),
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, Http404):
@@ -81,7 +86,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if not isinstance(details, dict):
             details = {"non_field_errors": details}
         return Response(
-            error_body("invalid_input", "Some fields are missing or not valid.", details),
+            error_body("invalid_input", _("Some fields are missing or not valid."), details),
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, exceptions.APIException):
@@ -95,9 +100,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             details["retry_after_s"] = int(exc.wait) + 1
             headers["Retry-After"] = str(int(exc.wait) + 1)
-            message = "Too many requests; try again later."
+            message = _("Too many requests; try again later.")
         if isinstance(exc, exceptions.ParseError):
-            message = "The request body is not valid JSON."
+            message = _("The request body is not valid JSON.")
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
@@ -106,24 +111,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     logger.exception("Unhandled error in %s", context.get("view"))
     set_rollback()
     return Response(
-        error_body("internal_error", "Something went wrong on our side; it has been logged."),
+        error_body("internal_error", _("Something went wrong on our side; it has been logged.")),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "Nothing was found here."), status=404)
+    return JsonResponse(error_body("not_found", _("Nothing was found here.")), status=404)
 
 
 def json_500(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        error_body("internal_error", "Something went wrong on our side; it has been logged."), status=500
+        error_body("internal_error", _("Something went wrong on our side; it has been logged.")), status=500
     )
 
 
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return JsonResponse(error_body("bad_request", _("The request could not be understood.")), status=400)
 
 
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("permission_denied", "You may not do this."), status=403)
+    return JsonResponse(error_body("permission_denied", _("You may not do this.")), status=403)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -103,6 +104,9 @@ class AccountOut(serializers.Serializer):
     phone = serializers.CharField()
     name = serializers.CharField()
     email = serializers.CharField(help_text="The account's own address for receipts; empty when none.")
+    language = serializers.CharField(
+        help_text="The language chosen for messages (en, es, bn, fr, ht); empty follows Accept-Language."
+    )
     roles = serializers.ListField(
         child=serializers.ChoiceField(choices=["rider", "driver", "staff", "member", "director"])
     )
@@ -113,9 +117,21 @@ class AccountOut(serializers.Serializer):
 
 
 class AccountUpdateIn(serializers.Serializer):
-    """What an account may change about itself here: only its email address (no other field is read)."""
+    """What an account may change about itself here: its email address and its language, nothing else (no
+    other field is read). Either may be left out; at least one is given."""
 
-    email = serializers.CharField(max_length=254, allow_blank=True)
+    email = serializers.CharField(max_length=254, allow_blank=True, required=False)
+    language = serializers.CharField(
+        max_length=10,
+        allow_blank=True,
+        required=False,
+        help_text='en, es, bn, fr or ht (settings.LANGUAGES); "" follows Accept-Language, else English.',
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(_("Give an email address or a language to change."))
+        return attrs
 
 
 class TokenIn(serializers.Serializer):

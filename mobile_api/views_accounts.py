@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -217,15 +218,22 @@ class MeView(APIView):
 
     @extend_schema(
         operation_id="me_update",
-        summary='Change the account\'s own email address (where receipts and statements go; "" clears it)',
+        summary="Change the account's own email address (where receipts and statements go) or language "
+        '(what messages are written in); "" clears either',
         request=s.AccountUpdateIn,
-        responses={200: s.AccountOut, **error_responses({400: ["email_invalid"]})},
+        responses={200: s.AccountOut, **error_responses({400: ["email_invalid", "language_unsupported"]})},
         tags=["accounts"],
     )
     def patch(self, request: Request) -> Response:
         body = s.AccountUpdateIn(data=request.data)
         body.is_valid(raise_exception=True)
-        user = services.user_email_set(user_id=request.user.pk, email=body.validated_data["email"])
+        user = request.user
+        # One transaction, so a body with one refused field changes nothing.
+        with transaction.atomic():
+            if "email" in body.validated_data:
+                user = services.user_email_set(user_id=user.pk, email=body.validated_data["email"])
+            if "language" in body.validated_data:
+                user = services.user_language_set(user_id=user.pk, language=body.validated_data["language"])
         return Response(account_document(user))
 
 

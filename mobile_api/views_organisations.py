@@ -41,8 +41,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from backend.accounts.authentication import LanguageJWTAuthentication
 from backend.accounts.models import User
 from backend.errors import DomainError, InvalidInput, NotFound
 from backend.fares.money import money
@@ -651,7 +651,7 @@ class OrganisationApiKeyRevokeView(APIView):
 class OrganisationTripsApi(APIView):
     """The organisation's trip routes: people (JWT) and the organisation's API keys."""
 
-    authentication_classes = [OrganisationApiKeyAuthentication, JWTAuthentication]
+    authentication_classes = [OrganisationApiKeyAuthentication, LanguageJWTAuthentication]
     permission_classes = [IsAuthenticated, HasApiKeyScope]
     throttle_classes = [OrganisationRateThrottle]
     api_key_scopes = {

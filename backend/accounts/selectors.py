@@ -25,6 +25,7 @@ def user_account(user: User) -> dict[str, Any]:
         "phone": user.phone,
         "name": user.name,
         "email": user.email,
+        "language": user.language,
         "roles": list(user.base_roles),
     }
     status = driver_status_of(user)

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import DriverProfile, DriverStatus, User, Vehicle
 from backend.accounts.phones import normalize_phone
@@ -133,6 +134,22 @@ def user_email_set(*, user_id: uuid.UUID, email: str) -> User:
     """Set (or, with "", clear) the account's own email address, where receipts and statements go.
     Raises InvalidInput `email_invalid`."""
     User.objects.filter(id=user_id).update(email=_clean_email(email))
+    return User.objects.get(id=user_id)
+
+
+def user_language_set(*, user_id: uuid.UUID, language: str) -> User:
+    """Set (or, with "", clear) the language the person reads messages in when a request does not say:
+    emails, SMS and push, and API answers without an Accept-Language header (docs/languages.md).
+    Raises InvalidInput `language_unsupported` for a code outside settings.LANGUAGES."""
+    code = (language or "").strip().lower()
+    supported = [known for known, _name in settings.LANGUAGES]
+    if code and code not in supported:
+        raise InvalidInput(
+            _("This language is not one the co-op offers."),
+            code="language_unsupported",
+            details={"language": supported},
+        )
+    User.objects.filter(id=user_id).update(language=code)
     return User.objects.get(id=user_id)
 
 

@@ -8,6 +8,8 @@ from drf_spectacular.openapi import AutoSchema
 
 class JWTScheme(OpenApiAuthenticationExtension):
     target_class = "rest_framework_simplejwt.authentication.JWTAuthentication"
+    # The project authenticates with a subclass that also applies the user's language (docs/languages.md).
+    match_subclasses = True
     name = "bearerAuth"
     priority = 1
 

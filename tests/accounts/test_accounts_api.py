@@ -31,7 +31,8 @@ def test_rider_registers_and_gets_the_contract_body(api_client):
     response = _register(api_client)
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "phone", "name", "email", "roles"}  # email: an extension (docs/api.md)
+    # email and language: extensions (docs/api.md)
+    assert set(body) == {"id", "phone", "name", "email", "language", "roles"}
     assert body["roles"] == ["rider"] and body["email"] == ""
     user = User.objects.get(id=body["id"])
     assert user.is_rider and not user.is_driver and not user.is_staff
@@ -147,7 +148,7 @@ def test_me_shows_driver_status_and_governance_roles(driver):
     body = auth_client_for(driver).get("/api/v1/me").json()
     assert body["roles"][0] == "driver"
     assert body["driver_status"] == "approved"
-    assert set(body) <= {"id", "phone", "name", "email", "roles", "driver_status", "member"}
+    assert set(body) <= {"id", "phone", "name", "email", "language", "roles", "driver_status", "member"}
 
 
 def test_me_requires_a_token(api_client):

@@ -28,6 +28,14 @@ class ChannelError(Exception):
         self.permanent = permanent
 
 
+class TargetGone(ChannelError):
+    """The push service says this subscription or device token no longer exists: delivery deletes it, and
+    the message is not retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
 class SmsProvider(Protocol):
     def send(self, *, to: str, body: str) -> str:
         """Send `body` to the E.164 number `to`; return the provider's message id."""

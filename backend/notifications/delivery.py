@@ -5,6 +5,11 @@ alone while the first is at it, and a dead worker's row is picked up again after
 outside any transaction, and records the outcome. A failure is retried with exponential backoff by the
 sweep (`notifications_deliver_due`, beat every 30 s) until MAX_ATTEMPTS, then the row stays `failed` for
 staff to see. A refusal the channel calls permanent is not retried.
+
+Channels: SMS through the configured provider, email through Django's backend, Web Push to the row's
+browser subscription (backend/notifications/webpush.py), mobile push to the row's app install by FCM or
+APNs (fcm.py, apns.py). A push service that says the subscription or token is gone (`TargetGone`) has it
+deleted here; its row fails at once, and no later message is written for it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,25 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from celery import shared_task
+from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from backend.notifications.channels import ChannelError, email_send, sms_send
-from backend.notifications.models import Notification, NotificationChannel, NotificationStatus
+from backend.notifications.apns import apns_send
+from backend.notifications.channels import ChannelError, TargetGone, email_send, sms_send
+from backend.notifications.fcm import fcm_send
+from backend.notifications.messages import is_timely
+from backend.notifications.models import (
+    Notification,
+    NotificationChannel,
+    NotificationStatus,
+    PushDevice,
+    PushPlatform,
+    PushSubscription,
+)
+from backend.notifications.webpush import web_push_send
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +61,10 @@ def notification_deliver(
         return None
     row = Notification.objects.get(id=notification_id)
     try:
-        if row.channel == NotificationChannel.SMS:
-            reference = sms_send(to=row.to, body=row.body)
-        elif row.channel == NotificationChannel.EMAIL:
-            reference = email_send(to=row.to, subject=row.subject, body=row.body)
-        else:
-            logger.info("notification %s to %s: %s", row.event, row.user_id, row.body)
-            reference = "log"
+        reference = _send(row)
+    except TargetGone as exc:
+        _target_delete(row)
+        return _failed(row, str(exc), permanent=True, now=clock or timezone.now())
     except ChannelError as exc:
         return _failed(row, str(exc), permanent=exc.permanent, now=clock or timezone.now())
     except Exception as exc:  # an adapter's bug or a network error: retried like a refusal
@@ -63,6 +78,62 @@ def notification_deliver(
     )
     row.refresh_from_db()
     return row
+
+
+def _push_data(row: Notification) -> dict[str, str]:
+    """What a push carries beside its title and body: what the app or the service worker opens."""
+    link = row.context.get("link") if isinstance(row.context, dict) else None
+    return {
+        "event": row.event,
+        "notification_id": str(row.id),
+        "url": link if isinstance(link, str) and link else settings.ROCHDALE_PUBLIC_URL.rstrip("/") + "/",
+    }
+
+
+def _send(row: Notification) -> str:
+    """Send one row on its channel; the provider's reference. Raises ChannelError."""
+    if row.channel == NotificationChannel.SMS:
+        return sms_send(to=row.to, body=row.body)
+    if row.channel == NotificationChannel.EMAIL:
+        return email_send(to=row.to, subject=row.subject, body=row.body)
+    timely = row.urgent or is_timely(row.event)
+    if row.channel == NotificationChannel.WEB_PUSH:
+        subscription = PushSubscription.objects.filter(id=row.push_subscription_id).first()
+        if subscription is None:
+            raise ChannelError("web push: the subscription was removed", permanent=True)
+        return web_push_send(
+            subscription=subscription, title=row.subject, body=row.body, data=_push_data(row)
+        )
+    if row.channel == NotificationChannel.MOBILE_PUSH:
+        device = PushDevice.objects.filter(id=row.device_id).first()
+        if device is None:
+            raise ChannelError("mobile push: the device was removed", permanent=True)
+        if device.platform == PushPlatform.APNS:
+            reference = apns_send(
+                token=device.token,
+                title=row.subject,
+                body=row.body,
+                data=_push_data(row),
+                timely=timely,
+                ttl_s=settings.ROCHDALE_WEB_PUSH_TTL_S,
+            )
+        else:
+            reference = fcm_send(
+                token=device.token, title=row.subject, body=row.body, data=_push_data(row), timely=timely
+            )
+        PushDevice.objects.filter(id=device.id).update(last_sent_at=timezone.now())
+        return reference
+    logger.info("notification %s to %s: %s", row.event, row.user_id, row.body)
+    return "log"
+
+
+def _target_delete(row: Notification) -> None:
+    """The push service says the row's subscription or device is gone: forget it."""
+    if row.push_subscription_id is not None:
+        PushSubscription.objects.filter(id=row.push_subscription_id).delete()
+    if row.device_id is not None:
+        PushDevice.objects.filter(id=row.device_id).delete()
+    logger.info("notification %s: %s target gone, deleted", row.id, row.channel)
 
 
 def _failed(row: Notification, error: str, *, permanent: bool, now: datetime) -> Notification:
@@ -101,3 +172,8 @@ def notifications_deliver_due(*, now: datetime | None = None, limit: int = 200) 
             )
         finally:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])
+
+
+@shared_task(name="backend.notifications.tasks.deliver_notification", ignore_result=True)
+def deliver_notification(notification_id: str) -> None:
+    notification_deliver(notification_id=notification_id)

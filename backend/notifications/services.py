@@ -1,26 +1,92 @@
 """`notify()`: the one call every part of Rochdale makes to tell a person something (docs/notifications.md).
 
-It writes one outbox row (`Notification`) per channel that reaches the person, in the caller's transaction,
-and hands the rows to a Celery task after commit (backend/notifications/delivery.py sends them, claims,
-retries and gives up): a request never waits for an SMS or an email, and a message about something that
-rolled back is never sent.
+It writes one outbox row (`Notification`) per target that reaches the person and that they want (the phone
+for SMS, the email address, each browser's Web Push subscription, each app install), in the caller's
+transaction, and hands the rows to a Celery task after commit (backend/notifications/delivery.py sends
+them, claims, retries and gives up): a request never waits for a channel, and a message about something
+that rolled back is never sent.
 
-Channels: SMS to the account's phone (every account has one: it is the username), and email when the
-account has an address. A `dedup_key` makes a message go once however often its sender runs (a reminder, a
-confirmation): a second row with the key is simply not written.
+Which targets: the event's category (backend/notifications/messages.py) and the person's switches for it
+per channel (backend/notifications/preferences.py), within the channels the event may use at all. When:
+at once, unless the person is in their quiet hours and the message can wait; then the row is written
+held (`held_until`, `next_attempt_at` the end of the quiet hours) and the sweep sends it when they end.
+`urgent=True` (SOS) goes on every channel that reaches the person, through quiet hours and switches.
+The text is rendered in the person's language (`User.language`, else the co-op's default).
+
+A `dedup_key` makes a message go once however often its sender runs (a reminder, a confirmation): a
+second row with the key (per channel and target) is simply not written. `notify_each` tells many people
+(a voter roll) from a task after commit, so the sender's transaction writes no more than one task.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
+from celery import shared_task
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone, translation
 
 from backend.accounts.models import User
-from backend.notifications.messages import render
-from backend.notifications.models import Notification, NotificationChannel
-from backend.notifications.tasks import deliver_notification
+from backend.notifications.delivery import deliver_notification
+from backend.notifications.messages import category_of, channels_of, is_timely, render
+from backend.notifications.models import (
+    Notification,
+    NotificationChannel,
+    PushDevice,
+    PushSubscription,
+)
+from backend.notifications.preferences import preferences_of
+
+# The order rows are written (and so sent) in: the quickest to reach a phone first.
+CHANNEL_ORDER = (
+    NotificationChannel.MOBILE_PUSH,
+    NotificationChannel.WEB_PUSH,
+    NotificationChannel.SMS,
+    NotificationChannel.EMAIL,
+)
+# Rows one `notify_each` task writes before it hands the rest of the roll to the next task.
+FAN_OUT_BATCH = 200
+
+
+@dataclass(frozen=True)
+class _Target:
+    channel: str
+    to: str
+    key_suffix: str  # added to the dedup key: the channel, and the subscription or device for push
+    push_subscription_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+
+
+def language_of(user: User) -> str:
+    """The language a person reads messages in: their own setting, else the co-op's default."""
+    return getattr(user, "language", "") or settings.LANGUAGE_CODE
+
+
+def _targets(user: User, channel: str) -> list[_Target]:
+    if channel == NotificationChannel.SMS:
+        return [_Target(channel, user.phone, channel)]
+    if channel == NotificationChannel.EMAIL:
+        return [_Target(channel, user.email, channel)] if user.email else []
+    if channel == NotificationChannel.WEB_PUSH:
+        return [
+            _Target(
+                channel, _host(endpoint), f"{channel}:{subscription_id}", push_subscription_id=subscription_id
+            )
+            for subscription_id, endpoint in PushSubscription.objects.filter(user_id=user.id).values_list(
+                "id", "endpoint"
+            )
+        ]
+    return [
+        _Target(channel, platform, f"{channel}:{device_id}", device_id=device_id)
+        for device_id, platform in PushDevice.objects.filter(user_id=user.id).values_list("id", "platform")
+    ]
+
+
+def _host(endpoint: str) -> str:
+    return endpoint.split("://", 1)[-1].split("/", 1)[0][:254]
 
 
 def notify(
@@ -29,43 +95,105 @@ def notify(
     event: str,
     context: Mapping[str, object],
     dedup_key: str | None = None,
+    urgent: bool = False,
 ) -> list[Notification]:
-    """Tell `user_id` about `event` on every channel that reaches them, after the caller's commit.
+    """Tell `user_id` about `event` on every channel that reaches them and that they want, after the
+    caller's commit; `urgent` goes on every channel that reaches them, through quiet hours and switches.
 
-    Returns the rows written (none for an inactive account, or when `dedup_key` was used before)."""
-    user = User.objects.filter(id=user_id, is_active=True).only("phone", "email").first()
+    Returns the rows written (none for an inactive account, when every channel is switched off, or when
+    `dedup_key` was used before)."""
+    user = User.objects.filter(id=user_id, is_active=True).first()
     if user is None:
         return []
-    subject, body = render(event, context)
-    targets = [(NotificationChannel.SMS, user.phone)]
-    if user.email:
-        targets.append((NotificationChannel.EMAIL, user.email))
+    category = category_of(event)
+    allowed = channels_of(event)
+    preferences = preferences_of(user_id=user.id)
+    with translation.override(language_of(user)):
+        subject, body = render(event, context)
+    now = timezone.now()
+    held_until = None if urgent or is_timely(event) else preferences.quiet_until(now)
     written: list[Notification] = []
-    for channel, to in targets:
-        key = f"{dedup_key}:{channel}" if dedup_key else None
-        try:
-            with transaction.atomic():
-                written.append(
-                    Notification.objects.create(
-                        user_id=user_id,
-                        event=event,
-                        channel=channel,
-                        to=to,
-                        subject=subject,
-                        body=body,
-                        context=dict(context),
-                        dedup_key=key,
+    for channel in CHANNEL_ORDER:
+        if channel not in allowed:
+            continue
+        if not urgent and not preferences.allows(category=category, channel=channel):
+            continue
+        for target in _targets(user, channel):
+            key = f"{dedup_key}:{target.key_suffix}" if dedup_key else None
+            try:
+                with transaction.atomic():
+                    written.append(
+                        Notification.objects.create(
+                            user_id=user.id,
+                            event=event,
+                            channel=channel,
+                            to=target.to,
+                            push_subscription_id=target.push_subscription_id,
+                            device_id=target.device_id,
+                            subject=subject[:200],
+                            body=body,
+                            context=dict(context),
+                            dedup_key=key,
+                            urgent=urgent,
+                            held_until=held_until,
+                            created_at=now,
+                            next_attempt_at=held_until or now,
+                        )
                     )
-                )
-        except IntegrityError:
-            if key is None or not Notification.objects.filter(dedup_key=key).exists():
-                raise
-    if written:
-        ids = [str(row.id) for row in written]
-        transaction.on_commit(lambda: _enqueue(ids), robust=True)
+            except IntegrityError:
+                if key is None or not Notification.objects.filter(dedup_key=key).exists():
+                    raise
+    # Held rows wait for the sweep (`deliver_due_notifications`), which sends them once quiet hours end.
+    due = [str(row.id) for row in written if row.held_until is None]
+    if due:
+        transaction.on_commit(lambda: _enqueue(due), robust=True)
     return written
 
 
 def _enqueue(ids: list[str]) -> None:
     for notification_id in ids:
         deliver_notification.delay(notification_id)
+
+
+def notify_each(
+    *,
+    user_ids: Iterable[uuid.UUID],
+    event: str,
+    context: Mapping[str, object],
+    dedup_key: str,
+    urgent: bool = False,
+) -> None:
+    """Tell each of `user_ids` about `event`, from a task after the caller commits (a voter roll can be
+    thousands: the caller's transaction writes none of their rows). Each person's message is deduplicated
+    by `{dedup_key}:{user id}`, so a task that runs twice, or a sender that runs again, sends nobody two."""
+    ids = [str(user_id) for user_id in dict.fromkeys(user_ids)]
+    if not ids:
+        return
+    payload = dict(context)
+    transaction.on_commit(
+        lambda: notify_each_task.delay(ids, event, payload, dedup_key, urgent),
+        robust=True,
+    )
+
+
+@shared_task(name="backend.notifications.tasks.notify_each", ignore_result=True)
+def notify_each_task(
+    user_ids: list[str], event: str, context: dict[str, object], dedup_key: str, urgent: bool = False
+) -> int:
+    """Write the messages of a batch of the roll (each in its own transaction) and pass the rest on."""
+    batch, rest = user_ids[:FAN_OUT_BATCH], user_ids[FAN_OUT_BATCH:]
+    written = 0
+    for user_id in batch:
+        with transaction.atomic():
+            written += len(
+                notify(
+                    user_id=uuid.UUID(user_id),
+                    event=event,
+                    context=context,
+                    dedup_key=f"{dedup_key}:{user_id}",
+                    urgent=urgent,
+                )
+            )
+    if rest:
+        notify_each_task.delay(rest, event, context, dedup_key, urgent)
+    return written

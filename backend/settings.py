@@ -551,6 +551,23 @@ TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
 TWILIO_API_BASE = env_str("TWILIO_API_BASE", "https://api.twilio.com")
+# Push (docs/notifications.md). Web Push signs with the VAPID key below, or one generated on first use into
+# the key file; `sub` is the contact push services may write to. Mobile push: FCM with a service
+# account's JSON key, APNs with the team's .p8 key; without a key each writes its messages to the log.
+ROCHDALE_VAPID_PRIVATE_KEY = env_str("ROCHDALE_VAPID_PRIVATE_KEY", "")
+ROCHDALE_VAPID_KEY_FILE = env_str("ROCHDALE_VAPID_KEY_FILE", str(BASE_DIR / "var" / "vapid_private.pem"))
+ROCHDALE_VAPID_SUBJECT = env_str("ROCHDALE_VAPID_SUBJECT", "mailto:push@rochdale.localhost")
+ROCHDALE_WEB_PUSH_TTL_S = env_int("ROCHDALE_WEB_PUSH_TTL_S", 12 * 3600)
+ROCHDALE_FCM_SERVICE_ACCOUNT_FILE = env_str("ROCHDALE_FCM_SERVICE_ACCOUNT_FILE", "")
+ROCHDALE_FCM_SERVICE_ACCOUNT_JSON = env_str("ROCHDALE_FCM_SERVICE_ACCOUNT_JSON", "")
+ROCHDALE_FCM_PROJECT_ID = env_str("ROCHDALE_FCM_PROJECT_ID", "")
+ROCHDALE_FCM_BASE_URL = env_str("ROCHDALE_FCM_BASE_URL", "https://fcm.googleapis.com")
+ROCHDALE_APNS_KEY_FILE = env_str("ROCHDALE_APNS_KEY_FILE", "")
+ROCHDALE_APNS_KEY = env_str("ROCHDALE_APNS_KEY", "")
+ROCHDALE_APNS_KEY_ID = env_str("ROCHDALE_APNS_KEY_ID", "")
+ROCHDALE_APNS_TEAM_ID = env_str("ROCHDALE_APNS_TEAM_ID", "")
+ROCHDALE_APNS_TOPIC = env_str("ROCHDALE_APNS_TOPIC", "")
+ROCHDALE_APNS_HOST = env_str("ROCHDALE_APNS_HOST", "https://api.push.apple.com")
 # The name receipts and statements are issued in, and an address that gets a copy of every receipt (the
 # co-op's books; empty: none).
 ROCHDALE_COOPERATIVE_NAME = env_str("ROCHDALE_COOPERATIVE_NAME", "Rochdale drivers' cooperative")

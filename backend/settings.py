@@ -637,6 +637,12 @@ ROCHDALE_PROPOSAL_RULES = {
     )
 }
 
+# The co-op's public fairness figures (docs/figures.md): how often one address may read them (no sign-in),
+# and the fewest drivers a figure may be computed over before it is withheld (so no driver can be singled
+# out of a small co-op's month).
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["coop_figures"] = env_str("ROCHDALE_COOP_FIGURES_RATE", "60/min")
+ROCHDALE_FIGURES_MIN_DRIVERS = env_int("ROCHDALE_FIGURES_MIN_DRIVERS", 5)
+
 # GDAL < 3.9 cannot block file/network access while parsing spatial references. We never parse a spatial
 # reference or WKT a client sends: places arrive as two validated numbers and become Points in SRID 4326.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]

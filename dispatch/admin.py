@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 
 from backend.errors import DomainError
 from backend.fares.money import minor_to_decimal, to_minor_units
@@ -150,9 +151,9 @@ class TripRefundForm(forms.Form):
         cleaned = super().clean()
         amount, everything = cleaned.get("amount"), cleaned.get("everything_left")
         if everything and amount is not None:
-            raise ValidationError("Give an amount or refund all that is left, not both.")
+            raise ValidationError(_("Give an amount or refund all that is left, not both."))
         if not everything and not amount:
-            raise ValidationError("Give an amount above zero, or refund all that is left.")
+            raise ValidationError(_("Give an amount above zero, or refund all that is left."))
         return cleaned
 
 

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.errors import DomainError
 from backend.fares.money import minor_to_decimal
@@ -186,7 +187,8 @@ class PayoutAdmin(admin.ModelAdmin):
                     pass
                 else:
                     raise DomainError(
-                        f"payout {payout.id} is not waiting for an answer", code="not_retryable"
+                        _("payout %(id)s is not waiting for an answer") % {"id": payout.id},
+                        code="not_retryable",
                     )
                 done += 1
             except DomainError as error:

@@ -17,6 +17,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dispatch import bank_details
 from dispatch.state import DRIVER_ACTIVE_STATUSES, DRIVERLESS_STATUSES, OPEN_STATUSES, TripStatus
@@ -413,13 +414,13 @@ class DispatchPolicyVersion(models.Model):
 def validate_routing_number(value: str) -> None:
     if not bank_details.aba_routing_number_valid(value):
         raise ValidationError(
-            "Not an ABA routing number: 9 digits whose check digit matches.", code="invalid_routing_number"
+            _("Not an ABA routing number: 9 digits whose check digit matches."), code="invalid_routing_number"
         )
 
 
 def validate_account_number(value: str) -> None:
     if not bank_details.account_number_valid(value):
-        raise ValidationError("An account number is 4 to 17 digits.", code="invalid_account_number")
+        raise ValidationError(_("An account number is 4 to 17 digits."), code="invalid_account_number")
 
 
 class BankAccountType(models.TextChoices):

@@ -12,6 +12,7 @@ from collections.abc import Collection
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import Vehicle
 from backend.errors import NotFound
@@ -44,7 +45,7 @@ def trip_get_for(*, user_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
     """The trip if the user rode or drove it; NotFound (`trip_not_found`) otherwise."""
     trip = trips_visible_to(user_id).filter(id=trip_id).first()
     if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     return trip
 
 
@@ -66,7 +67,7 @@ def organisation_trip_get(
     """One of those trips; NotFound `trip_not_found` for any other, as for an id that does not exist."""
     trip = organisation_trips(organisation_id=organisation_id, rider_id=rider_id).filter(id=trip_id).first()
     if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     return trip
 
 

@@ -33,6 +33,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.utils.translation import gettext_lazy
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from backend.errors import ServiceUnavailable
@@ -45,7 +46,7 @@ _LOST_MARK = "rochdale_database_connection_lost"
 
 
 class DatabaseUnavailable(ServiceUnavailable):
-    default_message = "The database is unavailable; try again shortly."
+    default_message = gettext_lazy("The database is unavailable; try again shortly.")
     retry_after_s = 1
 
     def __init__(self) -> None:

@@ -36,6 +36,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -53,12 +55,14 @@ _KEY_PATTERN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 class IdempotencyKeyInFlight(Conflict):
     code = "idempotency_key_in_flight"
-    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
+    default_message = gettext_lazy(
+        "A request with this Idempotency-Key is still being processed; retry shortly."
+    )
 
 
 class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"
-    default_message = "This Idempotency-Key was already used for a different request."
+    default_message = gettext_lazy("This Idempotency-Key was already used for a different request.")
 
 
 def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
@@ -80,11 +84,15 @@ def read_idempotency_key(request: Request, *, required: bool) -> str | None:
     raw = request.META.get(_META_KEY)
     if raw is None or raw == "":
         if required:
-            raise InvalidInput(f"This request needs an {HEADER} header.", code="idempotency_key_required")
+            raise InvalidInput(
+                _("This request needs an %(header)s header.") % {"header": HEADER},
+                code="idempotency_key_required",
+            )
         return None
     if len(raw) > IDEMPOTENCY_KEY_MAX_LENGTH or not _KEY_PATTERN.fullmatch(raw):
         raise InvalidInput(
-            f"{HEADER} must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters.",
+            _("%(header)s must be 1 to %(idempotency_key_max_length)s printable ASCII characters.")
+            % {"header": HEADER, "idempotency_key_max_length": IDEMPOTENCY_KEY_MAX_LENGTH},
             code="idempotency_key_invalid",
         )
     return raw

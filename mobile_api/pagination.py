@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -28,7 +29,7 @@ class CursorPage(CursorPagination):
         except NotFound as exc:
             # A cursor the client garbled is bad input (400), not a missing page.
             raise InvalidInput(
-                "This page cursor is not valid; start again from the first page.", code="invalid_cursor"
+                _("This page cursor is not valid; start again from the first page."), code="invalid_cursor"
             ) from exc
 
     def get_paginated_response(self, data: Any) -> Response:

@@ -56,7 +56,7 @@ class MoneyIn(serializers.Serializer):
 
     def validate_currency(self, value: str) -> str:
         if value not in ISO_4217_CURRENCIES:
-            raise serializers.ValidationError("Not an ISO 4217 currency code.")
+            raise serializers.ValidationError(_("Not an ISO 4217 currency code."))
         return value
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib.gis.geos import GEOSException, GEOSGeometry
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -62,11 +63,11 @@ class GeoJsonAreaField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> GEOSGeometry:
         if not isinstance(data, dict) or data.get("type") not in ("Polygon", "MultiPolygon"):
-            raise serializers.ValidationError("A GeoJSON Polygon or MultiPolygon.")
+            raise serializers.ValidationError(_("A GeoJSON Polygon or MultiPolygon."))
         try:
             geometry = GEOSGeometry(json.dumps(data))
         except (GEOSException, ValueError, TypeError) as exc:
-            raise serializers.ValidationError("Not a readable GeoJSON polygon.") from exc
+            raise serializers.ValidationError(_("Not a readable GeoJSON polygon.")) from exc
         geometry.srid = 4326
         return geometry
 
@@ -231,7 +232,7 @@ class OrganisationTripIn(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         named = [name for name in ("rider_id", "guest_id", "guest") if attrs.get(name) is not None]
         if len(named) > 1:
-            raise serializers.ValidationError("Name the rider once: rider_id, guest_id or guest.")
+            raise serializers.ValidationError(_("Name the rider once: rider_id, guest_id or guest."))
         return attrs
 
 

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -237,7 +238,7 @@ def _uuid_param(request: Request, name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise InvalidInput(details={name: ["must be a UUID"]}) from None
+        raise InvalidInput(details={name: [_("must be a UUID")]}) from None
 
 
 def _paged(view: APIView, request: Request, found: QuerySet[OrganisationInvoice]) -> Response:

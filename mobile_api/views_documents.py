@@ -22,6 +22,7 @@ from typing import Any
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views import View
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -259,7 +260,13 @@ class StaffDocumentsView(APIView):
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status", DocumentStatus.PENDING)
         if status not in DocumentStatus.values:
-            raise InvalidInput(details={"status": [f"must be one of: {', '.join(DocumentStatus.values)}"]})
+            raise InvalidInput(
+                details={
+                    "status": [
+                        _("must be one of: %(statuses)s") % {"statuses": ", ".join(DocumentStatus.values)}
+                    ]
+                }
+            )
         documents = Document.objects.filter(status=status).select_related("driver__user", "vehicle")
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(documents, request, view=self)
@@ -356,7 +363,7 @@ class DocumentFileDownloadView(View):
         except DomainError as exc:
             return JsonResponse(exc.as_body(), status=exc.status)
         except FileNotFoundError:
-            error = NotFound("The file of this document is not in storage.")
+            error = NotFound(_("The file of this document is not in storage."))
             return JsonResponse(error.as_body(), status=error.status)
         extension = document.file.name.rsplit(".", 1)[-1]
         response = FileResponse(

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import QueryDict
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -229,7 +230,7 @@ def _parse_date(raw: str | None, name: str, problems: dict[str, list[str]]) -> d
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:
-        problems[name] = ["must be a date, YYYY-MM-DD"]
+        problems[name] = [_("must be a date, YYYY-MM-DD")]
         return None
 
 
@@ -247,9 +248,16 @@ def earnings_range(query: QueryDict) -> tuple[date, date]:
     elif date_from is None:
         date_from = date_to - timedelta(days=6)
     if date_from > date_to:
-        raise InvalidInput(details={"to": ["must not be before from"]})
+        raise InvalidInput(details={"to": [_("must not be before from")]})
     if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(details={"to": [f"the range may span at most {MAX_RANGE_DAYS} days"]})
+        raise InvalidInput(
+            details={
+                "to": [
+                    _("the range may span at most %(max_range_days)s days")
+                    % {"max_range_days": MAX_RANGE_DAYS}
+                ]
+            }
+        )
     return date_from, date_to
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -53,14 +54,14 @@ def _valid(serializer_class: type[serializers.Serializer], request: Request) -> 
 def _proposal_or_404(proposal_id: uuid.UUID) -> Proposal:
     proposal = selectors.proposal_get(proposal_id)
     if proposal is None:
-        raise NotFound("No such proposal.")
+        raise NotFound(_("No such proposal."))
     return proposal
 
 
 def _election_or_404(election_id: uuid.UUID) -> Election:
     election = selectors.election_get(election_id)
     if election is None:
-        raise NotFound("No such election.")
+        raise NotFound(_("No such election."))
     return election
 
 
@@ -90,7 +91,7 @@ class MembershipView(APIView):
     def get(self, request: Request) -> Response:
         member = selectors.current_member(request.user)
         if member is None:
-            raise NotFound("You are not a member.", code="not_a_member")
+            raise NotFound(_("You are not a member."), code="not_a_member")
         return Response(g.MembershipDetailOut(selectors.membership_detail(member)).data)
 
 
@@ -331,7 +332,7 @@ class ElectionBallotsView(APIView):
         election = _election_or_404(election_id)
         if election.closed_at is None:
             raise Conflict(
-                "The ballots are published once the election is counted.", code="election_not_closed"
+                _("The ballots are published once the election is counted."), code="election_not_closed"
             )
         return Response(g.BallotRecordOut(selectors.ballot_record(election)).data)
 

@@ -32,6 +32,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views import View
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -126,7 +127,7 @@ def _caller(request: Request, organisation_id: uuid.UUID) -> OrganisationCaller:
     principal = api_key_principal(request)
     if principal is not None:
         if principal.organisation_id != organisation_id:
-            raise NotFound("No such organisation.", code="organisation_not_found")
+            raise NotFound(_("No such organisation."), code="organisation_not_found")
         organisation = org_selectors.organisation_get(organisation_id=organisation_id)
         return OrganisationCaller(organisation=organisation, user_id=None, role=None, key_id=principal.key_id)
     organisation, membership = org_selectors.organisation_of_member(
@@ -243,7 +244,7 @@ def _no_api_key_idempotency(handler: Callable[..., Response]) -> Callable[..., R
     def wrapper(view: APIView, request: Request, *args: Any, **kwargs: Any) -> Response:
         if api_key_principal(request) is not None and carries_idempotency_key(request._request):
             raise InvalidInput(
-                "Idempotency-Key is not yet honoured for API keys; send the booking without it.",
+                _("Idempotency-Key is not yet honoured for API keys; send the booking without it."),
                 code="idempotency_key_not_supported",
             )
         return keyed(view, request, *args, **kwargs)
@@ -798,7 +799,7 @@ def _rider_of_booking(request: Request, caller: OrganisationCaller, data: dict[s
     elif data.get("rider_id") is not None:
         rider_id = data["rider_id"]
     elif caller.user_id is None:
-        raise InvalidInput(details={"rider_id": ["Name the rider: rider_id, guest_id or guest."]})
+        raise InvalidInput(details={"rider_id": [_("Name the rider: rider_id, guest_id or guest.")]})
     else:
         return caller.user_id
     if caller.sees_all_trips and not rides_on_account(
@@ -1009,7 +1010,7 @@ def _trip_loaded(trip_id: uuid.UUID) -> Trip:
     try:
         return trip_load(trip_id)
     except Trip.DoesNotExist as exc:
-        raise NotFound("No ride is followed at this link.", code="guest_link_not_found") from exc
+        raise NotFound(_("No ride is followed at this link."), code="guest_link_not_found") from exc
 
 
 class GuestTripView(View):

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -515,7 +516,12 @@ class StatementCSVRenderer(BaseRenderer):
 def _statement_year(year: int) -> int:
     if not statements.statement_year_valid(year):
         raise InvalidInput(
-            details={"year": [f"must be a year from {statements.FIRST_YEAR} to this year"]},
+            details={
+                "year": [
+                    _("must be a year from %(first_year)s to this year")
+                    % {"first_year": statements.FIRST_YEAR}
+                ]
+            },
         )
     return year
 

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -105,7 +106,7 @@ class RecurringRideIn(serializers.Serializer):
 
     def validate_weekdays(self, value: list[int]) -> list[int]:
         if len(set(value)) != len(value):
-            raise serializers.ValidationError("Each weekday once.")
+            raise serializers.ValidationError(_("Each weekday once."))
         return value
 
 
@@ -123,7 +124,7 @@ def _query_date(request: Request, name: str) -> date | None:
             raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput("Dates are YYYY-MM-DD.", details={name: ["A date is YYYY-MM-DD."]}) from None
+        raise InvalidInput(_("Dates are YYYY-MM-DD."), details={name: [_("A date is YYYY-MM-DD.")]}) from None
 
 
 class RecurringRideOut(serializers.Serializer):

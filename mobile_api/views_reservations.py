@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -297,7 +298,7 @@ class StaffReservationsView(APIView):
         wanted = request.query_params.get("status", "upcoming")
         if wanted not in STAFF_STATUSES:
             raise InvalidInput(
-                "status is upcoming or unclaimed_at_risk.",
+                _("status is upcoming or unclaimed_at_risk."),
                 code="status_invalid",
                 details={"allowed": list(STAFF_STATUSES)},
             )

@@ -18,6 +18,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from backend.accounts.models import ErasureRequest, ErasureStatus, User
@@ -64,10 +65,10 @@ def erasure_request_record(*, user_id: uuid.UUID, password: str) -> tuple[Erasur
     """
     user = User.objects.filter(id=user_id, is_active=True).first()
     if user is None:
-        raise NotFound("No such account.", code="account_not_found")
+        raise NotFound(gettext("No such account."), code="account_not_found")
     if not isinstance(password, str) or not user.check_password(password):
         raise PermissionDenied(
-            "Confirm the erasure with the account's current password.", code="password_incorrect"
+            gettext("Confirm the erasure with the account's current password."), code="password_incorrect"
         )
     existing = ErasureRequest.objects.filter(user_id=user_id, status=ErasureStatus.REQUESTED).first()
     if existing is not None:
@@ -97,7 +98,7 @@ def user_pseudonymise(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> tup
         raise RuntimeError("user_pseudonymise must run inside the erasure's transaction")
     user = User.objects.select_for_update(no_key=True).filter(id=user_id).first()
     if user is None:
-        raise NotFound("No such account.", code="account_not_found")
+        raise NotFound(gettext("No such account."), code="account_not_found")
     user.name = pseudonym_name(user.id)
     user.phone = phone_placeholder(user.id)
     user.email = ""

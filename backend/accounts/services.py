@@ -59,13 +59,13 @@ def user_register(
         validate_password(password, user=candidate)
     except ValidationError as exc:
         raise InvalidInput(
-            "This password is too weak.", code="password_too_weak", details={"password": exc.messages}
+            _("This password is too weak."), code="password_too_weak", details={"password": exc.messages}
         ) from exc
     if role == "driver" and (not license_number or vehicle is None):
         raise InvalidInput(
-            "A driver registers with a licence number and a vehicle.",
+            _("A driver registers with a licence number and a vehicle."),
             code="driver_details_required",
-            details={"license_number": ["Required for drivers."], "vehicle": ["Required for drivers."]},
+            details={"license_number": [_("Required for drivers.")], "vehicle": [_("Required for drivers.")]},
         )
     try:
         with transaction.atomic():
@@ -99,14 +99,16 @@ def user_register(
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
         if "license" in constraint:
             raise Conflict(
-                "A driver with this licence number is already registered.", code="license_taken"
+                _("A driver with this licence number is already registered."), code="license_taken"
             ) from exc
-        raise Conflict("An account with this phone number already exists.", code="phone_taken") from exc
+        raise Conflict(_("An account with this phone number already exists."), code="phone_taken") from exc
     except ValidationError as exc:  # full_clean on the user (a duplicate phone is caught here first)
         if "phone" in getattr(exc, "message_dict", {}) and User.objects.filter(phone=phone).exists():
-            raise Conflict("An account with this phone number already exists.", code="phone_taken") from exc
+            raise Conflict(
+                _("An account with this phone number already exists."), code="phone_taken"
+            ) from exc
         raise InvalidInput(
-            "Some fields are not valid.", details=getattr(exc, "message_dict", {"": exc.messages})
+            _("Some fields are not valid."), details=getattr(exc, "message_dict", {"": exc.messages})
         ) from exc
     return user
 
@@ -121,7 +123,7 @@ def driver_approve(*, driver_id: uuid.UUID, approved_by: User) -> DriverProfile:
             DriverProfile.objects.select_for_update().select_related("user").filter(user_id=driver_id).first()
         )
         if profile is None:
-            raise NotFound("No driver has this id.", code="driver_not_found")
+            raise NotFound(_("No driver has this id."), code="driver_not_found")
         if profile.status != DriverStatus.APPROVED:
             profile.status = DriverStatus.APPROVED
             profile.approved_at = timezone.now()
@@ -161,6 +163,6 @@ def _clean_email(email: str) -> str:
         validate_email(address)
     except ValidationError as exc:
         raise InvalidInput(
-            "This is not an email address.", code="email_invalid", details={"email": exc.messages}
+            _("This is not an email address."), code="email_invalid", details={"email": exc.messages}
         ) from exc
     return User.objects.normalize_email(address)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import User
 from backend.accounts.phones import normalize_phone
@@ -20,7 +21,7 @@ from backend.errors import DomainError
 class InvalidCredentials(DomainError):
     code = "invalid_credentials"
     status = 401
-    default_message = "The phone number or the password is wrong."
+    default_message = gettext_lazy("The phone number or the password is wrong.")
 
 
 def sign_in_identity(phone: str) -> str:

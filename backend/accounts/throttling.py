@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 from rest_framework.throttling import BaseThrottle
 
 from backend.errors import DomainError
@@ -45,7 +46,7 @@ _USER_RATE_REDIS = RedisOutage("the per-user rate limit (requests pass meanwhile
 class SignInLocked(DomainError):
     code = "sign_in_locked"
     status = 429
-    default_message = "Too many failed sign-ins; try again later."
+    default_message = gettext_lazy("Too many failed sign-ins; try again later.")
 
     def __init__(self, retry_after_s: int, scope: str) -> None:
         self.retry_after_s = max(int(retry_after_s), 1)

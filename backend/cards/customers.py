@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.cards.holds import cards_in_use
@@ -60,33 +61,39 @@ def _call_stripe[T](what: str, call: Callable[[], T]) -> T:
     except ImproperlyConfigured as exc:
         logger.error("card request refused: %s", exc)
         raise ServiceUnavailable(
-            "Card payments are not set up here yet.", details={"service": "stripe"}
+            _("Card payments are not set up here yet."), details={"service": "stripe"}
         ) from exc
     except stripe.CardError as exc:
         failure = stripe_failure(exc)
         raise Unprocessable(
-            "The card was declined.", code="card_declined", details={"reason": failure.code}
+            _("The card was declined."), code="card_declined", details={"reason": failure.code}
         ) from exc
     except stripe.StripeError as exc:
         failure = stripe_failure(exc)
         if failure.definitive and failure.http_status == 404:
-            raise NotFound(f"Stripe does not know this {what}.", code="payment_method_not_found") from exc
+            raise NotFound(
+                _("Stripe does not know this %(what)s.") % {"what": what}, code="payment_method_not_found"
+            ) from exc
         if failure.definitive:
-            raise Unprocessable(f"Stripe refused to {what}: {failure.message}", code="card_refused") from exc
-        raise ServiceUnavailable("The card processor is unreachable; try again shortly.") from exc
+            raise Unprocessable(
+                _("Stripe refused to %(what)s: %(message)s") % {"what": what, "message": failure.message},
+                code="card_refused",
+            ) from exc
+        raise ServiceUnavailable(_("The card processor is unreachable; try again shortly.")) from exc
 
 
 def _rider(rider_id: uuid.UUID) -> User:
     rider = User.objects.filter(id=rider_id, is_active=True, is_rider=True).first()
     if rider is None:
-        raise PermissionDenied("Only a rider account can save cards.", code="rider_role_required")
+        raise PermissionDenied(_("Only a rider account can save cards."), code="rider_role_required")
     return rider
 
 
 def _cards_taken() -> None:
     if not cards_in_use():
         raise Unprocessable(
-            "This co-op does not take cards (its payment provider is not Stripe).", code="cards_not_accepted"
+            _("This co-op does not take cards (its payment provider is not Stripe)."),
+            code="cards_not_accepted",
         )
 
 
@@ -138,16 +145,16 @@ def payment_method_save(*, rider_id: uuid.UUID, setup_intent_id: str) -> SavedCa
     """Keep the card a confirmed SetupIntent saved: it must be this rider's and have succeeded. The first
     card saved becomes the default."""
     if not isinstance(setup_intent_id, str) or not setup_intent_id.startswith("seti_"):
-        raise InvalidInput(details={"setup_intent_id": ["must be the id of a SetupIntent (seti_...)"]})
+        raise InvalidInput(details={"setup_intent_id": [_("must be the id of a SetupIntent (seti_...)")]})
     _cards_taken()
     customer = _own_customer(rider_id)
     client = _call_stripe("reach Stripe", stripe_client)
     intent = _call_stripe("read the card setup", lambda: client.v1.setup_intents.retrieve(setup_intent_id))
     if object_id(intent.customer) != customer.customer_id:
-        raise NotFound("No such card setup.", code="setup_not_found")
+        raise NotFound(_("No such card setup."), code="setup_not_found")
     if intent.status != "succeeded" or not intent.payment_method:
         raise Unprocessable(
-            "The card is not saved yet: the setup has not succeeded.",
+            _("The card is not saved yet: the setup has not succeeded."),
             code="setup_incomplete",
             details={"status": intent.status},
         )
@@ -242,7 +249,7 @@ def _own_customer(rider_id: uuid.UUID) -> StripeCustomer:
     _rider(rider_id)
     customer = StripeCustomer.objects.filter(rider_id=rider_id).first()
     if customer is None:
-        raise NotFound("No card has been set up yet.", code="payment_method_not_found")
+        raise NotFound(_("No card has been set up yet."), code="payment_method_not_found")
     return customer
 
 
@@ -254,11 +261,11 @@ def _own_card(*, rider_id: uuid.UUID, payment_method_id: str) -> SavedCard:
         or not payment_method_id.startswith("pm_")
         or not StripeCustomer.objects.filter(rider_id=rider_id).exists()
     ):
-        raise NotFound("No such card.", code="payment_method_not_found")
+        raise NotFound(_("No such card."), code="payment_method_not_found")
     for card in payment_methods_list(rider_id=rider_id):
         if card.id == payment_method_id:
             return card
-    raise NotFound("No such card.", code="payment_method_not_found")
+    raise NotFound(_("No such card."), code="payment_method_not_found")
 
 
 def _card(method: stripe.PaymentMethod, *, default_id: str) -> SavedCard:

@@ -27,6 +27,7 @@ import stripe
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.cards.models import CardHold, HoldStatus, StripeCustomer
 from backend.cards.provider import overcharge_give_back
@@ -66,7 +67,7 @@ def hold_for_trip_request(*, rider_id: uuid.UUID, amount_minor: int, currency: s
         failure = stripe_failure(exc)
         if failure.definitive:
             raise PaymentRequired(
-                "Save a card before requesting a trip.", code="payment_method_required", details={}
+                _("Save a card before requesting a trip."), code="payment_method_required", details={}
             ) from exc
         # Stripe cannot say which card to hold: the ride goes ahead like any whose hold is unanswered, and
         # the sweep looks the card up when it asks again.
@@ -76,7 +77,7 @@ def hold_for_trip_request(*, rider_id: uuid.UUID, amount_minor: int, currency: s
         )
     if customer is None or not method_id:
         raise PaymentRequired(
-            "Save a card before requesting a trip.", code="payment_method_required", details={}
+            _("Save a card before requesting a trip."), code="payment_method_required", details={}
         )
     hold = CardHold.objects.create(
         rider_id=rider_id, amount_minor=amount_minor, currency=currency, payment_method_id=method_id
@@ -89,7 +90,7 @@ def hold_for_trip_request(*, rider_id: uuid.UUID, amount_minor: int, currency: s
             else "payment_declined"
         )
         raise PaymentRequired(
-            "Your card was declined for this trip; use another card.",
+            _("Your card was declined for this trip; use another card."),
             code=code,
             details={"amount": amount_minor, "currency": currency},
         )
@@ -117,7 +118,7 @@ def card_on_file_require(*, rider_id: uuid.UUID) -> None:
         method_id = ""
     if not method_id:
         raise PaymentRequired(
-            "Save a card before booking a ride.", code="payment_method_required", details={}
+            _("Save a card before booking a ride."), code="payment_method_required", details={}
         )
 
 

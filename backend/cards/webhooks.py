@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.cards.holds import cards_in_use
 from backend.cards.models import CardHold, HoldStatus, WebhookEvent
@@ -56,15 +57,15 @@ def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
     for a body the secret did not sign (or a stale timestamp), NotFound `cards_not_accepted` where the co-op
     takes no cards (the route is not there for it), ServiceUnavailable when it does but no secret is set."""
     if not cards_in_use():
-        raise NotFound("This co-op takes no cards.", code="cards_not_accepted")
+        raise NotFound(_("This co-op takes no cards."), code="cards_not_accepted")
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
-        raise ServiceUnavailable("Card webhooks are not configured here.", code="webhooks_not_configured")
+        raise ServiceUnavailable(_("Card webhooks are not configured here."), code="webhooks_not_configured")
     try:
         event = stripe.Webhook.construct_event(payload.decode("utf-8"), signature or "", secret)
     except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError) as exc:
         raise InvalidInput(
-            "The webhook signature does not match its body.", code="invalid_signature"
+            _("The webhook signature does not match its body."), code="invalid_signature"
         ) from exc
     stored = _store(event)
     if stored.processed_at is None:
@@ -155,7 +156,9 @@ def _give_back(intent: dict, *, capture: PaymentCapture, over_minor: int) -> Non
         returned_for=str(capture.id),
     )
     if not returned.ok:
-        raise ServiceUnavailable(f"Could not give back what capture {capture.id} took beyond its amount.")
+        raise ServiceUnavailable(
+            _("Could not give back what capture %(id)s took beyond its amount.") % {"id": capture.id}
+        )
 
 
 def _payment_intent_failed(intent: dict) -> str:

@@ -32,6 +32,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import DriverProfile, User, Vehicle
 from backend.compliance import notify
@@ -59,13 +61,13 @@ MAX_REASON_LENGTH = 2000
 class DocumentTooLarge(DomainError):
     code = "document_too_large"
     status = 413
-    default_message = "The file is larger than the co-op takes."
+    default_message = gettext_lazy("The file is larger than the co-op takes.")
 
 
 class FileLinkExpired(DomainError):
     code = "file_link_expired"
     status = 403
-    default_message = "This link to the file has expired; ask for a new one."
+    default_message = gettext_lazy("This link to the file has expired; ask for a new one.")
 
 
 def document_upload(
@@ -89,28 +91,37 @@ def document_upload(
     """
     now = now or timezone.now()
     if not driver.is_driver:
-        raise PermissionDenied("Only a driver account can do this.", code="driver_role_required")
+        raise PermissionDenied(_("Only a driver account can do this."), code="driver_role_required")
     profile = regulator_profile()
     requirement = profile.requirement(kind)
     if requirement is None:
         raise InvalidInput(
-            f"{kind!r} is not a document the regulator profile asks for.",
+            _("%(kind)r is not a document the regulator profile asks for.") % {"kind": kind},
             code="document_kind_unknown",
-            details={"kind": [f"must be one of: {', '.join(d.kind for d in profile.documents) or '(none)'}"]},
+            details={
+                "kind": [
+                    _("must be one of: %(kinds)s")
+                    % {"kinds": ", ".join(d.kind for d in profile.documents) or "(none)"}
+                ]
+            },
         )
     number, issuer = number.strip(), (issuer.strip() or requirement.issuer)
     fields: dict[str, list[str]] = {}
     if not number or len(number) > MAX_NUMBER_LENGTH:
-        fields["number"] = [f"required, at most {MAX_NUMBER_LENGTH} characters"]
+        fields["number"] = [
+            _("required, at most %(max_number_length)s characters") % {"max_number_length": MAX_NUMBER_LENGTH}
+        ]
     if not issuer or len(issuer) > MAX_ISSUER_LENGTH:
-        fields["issuer"] = [f"required, at most {MAX_ISSUER_LENGTH} characters"]
+        fields["issuer"] = [
+            _("required, at most %(max_issuer_length)s characters") % {"max_issuer_length": MAX_ISSUER_LENGTH}
+        ]
     if fields:
         raise InvalidInput(details=fields)
     if expires_on <= local_day(now):
         raise InvalidInput(
-            "The document has expired or expires today; send a current one.",
+            _("The document has expired or expires today; send a current one."),
             code="document_expiry_past",
-            details={"expires_on": ["must be after today"]},
+            details={"expires_on": [_("must be after today")]},
         )
     limit = settings.ROCHDALE_DOCUMENT_MAX_BYTES
     if file.size is None or file.size > limit:
@@ -119,9 +130,11 @@ def document_upload(
     file_type = sniff_file_type(file.read(SNIFF_BYTES))
     if file_type is None:
         raise InvalidInput(
-            "The file must be a PDF, JPEG or PNG.",
+            _("The file must be a PDF, JPEG or PNG."),
             code="document_file_type",
-            details={"file": [f"accepted: {', '.join(t.content_type for t in ACCEPTED)}"]},
+            details={
+                "file": [_("accepted: %(types)s") % {"types": ", ".join(t.content_type for t in ACCEPTED)}]
+            },
         )
     digest = hashlib.sha256()
     file.seek(0)
@@ -140,16 +153,16 @@ def document_upload(
                 else vehicles.filter(is_active=True).first()
             )
             if vehicle is None and vehicle_id is not None:
-                raise NotFound("No such vehicle of yours.")
+                raise NotFound(_("No such vehicle of yours."))
             if vehicle is None:
                 raise InvalidInput(
-                    "You have no active vehicle to send this document for.", code="no_active_vehicle"
+                    _("You have no active vehicle to send this document for."), code="no_active_vehicle"
                 )
         elif vehicle_id is not None:
             raise InvalidInput(
-                f"{requirement.label} is a driver's document, not a vehicle's.",
+                _("%(label)s is a driver's document, not a vehicle's.") % {"label": requirement.label},
                 code="document_kind_subject",
-                details={"vehicle_id": ["must be absent for a driver's document"]},
+                details={"vehicle_id": [_("must be absent for a driver's document")]},
             )
         document = Document(
             driver=profile_row,
@@ -199,18 +212,24 @@ def document_review(
     """
     now = now or timezone.now()
     if not reviewer.is_staff:
-        raise PermissionDenied("Only staff may review documents.", code="staff_only")
+        raise PermissionDenied(_("Only staff may review documents."), code="staff_only")
     if decision not in ReviewDecision.values:
-        raise InvalidInput(details={"decision": ['must be "approved" or "rejected"']})
+        raise InvalidInput(details={"decision": [_('must be "approved" or "rejected"')]})
     reason = reason.strip()
     if decision == ReviewDecision.REJECTED and not reason:
         raise InvalidInput(
-            "A rejection says why, so the driver knows what to send.",
+            _("A rejection says why, so the driver knows what to send."),
             code="reason_required",
-            details={"reason": ["required to reject"]},
+            details={"reason": [_("required to reject")]},
         )
     if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInput(details={"reason": [f"at most {MAX_REASON_LENGTH} characters"]})
+        raise InvalidInput(
+            details={
+                "reason": [
+                    _("at most %(max_reason_length)s characters") % {"max_reason_length": MAX_REASON_LENGTH}
+                ]
+            }
+        )
     driver_id = Document.objects.filter(id=document_id).values_list("driver_id", flat=True).first()
     if driver_id is None:
         raise NotFound()
@@ -219,13 +238,16 @@ def document_review(
         document = Document.objects.select_for_update().get(id=document_id)
         if document.status != DocumentStatus.PENDING:
             raise Conflict(
-                f"This document is {document.status}, not waiting for review.",
+                _("This document is %(status)s, not waiting for review.") % {"status": document.status},
                 code="document_not_pending",
                 details={"status": document.status},
             )
         if decision == ReviewDecision.APPROVED and document.expires_on < local_day(now):
             raise Conflict(
-                "This document has expired since it was sent; reject it so the driver sends a current one.",
+                _(
+                    "This document has expired since it was sent; reject it so the driver sends a current "
+                    "one."
+                ),
                 code="document_expired",
                 details={"expires_on": document.expires_on.isoformat()},
             )

@@ -55,6 +55,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.errors import Conflict
 from backend.fares.models import (
@@ -187,7 +188,7 @@ def _check_same_lines(entry: JournalEntry, lines: Sequence[Line]) -> None:
     )
     if stored != wanted:
         raise Conflict(
-            "This ledger key was already used for a different movement of money.",
+            gettext("This ledger key was already used for a different movement of money."),
             code="ledger_key_conflict",
             details={"key": entry.key},
         )

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.errors import ServiceUnavailable
 from backend.fares.models import FarePolicyVersion
@@ -21,7 +22,7 @@ def policy_version_in_force(at: datetime | None = None) -> FarePolicyVersion:
         .first()
     )
     if version is None:
-        raise ServiceUnavailable("No fare policy is in force yet.", code="no_fare_policy")
+        raise ServiceUnavailable(_("No fare policy is in force yet."), code="no_fare_policy")
     return version
 
 

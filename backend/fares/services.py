@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.errors import InvalidInput
 from backend.fares.models import FarePolicyVersion, PolicySource
@@ -42,13 +43,18 @@ def policy_version_create(
     """
     if source not in _WRITABLE_SOURCES:
         raise InvalidInput(
-            "A fare policy version comes from a passed proposal or the founding board.",
-            details={"source": [f"must be one of {', '.join(s.value for s in _WRITABLE_SOURCES)}"]},
+            _("A fare policy version comes from a passed proposal or the founding board."),
+            details={
+                "source": [
+                    _("must be one of %(sources)s")
+                    % {"sources": ", ".join(s.value for s in _WRITABLE_SOURCES)}
+                ]
+            },
         )
     if effective_at is not None and timezone.is_naive(effective_at):
-        raise InvalidInput(details={"effective_at": ["must carry a time zone"]})
+        raise InvalidInput(details={"effective_at": [_("must carry a time zone")]})
     if source == PolicySource.GOVERNANCE and proposal_id is None:
-        raise InvalidInput(details={"proposal_id": ["a governance version names its proposal"]})
+        raise InvalidInput(details={"proposal_id": [_("a governance version names its proposal")]})
     try:
         policy = FarePolicy.from_document(document)
     except PolicyValidationError as exc:

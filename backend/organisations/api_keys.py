@@ -25,6 +25,8 @@ from typing import ClassVar
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
@@ -49,12 +51,12 @@ class ApiKeyRejected(DomainError, AuthenticationFailed):
 
     code = "api_key_invalid"
     status = 401
-    default_message = "This API key is not valid."
+    default_message = gettext_lazy("This API key is not valid.")
 
 
 class ApiKeyRevoked(ApiKeyRejected):
     code = "api_key_revoked"
-    default_message = "This API key has been revoked."
+    default_message = gettext_lazy("This API key has been revoked.")
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class HasApiKeyScope(BasePermission):
         needed = getattr(view, "api_key_scopes", {}).get(request.method or "")
         if needed is None or needed not in principal.scopes:
             raise PermissionDenied(
-                "This API key may not do this.",
+                _("This API key may not do this."),
                 code=self.code,
                 details={"needs": needed, "scopes": sorted(principal.scopes)},
             )

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.gis.geos import Point
+from django.utils.translation import gettext as _
 
 from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
 from backend.organisations.models import (
@@ -56,7 +57,7 @@ def booking_check(
     """Refuse the booking unless every rule of the organisation allows it; returns the organisation."""
     organisation = Organisation.objects.filter(id=organisation_id, is_active=True).first()
     if organisation is None:
-        raise NotFound("No such organisation.", code="organisation_not_found")
+        raise NotFound(_("No such organisation."), code="organisation_not_found")
     _check_booker(
         organisation, rider_id=rider_id, booked_by_id=booked_by_id, booked_by_key_id=booked_by_key_id
     )
@@ -64,13 +65,13 @@ def booking_check(
         raise rider_not_in_organisation()
     if organisation.reference_required and not reference.strip():
         raise InvalidInput(
-            "This organisation requires a cost centre or reference code on every booking.",
+            _("This organisation requires a cost centre or reference code on every booking."),
             code="reference_required",
         )
     local = pickup_at.astimezone(ZoneInfo(settings.TIME_ZONE))
     if not pickup_time_allowed(organisation.allowed_hours, local):
         raise Unprocessable(
-            "The organisation does not book rides at this time.",
+            _("The organisation does not book rides at this time."),
             code="organisation_hours",
             details={"pickup_local": local.isoformat(), "allowed_hours": organisation.allowed_hours},
         )
@@ -82,13 +83,13 @@ def booking_check(
         ]
         if outside:
             raise Unprocessable(
-                "The organisation books rides only within its area.",
+                _("The organisation books rides only within its area."),
                 code="organisation_area",
                 details={"outside": outside},
             )
     if organisation.max_fare_minor is not None and fare_minor > organisation.max_fare_minor:
         raise Unprocessable(
-            "This ride costs more than the organisation allows for one ride.",
+            _("This ride costs more than the organisation allows for one ride."),
             code="organisation_max_fare",
             details={
                 "fare": fare_minor,
@@ -98,7 +99,8 @@ def booking_check(
         )
     if wheelchair_accessible and not organisation.wav_allowed:
         raise Unprocessable(
-            "The organisation does not book wheelchair-accessible rides.", code="organisation_wav_not_allowed"
+            _("The organisation does not book wheelchair-accessible rides."),
+            code="organisation_wav_not_allowed",
         )
     return organisation
 
@@ -119,8 +121,10 @@ def rider_not_in_organisation() -> Unprocessable:
     """The one refusal for every rider not on the account: not a rider member, not a guest, or a guest
     whose account holder has not accepted yet (which must not show)."""
     return Unprocessable(
-        "This rider does not ride on the organisation's account (yet); add them as a rider or a guest, "
-        "who may need to accept first.",
+        _(
+            "This rider does not ride on the organisation's account (yet); add them as a rider or a guest, "
+            "who may need to accept first."
+        ),
         code="rider_not_in_organisation",
     )
 
@@ -133,7 +137,7 @@ def _check_booker(
     booked_by_key_id: uuid.UUID | None,
 ) -> None:
     refused = PermissionDenied(
-        "You may not book rides for this organisation.", code="organisation_booking_not_allowed"
+        _("You may not book rides for this organisation."), code="organisation_booking_not_allowed"
     )
     if booked_by_key_id is not None:
         key = OrganisationApiKey.objects.filter(
@@ -148,7 +152,7 @@ def _check_booker(
         organisation=organisation, user_id=booked_by_id, is_active=True
     ).first()
     if membership is None:
-        raise NotFound("No such organisation.", code="organisation_not_found")
+        raise NotFound(_("No such organisation."), code="organisation_not_found")
     if membership.role in BOOKER_ROLES:
         return
     if organisation.booking_rule == BookingRule.MEMBERS and booked_by_id == rider_id:

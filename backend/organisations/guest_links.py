@@ -15,6 +15,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.core import signing
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from backend.errors import NotFound, PermissionDenied
 
@@ -27,7 +29,7 @@ _SEPARATOR = "."
 
 class GuestLinkExpired(PermissionDenied):
     code = "guest_link_expired"
-    default_message = "This link has expired: the ride it follows ended a while ago."
+    default_message = gettext_lazy("This link has expired: the ride it follows ended a while ago.")
 
 
 def _signer() -> signing.TimestampSigner:
@@ -46,7 +48,7 @@ def guest_trip_id(*, token: str) -> uuid.UUID:
     except signing.SignatureExpired as exc:
         raise GuestLinkExpired() from exc
     except signing.BadSignature as exc:
-        raise NotFound("No ride is followed at this link.", code="guest_link_not_found") from exc
+        raise NotFound(_("No ride is followed at this link."), code="guest_link_not_found") from exc
     return uuid.UUID(value)
 
 

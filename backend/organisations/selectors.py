@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.errors import NotFound, PermissionDenied
@@ -31,7 +32,7 @@ BOOKER_ROLES = frozenset({OrganisationRole.ADMIN, OrganisationRole.COORDINATOR})
 
 
 def _not_found() -> NotFound:
-    return NotFound("No such organisation.", code="organisation_not_found")
+    return NotFound(_("No such organisation."), code="organisation_not_found")
 
 
 def organisations_all() -> QuerySet[Organisation]:
@@ -96,7 +97,7 @@ def guest_get(*, organisation_id: uuid.UUID, guest_id: uuid.UUID) -> Organisatio
     """One of the organisation's guests; NotFound `guest_not_found` (another organisation's guest too)."""
     guest = OrganisationGuest.objects.filter(organisation_id=organisation_id, id=guest_id).first()
     if guest is None:
-        raise NotFound("No such guest.", code="guest_not_found")
+        raise NotFound(_("No such guest."), code="guest_not_found")
     return guest
 
 
@@ -206,7 +207,7 @@ def organisation_for_admin(*, organisation_id: uuid.UUID, user: User) -> Organis
         user=user,
         roles=ADMIN_ROLES,
         refusal=PermissionDenied(
-            "Only the organisation's admins may do this.", code="organisation_admin_required"
+            _("Only the organisation's admins may do this."), code="organisation_admin_required"
         ),
     )
 
@@ -219,6 +220,6 @@ def organisation_for_booker(*, organisation_id: uuid.UUID, user: User) -> Organi
         user=user,
         roles=BOOKER_ROLES,
         refusal=PermissionDenied(
-            "You may not book rides for this organisation.", code="organisation_booking_not_allowed"
+            _("You may not book rides for this organisation."), code="organisation_booking_not_allowed"
         ),
     )

@@ -35,6 +35,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.accounts.phones import normalize_phone
@@ -87,12 +88,12 @@ EDITABLE_FIELDS = frozenset(
 
 
 def _invalid(field: str, message: str, *, code: str = "invalid_input") -> InvalidInput:
-    return InvalidInput("Some fields are missing or not valid.", code=code, details={field: [message]})
+    return InvalidInput(_("Some fields are missing or not valid."), code=code, details={field: [message]})
 
 
 def _require_staff(by: User) -> None:
     if not by.is_staff:
-        raise PermissionDenied("Only staff may do this.", code="permission_denied")
+        raise PermissionDenied(_("Only staff may do this."), code="permission_denied")
 
 
 # --- The organisation and its policy (staff) ----------------------------------------------------------------
@@ -122,7 +123,7 @@ def _max_fare(value: object, *, currency: str) -> int | None:
         raise _invalid("max_fare", "The amount is a whole number of minor units, 0 or more.")
     if value.get("currency") != currency:
         raise Unprocessable(
-            f"This organisation is billed in {currency}.",
+            _("This organisation is billed in %(currency)s.") % {"currency": currency},
             code="currency_mismatch",
             details={"currency": currency},
         )
@@ -140,7 +141,7 @@ def _apply(organisation: Organisation, changes: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(changes) - EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(
-            "Some fields cannot be set.", details={name: ["Cannot be set."] for name in unknown}
+            _("Some fields cannot be set."), details={name: ["Cannot be set."] for name in unknown}
         )
     written: list[str] = []
     for field, value in changes.items():
@@ -185,7 +186,7 @@ def _apply(organisation: Organisation, changes: Mapping[str, Any]) -> list[str]:
             problems = allowed_hours_problems(value)
             if problems:
                 raise InvalidInput(
-                    "The allowed hours are not valid.",
+                    _("The allowed hours are not valid."),
                     code="allowed_hours_invalid",
                     details={"allowed_hours": problems},
                 )
@@ -206,7 +207,7 @@ def _save(organisation: Organisation, *, update_fields: list[str] | None = None)
     except IntegrityError as exc:
         if Organisation.objects.filter(name=organisation.name).exclude(id=organisation.id).exists():
             raise Conflict(
-                "An organisation with this name exists already.", code="organisation_name_taken"
+                _("An organisation with this name exists already."), code="organisation_name_taken"
             ) from exc
         raise
     return organisation
@@ -232,7 +233,7 @@ def organisation_update(*, organisation_id: uuid.UUID, by: User, changes: Mappin
     with transaction.atomic():
         organisation = Organisation.objects.select_for_update().filter(id=organisation_id).first()
         if organisation is None:
-            raise NotFound("No such organisation.", code="organisation_not_found")
+            raise NotFound(_("No such organisation."), code="organisation_not_found")
         written = _apply(organisation, changes)
         if written:
             _save(organisation, update_fields=written)
@@ -248,7 +249,7 @@ def _phone(value: str) -> str:
         return normalize_phone(value)
     except ValidationError as exc:
         raise InvalidInput(
-            "Enter the phone number in international E.164 form, e.g. +12125550100.",
+            _("Enter the phone number in international E.164 form, e.g. +12125550100."),
             code="phone_invalid",
             details={"phone": [str(exc.messages[0])]},
         ) from exc
@@ -331,11 +332,11 @@ def _member_add_directly(
 ) -> OrganisationMembership:
     if user is None:
         raise Unprocessable(
-            "No Rochdale account has this phone; they sign up in the app first, or book them as a guest.",
+            _("No Rochdale account has this phone; they sign up in the app first, or book them as a guest."),
             code="account_not_found",
         )
     if role == OrganisationRole.RIDER and not user.is_rider:
-        raise Unprocessable("Riders of an organisation need a rider account.", code="rider_role_required")
+        raise Unprocessable(_("Riders of an organisation need a rider account."), code="rider_role_required")
     OrganisationInvitation.objects.filter(organisation=organisation, phone=user.phone).delete()
     if membership is None:
         return OrganisationMembership.objects.create(organisation=organisation, user=user, role=role)
@@ -371,7 +372,9 @@ def _invitation_for(*, user: User, organisation_id: uuid.UUID) -> OrganisationIn
         .first()
     )
     if invitation is None:
-        raise NotFound("No invitation of this organisation is waiting for you.", code="invitation_not_found")
+        raise NotFound(
+            _("No invitation of this organisation is waiting for you."), code="invitation_not_found"
+        )
     return invitation
 
 
@@ -415,7 +418,7 @@ def _refuse_if_last_admin(organisation: Organisation, *, leaving: OrganisationMe
     )
     if not others:
         raise Conflict(
-            "An organisation keeps at least one admin; make someone else admin first.", code="last_admin"
+            _("An organisation keeps at least one admin; make someone else admin first."), code="last_admin"
         )
 
 
@@ -430,7 +433,7 @@ def member_remove(*, organisation_id: uuid.UUID, by: User, user_id: uuid.UUID) -
             organisation=organisation, user_id=user_id, is_active=True
         ).first()
         if membership is None:
-            raise NotFound("No such member.", code="member_not_found")
+            raise NotFound(_("No such member."), code="member_not_found")
         if membership.role in ADMIN_ROLES:
             _refuse_if_last_admin(organisation, leaving=membership)
         membership.is_active = False
@@ -445,7 +448,7 @@ def _organisation_for_booker(
     *, organisation_id: uuid.UUID, by: User | None, by_key_id: uuid.UUID | None
 ) -> Organisation:
     refused = PermissionDenied(
-        "You may not book rides for this organisation.", code="organisation_booking_not_allowed"
+        _("You may not book rides for this organisation."), code="organisation_booking_not_allowed"
     )
     if by_key_id is not None:
         key = (
@@ -454,7 +457,7 @@ def _organisation_for_booker(
             .first()
         )
         if key is None or not key.organisation.is_active:
-            raise NotFound("No such organisation.", code="organisation_not_found")
+            raise NotFound(_("No such organisation."), code="organisation_not_found")
         if ApiKeyScope.TRIPS_WRITE.value not in key.scopes:
             raise refused
         return key.organisation
@@ -553,7 +556,9 @@ def _guest_of(*, user: User, organisation_id: uuid.UUID) -> OrganisationGuest:
         .first()
     )
     if guest is None:
-        raise NotFound("No invitation of this organisation is waiting for you.", code="invitation_not_found")
+        raise NotFound(
+            _("No invitation of this organisation is waiting for you."), code="invitation_not_found"
+        )
     return guest
 
 
@@ -579,7 +584,7 @@ def guest_decline(*, user: User, organisation_id: uuid.UUID) -> None:
         guest = _guest_of(user=user, organisation_id=organisation_id)
         if guest.confirmed_at is not None:
             raise NotFound(
-                "No invitation of this organisation is waiting for you.", code="invitation_not_found"
+                _("No invitation of this organisation is waiting for you."), code="invitation_not_found"
             )
         guest.delete()
     logger.info("organisation %s: a guest invitation was declined", organisation_id)
@@ -639,7 +644,7 @@ def api_key_revoke(*, organisation_id: uuid.UUID, by: User, key_id: uuid.UUID) -
             .first()
         )
         if key is None:
-            raise NotFound("No such API key.", code="api_key_not_found")
+            raise NotFound(_("No such API key."), code="api_key_not_found")
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])

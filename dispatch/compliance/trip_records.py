@@ -40,6 +40,7 @@ from django.db.models import DateTimeField, F, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.compliance.selectors import regulator_profile
 from backend.errors import Unprocessable
@@ -142,8 +143,11 @@ def regulator_report_build(*, month: date) -> TripRecordReport:
     profile = regulator_profile()
     if profile.trip_report != HVFHV_REPORT:
         raise Unprocessable(
-            f"The regulator profile {profile.code!r} takes no HVFHV trip-record file "
-            "(set ROCHDALE_REGULATOR_PROFILE, docs/compliance.md).",
+            _(
+                "The regulator profile %(code)r takes no HVFHV trip-record file (set "
+                "ROCHDALE_REGULATOR_PROFILE, docs/compliance.md)."
+            )
+            % {"code": profile.code},
             code="trip_report_not_configured",
             details={"profile": profile.code},
         )

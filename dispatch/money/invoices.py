@@ -54,6 +54,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import User
 from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
@@ -102,7 +103,7 @@ def month_parse(raw: str) -> date:
     """`YYYY-MM` as the first day of that month; InvalidInput `details.month` otherwise."""
     match = _MONTH.fullmatch(raw) if isinstance(raw, str) else None
     if match is None or int(match["year"]) < 2000:
-        raise InvalidInput(details={"month": ["must be a month, YYYY-MM (2000 or later)"]})
+        raise InvalidInput(details={"month": [gettext("must be a month, YYYY-MM (2000 or later)")]})
     return date(int(match["year"]), int(match["month"]), 1)
 
 
@@ -176,14 +177,14 @@ def invoice_issue(
     with transaction.atomic():
         organisation = Organisation.objects.select_for_update(no_key=True).filter(id=organisation_id).first()
         if organisation is None:
-            raise NotFound("No such organisation.", code="organisation_not_found")
+            raise NotFound(gettext("No such organisation."), code="organisation_not_found")
         existing = OrganisationInvoice.objects.filter(organisation_id=organisation.id, month=month).first()
         if existing is not None:
             return existing, False
         _, end = local_month_bounds(month)
         if now < end:
             raise Unprocessable(
-                "A month is invoiced once it is over.",
+                gettext("A month is invoiced once it is over."),
                 code="invoice_month_not_over",
                 details={"month": f"{month:%Y-%m}", "ends_at": wire_timestamp(end)},
             )
@@ -192,8 +193,11 @@ def invoice_issue(
         foreign = [a for a in accounts if a.currency != organisation.currency]
         if foreign and _billable(foreign, end=end).exists():
             raise Unprocessable(
-                f"This organisation is billed in {organisation.currency}; some of its charges are in "
-                "another currency.",
+                gettext(
+                    "This organisation is billed in %(currency)s; some of its charges are in another "
+                    "currency."
+                )
+                % {"currency": organisation.currency},
                 code="invoice_currency_mismatch",
                 details={
                     "currency": organisation.currency,
@@ -203,7 +207,7 @@ def invoice_issue(
         entries = list(_billable(home, end=end).order_by("happened_at", "id"))
         if not entries:
             raise Unprocessable(
-                "This organisation has nothing to invoice up to the end of that month.",
+                gettext("This organisation has nothing to invoice up to the end of that month."),
                 code="nothing_to_invoice",
                 details={"month": f"{month:%Y-%m}"},
             )
@@ -211,7 +215,7 @@ def invoice_issue(
         total = sum(amounts.values())
         if total < 0:
             raise Unprocessable(
-                "These charges add up to a credit; they are carried to the next invoice.",
+                gettext("These charges add up to a credit; they are carried to the next invoice."),
                 code="invoice_would_be_credit",
                 details={"total": money(total, organisation.currency)},
             )
@@ -329,28 +333,34 @@ def invoice_payment_record(
     `invoice_not_found`, Unprocessable `currency_mismatch` and `invoice_overpayment` (details.outstanding)."""
     problems: dict[str, list[str]] = {}
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
-        problems["amount"] = ["must be a positive whole number of minor units"]
+        problems["amount"] = [gettext("must be a positive whole number of minor units")]
     today = timezone.localtime(timezone.now(), local_zone()).date()
     if not isinstance(received_on, date) or received_on > today:
-        problems["received_on"] = ["must be a date, not after today"]
+        problems["received_on"] = [gettext("must be a date, not after today")]
     method = method.strip() if isinstance(method, str) else ""
     if not method or len(method) > PAYMENT_METHOD_MAX_LENGTH:
-        problems["method"] = [f"must be 1 to {PAYMENT_METHOD_MAX_LENGTH} characters (ACH, cheque, ...)"]
+        problems["method"] = [
+            gettext("must be 1 to %(payment_method_max_length)s characters (ACH, cheque, ...)")
+            % {"payment_method_max_length": PAYMENT_METHOD_MAX_LENGTH}
+        ]
     reference = reference.strip() if isinstance(reference, str) else ""
     if len(reference) > PAYMENT_REFERENCE_MAX_LENGTH:
-        problems["reference"] = [f"must be at most {PAYMENT_REFERENCE_MAX_LENGTH} characters"]
+        problems["reference"] = [
+            gettext("must be at most %(payment_reference_max_length)s characters")
+            % {"payment_reference_max_length": PAYMENT_REFERENCE_MAX_LENGTH}
+        ]
     if problems:
         raise InvalidInput(details=problems)
     if not User.objects.filter(id=staff_id, is_staff=True, is_active=True).exists():
-        raise PermissionDenied("Only staff may record payments.", code="staff_only")
+        raise PermissionDenied(gettext("Only staff may record payments."), code="staff_only")
 
     with transaction.atomic():
         invoice = OrganisationInvoice.objects.select_for_update().filter(id=invoice_id).first()
         if invoice is None:
-            raise NotFound("No such invoice.", code="invoice_not_found")
+            raise NotFound(gettext("No such invoice."), code="invoice_not_found")
         if currency is not None and currency != invoice.currency:
             raise Unprocessable(
-                "A payment is in the invoice's currency.",
+                gettext("A payment is in the invoice's currency."),
                 code="currency_mismatch",
                 details={"currency": invoice.currency},
             )
@@ -358,7 +368,7 @@ def invoice_payment_record(
         outstanding = invoice.total_minor - paid
         if amount_minor > outstanding:
             raise Unprocessable(
-                "A payment cannot be more than what the invoice still asks for.",
+                gettext("A payment cannot be more than what the invoice still asks for."),
                 code="invoice_overpayment",
                 details={"outstanding": money(max(outstanding, 0), invoice.currency)},
             )
@@ -416,7 +426,7 @@ def invoices_for_staff(
 def invoice_for_staff(*, invoice_id: uuid.UUID) -> OrganisationInvoice:
     invoice = invoices_for_staff().filter(id=invoice_id).first()
     if invoice is None:
-        raise NotFound("No such invoice.", code="invoice_not_found")
+        raise NotFound(gettext("No such invoice."), code="invoice_not_found")
     return invoice
 
 
@@ -433,7 +443,7 @@ def invoices_for_organisation_admin(
         user__is_active=True,
     ).exists()
     if not is_admin:
-        raise NotFound("No such organisation.", code="organisation_not_found")
+        raise NotFound(gettext("No such organisation."), code="organisation_not_found")
     return invoices_for_staff(organisation_id=organisation_id)
 
 
@@ -443,7 +453,7 @@ def invoice_for_organisation_admin(
     invoices = invoices_for_organisation_admin(organisation_id=organisation_id, user_id=user_id)
     invoice = invoices.filter(id=invoice_id).first()
     if invoice is None:
-        raise NotFound("No such invoice.", code="invoice_not_found")
+        raise NotFound(gettext("No such invoice."), code="invoice_not_found")
     return invoice
 
 

@@ -44,6 +44,7 @@ from typing import ClassVar
 import stripe
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.errors import ServiceUnavailable, Unprocessable
 from backend.fares.money import minor_to_decimal
@@ -147,7 +148,8 @@ class StripeConnect:
     def __init__(self, *, api_key: str, api_base: str, timeout_s: float) -> None:
         if not api_key:
             raise ServiceUnavailable(
-                "Stripe payouts are not configured (STRIPE_API_KEY is empty).", code="stripe_not_configured"
+                _("Stripe payouts are not configured (STRIPE_API_KEY is empty)."),
+                code="stripe_not_configured",
             )
         self.client = stripe.StripeClient(
             api_key,
@@ -229,7 +231,8 @@ def _provider_unavailable_on_error() -> Iterator[None]:
     except stripe.StripeError as error:
         logger.warning("stripe connect call failed: %s", _stripe_error_text(error))
         raise ServiceUnavailable(
-            "Stripe could not set up payouts just now; try again shortly.", code="payout_provider_unavailable"
+            _("Stripe could not set up payouts just now; try again shortly."),
+            code="payout_provider_unavailable",
         ) from error
 
 
@@ -425,7 +428,9 @@ def payout_adapter(method: str) -> PayoutAdapter:
     try:
         factory = _ADAPTERS[method]
     except KeyError:
-        raise Unprocessable(f"No payout method {method!r}.", code="unknown_payout_method") from None
+        raise Unprocessable(
+            _("No payout method %(method)r.") % {"method": method}, code="unknown_payout_method"
+        ) from None
     return factory()
 
 

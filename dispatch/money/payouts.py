@@ -59,6 +59,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.errors import InvalidInput, NotFound, ServiceUnavailable, Unprocessable
 from backend.fares import ledger
@@ -128,9 +129,11 @@ def week_cut_off(week_start: date) -> datetime:
 def _require_week_start(week_start: date) -> None:
     if week_start.weekday() != 0:
         raise InvalidInput(
-            "A payout week starts on a Monday.",
+            gettext("A payout week starts on a Monday."),
             code="invalid_week",
-            details={"week": [f"{week_start.isoformat()} is not a Monday"]},
+            details={
+                "week": [gettext("%(week_start)s is not a Monday") % {"week_start": week_start.isoformat()}]
+            },
         )
 
 
@@ -225,7 +228,7 @@ def _one_currency(
     mine = [figure for (owner, _), figure in figures.items() if owner == driver_id and figure.amount != 0]
     if len(mine) > 1:
         raise Unprocessable(
-            "This driver has balances in several currencies; pay them by hand.",
+            gettext("This driver has balances in several currencies; pay them by hand."),
             code="payout_several_currencies",
             details={"currencies": sorted(figure.currency for figure in mine)},
         )
@@ -256,9 +259,14 @@ def payout_destination(*, driver_id: uuid.UUID, method: str | None = None) -> Pa
     chosen = method or settings.ROCHDALE_PAYOUT_METHOD
     if chosen not in (AUTO, *PayoutMethod.values):
         raise InvalidInput(
-            f"Unknown payout method {chosen!r}.",
+            gettext("Unknown payout method %(chosen)r.") % {"chosen": chosen},
             code="unknown_payout_method",
-            details={"method": [f"one of {AUTO}, {', '.join(PayoutMethod.values)}"]},
+            details={
+                "method": [
+                    gettext("one of %(auto)s, %(methods)s")
+                    % {"auto": AUTO, "methods": ", ".join(PayoutMethod.values)}
+                ]
+            },
         )
     if chosen in (AUTO, PayoutMethod.STRIPE):
         account = DriverStripeAccount.objects.filter(driver_id=driver_id).first()
@@ -445,7 +453,7 @@ def payout_result_record(*, result: PayoutResult, now: datetime | None = None) -
 def _move(payout: Payout, to: str) -> None:
     if to not in PAYOUT_TRANSITIONS[payout.status]:
         raise Unprocessable(
-            f"A {payout.status} payout cannot become {to}.",
+            gettext("A %(status)s payout cannot become %(to)s.") % {"status": payout.status, "to": to},
             code="invalid_payout_transition",
             details={"status": payout.status, "to": to},
         )
@@ -590,10 +598,11 @@ def payout_mark_paid(*, payout_id: uuid.UUID, reference: str = "", now: datetime
     """Staff: the bank settled a bank-file payout."""
     payout = Payout.objects.filter(id=payout_id).first()
     if payout is None:
-        raise NotFound("No such payout.", code="payout_not_found")
+        raise NotFound(gettext("No such payout."), code="payout_not_found")
     if payout.status != PayoutStatus.SUBMITTED:
         raise Unprocessable(
-            f"Only a submitted payout can be marked paid; this one is {payout.status}.",
+            gettext("Only a submitted payout can be marked paid; this one is %(status)s.")
+            % {"status": payout.status},
             code="invalid_payout_transition",
         )
     return payout_result_record(
@@ -609,7 +618,7 @@ def payout_mark_failed(*, payout_id: uuid.UUID, reason: str, now: datetime | Non
     with transaction.atomic():
         payout = Payout.objects.select_for_update().filter(id=payout_id).first()
         if payout is None:
-            raise NotFound("No such payout.", code="payout_not_found")
+            raise NotFound(gettext("No such payout."), code="payout_not_found")
         _fail(payout, error=f"staff: {reason}", now=now or timezone.now())
         payout.save()
     return payout
@@ -675,12 +684,21 @@ def payouts_run(
     cut_off = week_cut_off(week_start)
     if moment < cut_off + DEFAULT_GRACE:
         raise Unprocessable(
-            f"The week of {week_start.isoformat()} has not finished (it ends {cut_off.isoformat()}, and is "
-            f"paid from {DEFAULT_GRACE} after).",
+            gettext(
+                "The week of %(week_start)s has not finished (it ends %(cut_off)s, and is paid from "
+                "%(default_grace)s after)."
+            )
+            % {
+                "week_start": week_start.isoformat(),
+                "cut_off": cut_off.isoformat(),
+                "default_grace": DEFAULT_GRACE,
+            },
             code="week_not_finished",
         )
     if method not in (None, AUTO, *PayoutMethod.values):
-        raise InvalidInput(f"Unknown payout method {method!r}.", code="unknown_payout_method")
+        raise InvalidInput(
+            gettext("Unknown payout method %(method)r.") % {"method": method}, code="unknown_payout_method"
+        )
     report = PayoutRunReport(week_start=week_start, cut_off=cut_off, dry_run=dry_run)
     if not dry_run:
         # Step 1 first: the top-up for this week is posted before any balance is read.
@@ -802,7 +820,9 @@ def bank_account_add(
     try:
         account.full_clean(exclude=["driver", "created_by"])
     except ValidationError as error:
-        raise InvalidInput("These bank details are not valid.", details=error.message_dict) from error
+        raise InvalidInput(
+            gettext("These bank details are not valid."), details=error.message_dict
+        ) from error
     with transaction.atomic():
         DriverBankAccount.objects.select_for_update().filter(driver_id=driver_id, is_active=True).update(
             is_active=False, deactivated_at=timezone.now()

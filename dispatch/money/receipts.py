@@ -41,6 +41,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from weasyprint import HTML
 
 from backend.cards.customers import card_of_trip
@@ -61,7 +63,7 @@ RECEIPT_ENTRY_KINDS = (TRIP_FARE, CANCELLATION_FEE, TIP, REFUND)
 
 class ReceiptNotAvailable(Conflict):
     code = "receipt_not_available"
-    default_message = "This trip has charged nothing yet, so it has no receipt."
+    default_message = gettext_lazy("This trip has charged nothing yet, so it has no receipt.")
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def trip_receipt(*, trip_id: uuid.UUID) -> Receipt:
     related = ("rider", "driver", "vehicle", "organisation")
     trip = Trip.objects.select_related(*related).filter(id=trip_id).first()
     if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     entries = list(
         JournalEntry.objects.filter(trip_id=trip.id)
         .filter(Q(kind__in=RECEIPT_ENTRY_KINDS) | Q(kind="reversal", reverses__kind__in=RECEIPT_ENTRY_KINDS))
@@ -210,7 +212,7 @@ def receipt_for_viewer(*, trip_id: uuid.UUID, viewer_id: uuid.UUID, viewer_is_st
     """The receipt, for the trip's rider or staff. Anyone else, the trip's driver included (the receipt is
     the rider's payment record), is told the trip does not exist, exactly as for an unknown id."""
     if not viewer_is_staff and not Trip.objects.filter(id=trip_id, rider_id=viewer_id).exists():
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     return trip_receipt(trip_id=trip_id)
 
 

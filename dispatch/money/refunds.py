@@ -42,6 +42,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import User
 from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
@@ -136,23 +137,29 @@ def refund_post(
     `refund_exceeds_charge` with `details.refundable`)."""
     problems: dict[str, list[str]] = {}
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
-        problems["amount"] = ["must be a positive whole number of minor units"]
+        problems["amount"] = [gettext("must be a positive whole number of minor units")]
     if not isinstance(reason, str) or not reason.strip() or len(reason.strip()) > REFUND_REASON_MAX_LENGTH:
-        problems["reason"] = [f"must be a sentence of 1 to {REFUND_REASON_MAX_LENGTH} characters"]
+        problems["reason"] = [
+            gettext("must be a sentence of 1 to %(refund_reason_max_length)s characters")
+            % {"refund_reason_max_length": REFUND_REASON_MAX_LENGTH}
+        ]
     if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH):
-        problems["idempotency_key"] = [f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters"]
+        problems["idempotency_key"] = [
+            gettext("must be 1 to %(idempotency_key_max_length)s characters")
+            % {"idempotency_key_max_length": IDEMPOTENCY_KEY_MAX_LENGTH}
+        ]
     if problems:
         raise InvalidInput(details=problems)
     if not User.objects.filter(id=staff_id, is_staff=True, is_active=True).exists():
-        raise PermissionDenied("Only staff may refund.", code="staff_only")
+        raise PermissionDenied(gettext("Only staff may refund."), code="staff_only")
 
     with transaction.atomic():
         trip = Trip.objects.select_for_update().filter(id=trip_id).first()
         if trip is None:
-            raise NotFound("No such trip.", code="trip_not_found")
+            raise NotFound(gettext("No such trip."), code="trip_not_found")
         if currency is not None and currency != trip.currency:
             raise Unprocessable(
-                "A refund is in the trip's currency.",
+                gettext("A refund is in the trip's currency."),
                 code="currency_mismatch",
                 details={"currency": trip.currency},
             )
@@ -165,7 +172,7 @@ def refund_post(
         refundable = sum(part.left for part in parts)
         if amount_minor > refundable:
             raise Unprocessable(
-                "A refund cannot exceed what the trip charged, less earlier refunds.",
+                gettext("A refund cannot exceed what the trip charged, less earlier refunds."),
                 code="refund_exceeds_charge",
                 details={"refundable": refundable, "currency": trip.currency},
             )
@@ -221,7 +228,7 @@ def trip_refunds(*, trip_id: uuid.UUID) -> TripRefunds:
     """The trip's refunds, newest first, and what may still be refunded (NotFound `trip_not_found`)."""
     trip = Trip.objects.filter(id=trip_id).first()
     if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(gettext("No such trip."), code="trip_not_found")
     entries = list(JournalEntry.objects.filter(trip_id=trip.id, kind="refund").order_by("-created_at", "-id"))
     # What each refund gave back is the money its entry moved (its credits): to the rider's receivable for
     # ours, out of the co-op's balance for one made at the card processor (refund:stripe:{id}).

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -336,25 +337,28 @@ def trip_close_by_staff(
     """
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("Say why the trip is closed.", code="reason_required", details={"field": "reason"})
+        raise InvalidInput(
+            _("Say why the trip is closed."), code="reason_required", details={"field": "reason"}
+        )
     if len(reason) > CLOSE_REASON_MAX_LENGTH:
         raise InvalidInput(
-            f"The reason is at most {CLOSE_REASON_MAX_LENGTH} characters.",
+            _("The reason is at most %(close_reason_max_length)s characters.")
+            % {"close_reason_max_length": CLOSE_REASON_MAX_LENGTH},
             code="reason_too_long",
             details={"field": "reason"},
         )
     decision = CloseDecision(decision)
     if not User.objects.filter(id=staff_id, is_active=True, is_staff=True).exists():
-        raise PermissionDenied("Only staff may close a trip.", code="staff_only")
+        raise PermissionDenied(_("Only staff may close a trip."), code="staff_only")
     now = timezone.now()
     premeasured = _premeasured(trip_id, now) if decision is CloseDecision.CHARGE_TRAIL else None
     with transaction.atomic():
         trip = Trip.objects.select_for_update().filter(id=trip_id).first()
         if trip is None:
-            raise NotFound("No such trip.", code="trip_not_found")
+            raise NotFound(_("No such trip."), code="trip_not_found")
         if TripStatus(trip.status) in FINAL_STATUSES:
             raise Conflict(
-                f"This trip has already ended ({trip.status}).",
+                _("This trip has already ended (%(status)s).") % {"status": trip.status},
                 code="trip_already_ended",
                 details={"status": trip.status},
             )
@@ -399,7 +403,7 @@ def _charge(
 ) -> Trip:
     if trip.status != TripStatus.IN_PROGRESS or trip.started_at is None:
         raise Conflict(
-            "Only a trip that started can be charged; close this one with no_charge.",
+            _("Only a trip that started can be charged; close this one with no_charge."),
             code="close_decision_not_applicable",
             details={"status": trip.status, "decision": decision.value},
         )
@@ -408,8 +412,10 @@ def _charge(
         trail = _measured_under_lock(trip, premeasured, now)
         if trail is None:
             raise Unprocessable(
-                "The trip's trail has fewer than two usable fixes; charge the estimate or close it with "
-                "no_charge.",
+                _(
+                    "The trip's trail has fewer than two usable fixes; charge the estimate or close it with "
+                    "no_charge."
+                ),
                 code="trail_unusable",
             )
         return _complete(

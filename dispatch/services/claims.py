@@ -39,6 +39,7 @@ from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import DriverProfile, User, Vehicle
 from backend.errors import Conflict, NotFound, PermissionDenied
@@ -72,7 +73,7 @@ AUDIT_RELEASED = "reservation.claim_released"
 
 
 def _not_found() -> NotFound:
-    return NotFound("No such reservation.", code="reservation_not_found")
+    return NotFound(_("No such reservation."), code="reservation_not_found")
 
 
 def _approved_profile(driver_id: uuid.UUID, *, lock: bool = False) -> DriverProfile:
@@ -82,7 +83,8 @@ def _approved_profile(driver_id: uuid.UUID, *, lock: bool = False) -> DriverProf
         raise _not_found()
     if not profile.is_approved:
         raise PermissionDenied(
-            "Your driver account is not approved yet, so you cannot claim rides.", code="driver_not_approved"
+            _("Your driver account is not approved yet, so you cannot claim rides."),
+            code="driver_not_approved",
         )
     return profile
 
@@ -186,7 +188,7 @@ def reservation_claim(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetime 
 
 
 def _already_claimed() -> Conflict:
-    return Conflict("Another driver has claimed this ride.", code="reservation_already_claimed")
+    return Conflict(_("Another driver has claimed this ride."), code="reservation_already_claimed")
 
 
 def _busy_until(trip: Trip) -> datetime:
@@ -203,7 +205,8 @@ def _refuse_beyond_limits(driver_id: uuid.UUID, *, trip: Trip, now: datetime) ->
     )
     if len(held) >= rules.max_claims_per_driver:
         raise Conflict(
-            f"You may hold at most {rules.max_claims_per_driver} claims at once.",
+            _("You may hold at most %(max_claims_per_driver)s claims at once.")
+            % {"max_claims_per_driver": rules.max_claims_per_driver},
             code="claim_limit_reached",
             details={"max_claims_per_driver": rules.max_claims_per_driver},
         )
@@ -212,7 +215,7 @@ def _refuse_beyond_limits(driver_id: uuid.UUID, *, trip: Trip, now: datetime) ->
         assert other.pickup_window_start is not None
         if other.pickup_window_start < _busy_until(trip) and trip.pickup_window_start < _busy_until(other):
             raise Conflict(
-                "You have claimed another ride at that time.",
+                _("You have claimed another ride at that time."),
                 code="claims_overlap",
                 details={"trip_id": str(other.id), "scheduled_for": wire_timestamp(other.scheduled_for)},
             )
@@ -248,7 +251,7 @@ def reservation_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID, at: datetim
         until = release_until(trip)
         if now > until:
             raise Conflict(
-                "This ride starts too soon to be given back; if you cannot make it, tell the co-op.",
+                _("This ride starts too soon to be given back; if you cannot make it, tell the co-op."),
                 code="claim_release_too_late",
                 details={"release_until": wire_timestamp(until)},
             )
@@ -281,8 +284,11 @@ def _refuse_beyond_release_limit(driver_id: uuid.UUID, *, now: datetime) -> None
     )
     if len(released) >= MAX_RELEASES_PER_DAY:
         raise Conflict(
-            f"You may give back at most {MAX_RELEASES_PER_DAY} claims a day; "
-            "if you cannot make this ride, tell the co-op.",
+            _(
+                "You may give back at most %(max_releases_per_day)s claims a day; if you cannot make "
+                "this ride, tell the co-op."
+            )
+            % {"max_releases_per_day": MAX_RELEASES_PER_DAY},
             code="claim_release_limit_reached",
             details={
                 "max_releases_per_day": MAX_RELEASES_PER_DAY,

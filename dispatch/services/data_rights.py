@@ -38,6 +38,7 @@ from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts import erasure
 from backend.accounts.models import DriverProfile, ErasureRequest, ErasureStatus, User
@@ -120,7 +121,7 @@ def account_export_chunks(*, user_id: uuid.UUID) -> Iterator[str]:
     in batches as the chunks are taken. Only `user_id`'s own records are read."""
     user = User.objects.filter(id=user_id).first()
     if user is None:
-        raise NotFound("No such account.", code="account_not_found")
+        raise NotFound(gettext("No such account."), code="account_not_found")
     head = json.dumps(account_export_document(user=user), ensure_ascii=False)
     return _with_location_history(head, driver_id=user.id)
 
@@ -775,9 +776,9 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
     """
     user = User.objects.filter(id=user_id).first()
     if user is None:
-        raise NotFound("No such account.", code="account_not_found")
+        raise NotFound(gettext("No such account."), code="account_not_found")
     if erasure.is_erased(user):
-        raise Conflict("This account has already been erased.", code="already_erased")
+        raise Conflict(gettext("This account has already been erased."), code="already_erased")
     blockers = erasure_blockers(user_id=user_id)
     if blockers:
         open_request = erasure.erasure_request_open(user_id=user_id)

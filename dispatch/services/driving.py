@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from geopy.distance import geodesic
 
 from backend.errors import InvalidTransition, NotFound
@@ -193,10 +194,10 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
     """Measure the trip from its trail, price it and post the fare, all in one transaction."""
     trip = Trip.objects.select_related("policy_version").filter(id=trip_id, driver_id=driver_id).first()
     if trip is None:
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     if trip.status != TripStatus.IN_PROGRESS or trip.started_at is None:
         raise InvalidTransition(
-            f"A trip that is {trip.status} cannot become completed.",
+            _("A trip that is %(status)s cannot become completed.") % {"status": trip.status},
             details={"from": trip.status, "to": TripStatus.COMPLETED.value},
         )
     now = timezone.now()
@@ -237,7 +238,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
 def trip_cancel_by_driver(*, driver_id: uuid.UUID, trip_id: uuid.UUID, reason: str = "") -> Trip:
     """The driver cancels before the rider is aboard (assigned or arrived)."""
     if not Trip.objects.filter(id=trip_id, driver_id=driver_id).exists():
-        raise NotFound("No such trip.", code="trip_not_found")
+        raise NotFound(_("No such trip."), code="trip_not_found")
     # trip_cancel applies the status machine, withdraws offers and frees the driver after commit.
     trip = trip_cancel(trip_id=trip_id, actor_id=driver_id, cancelled_by="driver", reason=reason)
     DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=timezone.now())

@@ -28,6 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from redis.exceptions import NoScriptError
 
 from backend.concurrency import database_call
@@ -62,10 +63,15 @@ def _number(frame: dict[str, Any], key: str, *, required: bool, low: float, high
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f'"{key}" must be a number.', code="invalid_location", details={"field": key})
+        raise InvalidInput(
+            gettext('"%(key)s" must be a number.') % {"key": key},
+            code="invalid_location",
+            details={"field": key},
+        )
     if not low <= value <= high:
         raise InvalidInput(
-            f'"{key}" must be between {low:g} and {high:g}.',
+            gettext('"%(key)s" must be between %(low)g and %(high)g.')
+            % {"key": key, "low": low, "high": high},
             code="invalid_location",
             details={"field": key},
         )
@@ -83,16 +89,16 @@ def fix_from_frame(frame: dict[str, Any], *, now: float | None = None) -> Fix:
     recorded = parse_datetime(raw_time) if isinstance(raw_time, str) and len(raw_time) <= 40 else None
     if recorded is None or recorded.tzinfo is None:
         raise InvalidInput(
-            '"recorded_at" must be an ISO 8601 time with a zone.',
+            gettext('"recorded_at" must be an ISO 8601 time with a zone.'),
             code="invalid_location",
             details={"field": "recorded_at"},
         )
     at = recorded.timestamp()
     current = time.time() if now is None else now
     if at > current + FUTURE_SKEW_S:
-        raise InvalidInput("The fix is recorded in the future.", code="fix_in_future")
+        raise InvalidInput(gettext("The fix is recorded in the future."), code="fix_in_future")
     if at < current - MAX_FIX_AGE_S:
-        raise InvalidInput("The fix is more than a minute old.", code="fix_too_old")
+        raise InvalidInput(gettext("The fix is more than a minute old."), code="fix_too_old")
     assert lat is not None and lng is not None
     return Fix(lat, lng, heading, speed, accuracy, at)
 
@@ -180,7 +186,7 @@ class FixPipeline:
 
 def _redis_unavailable(outage: RedisOutage) -> ServiceUnavailable:
     return ServiceUnavailable(
-        "Live positions are unavailable for a moment; keep sending fixes.",
+        gettext("Live positions are unavailable for a moment; keep sending fixes."),
         details={"retry_after_s": round(max(0.0, outage.retry_at - time.monotonic()), 1)},
     )
 
@@ -243,16 +249,16 @@ class LocationRecorder:
             verdict = _text(answer[0])
         if verdict == "not_online":
             raise Conflict(
-                "You are neither online nor on a trip, so this fix is not stored; go online first.",
+                gettext("You are neither online nor on a trip, so this fix is not stored; go online first."),
                 code="not_online",
             )
         if verdict == "unknown":  # lost again between the restore and the retry
             raise _redis_unavailable(pipeline.outage)
         if verdict == "stale":
-            raise InvalidInput("The fix is not newer than the last one.", code="fix_out_of_order")
+            raise InvalidInput(gettext("The fix is not newer than the last one."), code="fix_out_of_order")
         if verdict == "jump":
             raise InvalidInput(
-                "The fix is too far from the last one to be real; it is not used for matching.",
+                gettext("The fix is too far from the last one to be real; it is not used for matching."),
                 code="implausible_jump",
                 details={"distance_m": int(answer[1])},
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import Vehicle
 from backend.errors import Conflict
@@ -86,7 +87,7 @@ def open_offer_for_driver(*, driver_id: uuid.UUID) -> Offer | None:
 
 
 def _not_open() -> Conflict:
-    return Conflict("This offer is no longer open to you.", code="offer_not_open")
+    return Conflict(gettext("This offer is no longer open to you."), code="offer_not_open")
 
 
 _CLOSE_OFFER = (

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import DriverProfile, Vehicle
 from backend.errors import PermissionDenied
@@ -48,7 +49,8 @@ def _approved_vehicle(driver_id: uuid.UUID) -> Vehicle | None:
     profile = DriverProfile.objects.filter(user_id=driver_id).first()
     if profile is None or not profile.is_approved:
         raise PermissionDenied(
-            "Your driver account is not approved yet, so you cannot go online.", code="driver_not_approved"
+            gettext("Your driver account is not approved yet, so you cannot go online."),
+            code="driver_not_approved",
         )
     return profile.active_vehicle
 

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import User
 from backend.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied, Unprocessable
@@ -158,7 +159,7 @@ def recurring_ride_get_for(*, user_id: uuid.UUID, series_id: uuid.UUID, lock: bo
     else:
         series = rides.filter(id=series_id).first()
     if series is None:
-        raise NotFound("No such recurring ride.", code="recurring_ride_not_found")
+        raise NotFound(gettext("No such recurring ride."), code="recurring_ride_not_found")
     return series
 
 
@@ -195,7 +196,8 @@ def recurring_ride_create(
     reference = (reference or "").strip()[:80]
     if organisation_id is None and rider_id != booked_by_id:
         raise PermissionDenied(
-            "Only an organisation's coordinator books rides for someone else.", code="booking_not_allowed"
+            gettext("Only an organisation's coordinator books rides for someone else."),
+            code="booking_not_allowed",
         )
     zone_name = settings.TIME_ZONE
     try:
@@ -216,13 +218,14 @@ def recurring_ride_create(
     today = local_date_of(now, time_zone=zone_name)
     if starts_on < today:
         raise Unprocessable(
-            "A recurring ride starts today or later.",
+            gettext("A recurring ride starts today or later."),
             code="recurring_starts_in_past",
             details={"today": today.isoformat()},
         )
     if starts_on > today + timedelta(days=MAX_START_AHEAD_DAYS):
         raise Unprocessable(
-            f"A recurring ride starts within {MAX_START_AHEAD_DAYS} days.",
+            gettext("A recurring ride starts within %(max_start_ahead_days)s days.")
+            % {"max_start_ahead_days": MAX_START_AHEAD_DAYS},
             code="recurring_starts_too_far_ahead",
             details={"latest": (today + timedelta(days=MAX_START_AHEAD_DAYS)).isoformat()},
         )
@@ -230,14 +233,17 @@ def recurring_ride_create(
     window_s = rules.default_window_s if pickup_window_s is None else pickup_window_s
     if isinstance(window_s, bool) or not isinstance(window_s, int) or not 0 <= window_s <= rules.max_window_s:
         raise InvalidInput(
-            f"The pickup window is 0 to {rules.max_window_s} seconds either side of the pickup time.",
+            gettext("The pickup window is 0 to %(max_window_s)s seconds either side of the pickup time.")
+            % {"max_window_s": rules.max_window_s},
             code="pickup_window_invalid",
             details={"max_window_s": rules.max_window_s},
         )
     earliest = now + timedelta(seconds=rules.min_lead_s)
     first_week = _first_bookable(rule, earliest=earliest, today=today)
     if not first_week:
-        raise Unprocessable("This rule has no ride that can still be booked.", code="recurring_rule_empty")
+        raise Unprocessable(
+            gettext("This rule has no ride that can still be booked."), code="recurring_rule_empty"
+        )
     require_in_service_area(pickup=pickup, dropoff=dropoff)
     if organisation_id is not None:
         quote = route_quote(
@@ -259,7 +265,7 @@ def recurring_ride_create(
                 reference=reference,
             )
     if not User.objects.filter(id=rider_id, is_active=True, is_rider=True).exists():
-        raise PermissionDenied("Only a rider account can ride.", code="rider_role_required")
+        raise PermissionDenied(gettext("Only a rider account can ride."), code="rider_role_required")
     with transaction.atomic():
         series = RecurringRide.objects.create(
             rider_id=rider_id,
@@ -285,7 +291,8 @@ def recurring_ride_create(
 
 def _rule_invalid(field_name: str, message: str) -> InvalidInput:
     return InvalidInput(
-        f"The recurring rule is not valid: {field_name} {message}.",
+        gettext("The recurring rule is not valid: %(field_name)s %(message)s.")
+        % {"field_name": field_name, "message": message},
         code="recurring_rule_invalid",
         details={"field": field_name, "message": message},
     )
@@ -502,8 +509,11 @@ def recurring_ride_occurrences(
         or abs((end - today).days) > LISTED_YEARS * 366
     ):
         raise InvalidInput(
-            f"`to` is on or after `from`, at most {MAX_LISTED_DAYS - 1} days later, and both within "
-            f"{LISTED_YEARS} years of today.",
+            gettext(
+                "`to` is on or after `from`, at most %(days)s days later, and both within "
+                "%(listed_years)s years of today."
+            )
+            % {"days": MAX_LISTED_DAYS - 1, "listed_years": LISTED_YEARS},
             code="date_range_invalid",
             details={"max_days": MAX_LISTED_DAYS, "years": LISTED_YEARS},
         )
@@ -578,7 +588,7 @@ def recurring_ride_skip(
             return series
         if series.status != RecurringRideStatus.ACTIVE:
             raise Conflict(
-                f"This recurring ride is {series.status}.",
+                gettext("This recurring ride is %(status)s.") % {"status": series.status},
                 code="recurring_ride_not_active",
                 details={"status": series.status},
             )
@@ -586,7 +596,7 @@ def recurring_ride_skip(
         found = list(occurrences(rule, start=occurrence_date, end=occurrence_date))
         if not found:
             raise Unprocessable(
-                "The recurring ride has no ride on this date.",
+                gettext("The recurring ride has no ride on this date."),
                 code="not_an_occurrence",
                 details={"date": occurrence_date.isoformat()},
             )
@@ -595,7 +605,7 @@ def recurring_ride_skip(
             _cancel_occurrence_trip(trip=trip, series=series, actor_id=actor_id, reason=SKIP_REASON)
         elif trip is None and found[0].at <= now:
             raise Conflict(
-                "This ride's time has passed.",
+                gettext("This ride's time has passed."),
                 code="occurrence_passed",
                 details={"date": occurrence_date.isoformat()},
             )
@@ -623,7 +633,7 @@ def recurring_ride_cancel(*, series_id: uuid.UUID, actor_id: uuid.UUID) -> Serie
             return SeriesCancelled(series, [])
         if series.status != RecurringRideStatus.ACTIVE:
             raise Conflict(
-                f"This recurring ride is {series.status}.",
+                gettext("This recurring ride is %(status)s.") % {"status": series.status},
                 code="recurring_ride_not_active",
                 details={"status": series.status},
             )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.cards.holds import cards_in_use
 from backend.cards.tasks import release_trip_hold
@@ -75,9 +76,10 @@ def trip_transition(
     if not moved:
         current = Trip.objects.filter(id=trip_id).values_list("status", flat=True).first()
         if current is None:
-            raise NotFound("No such trip.", code="trip_not_found")
+            raise NotFound(_("No such trip."), code="trip_not_found")
         raise InvalidTransition(
-            f"A trip that is {current} cannot become {to.value}.",
+            _("A trip that is %(current)s cannot become %(value)s.")
+            % {"current": current, "value": to.value},
             details={"from": current, "to": to.value},
         )
     return trip

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.accounts.models import User
 from backend.cards.holds import (
@@ -122,11 +123,12 @@ def _estimate_for_request(
     )
     if estimate is None:
         raise Unprocessable(
-            "This estimate does not exist or is not yours; ask for a new one.", code="estimate_not_found"
+            gettext("This estimate does not exist or is not yours; ask for a new one."),
+            code="estimate_not_found",
         )
     if estimate.expires_at <= now:
         raise Unprocessable(
-            "This estimate has expired; ask for a new one.",
+            gettext("This estimate has expired; ask for a new one."),
             code="estimate_expired",
             details={"expired_at": estimate.expires_at.isoformat()},
         )
@@ -142,7 +144,7 @@ def _estimate_for_request(
         mismatched.append("wheelchair_accessible")
     if mismatched:
         raise Unprocessable(
-            "This trip is not the one the estimate was for; ask for a new estimate.",
+            gettext("This trip is not the one the estimate was for; ask for a new estimate."),
             code="estimate_mismatch",
             details={"fields": mismatched},
         )
@@ -199,7 +201,7 @@ def trip_request(
     )
     now = at or timezone.now()
     if not User.objects.filter(id=rider_id, is_active=True, is_rider=True).exists():
-        raise PermissionDenied("Only a rider account can request trips.", code="rider_role_required")
+        raise PermissionDenied(gettext("Only a rider account can request trips."), code="rider_role_required")
     require_in_service_area(pickup=pickup, dropoff=dropoff)
     if estimate_id is not None:
         estimate = _estimate_for_request(
@@ -341,7 +343,9 @@ def _booking_fields(
         )
         fields.update(organisation_id=booking.organisation_id, payer=TripPayer.ORGANISATION)
     elif booking.booked_by_id not in (None, rider_id) or booking.booked_by_key_id is not None:
-        raise PermissionDenied("Only the rider may book their own rides.", code="booking_not_allowed")
+        raise PermissionDenied(
+            gettext("Only the rider may book their own rides."), code="booking_not_allowed"
+        )
     return fields
 
 
@@ -354,27 +358,30 @@ def reservation_window(
     `scheduled_too_soon`, `scheduled_too_far_ahead`."""
     if scheduled_for.tzinfo is None:
         raise InvalidInput(
-            "scheduled_for needs a time zone offset (e.g. 2027-03-01T07:30:00-05:00).",
+            gettext("scheduled_for needs a time zone offset (e.g. 2027-03-01T07:30:00-05:00)."),
             code="scheduled_for_invalid",
         )
     half = rules.default_window_s if window_s is None else window_s
     if isinstance(half, bool) or not isinstance(half, int) or not 0 <= half <= rules.max_window_s:
         raise InvalidInput(
-            f"The pickup window is 0 to {rules.max_window_s} seconds either side of the pickup time.",
+            gettext("The pickup window is 0 to %(max_window_s)s seconds either side of the pickup time.")
+            % {"max_window_s": rules.max_window_s},
             code="pickup_window_invalid",
             details={"max_window_s": rules.max_window_s},
         )
     earliest = now + timedelta(seconds=rules.min_lead_s)
     if scheduled_for < earliest:
         raise Unprocessable(
-            f"Rides are booked at least {rules.min_lead_s // 60} minutes ahead; request one now instead.",
+            gettext("Rides are booked at least %(minutes)s minutes ahead; request one now instead.")
+            % {"minutes": rules.min_lead_s // 60},
             code="scheduled_too_soon",
             details={"earliest": earliest.isoformat(), "min_lead_s": rules.min_lead_s},
         )
     latest = now + timedelta(days=rules.max_ahead_days)
     if scheduled_for > latest:
         raise Unprocessable(
-            f"Rides are booked at most {rules.max_ahead_days} days ahead.",
+            gettext("Rides are booked at most %(max_ahead_days)s days ahead.")
+            % {"max_ahead_days": rules.max_ahead_days},
             code="scheduled_too_far_ahead",
             details={"latest": latest.isoformat(), "max_ahead_days": rules.max_ahead_days},
         )
@@ -423,7 +430,7 @@ def _refuse_if_reservation_overlaps(
     if clash is not None:
         shown = shown_to.may_see(clash[2])
         raise Conflict(
-            "This rider already has a ride booked at that time.",
+            gettext("This rider already has a ride booked at that time."),
             code="reservation_overlaps",
             details={"trip_id": str(clash[0]), "scheduled_for": clash[1].isoformat()} if shown else {},
         )
@@ -472,9 +479,9 @@ def _refuse_if_trip_open(
     if open_trip is not None:
         shown = shown_to.may_see(open_trip[1])
         raise Conflict(
-            "You already have a trip in progress."
+            gettext("You already have a trip in progress.")
             if shown_to.self_booked
-            else "This rider is on a ride now.",
+            else gettext("This rider is on a ride now."),
             code="trip_in_progress",
             details={"trip_id": str(open_trip[0])} if shown else {},
         ) from cause
@@ -484,7 +491,7 @@ def _refuse_if_overdue(rider_id: uuid.UUID) -> None:
     overdue = list(overdue_captures(rider_id=rider_id).values_list("amount_minor", "currency"))
     if overdue:
         raise PaymentRequired(
-            "A charge of an earlier trip could not be collected; pay it before requesting a trip.",
+            gettext("A charge of an earlier trip could not be collected; pay it before requesting a trip."),
             code="payment_overdue",
             details={"amount": sum(amount for amount, _ in overdue), "currency": overdue[0][1]},
         )
@@ -534,7 +541,7 @@ def _trip_create(
                 _refuse_if_trip_open(rider_id, cause=exc, shown_to=shown_to)
             elif name == "one_trip_per_series_occurrence":
                 raise Conflict(
-                    "This occurrence of the recurring ride is booked already.",
+                    gettext("This occurrence of the recurring ride is booked already."),
                     code="occurrence_already_booked",
                 ) from exc
             raise
@@ -605,15 +612,18 @@ def trip_cancel(
         if organisation_id is not None and trip is not None:
             role = "rider" if trip.organisation_id == organisation_id else None
         if trip is None or (cancelled_by != TripCancelledBy.SYSTEM and role is None):
-            raise NotFound("No such trip.", code="trip_not_found")
+            raise NotFound(gettext("No such trip."), code="trip_not_found")
         if cancelled_by is None:
             cancelled_by = role
         elif cancelled_by != TripCancelledBy.SYSTEM and cancelled_by != role:
-            raise PermissionDenied(f"Only the trip's {cancelled_by} may cancel it as {cancelled_by}.")
+            raise PermissionDenied(
+                gettext("Only the trip's %(cancelled_by)s may cancel it as %(cancelled_by)s.")
+                % {"cancelled_by": cancelled_by}
+            )
         by_system = cancelled_by == TripCancelledBy.SYSTEM
         if TripStatus(trip.status) not in allowed_sources(TripStatus.CANCELLED, by_system=by_system):
             raise Conflict(
-                f"A trip that is {trip.status} can no longer be cancelled.",
+                gettext("A trip that is %(status)s can no longer be cancelled.") % {"status": trip.status},
                 code="trip_not_cancellable",
                 details={"status": trip.status},
             )
@@ -639,7 +649,9 @@ def trip_cancel(
             )
         except InvalidTransition as exc:
             raise Conflict(
-                "This trip can no longer be cancelled.", code="trip_not_cancellable", details=exc.details
+                gettext("This trip can no longer be cancelled."),
+                code="trip_not_cancellable",
+                details=exc.details,
             ) from exc
         post_cancellation_fee(trip=cancelled)
         offers_withdraw_for_trip(trip_id=trip.id)
@@ -664,12 +676,12 @@ def trip_rate(*, trip_id: uuid.UUID, author_id: uuid.UUID, stars: int, comment: 
     Raises NotFound `trip_not_found`, InvalidInput `stars_out_of_range`, Conflict `trip_not_completed`
     and `already_rated`."""
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
-        raise InvalidInput("Stars are a whole number from 1 to 5.", code="stars_out_of_range")
+        raise InvalidInput(gettext("Stars are a whole number from 1 to 5."), code="stars_out_of_range")
     trip = trip_get_for(user_id=author_id, trip_id=trip_id)
     role = _party_role(trip, author_id)
     if trip.status != TripStatus.COMPLETED:
         raise Conflict(
-            "A trip can be rated once it is completed.",
+            gettext("A trip can be rated once it is completed."),
             code="trip_not_completed",
             details={"status": trip.status},
         )
@@ -685,7 +697,7 @@ def trip_rate(*, trip_id: uuid.UUID, author_id: uuid.UUID, stars: int, comment: 
     except IntegrityError as exc:
         if _constraint_name(exc) != "one_rating_per_party_per_trip":
             raise
-        raise Conflict("You have already rated this trip.", code="already_rated") from exc
+        raise Conflict(gettext("You have already rated this trip."), code="already_rated") from exc
 
 
 def trip_tip(*, trip_id: uuid.UUID, rider_id: uuid.UUID, amount_minor: int, currency: str) -> Tip:
@@ -695,21 +707,23 @@ def trip_tip(*, trip_id: uuid.UUID, rider_id: uuid.UUID, amount_minor: int, curr
     `trip_not_found`, PermissionDenied `only_rider_may_tip`, Conflict `trip_not_completed`, InvalidInput
     `tip_amount_invalid`, Unprocessable `currency_mismatch` and `tip_too_large`."""
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor < 1:
-        raise InvalidInput("A tip is a positive amount in minor units.", code="tip_amount_invalid")
+        raise InvalidInput(gettext("A tip is a positive amount in minor units."), code="tip_amount_invalid")
     with transaction.atomic():
         visible = trip_get_for(user_id=rider_id, trip_id=trip_id)
         trip = Trip.objects.select_for_update().get(id=visible.id)
         if trip.rider_id != rider_id:
-            raise PermissionDenied("Only the trip's rider can tip its driver.", code="only_rider_may_tip")
+            raise PermissionDenied(
+                gettext("Only the trip's rider can tip its driver."), code="only_rider_may_tip"
+            )
         if trip.status != TripStatus.COMPLETED or trip.driver_id is None or trip.fare_minor is None:
             raise Conflict(
-                "A trip can be tipped once it is completed.",
+                gettext("A trip can be tipped once it is completed."),
                 code="trip_not_completed",
                 details={"status": trip.status},
             )
         if currency != trip.currency:
             raise Unprocessable(
-                f"This trip is paid in {trip.currency}.",
+                gettext("This trip is paid in %(currency)s.") % {"currency": trip.currency},
                 code="currency_mismatch",
                 details={"currency": trip.currency},
             )
@@ -717,7 +731,7 @@ def trip_tip(*, trip_id: uuid.UUID, rider_id: uuid.UUID, amount_minor: int, curr
         room = trip.fare_minor * TIP_MAX_SHARE_OF_FARE - already
         if amount_minor > room:
             raise Unprocessable(
-                "Tips on a trip add up to at most its fare.",
+                gettext("Tips on a trip add up to at most its fare."),
                 code="tip_too_large",
                 details={"max": money(max(room, 0), trip.currency)},
             )

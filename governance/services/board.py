@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound
@@ -65,18 +66,18 @@ def board_seat_found(
         term_ends = now + timedelta(days=settings.ROCHDALE_BOARD_TERM_DAYS)
     if term_ends <= now:
         raise InvalidInput(
-            "term_ends must be in the future.", details={"term_ends": ["must be in the future"]}
+            _("term_ends must be in the future."), details={"term_ends": [_("must be in the future")]}
         )
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).filter(id=member_id).first()
         if member is None:
-            raise NotFound("No such member.")
+            raise NotFound(_("No such member."))
         if not member.in_good_standing:
             raise Conflict(
-                "Only a member in good standing may sit on the board.", code="not_in_good_standing"
+                _("Only a member in good standing may sit on the board."), code="not_in_good_standing"
             )
         if selectors.seats_in_force(now).filter(member=member).exists():
-            raise Conflict("This member already holds a seat.", code="already_director")
+            raise Conflict(_("This member already holds a seat."), code="already_director")
         seat, event = board_seat_add(
             member=member, term_ends=term_ends, source=SeatSource.FOUNDING, election=None, at=now
         )

@@ -43,11 +43,11 @@ def _body_sha256(body: str) -> str:
 def _clean_text(value: object, *, field: str, limit: int) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
-        raise InvalidInput(_("Write something first."), details={field: ["must not be blank"]})
+        raise InvalidInput(_("Write something first."), details={field: [_("must not be blank")]})
     if len(text) > limit:
         raise InvalidInput(
             _("That is too long: at most %(limit)s characters.") % {"limit": limit},
-            details={field: [f"at most {limit} characters"]},
+            details={field: [_("at most %(limit)s characters") % {"limit": limit}]},
         )
     return text
 
@@ -115,7 +115,9 @@ def proposal_comment_edit(*, comment_id: uuid.UUID | str, user: User, body: str)
             )
         latest = comment.revisions.aggregate(latest=Max("number"))["latest"] or 0
         if comment.revisions.filter(number=latest, body=text).exists():
-            raise InvalidInput(_("That is what the comment already says."), details={"body": ["unchanged"]})
+            raise InvalidInput(
+                _("That is what the comment already says."), details={"body": [_("unchanged")]}
+            )
         revision = CommentRevision.objects.create(
             comment=comment, number=latest + 1, body=text, written_at=timezone.now()
         )

@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from backend.errors import InvalidInput
 from backend.fares import ledger
@@ -22,12 +23,12 @@ from governance.models import DividendBasis, DividendStatement, Member, MemberSt
 
 def _parse_date(raw: object, field: str, errors: dict[str, list[str]]) -> date | None:
     if not isinstance(raw, str):
-        errors[field] = ["must be a date, YYYY-MM-DD"]
+        errors[field] = [gettext("must be a date, YYYY-MM-DD")]
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        errors[field] = ["must be a date, YYYY-MM-DD"]
+        errors[field] = [gettext("must be a date, YYYY-MM-DD")]
         return None
 
 
@@ -35,22 +36,22 @@ def dividend_payload_validated(payload: object) -> dict[str, Any]:
     """The terms a dividend proposal stores: ``{"surplus", "period_start", "period_end", "basis",
     "cash_share"}``, each checked (the cash share at least the bylaws' minimum)."""
     if not isinstance(payload, dict):
-        raise InvalidInput("A dividend proposal needs a payload.", code="invalid_dividend")
+        raise InvalidInput(gettext("A dividend proposal needs a payload."), code="invalid_dividend")
     errors: dict[str, list[str]] = {}
     surplus = payload.get("surplus")
     currency = settings.ROCHDALE_CURRENCY
     amount = surplus.get("amount") if isinstance(surplus, dict) else None
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        errors["surplus.amount"] = ["must be a positive integer in minor units"]
+        errors["surplus.amount"] = [gettext("must be a positive integer in minor units")]
     if not isinstance(surplus, dict) or surplus.get("currency") != currency:
-        errors["surplus.currency"] = [f"must be {currency}"]
+        errors["surplus.currency"] = [gettext("must be %(currency)s") % {"currency": currency}]
     start = _parse_date(payload.get("period_start"), "period_start", errors)
     end = _parse_date(payload.get("period_end"), "period_end", errors)
     if start and end and end < start:
-        errors["period_end"] = ["must not be before period_start"]
+        errors["period_end"] = [gettext("must not be before period_start")]
     basis = payload.get("basis")
     if basis not in DividendBasis.values:
-        errors["basis"] = [f"must be one of {', '.join(DividendBasis.values)}"]
+        errors["basis"] = [gettext("must be one of %(bases)s") % {"bases": ", ".join(DividendBasis.values)}]
     minimum = max(Decimal(settings.ROCHDALE_DIVIDEND_MIN_CASH_SHARE), MINIMUM_CASH_SHARE)
     raw_share = payload.get("cash_share")
     try:
@@ -58,9 +59,13 @@ def dividend_payload_validated(payload: object) -> dict[str, Any]:
     except InvalidOperation:
         share = None
     if share is None or not share.is_finite() or not minimum <= share <= 1:
-        errors["cash_share"] = [f'must be a decimal string from "{minimum}" to "1"']
+        errors["cash_share"] = [
+            gettext('must be a decimal string from "%(minimum)s" to "1"') % {"minimum": minimum}
+        ]
     if errors:
-        raise InvalidInput("The dividend proposal is not valid.", code="invalid_dividend", details=errors)
+        raise InvalidInput(
+            gettext("The dividend proposal is not valid."), code="invalid_dividend", details=errors
+        )
     return {
         "surplus": {"amount": amount, "currency": currency},
         "period_start": start.isoformat(),

@@ -44,23 +44,25 @@ def election_create(
     """Staff or the board call an election; its voters are the members in good standing now."""
     now = timezone.now()
     if not user.is_staff and not selectors.is_director(selectors.current_member(user), now):
-        raise PermissionDenied("Only staff or directors may call an election.", code="not_a_director")
+        raise PermissionDenied(_("Only staff or directors may call an election."), code="not_a_director")
     errors: dict[str, list[str]] = {}
     if not title or not title.strip():
-        errors["title"] = ["must not be blank"]
+        errors["title"] = [_("must not be blank")]
     if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= 25:
-        errors["seats"] = ["must be from 1 to 25"]
+        errors["seats"] = [_("must be from 1 to 25")]
     if nominations_close_at <= now:
-        errors["nominations_close_at"] = ["must be in the future"]
+        errors["nominations_close_at"] = [_("must be in the future")]
     if voting_closes_at <= nominations_close_at:
-        errors["voting_closes_at"] = ["must be after nominations_close_at"]
+        errors["voting_closes_at"] = [_("must be after nominations_close_at")]
     elif voting_closes_at > now + timedelta(days=MAX_VOTING_DAYS):
-        errors["voting_closes_at"] = [f"must be within {MAX_VOTING_DAYS} days"]
+        errors["voting_closes_at"] = [
+            _("must be within %(max_voting_days)s days") % {"max_voting_days": MAX_VOTING_DAYS}
+        ]
     days = settings.ROCHDALE_BOARD_TERM_DAYS if term_days is None else term_days
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
-        errors["term_days"] = ["must be from 1 to 3660"]
+        errors["term_days"] = [_("must be from 1 to 3660")]
     if errors:
-        raise InvalidInput("Some fields are not valid.", details=errors)
+        raise InvalidInput(_("Some fields are not valid."), details=errors)
     with transaction.atomic():
         voters = list(Member.objects.filter(status=MemberStatus.ACTIVE))
         election = Election.objects.create(
@@ -96,7 +98,7 @@ def election_create(
 def _locked_election(election_id: uuid.UUID | str) -> Election:
     election = Election.objects.select_for_update().filter(id=election_id).first()
     if election is None:
-        raise NotFound("No such election.")
+        raise NotFound(_("No such election."))
     return election
 
 
@@ -106,9 +108,9 @@ def election_nominate(*, election_id: uuid.UUID | str, user: User, statement: st
     with transaction.atomic():
         election = _locked_election(election_id)
         if election.phase() != "nominating":
-            raise Conflict("Nominations for this election are closed.", code="nominations_closed")
+            raise Conflict(_("Nominations for this election are closed."), code="nominations_closed")
         if member is None or not member.in_good_standing:
-            raise PermissionDenied("Only members in good standing may stand.", code="not_eligible")
+            raise PermissionDenied(_("Only members in good standing may stand."), code="not_eligible")
         if CandidateWithdrawal.objects.filter(
             candidate__election=election, candidate__member=member
         ).exists():
@@ -121,7 +123,9 @@ def election_nominate(*, election_id: uuid.UUID | str, user: User, statement: st
                     election=election, member=member, statement=statement[:2000]
                 )
         except IntegrityError:
-            raise Conflict("You are already standing in this election.", code="already_nominated") from None
+            raise Conflict(
+                _("You are already standing in this election."), code="already_nominated"
+            ) from None
         audit_append(kind="election.nominated", payload={"election_id": election.id, "member_id": member.id})
     return candidate
 
@@ -163,31 +167,31 @@ def election_ballot_cast(*, election_id: uuid.UUID | str, user: User, ranking: o
     with transaction.atomic():
         election = _locked_election(election_id)
         if election.phase() != "voting":
-            raise Conflict("This election is not taking ballots now.", code="voting_closed")
+            raise Conflict(_("This election is not taking ballots now."), code="voting_closed")
         if (
             member is None
             or not member.in_good_standing
             or not ElectionVoterRoll.objects.filter(election=election, member=member).exists()
         ):
-            raise PermissionDenied("You are not eligible to vote in this election.", code="not_eligible")
+            raise PermissionDenied(_("You are not eligible to vote in this election."), code="not_eligible")
         candidates = {
             str(c) for c in selectors.candidates_standing(election).values_list("member_id", flat=True)
         }
         if not isinstance(ranking, list) or not ranking:
             raise InvalidInput(
-                "ranking must list at least one candidate.", details={"ranking": ["must not be empty"]}
+                _("ranking must list at least one candidate."), details={"ranking": [_("must not be empty")]}
             )
         names = [str(item) for item in ranking]
         if len(set(names)) != len(names) or not set(names) <= candidates:
             raise InvalidInput(
-                "ranking must name each candidate at most once.",
-                details={"ranking": ["unknown or repeated candidate"]},
+                _("ranking must name each candidate at most once."),
+                details={"ranking": [_("unknown or repeated candidate")]},
             )
         try:
             with transaction.atomic():
                 BallotReceipt.objects.create(election=election, member=member, receipt_hash=digest)
         except IntegrityError:
-            raise Conflict("You have already voted in this election.", code="already_voted") from None
+            raise Conflict(_("You have already voted in this election."), code="already_voted") from None
         Ballot.objects.create(election=election, ranking=names, receipt_hash=digest)
         audit_append(kind="election.ballot", payload={"election_id": election.id, "receipt_sha256": digest})
     return receipt
@@ -211,7 +215,7 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
         if election.closed_at is not None:
             return election
         if moment < election.voting_closes_at:
-            raise Conflict("Voting in this election is still open.", code="voting_open")
+            raise Conflict(_("Voting in this election is still open."), code="voting_open")
         record = selectors.ballot_record(election)
         standing = record["candidates"]
         withdrawn = record["withdrawn"]
@@ -240,7 +244,7 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
         for member_id in result.elected:
             member = candidates[member_id]
             events += board_seats_end(member=member, at=moment, reason="re-elected to a new term")
-            _, seated = board_seat_add(
+            _seat, seated = board_seat_add(
                 member=member, term_ends=term_ends, source=SeatSource.ELECTION, election=election, at=moment
             )
             events.append(seated)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from backend.errors import InvalidInput
 from backend.fares.policy import FarePolicy, PolicyValidationError
 from backend.fares.services import policy_version_create
@@ -17,7 +19,7 @@ def fare_policy_payload_validated(payload: object) -> dict[str, Any]:
     """The policy document a fare policy proposal stores: valid, unnumbered, with its `effective_at`."""
     if not isinstance(payload, dict):
         raise InvalidInput(
-            "A fare policy proposal carries the policy in its payload.", code="invalid_fare_policy"
+            _("A fare policy proposal carries the policy in its payload."), code="invalid_fare_policy"
         )
     try:
         policy = FarePolicy.from_document(payload)
@@ -25,9 +27,9 @@ def fare_policy_payload_validated(payload: object) -> dict[str, Any]:
         raise InvalidInput(str(error), code="invalid_fare_policy", details=error.details) from None
     if payload.get("version") is not None:
         raise InvalidInput(
-            "The server numbers policy versions; leave version out.",
+            _("The server numbers policy versions; leave version out."),
             code="invalid_fare_policy",
-            details={"version": ["must not be set"]},
+            details={"version": [_("must not be set")]},
         )
     document = policy.to_document()
     document.pop("version", None)

@@ -11,6 +11,7 @@ from typing import Protocol
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -46,7 +47,7 @@ def membership_join(*, user: User) -> Member:
     profile = getattr(user, "driver_profile", None) if user.is_driver else None
     if profile is None or not profile.is_approved:
         raise PermissionDenied(
-            "Only approved drivers may join the co-operative.", code="not_an_approved_driver"
+            _("Only approved drivers may join the co-operative."), code="not_an_approved_driver"
         )
     price = int(settings.ROCHDALE_SHARE_PRICE_MINOR)
     currency = settings.ROCHDALE_CURRENCY
@@ -55,7 +56,7 @@ def membership_join(*, user: User) -> Member:
             with transaction.atomic():
                 member = Member.objects.create(user=user, share_price_minor=price, currency=currency)
         except IntegrityError:
-            raise Conflict("You are already a member.", code="already_member") from None
+            raise Conflict(_("You are already a member."), code="already_member") from None
         if price:
             ledger.post_entry(
                 key=f"member:{member.id}:subscription",
@@ -131,7 +132,7 @@ def membership_withdraw(*, user: User) -> Member:
             .first()
         )
         if member is None:
-            raise NotFound("You are not a member.", code="not_a_member")
+            raise NotFound(_("You are not a member."), code="not_a_member")
         outstanding = selectors.share_outstanding_minor(member)
         paid = member.share_price_minor - outstanding
         mode = settings.ROCHDALE_SHARE_REPAYMENT_ON_WITHDRAWAL
@@ -175,13 +176,15 @@ def membership_set_status(
 ) -> Member:
     """Staff suspend a member (no voting, proposing or standing) or reinstate them."""
     if status not in (MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
-        raise InvalidInput("status must be active or suspended.", details={"status": ["not a valid status"]})
+        raise InvalidInput(
+            _("status must be active or suspended."), details={"status": [_("not a valid status")]}
+        )
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).filter(id=member_id).first()
         if member is None:
-            raise NotFound("No such member.")
+            raise NotFound(_("No such member."))
         if member.status == MemberStatus.WITHDRAWN:
-            raise Conflict("A withdrawn membership cannot change status.", code="member_withdrawn")
+            raise Conflict(_("A withdrawn membership cannot change status."), code="member_withdrawn")
         if member.status == status:
             return member
         member.status = status

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -41,24 +42,27 @@ def proposal_create(
     """Open a proposal and snapshot its voters (the board's directors, or every member in good standing)."""
     if kind not in ProposalKind.values:
         raise InvalidInput(
-            "Unknown proposal kind.", details={"kind": [f"must be one of {', '.join(ProposalKind.values)}"]}
+            _("Unknown proposal kind."),
+            details={"kind": [_("must be one of %(kinds)s") % {"kinds": ", ".join(ProposalKind.values)}]},
         )
     now = timezone.now()
     errors: dict[str, list[str]] = {}
     if not title or not title.strip():
-        errors["title"] = ["must not be blank"]
+        errors["title"] = [_("must not be blank")]
     if closes_at <= now:
-        errors["closes_at"] = ["must be in the future"]
+        errors["closes_at"] = [_("must be in the future")]
     elif closes_at > now + timedelta(days=MAX_VOTING_DAYS):
-        errors["closes_at"] = [f"must be within {MAX_VOTING_DAYS} days"]
+        errors["closes_at"] = [
+            _("must be within %(max_voting_days)s days") % {"max_voting_days": MAX_VOTING_DAYS}
+        ]
     if errors:
-        raise InvalidInput("Some fields are not valid.", details=errors)
+        raise InvalidInput(_("Some fields are not valid."), details=errors)
     member = selectors.current_member(user)
     if member is None or not member.in_good_standing:
-        raise PermissionDenied("Only members in good standing may propose.", code="not_eligible")
+        raise PermissionDenied(_("Only members in good standing may propose."), code="not_eligible")
     rule = selectors.decision_rule(kind)
     if rule.voters == Voters.BOARD and not selectors.is_director(member, now):
-        raise PermissionDenied("Only directors may propose a fare policy.", code="not_a_director")
+        raise PermissionDenied(_("Only directors may propose a fare policy."), code="not_a_director")
 
     if kind == ProposalKind.FARE_POLICY:
         payload = fare_policy_payload_validated(payload)
@@ -67,7 +71,7 @@ def proposal_create(
     elif payload is None:
         payload = {}
     elif not isinstance(payload, dict):
-        raise InvalidInput("payload must be an object.", details={"payload": ["must be an object"]})
+        raise InvalidInput(_("payload must be an object."), details={"payload": [_("must be an object")]})
 
     with transaction.atomic():
         if rule.voters == Voters.BOARD:
@@ -75,7 +79,7 @@ def proposal_create(
         else:
             voters = list(Member.objects.filter(status=MemberStatus.ACTIVE))
         if not voters:
-            raise Conflict("Nobody is eligible to vote on this.", code="no_eligible_voters")
+            raise Conflict(_("Nobody is eligible to vote on this."), code="no_eligible_voters")
         proposal = Proposal.objects.create(
             kind=kind,
             title=title.strip()[:MAX_TITLE_LENGTH],
@@ -114,7 +118,7 @@ def proposal_vote(*, proposal_id: uuid.UUID | str, user: User, choice: str) -> s
     """Cast one vote; returns the voter's receipt. Decides the proposal at once when the vote settles it."""
     if choice not in VoteChoice.values:
         raise InvalidInput(
-            "choice must be yes, no or abstain.", details={"choice": ["must be yes, no or abstain"]}
+            _("choice must be yes, no or abstain."), details={"choice": [_("must be yes, no or abstain")]}
         )
     member = selectors.current_member(user)
     receipt, digest = receipt_new()
@@ -122,21 +126,21 @@ def proposal_vote(*, proposal_id: uuid.UUID | str, user: User, choice: str) -> s
         # The row lock orders votes and the decision: no vote lands after a proposal is decided.
         proposal = Proposal.objects.select_for_update().filter(id=proposal_id).first()
         if proposal is None:
-            raise NotFound("No such proposal.")
+            raise NotFound(_("No such proposal."))
         now = timezone.now()
         if proposal.status != ProposalStatus.OPEN or now >= proposal.closes_at:
-            raise Conflict("Voting on this proposal has closed.", code="voting_closed")
+            raise Conflict(_("Voting on this proposal has closed."), code="voting_closed")
         if (
             member is None
             or not member.in_good_standing
             or not VoterRoll.objects.filter(proposal=proposal, member=member).exists()
         ):
-            raise PermissionDenied("You are not eligible to vote on this proposal.", code="not_eligible")
+            raise PermissionDenied(_("You are not eligible to vote on this proposal."), code="not_eligible")
         try:
             with transaction.atomic():
                 VoteReceipt.objects.create(proposal=proposal, member=member, receipt_hash=digest, cast_at=now)
         except IntegrityError:
-            raise Conflict("You have already voted on this proposal.", code="already_voted") from None
+            raise Conflict(_("You have already voted on this proposal."), code="already_voted") from None
         by_name = proposal.voters == Voters.BOARD
         Vote.objects.create(
             proposal=proposal, choice=choice, receipt_hash=digest, director=member if by_name else None

@@ -25,7 +25,11 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from backend.accounts.languages import socket_language
 from backend.accounts.models import User
 from backend.errors import DomainError
 from backend.redis import REDIS_UNREACHABLE, RedisOutage
@@ -133,7 +137,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 class FrameError(DomainError):
     code = "invalid_frame"
-    default_message = "The frame is not valid."
+    default_message = gettext_lazy("The frame is not valid.")
 
 
 class JsonFrameConsumer(AsyncWebsocketConsumer):
@@ -146,6 +150,9 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     required_role: str = ""
     silent_types: frozenset[str] = frozenset()
+    # The language of this socket's frames: the handshake's Accept-Language, else the user's setting, else
+    # English (docs/languages.md); decided once the user is known, at connect (None: untranslated English).
+    language: str | None = None
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Channels' consumer, but a socket opened while the channel layer's Redis is unreachable is
@@ -167,6 +174,7 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user = user
+        self.language = socket_language(self.scope, user)
         self.group = user_group(user.id)
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
@@ -187,7 +195,10 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        # Every frame this socket sends (answers, errors, pushes) and every service its commands call
+        # (database_call carries the context into its thread) speak the socket's language.
+        with translation.override(self.language):
+            await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "group"):
@@ -230,23 +241,23 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         ref: str | None = None
         try:
             if text_data is None or len(text_data) > MAX_FRAME_BYTES:
-                raise FrameError("Frames are JSON text of at most 8 KiB.")
+                raise FrameError(_("Frames are JSON text of at most 8 KiB."))
             try:
                 frame = json.loads(text_data)
             except ValueError as exc:
-                raise FrameError("The frame is not valid JSON.") from exc
+                raise FrameError(_("The frame is not valid JSON.")) from exc
             if not isinstance(frame, dict):
-                raise FrameError('A frame is a JSON object with a "type".')
+                raise FrameError(_('A frame is a JSON object with a "type".'))
             raw_ref = frame.get("ref")
             if raw_ref is not None:
                 if not isinstance(raw_ref, str) or len(raw_ref) > 64:
-                    raise FrameError('"ref" must be a string of at most 64 characters.')
+                    raise FrameError(_('"ref" must be a string of at most 64 characters.'))
                 ref = raw_ref
             frame_type = frame.get("type")
             handler = self.handlers().get(frame_type) if isinstance(frame_type, str) else None
             if handler is None:
                 raise FrameError(
-                    "Unknown frame type.", code="unknown_type", details={"type": str(frame_type)[:40]}
+                    _("Unknown frame type."), code="unknown_type", details={"type": str(frame_type)[:40]}
                 )
             result = await handler(frame)
             if frame_type not in self.silent_types:
@@ -268,6 +279,6 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
                     "type": "error",
                     "ref": ref,
                     "code": "internal_error",
-                    "message": "Something went wrong on our side.",
+                    "message": _("Something went wrong on our side."),
                 }
             )

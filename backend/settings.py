@@ -79,7 +79,8 @@ ROCHDALE_PUBLIC_URL = env_str("ROCHDALE_PUBLIC_URL", "http://localhost:8000")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, whose site signs staff in through /account/login/ with their second factor.
+    "backend.accounts.admin_config.SecondFactorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -461,6 +462,16 @@ ROCHDALE_WS_TICKET_TTL_S = env_int("ROCHDALE_WS_TICKET_TTL_S", 30)
 ROCHDALE_SIGN_IN_MAX_FAILURES = env_int("ROCHDALE_SIGN_IN_MAX_FAILURES", 5)
 ROCHDALE_SIGN_IN_LOCKOUT_S = env_int("ROCHDALE_SIGN_IN_LOCKOUT_S", 900)
 ROCHDALE_SIGN_IN_IP_MAX_FAILURES = env_int("ROCHDALE_SIGN_IN_IP_MAX_FAILURES", 50)
+
+# The second factor on the web sign-in (docs/sign-in.md): wrong TOTP codes per account before its code step
+# locks, and for how long; how long a proven password waits for its code (or first enrolment) before the
+# person must start again; the issuer authenticator apps show next to the code.
+ROCHDALE_SECOND_FACTOR_MAX_FAILURES = env_int("ROCHDALE_SECOND_FACTOR_MAX_FAILURES", 5)
+ROCHDALE_SECOND_FACTOR_LOCKOUT_S = env_int("ROCHDALE_SECOND_FACTOR_LOCKOUT_S", 900)
+ROCHDALE_SECOND_FACTOR_STEP_S = env_int("ROCHDALE_SECOND_FACTOR_STEP_S", 600)
+OTP_TOTP_ISSUER = env_str("ROCHDALE_TOTP_ISSUER", "Rochdale co-op")
+# Staff see that a person has a device in the admin, never its secret (nor its QR code).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # ETA model shared by estimates and dispatch (dispatch/matching/eta.py documents the numbers).
 ROCHDALE_ETA_CIRCUITY = env_float("ROCHDALE_ETA_CIRCUITY", 1.3)

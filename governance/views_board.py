@@ -1,8 +1,11 @@
 """The board's web pages at /board/: small server-rendered pages for directors.
 
-Session auth with CSRF (Django's own), sign-in throttled by the same Redis counters as the API's token
-sign-in. Every write goes through governance.services, exactly like the API; the fare preview is computed
-on the server by backend/fares/pricing.py (one source of truth), called by board.js as the director types.
+Session auth with CSRF (Django's own). Directors sign in on the one sign-in page (/account/login/,
+backend/accounts/views_web.py: the password, throttled by the same Redis counters as the API's token
+sign-in, then their TOTP code), and every board page needs that code verified in the session
+(docs/sign-in.md). Every write goes through governance.services, exactly like the API; the fare preview is
+computed on the server by backend/fares/pricing.py (one source of truth), called by board.js as the
+director types.
 """
 
 from __future__ import annotations
@@ -15,16 +18,22 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from backend.accounts.sign_in import InvalidCredentials, user_sign_in
-from backend.accounts.throttling import SignInLocked, client_ip
+from backend.accounts.web import (
+    safe_next,
+    second_factor_redirect,
+    second_factor_verified,
+    sign_in_redirect,
+    url_with_next,
+)
 from backend.errors import DomainError
 from backend.fares.policy import FarePolicy, PolicyValidationError
 from backend.fares.selectors import policy_in_force, policy_version_in_force
@@ -57,15 +66,18 @@ BoardView = Callable[..., HttpResponseBase]
 
 
 def director_required(view: BoardView) -> BoardView:
-    """Signed-in directors only: others are sent to sign in, or told the page is for the board."""
+    """Signed-in directors who gave their second factor in this session only: others are sent to sign in
+    (or to the code step), or told the page is for the board."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
         if not request.user.is_authenticated:
-            return redirect(f"{reverse('board:login')}?next={request.path}")
+            return sign_in_redirect(request)
         member = selectors.current_member(request.user)
         if not selectors.is_director(member):
             return render(request, "governance/board/not_director.html", status=403)
+        if not second_factor_verified(request):
+            return second_factor_redirect(request)
         request.member = member  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 
@@ -127,35 +139,12 @@ def _policy_rows(current: dict[str, Any], proposed: dict[str, Any] | None = None
     return rows
 
 
-@require_http_methods(["GET", "POST"])
+@require_safe
 def sign_in(request: HttpRequest) -> HttpResponse:
-    error = ""
-    status = 200
-    phone = ""
-    if request.method == "POST":
-        phone = (request.POST.get("phone") or "").strip()
-        try:
-            password = request.POST.get("password") or ""
-            user = user_sign_in(phone=phone, password=password, ip=client_ip(request))
-        except InvalidCredentials:
-            error, status = "That phone number and password do not match.", 401
-        except SignInLocked as locked:
-            error, status = f"Too many failed sign-ins; try again in {locked.retry_after_s} seconds.", 429
-        else:
-            if not selectors.is_director(selectors.current_member(user)):
-                error, status = "The board pages are for directors in office.", 403
-            else:
-                login(request, user)
-                target = request.POST.get("next") or ""
-                if not target.startswith("/board/") or target.startswith("//"):
-                    target = reverse("board:dashboard")
-                return redirect(target)
-    return render(
-        request,
-        "governance/board/login.html",
-        {"error": error, "phone": phone, "next": request.GET.get("next") or request.POST.get("next", "")},
-        status=status,
-    )
+    """The board has no sign-in page of its own: the one sign-in page, coming back to the board."""
+    board = reverse("board:dashboard")
+    target = safe_next(request, request.GET.get("next"), default=board)
+    return redirect(url_with_next(settings.LOGIN_URL, target if target.startswith(board) else board))
 
 
 @require_POST

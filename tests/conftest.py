@@ -37,6 +37,35 @@ def _clean_redis(request: pytest.FixtureRequest):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """`Client.force_login(user)` signs a person fully in, second factor included (a confirmed TOTP device
+    is made for them when they have none), as it skips the password: pages for staff and directors
+    (the admin, the board) need that code in the session (docs/sign-in.md). `Client.login(...)` stays the
+    password alone; tests of the sign-in itself use /account/login/ (tests/accounts/test_web_sign_in*)."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    from django.test import Client
+
+    original = Client.force_login
+
+    def force_login(self: Client, user, backend: str | None = None) -> None:
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        original(self, user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="force_login", confirmed=True)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_stray_test_db_sessions(request: pytest.FixtureRequest):
     """Async tests touch the database from asgiref's worker thread, whose connection outlives the test;

@@ -16,6 +16,9 @@ never be left without its expiry, and concurrent requests never lose a count):
   ROCHDALE_SIGN_IN_IP_MAX_FAILURES from one IP, lock that phone (or IP) out for ROCHDALE_SIGN_IN_LOCKOUT_S:
   429 `sign_in_locked` with Retry-After, even with the right password. A successful sign-in clears the
   phone's count (not the IP's: one attacker's good account must not launder guesses at others).
+- Lockout after wrong second-factor codes: ROCHDALE_SECOND_FACTOR_MAX_FAILURES wrong TOTP codes for one
+  account lock its code step for ROCHDALE_SECOND_FACTOR_LOCKOUT_S (`second_factor_check`), keyed on the
+  user id because a code guesser already holds the password and can change address at will.
 """
 
 from __future__ import annotations
@@ -105,6 +108,37 @@ def sign_in_failed(*, phone: str, ip: str) -> None:
 
 def sign_in_succeeded(*, phone: str) -> None:
     get_redis().delete(f"{_PREFIX}signin:fail:phone:{_hashed(phone)}")
+
+
+def _second_factor_key(user_id: object) -> str:
+    return f"{_PREFIX}2fa:fail:user:{_hashed(str(user_id))}"
+
+
+def second_factor_check(*, user_id: object) -> None:
+    """Raise SignInLocked (scope "second_factor") while this account has used up its wrong codes."""
+    pipe = get_redis().pipeline(transaction=False)
+    key = _second_factor_key(user_id)
+    pipe.get(key)
+    pipe.ttl(key)
+    raw, ttl = pipe.execute()
+    if raw is not None and int(raw) >= settings.ROCHDALE_SECOND_FACTOR_MAX_FAILURES:
+        raise SignInLocked(
+            retry_after_s=ttl if ttl and ttl > 0 else settings.ROCHDALE_SECOND_FACTOR_LOCKOUT_S,
+            scope="second_factor",
+        )
+
+
+def second_factor_failed(*, user_id: object) -> None:
+    """Count a code that did not verify; the failure that reaches the limit starts the lockout."""
+    lockout_s = settings.ROCHDALE_SECOND_FACTOR_LOCKOUT_S
+    key = _second_factor_key(user_id)
+    count, _ = _incr_with_expiry(key, lockout_s)
+    if count == settings.ROCHDALE_SECOND_FACTOR_MAX_FAILURES:
+        get_redis().expire(key, lockout_s)
+
+
+def second_factor_succeeded(*, user_id: object) -> None:
+    get_redis().delete(_second_factor_key(user_id))
 
 
 def client_ip(request: HttpRequest | Request) -> str:

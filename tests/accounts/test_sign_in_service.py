@@ -1,5 +1,6 @@
 """One sign-in path (backend/accounts/sign_in.py) behind both transports: the API's token route and the
-board's sign-in page count failures against the same phone and IP, whatever spelling of the phone is typed."""
+web pages' sign-in page (/account/login/, the board's) count failures against the same phone and IP,
+whatever spelling of the phone is typed."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ def _api_sign_in(phone: str, password: str, ip: str = "203.0.113.7") -> int:
     )
 
 
-def _board_sign_in(phone: str, password: str, ip: str = "203.0.113.7") -> int:
-    return Client().post("/board/login/", {"phone": phone, "password": password}, REMOTE_ADDR=ip).status_code
+def _page_sign_in(phone: str, password: str, ip: str = "203.0.113.7", client: Client | None = None) -> int:
+    """The web pages' sign-in (/account/login/, which the board uses)."""
+    return (
+        (client or Client())
+        .post("/account/login/", {"username": phone, "password": password}, REMOTE_ADDR=ip)
+        .status_code
+    )
 
 
 def _spellings(phone: str) -> list[str]:
@@ -56,11 +62,11 @@ def test_respelling_the_phone_does_not_reset_its_lockout(settings):
 def test_failures_on_the_board_and_the_api_count_together(settings):
     settings.ROCHDALE_SIGN_IN_MAX_FAILURES = 4
     rider = RiderFactory()
-    assert _board_sign_in(rider.phone, "wrong") == 401
+    assert _page_sign_in(rider.phone, "wrong") == 401
     assert _api_sign_in(rider.phone, "wrong") == 401
-    assert _board_sign_in(rider.phone, "wrong") == 401
+    assert _page_sign_in(rider.phone, "wrong") == 401
     assert _api_sign_in(rider.phone, "wrong") == 401
-    assert _board_sign_in(rider.phone, TEST_PASSWORD) == 429
+    assert _page_sign_in(rider.phone, TEST_PASSWORD) == 429
     assert _api_sign_in(rider.phone, TEST_PASSWORD) == 429
 
 
@@ -69,11 +75,13 @@ def test_the_board_locks_an_ip_out_across_phones(settings):
     settings.ROCHDALE_SIGN_IN_MAX_FAILURES = 100
     riders = [RiderFactory() for _ in range(3)]
     for rider in riders:
-        assert _board_sign_in(rider.phone, "wrong", ip="192.0.2.60") == 401
-    assert _board_sign_in(riders[0].phone, TEST_PASSWORD, ip="192.0.2.60") == 429
+        assert _page_sign_in(rider.phone, "wrong", ip="192.0.2.60") == 401
+    assert _page_sign_in(riders[0].phone, TEST_PASSWORD, ip="192.0.2.60") == 429
     assert _api_sign_in(riders[0].phone, TEST_PASSWORD, ip="192.0.2.60") == 429
     # A rider is no director: signed in, but the board pages are not for them.
-    assert _board_sign_in(riders[0].phone, TEST_PASSWORD, ip="192.0.2.61") == 403
+    browser = Client()
+    assert _page_sign_in(riders[0].phone, TEST_PASSWORD, ip="192.0.2.61", client=browser) == 302
+    assert browser.get("/board/").status_code == 403
 
 
 def test_the_service_answers_the_user_or_a_refusal(settings):

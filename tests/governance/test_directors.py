@@ -26,7 +26,13 @@ def _suspend(member: Member) -> Member:
 
 
 def _board_sign_in(member: Member) -> int:
-    return Client().post("/board/login/", {"phone": member.user.phone, "password": TEST_PASSWORD}).status_code
+    """The board's answer after the member's password on the one sign-in page: a director (who has no
+    authenticator yet) is sent on to the code step, anyone else is refused the board."""
+    browser = Client()
+    browser.post("/account/login/", {"username": member.user.phone, "password": TEST_PASSWORD})
+    answer = browser.get("/board/")
+    assert answer.status_code != 302 or answer["Location"] == "/account/verify/?next=/board/"
+    return answer.status_code
 
 
 def test_a_director_in_good_standing_is_a_director_everywhere(make_director):

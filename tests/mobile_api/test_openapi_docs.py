@@ -206,6 +206,8 @@ def test_anonymous_routes_say_no_auth_and_the_others_need_the_bearer_token(schem
         "/api/v1/health",
         # Stripe's deliveries carry no token: the `Stripe-Signature` header is checked (docs/payments.md).
         "/api/v1/payments/stripe/webhook",
+        # The co-op's public fairness figures: aggregates, for anyone (docs/figures.md).
+        "/api/v1/coop/figures",
     }
 
 

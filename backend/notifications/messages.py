@@ -105,6 +105,18 @@ TEXTS: dict[str, tuple[str | Promise, str | Promise]] = {
             "Organisations, to accept or decline; nothing changes unless you accept."
         ),
     ),
+    # Safety (docs/safety.md): to every active staff account, urgently, and back to the person who asked.
+    "safety_sos": (
+        _("SOS: someone asked the co-op for help"),
+        _(
+            "Rochdale SOS from the %(role)s %(name)s (%(phone)s), at %(position)s, trip %(trip_id)s. "
+            "Open the live map and call them."
+        ),
+    ),
+    "safety_sos_acknowledged": (
+        _("The co-op has your SOS"),
+        _("Rochdale: a staff member has your SOS and is on it. In danger, call the emergency number."),
+    ),
 }
 
 

@@ -18,21 +18,22 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import User
 
 
 class NotificationChannel(models.TextChoices):
-    SMS = "sms", "SMS"
-    EMAIL = "email", "Email"
-    WEB_PUSH = "web_push", "Web Push (a browser)"
-    MOBILE_PUSH = "mobile_push", "Mobile push (FCM or APNs)"
-    LOG = "log", "Log line (no channel reaches this person)"
+    SMS = "sms", gettext_lazy("SMS")
+    EMAIL = "email", gettext_lazy("Email")
+    WEB_PUSH = "web_push", gettext_lazy("Web Push (a browser)")
+    MOBILE_PUSH = "mobile_push", gettext_lazy("Mobile push (FCM or APNs)")
+    LOG = "log", gettext_lazy("Log line (no channel reaches this person)")
 
 
 class PushPlatform(models.TextChoices):
-    FCM = "fcm", "Firebase Cloud Messaging (Android)"
-    APNS = "apns", "Apple Push Notification service (iOS)"
+    FCM = "fcm", gettext_lazy("Firebase Cloud Messaging (Android)")
+    APNS = "apns", gettext_lazy("Apple Push Notification service (iOS)")
 
 
 class PushSubscription(models.Model):
@@ -113,9 +114,9 @@ class NotificationPreferences(models.Model):
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Waiting to be sent"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Gave up"
+    PENDING = "pending", gettext_lazy("Waiting to be sent")
+    SENT = "sent", gettext_lazy("Sent")
+    FAILED = "failed", gettext_lazy("Gave up")
 
 
 class Notification(models.Model):

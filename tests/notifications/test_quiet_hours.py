@@ -52,9 +52,7 @@ def test_the_person_s_own_time_zone_decides():
 
 
 @given(
-    at=st.datetimes(
-        min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(UTC)
-    ),
+    at=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(UTC)),
     start=st.times(),
     end=st.times(),
 )

@@ -8,114 +8,193 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_user_language'),
-        ('notifications', '0001_initial'),
+        ("accounts", "0004_user_language"),
+        ("notifications", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NotificationPreferences',
+            name="NotificationPreferences",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='notification_preferences', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('channels', models.JSONField(blank=True, default=dict)),
-                ('quiet_start', models.TimeField(blank=True, null=True)),
-                ('quiet_end', models.TimeField(blank=True, null=True)),
-                ('time_zone', models.CharField(blank=True, default='', max_length=64)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="notification_preferences",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("channels", models.JSONField(blank=True, default=dict)),
+                ("quiet_start", models.TimeField(blank=True, null=True)),
+                ("quiet_end", models.TimeField(blank=True, null=True)),
+                ("time_zone", models.CharField(blank=True, default="", max_length=64)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name_plural': 'notification preferences',
+                "verbose_name_plural": "notification preferences",
             },
         ),
         migrations.CreateModel(
-            name='PushDevice',
+            name="PushDevice",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('platform', models.CharField(choices=[('fcm', 'Firebase Cloud Messaging (Android)'), ('apns', 'Apple Push Notification service (iOS)')], max_length=4)),
-                ('token', models.CharField(max_length=512)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "platform",
+                    models.CharField(
+                        choices=[
+                            ("fcm", "Firebase Cloud Messaging (Android)"),
+                            ("apns", "Apple Push Notification service (iOS)"),
+                        ],
+                        max_length=4,
+                    ),
+                ),
+                ("token", models.CharField(max_length=512)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='PushSubscription',
+            name="PushSubscription",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('endpoint', models.URLField(max_length=1000, unique=True)),
-                ('p256dh', models.CharField(help_text="The browser's P-256 public key (base64url).", max_length=100)),
-                ('auth', models.CharField(help_text="The browser's auth secret (base64url).", max_length=50)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("endpoint", models.URLField(max_length=1000, unique=True)),
+                (
+                    "p256dh",
+                    models.CharField(help_text="The browser's P-256 public key (base64url).", max_length=100),
+                ),
+                ("auth", models.CharField(help_text="The browser's auth secret (base64url).", max_length=50)),
+                ("user_agent", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='notification',
-            name='notification_channel_valid',
+            model_name="notification",
+            name="notification_channel_valid",
         ),
         migrations.AddField(
-            model_name='notification',
-            name='held_until',
-            field=models.DateTimeField(blank=True, help_text="Held for the person's quiet hours; sent when they end.", null=True),
+            model_name="notification",
+            name="held_until",
+            field=models.DateTimeField(
+                blank=True, help_text="Held for the person's quiet hours; sent when they end.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='urgent',
-            field=models.BooleanField(default=False, help_text='Sent through quiet hours and whatever the person switched off (SOS).'),
+            model_name="notification",
+            name="urgent",
+            field=models.BooleanField(
+                default=False,
+                help_text="Sent through quiet hours and whatever the person switched off (SOS).",
+            ),
         ),
         migrations.AlterField(
-            model_name='notification',
-            name='channel',
-            field=models.CharField(choices=[('sms', 'SMS'), ('email', 'Email'), ('web_push', 'Web Push (a browser)'), ('mobile_push', 'Mobile push (FCM or APNs)'), ('log', 'Log line (no channel reaches this person)')], max_length=12),
+            model_name="notification",
+            name="channel",
+            field=models.CharField(
+                choices=[
+                    ("sms", "SMS"),
+                    ("email", "Email"),
+                    ("web_push", "Web Push (a browser)"),
+                    ("mobile_push", "Mobile push (FCM or APNs)"),
+                    ("log", "Log line (no channel reaches this person)"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='notification',
-            name='to',
-            field=models.CharField(help_text="The phone or address it goes to, as sent (for push: the service's host).", max_length=254),
+            model_name="notification",
+            name="to",
+            field=models.CharField(
+                help_text="The phone or address it goes to, as sent (for push: the service's host).",
+                max_length=254,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notificationpreferences',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('quiet_start__isnull', True), ('quiet_end__isnull', True)), models.Q(('quiet_start__isnull', False), ('quiet_end__isnull', False), models.Q(('quiet_start', models.F('quiet_end')), _negated=True)), _connector='OR'), name='quiet_hours_both_or_neither'),
+            model_name="notificationpreferences",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("quiet_start__isnull", True), ("quiet_end__isnull", True)),
+                    models.Q(
+                        ("quiet_start__isnull", False),
+                        ("quiet_end__isnull", False),
+                        models.Q(("quiet_start", models.F("quiet_end")), _negated=True),
+                    ),
+                    _connector="OR",
+                ),
+                name="quiet_hours_both_or_neither",
+            ),
         ),
         migrations.AddField(
-            model_name='pushdevice',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='push_devices', to=settings.AUTH_USER_MODEL),
+            model_name="pushdevice",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="push_devices",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='device',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='notifications.pushdevice'),
+            model_name="notification",
+            name="device",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="notifications.pushdevice",
+            ),
         ),
         migrations.AddField(
-            model_name='pushsubscription',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='push_subscriptions', to=settings.AUTH_USER_MODEL),
+            model_name="pushsubscription",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="push_subscriptions",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='push_subscription',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='notifications.pushsubscription'),
+            model_name="notification",
+            name="push_subscription",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="notifications.pushsubscription",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.CheckConstraint(condition=models.Q(('channel__in', ['sms', 'email', 'web_push', 'mobile_push', 'log'])), name='notification_channel_valid'),
+            model_name="notification",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("channel__in", ["sms", "email", "web_push", "mobile_push", "log"])),
+                name="notification_channel_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='pushdevice',
-            constraint=models.UniqueConstraint(fields=('platform', 'token'), name='push_device_token_unique'),
+            model_name="pushdevice",
+            constraint=models.UniqueConstraint(fields=("platform", "token"), name="push_device_token_unique"),
         ),
         migrations.AddConstraint(
-            model_name='pushdevice',
-            constraint=models.CheckConstraint(condition=models.Q(('platform__in', ['fcm', 'apns'])), name='push_device_platform_valid'),
+            model_name="pushdevice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("platform__in", ["fcm", "apns"])), name="push_device_platform_valid"
+            ),
         ),
     ]

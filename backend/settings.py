@@ -569,6 +569,19 @@ ROCHDALE_VAPID_PRIVATE_KEY = env_str("ROCHDALE_VAPID_PRIVATE_KEY", "")
 ROCHDALE_VAPID_KEY_FILE = env_str("ROCHDALE_VAPID_KEY_FILE", str(BASE_DIR / "var" / "vapid_private.pem"))
 ROCHDALE_VAPID_SUBJECT = env_str("ROCHDALE_VAPID_SUBJECT", "mailto:push@rochdale.localhost")
 ROCHDALE_WEB_PUSH_TTL_S = env_int("ROCHDALE_WEB_PUSH_TTL_S", 12 * 3600)
+# The push services a browser's subscription may point at (the server POSTs there; ".x" allows subdomains),
+# and whether plain http is accepted (a local push receiver only).
+ROCHDALE_WEB_PUSH_HOSTS = env_list(
+    "ROCHDALE_WEB_PUSH_HOSTS",
+    [
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        ".push.services.mozilla.com",
+        ".notify.windows.com",
+        ".push.apple.com",
+    ],
+)
+ROCHDALE_WEB_PUSH_ALLOW_HTTP = env_bool("ROCHDALE_WEB_PUSH_ALLOW_HTTP", False)
 ROCHDALE_FCM_SERVICE_ACCOUNT_FILE = env_str("ROCHDALE_FCM_SERVICE_ACCOUNT_FILE", "")
 ROCHDALE_FCM_SERVICE_ACCOUNT_JSON = env_str("ROCHDALE_FCM_SERVICE_ACCOUNT_JSON", "")
 ROCHDALE_FCM_PROJECT_ID = env_str("ROCHDALE_FCM_PROJECT_ID", "")

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from dispatch.matching.fairness_figures import DriverTime, HourlyEarningsGini, hourly_earnings_gini, rounded
 from dispatch.simulation.metrics import MetricsRecorder, percentile
 
 
@@ -30,6 +31,7 @@ class PayRecord:
     floor_cents: int
     fare_cents: int
     tip_cents: int = 0
+    driver_id: str = ""  # the server's id of the driver who drove it (the trip object's driver.id)
 
     @property
     def meets_floor(self) -> bool:
@@ -118,6 +120,8 @@ class SimulationSummary:
     pickup_eta_quoted_s: list[float] = field(default_factory=list)  # the server's pickup_eta_s
     pickup_wait_s: list[float] = field(default_factory=list)  # request to driver arrived, as lived
     driver_online_s: float = 0.0
+    # Each signed-in driver's simulated online seconds, by their server id: with `pay`, their hourly earnings.
+    driver_online_s_by_id: dict[str, float] = field(default_factory=dict)
     driver_engaged_s: float = 0.0  # on the way to a pickup or with a rider aboard
     pay: list[PayRecord] = field(default_factory=list)
     cards_saved: int = 0  # riders who saved a card this run because the server asked for one
@@ -210,6 +214,33 @@ class SimulationSummary:
     def trips_below_floor(self) -> int:
         return sum(1 for record in self.pay if not record.meets_floor)
 
+    def hourly_earnings_gini(self) -> HourlyEarningsGini:
+        """The Gini of hourly earnings among the drivers with comparable online hours, by the same function
+        as the co-op's monthly figures (dispatch/matching/fairness_figures.py): each driver's pay for the
+        trips they completed (tips not included) over their simulated online time."""
+        earned: dict[str, int] = dict.fromkeys(self.driver_online_s_by_id, 0)
+        for record in self.pay:
+            if record.driver_id in earned:
+                earned[record.driver_id] += record.driver_pay_cents
+        return hourly_earnings_gini(
+            [
+                DriverTime(online_s=online_s, earnings_minor=earned[driver_id])
+                for driver_id, online_s in self.driver_online_s_by_id.items()
+            ]
+        )
+
+    def fairness_figures(self) -> dict[str, Any]:
+        gini = self.hourly_earnings_gini()
+        band = gini.band
+        return {
+            "hourly_earnings_gini": None if gini.gini is None else rounded(gini.gini),
+            "band_hours": None
+            if band is None
+            else {"from": rounded(band.low_s / 3600), "to": rounded(band.high_s / 3600)},
+            "drivers_online": gini.drivers_online,
+            "drivers_included": gini.drivers_included,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         pay_ratios = [r.driver_pay_cents / r.floor_cents for r in self.pay if r.floor_cents > 0]
         return _json_safe(
@@ -230,6 +261,7 @@ class SimulationSummary:
                 "pickup_eta_quoted_s": _stats(self.pickup_eta_quoted_s),
                 "pickup_wait_s": _stats(self.pickup_wait_s),
                 "driver_utilisation": self.utilisation,
+                "fairness": self.fairness_figures(),
                 "pay": {
                     "trips": len(self.pay),
                     "below_floor": self.trips_below_floor,
@@ -325,6 +357,7 @@ def summary_table(summary: SimulationSummary) -> Table:
             f"{_dollars(data['pay']['total_pay_cents'])} / {_dollars(data['pay']['total_floor_cents'])}",
         ),
         ("pay / floor, min / mean", _ratio_pair(data["pay"]["pay_to_floor_ratio"])),
+        ("hourly earnings Gini, comparable hours", _gini(data["fairness"])),
         ("cards saved by riders", str(summary.cards_saved)),
         ("requests refused for payment", _refusals(summary)),
     ]
@@ -381,6 +414,17 @@ def _pair(stats: dict[str, Any]) -> str:
     if not stats["count"]:
         return "-"
     return f"{stats['mean']:.1f} s / {stats['p95']:.1f} s"
+
+
+def _gini(fairness: dict[str, Any]) -> str:
+    """`0.123 (9 of 10 drivers online 0.250-0.750 h)`: the Gini and whom it is over."""
+    if fairness["hourly_earnings_gini"] is None:
+        return "-"
+    band = fairness["band_hours"]
+    return (
+        f"{fairness['hourly_earnings_gini']:.3f} ({fairness['drivers_included']} of "
+        f"{fairness['drivers_online']} drivers online {band['from']:.3f}-{band['to']:.3f} h)"
+    )
 
 
 def _refusals(summary: SimulationSummary) -> str:

@@ -263,6 +263,11 @@ class Simulation:
                 self.metrics.incr(f"sim_routes.{how}", count)
         self.summary.driver_online_s = sum(d.online_s for d in self.drivers) * config.speedup
         self.summary.driver_engaged_s = sum(d.engaged_s for d in self.drivers) * config.speedup
+        self.summary.driver_online_s_by_id = {
+            str(d.api.user["id"]): d.online_s * config.speedup
+            for d in self.drivers
+            if d.api is not None and d.api.user and "id" in d.api.user
+        }
         self.summary.simulated_s = (time.monotonic() - self._demand_started) * config.speedup
         result = SimulationResult(
             summary=self.summary,

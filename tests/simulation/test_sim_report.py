@@ -33,7 +33,10 @@ def sample_summary() -> SimulationSummary:
     summary.pickup_eta_quoted_s.extend([120, 240, 300])
     summary.pickup_wait_s.extend([150, 260, 420])
     summary.driver_online_s, summary.driver_engaged_s = 18_000, 9_000
-    summary.pay.extend([PayRecord(1500, 1200, 1765, 200), PayRecord(900, 900, 1000)])
+    summary.pay.extend(
+        [PayRecord(1500, 1200, 1765, 200, driver_id="d1"), PayRecord(900, 900, 1000, driver_id="d2")]
+    )
+    summary.driver_online_s_by_id = {"d1": 3600.0, "d2": 3600.0, "d3": 1800.0}
     return summary
 
 
@@ -45,6 +48,15 @@ def test_summary_counts_and_derived_figures():
     assert data["trips"]["completed"] == 14
     assert data["pay"]["pay_to_floor_ratio"]["min"] == pytest.approx(1.0)
     assert data["pickup_wait_s"]["mean"] == pytest.approx(830 / 3)
+    # The monthly figures' Gini: the band is 0.5 to 1.5 hours (the median driver's hour), so all three are in;
+    # 1500, 900 and 0 cents an hour (tips left out): pair differences 600 + 1500 + 900 = 3000 over
+    # n^2 x mean = 9 x 800, so 3000 / 7200 = 0.417.
+    assert data["fairness"] == {
+        "hourly_earnings_gini": 0.417,
+        "band_hours": {"from": 0.5, "to": 1.5},
+        "drivers_online": 3,
+        "drivers_included": 3,
+    }
     with pytest.raises(ValueError):
         summary.count_outcome("in_progress")
 
@@ -60,6 +72,8 @@ def test_rich_report_shows_every_step_and_the_summary():
         "driver utilisation",
         "50%",
         "below the floor",
+        "hourly earnings Gini, comparable hours",
+        "0.417 (3 of 3 drivers online 0.500-1.500 h)",
         "trips.completed",
     ):
         assert expected in text

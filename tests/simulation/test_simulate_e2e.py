@@ -4,6 +4,7 @@ database row for row."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -15,6 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 def test_short_simulation_completes_trips_and_its_summary_matches_the_database(live_stack):
     from django.db.models import Sum
 
+    from dispatch.matching.fairness_figures import DriverTime, hourly_earnings_gini, rounded
     from dispatch.models import Offer, Rating, Tip, Trip
     from dispatch.simulation.runner import Simulation, SimulationConfig
 
@@ -61,6 +63,19 @@ def test_short_simulation_completes_trips_and_its_summary_matches_the_database(l
     assert sum(r.fare_cents for r in summary.pay) == completed.aggregate(s=Sum("fare_minor"))["s"]
     assert sum(r.tip_cents for r in summary.pay) == (Tip.objects.aggregate(s=Sum("amount_minor"))["s"] or 0)
     assert Rating.objects.filter(trip__status="completed").count() <= summary.trips_completed
+
+    # The summary's Gini is the monthly figures' (docs/figures.md), over every simulated driver: the pay the
+    # database holds for each, over the online time their app lived.
+    pay_by_driver = dict(completed.values_list("driver_id").annotate(pay=Sum("driver_pay_minor")))
+    assert len(summary.driver_online_s_by_id) == config.drivers
+    gini = hourly_earnings_gini(
+        [
+            DriverTime(online_s=online_s, earnings_minor=pay_by_driver.get(uuid.UUID(driver_id), 0))
+            for driver_id, online_s in summary.driver_online_s_by_id.items()
+        ]
+    )
+    assert gini.gini is not None and summary.hourly_earnings_gini() == gini
+    assert summary.to_dict()["fairness"]["hourly_earnings_gini"] == rounded(gini.gini)
 
     # The offers the drivers counted are the offers the server made.
     counters = result.metrics.counters

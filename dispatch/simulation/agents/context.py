@@ -161,6 +161,7 @@ class SimContext:
                 floor_cents=floor,
                 fare_cents=int(fare.get("amount") or 0),
                 tip_cents=tip_cents,
+                driver_id=str((trip.get("driver") or {}).get("id") or ""),
             )
         )
 

@@ -661,6 +661,13 @@ ROCHDALE_PROPOSAL_RULES = {
     )
 }
 
+# The members' portal (docs/portal.md): how fast one member may post or edit comments in proposals'
+# discussions, a burst rate and a daily one (per account, on the same Redis counters as the API's limits).
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["portal_comment"] = env_str("ROCHDALE_PORTAL_COMMENT_RATE", "5/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["portal_comment_daily"] = env_str(
+    "ROCHDALE_PORTAL_COMMENT_DAILY_RATE", "60/day"
+)
+
 # The co-op's public fairness figures (docs/figures.md): how often one address may read them (no sign-in),
 # and the fewest drivers a figure may be computed over before it is withheld (so no driver can be singled
 # out of a small co-op's month).

@@ -41,6 +41,7 @@ from governance.models import (
     Proposal,
     ProposalComment,
     ProposalKind,
+    ProposalStatus,
     Vote,
     VoteChoice,
     VoteReceipt,
@@ -65,6 +66,16 @@ def election_get(election_id: uuid.UUID | str) -> Election | None:
 
 def proposals_all() -> QuerySet[Proposal]:
     return Proposal.objects.all()
+
+
+def proposals_open() -> QuerySet[Proposal]:
+    """Proposals still taking votes, the soonest to close first."""
+    return Proposal.objects.filter(status=ProposalStatus.OPEN).order_by("closes_at", "id")
+
+
+def proposals_decided() -> QuerySet[Proposal]:
+    """Decided proposals, the latest decision first."""
+    return Proposal.objects.exclude(status=ProposalStatus.OPEN).order_by("-decided_at", "id")
 
 
 def fare_policy_proposals() -> QuerySet[Proposal]:
@@ -446,6 +457,11 @@ def candidates_standing(election: Election) -> QuerySet[Candidate]:
     """The election's candidacies that were not withdrawn while nominations were open: its ballot.
     (A candidate who later left the co-op is still on it; the count passes over them.)"""
     return election.candidates.filter(withdrawal__isnull=True)
+
+
+def candidacy_of(election: Election, member: Member) -> Candidate | None:
+    """The member's candidacy in the election, withdrawn or not (``candidate.withdrawal`` says)."""
+    return election.candidates.filter(member=member).select_related("withdrawal").first()
 
 
 def ballot_record(election: Election) -> dict[str, Any]:

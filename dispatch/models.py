@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dispatch import bank_details
 from dispatch.state import DRIVER_ACTIVE_STATUSES, DRIVERLESS_STATUSES, OPEN_STATUSES, TripStatus
@@ -79,14 +80,14 @@ class FareEstimate(models.Model):
 
 
 class TripCancelledBy(models.TextChoices):
-    RIDER = "rider", "Rider"
-    DRIVER = "driver", "Driver"
-    SYSTEM = "system", "System"
+    RIDER = "rider", gettext_lazy("Rider")
+    DRIVER = "driver", gettext_lazy("Driver")
+    SYSTEM = "system", gettext_lazy("System")
 
 
 class TripPayer(models.TextChoices):
-    RIDER = "rider", "The rider (card or cash)"
-    ORGANISATION = "organisation", "The organisation that booked it (invoiced monthly)"
+    RIDER = "rider", gettext_lazy("The rider (card or cash)")
+    ORGANISATION = "organisation", gettext_lazy("The organisation that booked it (invoiced monthly)")
 
 
 class Trip(models.Model):
@@ -255,8 +256,8 @@ class TripEvent(models.Model):
 
 
 class RatingRole(models.TextChoices):
-    RIDER = "rider", "Rider rates driver"
-    DRIVER = "driver", "Driver rates rider"
+    RIDER = "rider", gettext_lazy("Rider rates driver")
+    DRIVER = "driver", gettext_lazy("Driver rates rider")
 
 
 class Rating(models.Model):
@@ -291,8 +292,8 @@ class Tip(models.Model):
 
 
 class PresenceStatus(models.TextChoices):
-    OFFLINE = "offline", "Offline"
-    ONLINE = "online", "Online"
+    OFFLINE = "offline", gettext_lazy("Offline")
+    ONLINE = "online", gettext_lazy("Online")
 
 
 class DriverPresence(models.Model):
@@ -355,11 +356,11 @@ class LocationFix(models.Model):
 
 
 class OfferStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    EXPIRED = "expired", "Expired"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    OPEN = "open", gettext_lazy("Open")
+    ACCEPTED = "accepted", gettext_lazy("Accepted")
+    DECLINED = "declined", gettext_lazy("Declined")
+    EXPIRED = "expired", gettext_lazy("Expired")
+    WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
 
 
 class Offer(models.Model):
@@ -424,8 +425,8 @@ def validate_account_number(value: str) -> None:
 
 
 class BankAccountType(models.TextChoices):
-    CHECKING = "checking", "Checking"
-    SAVINGS = "savings", "Savings"
+    CHECKING = "checking", gettext_lazy("Checking")
+    SAVINGS = "savings", gettext_lazy("Savings")
 
 
 class DriverBankAccount(models.Model):
@@ -492,15 +493,15 @@ class DriverStripeAccount(models.Model):
 
 
 class PayoutStatus(models.TextChoices):
-    PENDING = "pending", "Pending: recorded in the ledger, not sent yet"
-    SUBMITTED = "submitted", "Submitted to the provider or the bank file"
-    PAID = "paid", "Paid"
-    FAILED = "failed", "Failed: refused, the amount went back to the driver's balance"
+    PENDING = "pending", gettext_lazy("Pending: recorded in the ledger, not sent yet")
+    SUBMITTED = "submitted", gettext_lazy("Submitted to the provider or the bank file")
+    PAID = "paid", gettext_lazy("Paid")
+    FAILED = "failed", gettext_lazy("Failed: refused, the amount went back to the driver's balance")
 
 
 class PayoutMethod(models.TextChoices):
-    STRIPE = "stripe", "Stripe Connect transfer"
-    ACH = "ach", "ACH bank file (NACHA)"
+    STRIPE = "stripe", gettext_lazy("Stripe Connect transfer")
+    ACH = "ach", gettext_lazy("ACH bank file (NACHA)")
 
 
 class Payout(models.Model):
@@ -570,9 +571,9 @@ def payout_ledger_key(driver_id: uuid.UUID | str, week_start: date) -> str:
 
 
 class RecurringRideStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    ENDED = "ended", "Ended (its last date or count was reached)"
-    CANCELLED = "cancelled", "Cancelled"
+    ACTIVE = "active", gettext_lazy("Active")
+    ENDED = "ended", gettext_lazy("Ended (its last date or count was reached)")
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
 
 class RecurringRide(models.Model):
@@ -629,9 +630,9 @@ class RecurringRide(models.Model):
 
 
 class InvoiceStatus(models.TextChoices):
-    ISSUED = "issued", "Issued"
-    PARTLY_PAID = "partly_paid", "Partly paid"
-    PAID = "paid", "Paid"
+    ISSUED = "issued", gettext_lazy("Issued")
+    PARTLY_PAID = "partly_paid", gettext_lazy("Partly paid")
+    PAID = "paid", gettext_lazy("Paid")
 
 
 class OrganisationInvoice(models.Model):
@@ -744,13 +745,13 @@ class TripShareLink(models.Model):
 
 
 class SafetyAlertRole(models.TextChoices):
-    RIDER = "rider", "The trip's rider"
-    DRIVER = "driver", "The driver"
+    RIDER = "rider", gettext_lazy("The trip's rider")
+    DRIVER = "driver", gettext_lazy("The driver")
 
 
 class SafetyAlertSource(models.TextChoices):
-    API = "api", "The REST API"
-    SOCKET = "socket", "The driver's websocket"
+    API = "api", gettext_lazy("The REST API")
+    SOCKET = "socket", gettext_lazy("The driver's websocket")
 
 
 class SafetyAlert(models.Model):
@@ -793,8 +794,8 @@ class SafetyAlert(models.Model):
 
 
 class SafetyAlertActionKind(models.TextChoices):
-    ACKNOWLEDGED = "acknowledged", "A staff member took it on"
-    RESOLVED = "resolved", "Closed, with what happened"
+    ACKNOWLEDGED = "acknowledged", gettext_lazy("A staff member took it on")
+    RESOLVED = "resolved", gettext_lazy("Closed, with what happened")
 
 
 class SafetyAlertAction(models.Model):

@@ -17,6 +17,7 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 def _protect(name: str) -> pgtrigger.Protect:
@@ -24,9 +25,9 @@ def _protect(name: str) -> pgtrigger.Protect:
 
 
 class MemberStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    SUSPENDED = "suspended", "Suspended"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    ACTIVE = "active", gettext_lazy("Active")
+    SUSPENDED = "suspended", gettext_lazy("Suspended")
+    WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
 
 
 class Member(models.Model):
@@ -64,8 +65,8 @@ class Member(models.Model):
 
 
 class SeatSource(models.TextChoices):
-    FOUNDING = "founding", "Founding director (seated by staff)"
-    ELECTION = "election", "Elected"
+    FOUNDING = "founding", gettext_lazy("Founding director (seated by staff)")
+    ELECTION = "election", gettext_lazy("Elected")
 
 
 class BoardSeat(models.Model):
@@ -100,21 +101,21 @@ class BoardSeat(models.Model):
 
 
 class ProposalKind(models.TextChoices):
-    FARE_POLICY = "fare_policy", "Fare policy (board)"
-    BYLAW = "bylaw", "Bylaw amendment (members)"
-    DIVIDEND = "dividend", "Patronage dividend (members)"
-    GENERAL = "general", "General resolution (members)"
+    FARE_POLICY = "fare_policy", gettext_lazy("Fare policy (board)")
+    BYLAW = "bylaw", gettext_lazy("Bylaw amendment (members)")
+    DIVIDEND = "dividend", gettext_lazy("Patronage dividend (members)")
+    GENERAL = "general", gettext_lazy("General resolution (members)")
 
 
 class ProposalStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    PASSED = "passed", "Passed"
-    FAILED = "failed", "Failed"
+    OPEN = "open", gettext_lazy("Open")
+    PASSED = "passed", gettext_lazy("Passed")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class Voters(models.TextChoices):
-    BOARD = "board", "The board"
-    MEMBERS = "members", "All members"
+    BOARD = "board", gettext_lazy("The board")
+    MEMBERS = "members", gettext_lazy("All members")
 
 
 class Proposal(models.Model):
@@ -169,9 +170,9 @@ class VoterRoll(models.Model):
 
 
 class VoteChoice(models.TextChoices):
-    YES = "yes", "Yes"
-    NO = "no", "No"
-    ABSTAIN = "abstain", "Abstain"
+    YES = "yes", gettext_lazy("Yes")
+    NO = "no", gettext_lazy("No")
+    ABSTAIN = "abstain", gettext_lazy("Abstain")
 
 
 class VoteReceipt(models.Model):
@@ -364,9 +365,9 @@ class Ballot(models.Model):
 
 
 class DividendBasis(models.TextChoices):
-    TRIPS = "trips", "Completed trips"
-    ENGAGED_HOURS = "engaged_hours", "Engaged hours (assigned to completed)"
-    NET_EARNINGS = "net_earnings", "Net earnings (driver pay)"
+    TRIPS = "trips", gettext_lazy("Completed trips")
+    ENGAGED_HOURS = "engaged_hours", gettext_lazy("Engaged hours (assigned to completed)")
+    NET_EARNINGS = "net_earnings", gettext_lazy("Net earnings (driver pay)")
 
 
 class DividendStatement(models.Model):

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import User
 from backend.fares.ledger import balance_minor
@@ -545,11 +547,11 @@ def election_record(election: Election, *, viewer: Member | None) -> ElectionRec
 
 # --- Fare policy preview (the board page) -----------------------------------------------------------------
 
-SAMPLE_TRIPS: tuple[tuple[str, int, int, bool], ...] = (
-    ("Short hop: 1.5 mi, 8 min", 2414, 480, False),
-    ("Across town: 5 mi, 18 min", 8047, 1080, False),
-    ("Airport run: 15 mi, 40 min", 24140, 2400, False),
-    ("Wheelchair-accessible: 7.5 mi, 30 min", 12070, 1800, True),
+SAMPLE_TRIPS: tuple[tuple[Promise, int, int, bool], ...] = (
+    (gettext_lazy("Short hop: 1.5 mi, 8 min"), 2414, 480, False),
+    (gettext_lazy("Across town: 5 mi, 18 min"), 8047, 1080, False),
+    (gettext_lazy("Airport run: 15 mi, 40 min"), 24140, 2400, False),
+    (gettext_lazy("Wheelchair-accessible: 7.5 mi, 30 min"), 12070, 1800, True),
 )
 
 
@@ -570,7 +572,7 @@ def fare_policy_preview(*, current: FarePolicy, proposed: FarePolicy) -> list[di
 
     return [
         {
-            "label": label,
+            "label": str(label),
             "distance_m": distance_m,
             "duration_s": duration_s,
             "wheelchair_accessible": wav,

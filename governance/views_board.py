@@ -25,6 +25,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from backend.accounts.web import (
@@ -42,23 +44,27 @@ from governance.audit import audit_verify
 from governance.models import ProposalKind, VoteChoice
 
 # (field path, label, input kind) of the policy form, in the order a director reads them.
-POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("currency", "Currency", "text"),
-    ("distance_unit", "Distance unit", "unit"),
-    ("rider.base", "Base fare", "rate"),
-    ("rider.per_distance", "Per distance unit", "rate"),
-    ("rider.per_minute", "Per minute", "rate"),
-    ("rider.booking_fee", "Booking fee", "rate"),
-    ("rider.minimum_fare", "Minimum fare", "rate"),
-    ("rider.surge_cap", "Surge cap", "rate"),
-    ("rider.cancellation_fee", "Cancellation fee", "rate"),
-    ("rider.free_cancellation_s", "Free cancellation (seconds)", "int"),
-    ("commission_rate", "Co-op commission rate", "rate"),
-    ("driver_minimum.per_distance", "Driver floor per distance unit", "rate"),
-    ("driver_minimum.per_minute", "Driver floor per minute", "rate"),
-    ("driver_minimum.per_trip", "Driver floor per trip", "rate"),
-    ("driver_minimum.wav_per_distance", "Driver floor per distance (wheelchair-accessible)", "rate"),
-    ("driver_minimum.period", "Floor period", "period"),
+POLICY_FIELDS: tuple[tuple[str, Promise, str], ...] = (
+    ("currency", gettext_lazy("Currency"), "text"),
+    ("distance_unit", gettext_lazy("Distance unit"), "unit"),
+    ("rider.base", gettext_lazy("Base fare"), "rate"),
+    ("rider.per_distance", gettext_lazy("Per distance unit"), "rate"),
+    ("rider.per_minute", gettext_lazy("Per minute"), "rate"),
+    ("rider.booking_fee", gettext_lazy("Booking fee"), "rate"),
+    ("rider.minimum_fare", gettext_lazy("Minimum fare"), "rate"),
+    ("rider.surge_cap", gettext_lazy("Surge cap"), "rate"),
+    ("rider.cancellation_fee", gettext_lazy("Cancellation fee"), "rate"),
+    ("rider.free_cancellation_s", gettext_lazy("Free cancellation (seconds)"), "int"),
+    ("commission_rate", gettext_lazy("Co-op commission rate"), "rate"),
+    ("driver_minimum.per_distance", gettext_lazy("Driver floor per distance unit"), "rate"),
+    ("driver_minimum.per_minute", gettext_lazy("Driver floor per minute"), "rate"),
+    ("driver_minimum.per_trip", gettext_lazy("Driver floor per trip"), "rate"),
+    (
+        "driver_minimum.wav_per_distance",
+        gettext_lazy("Driver floor per distance (wheelchair-accessible)"),
+        "rate",
+    ),
+    ("driver_minimum.period", gettext_lazy("Floor period"), "period"),
 )
 
 
@@ -190,7 +196,7 @@ def proposal_new(request: HttpRequest) -> HttpResponse:
             if not 1 <= minutes <= 60 * 24 * services.MAX_VOTING_DAYS:
                 raise ValueError
         except ValueError:
-            errors["closes_in_minutes"] = ["must be a whole number of minutes, at most 90 days"]
+            errors["closes_in_minutes"] = [gettext("must be a whole number of minutes, at most 90 days")]
             minutes = 0
         if effective:
             try:
@@ -199,7 +205,7 @@ def proposal_new(request: HttpRequest) -> HttpResponse:
                     moment = timezone.make_aware(moment)
                 payload["effective_at"] = moment.isoformat()
             except ValueError:
-                errors["effective_at"] = ["must be a date and time"]
+                errors["effective_at"] = [gettext("must be a date and time")]
         if not errors:
             try:
                 proposal = services.proposal_create(
@@ -213,7 +219,7 @@ def proposal_new(request: HttpRequest) -> HttpResponse:
             except DomainError as error:
                 errors = error.details or {"form": [error.message]}
             else:
-                messages.success(request, "Your proposal is open for the board's votes.")
+                messages.success(request, gettext("Your proposal is open for the board's votes."))
                 return redirect("board:proposal", proposal_id=proposal.id)
     fields = [
         {
@@ -247,10 +253,10 @@ def preview(request: HttpRequest) -> JsonResponse:
     try:
         data = json.loads(request.body or b"{}")
     except ValueError:
-        return JsonResponse({"ok": False, "errors": {"body": ["not valid JSON"]}}, status=400)
+        return JsonResponse({"ok": False, "errors": {"body": [gettext("not valid JSON")]}}, status=400)
     fields = data.get("fields") if isinstance(data, dict) else None
     if not isinstance(fields, dict):
-        return JsonResponse({"ok": False, "errors": {"fields": ["must be an object"]}}, status=400)
+        return JsonResponse({"ok": False, "errors": {"fields": [gettext("must be an object")]}}, status=400)
     try:
         proposed = FarePolicy.from_document(document_from_fields(fields))
     except PolicyValidationError as error:
@@ -278,7 +284,7 @@ def proposal_detail(request: HttpRequest, proposal_id: uuid.UUID) -> HttpRespons
             "result": selectors.proposal_result(proposal),
             "rows": _policy_rows(policy_in_force().to_document(), proposal.payload),
             "board_votes": board_votes,
-            "choices": VoteChoice.values,
+            "choices": VoteChoice.choices,
             "can_vote": proposal.status == "open"
             and document.my_vote is not None
             and document.my_vote.eligible
@@ -297,7 +303,9 @@ def proposal_vote(request: HttpRequest, proposal_id: uuid.UUID) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Your vote is recorded. Receipt: {receipt}")
+        messages.success(
+            request, gettext("Your vote is recorded. Receipt: %(receipt)s") % {"receipt": receipt}
+        )
     return redirect("board:proposal", proposal_id=proposal_id)
 
 

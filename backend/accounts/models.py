@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.phones import normalize_phone
 
@@ -110,9 +111,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class DriverStatus(models.TextChoices):
-    PENDING = "pending", "Pending approval"
-    APPROVED = "approved", "Approved"
-    SUSPENDED = "suspended", "Suspended"
+    PENDING = "pending", gettext_lazy("Pending approval")
+    APPROVED = "approved", gettext_lazy("Approved")
+    SUSPENDED = "suspended", gettext_lazy("Suspended")
 
 
 class DriverProfile(models.Model):
@@ -175,8 +176,8 @@ class Vehicle(models.Model):
 
 
 class ErasureStatus(models.TextChoices):
-    REQUESTED = "requested", "Requested (waiting for what blocks it, or for staff)"
-    COMPLETED = "completed", "Completed (the account is pseudonymised)"
+    REQUESTED = "requested", gettext_lazy("Requested (waiting for what blocks it, or for staff)")
+    COMPLETED = "completed", gettext_lazy("Completed (the account is pseudonymised)")
 
 
 class ErasureRequest(models.Model):

@@ -14,6 +14,7 @@ import uuid
 import pgtrigger
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class StripeCustomer(models.Model):
@@ -32,12 +33,12 @@ class StripeCustomer(models.Model):
 
 
 class HoldStatus(models.TextChoices):
-    AUTHORIZING = "authorizing", "Authorising (the request to Stripe is in flight)"
-    AUTHORIZED = "authorized", "Authorised (funds held, not captured)"
-    DECLINED = "declined", "Declined by the card's issuer"
-    CAPTURED = "captured", "Captured (the rest released)"
-    RELEASED = "released", "Released (cancelled at Stripe, nothing taken)"
-    EXPIRED = "expired", "Expired or cancelled at Stripe before capture"
+    AUTHORIZING = "authorizing", gettext_lazy("Authorising (the request to Stripe is in flight)")
+    AUTHORIZED = "authorized", gettext_lazy("Authorised (funds held, not captured)")
+    DECLINED = "declined", gettext_lazy("Declined by the card's issuer")
+    CAPTURED = "captured", gettext_lazy("Captured (the rest released)")
+    RELEASED = "released", gettext_lazy("Released (cancelled at Stripe, nothing taken)")
+    EXPIRED = "expired", gettext_lazy("Expired or cancelled at Stripe before capture")
 
 
 class CardHold(models.Model):

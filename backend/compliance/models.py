@@ -27,25 +27,26 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import DriverProfile, User, Vehicle
 
 
 class DocumentSubject(models.TextChoices):
-    DRIVER = "driver", "Driver"
-    VEHICLE = "vehicle", "Vehicle"
+    DRIVER = "driver", gettext_lazy("Driver")
+    VEHICLE = "vehicle", gettext_lazy("Vehicle")
 
 
 class DocumentStatus(models.TextChoices):
-    PENDING = "pending", "Pending review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    SUPERSEDED = "superseded", "Superseded by a newer upload"
+    PENDING = "pending", gettext_lazy("Pending review")
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
+    SUPERSEDED = "superseded", gettext_lazy("Superseded by a newer upload")
 
 
 class ReviewDecision(models.TextChoices):
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
 
 
 class DocumentStorage(Storage):

@@ -11,12 +11,13 @@ import uuid
 import pgtrigger
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class PolicySource(models.TextChoices):
-    SEED = "seed", "Seeded default"
-    GOVERNANCE = "governance", "Passed board proposal"
-    FOUNDING = "founding", "Founding board (management command)"
+    SEED = "seed", gettext_lazy("Seeded default")
+    GOVERNANCE = "governance", gettext_lazy("Passed board proposal")
+    FOUNDING = "founding", gettext_lazy("Founding board (management command)")
 
 
 class FarePolicyVersion(models.Model):
@@ -47,25 +48,28 @@ class FarePolicyVersion(models.Model):
 class AccountKind(models.TextChoices):
     """The ledger's accounts. Asset accounts grow by debits; the others grow by credits."""
 
-    RIDER_RECEIVABLE = "rider_receivable", "Rider receivable (asset)"
-    CASH_CLEARING = "cash_clearing", "Cash and card clearing (asset)"
-    DRIVER_PAYABLE = "driver_payable", "Driver payable (liability)"
-    TIPS_HELD = "tips_held", "Tips held for drivers (liability)"
-    COOP_REVENUE = "coop_revenue", "Co-op revenue (income)"
-    FLOOR_TOP_UPS = "floor_top_ups", "Pay-floor top-ups (expense)"
-    REFUNDS = "refunds", "Refunds and goodwill (expense)"
-    CHARGEBACKS = "chargebacks", "Card disputes and chargebacks (expense)"
+    RIDER_RECEIVABLE = "rider_receivable", gettext_lazy("Rider receivable (asset)")
+    CASH_CLEARING = "cash_clearing", gettext_lazy("Cash and card clearing (asset)")
+    DRIVER_PAYABLE = "driver_payable", gettext_lazy("Driver payable (liability)")
+    TIPS_HELD = "tips_held", gettext_lazy("Tips held for drivers (liability)")
+    COOP_REVENUE = "coop_revenue", gettext_lazy("Co-op revenue (income)")
+    FLOOR_TOP_UPS = "floor_top_ups", gettext_lazy("Pay-floor top-ups (expense)")
+    REFUNDS = "refunds", gettext_lazy("Refunds and goodwill (expense)")
+    CHARGEBACKS = "chargebacks", gettext_lazy("Card disputes and chargebacks (expense)")
     # One account per fee code (`LedgerAccount.code`): what riders paid in taxes, surcharges, funds and
     # tolls that the co-op owes on to whoever set them. Never income, never driver pay.
-    PASS_THROUGH = "pass_through", "Pass-through fees held for remittance (liability)"
+    PASS_THROUGH = "pass_through", gettext_lazy("Pass-through fees held for remittance (liability)")
     # One account per organisation that is billed monthly (`LedgerAccount.code` is the organisation's id):
     # what its booked trips cost, until it pays the invoice (docs/billing.md).
-    ORGANISATION_RECEIVABLE = "organisation_receivable", "Organisation receivable, invoiced monthly (asset)"
-    MEMBER_EQUITY = "member_equity", "Member share capital (equity)"
-    SHARE_SUBSCRIPTIONS = "share_subscriptions", "Share subscriptions receivable (asset)"
-    MEMBER_CAPITAL = "member_capital", "Member capital accounts: retained patronage (equity)"
-    DIVIDENDS_PAYABLE = "dividends_payable", "Patronage dividends payable in cash (liability)"
-    SURPLUS = "surplus", "Retained surplus (equity)"
+    ORGANISATION_RECEIVABLE = (
+        "organisation_receivable",
+        gettext_lazy("Organisation receivable, invoiced monthly (asset)"),
+    )
+    MEMBER_EQUITY = "member_equity", gettext_lazy("Member share capital (equity)")
+    SHARE_SUBSCRIPTIONS = "share_subscriptions", gettext_lazy("Share subscriptions receivable (asset)")
+    MEMBER_CAPITAL = "member_capital", gettext_lazy("Member capital accounts: retained patronage (equity)")
+    DIVIDENDS_PAYABLE = "dividends_payable", gettext_lazy("Patronage dividends payable in cash (liability)")
+    SURPLUS = "surplus", gettext_lazy("Retained surplus (equity)")
 
 
 DEBIT_NORMAL_KINDS = frozenset(
@@ -184,18 +188,18 @@ class Posting(models.Model):
 class CapturePurpose(models.TextChoices):
     """What a capture collects (or, for a refund payout, gives back) through the payment provider."""
 
-    FARE = "fare", "Trip fare"
-    TIP = "tip", "Tip"
-    CANCELLATION_FEE = "cancellation_fee", "Late-cancellation fee"
-    REFUND = "refund", "Refund payout to the rider"
+    FARE = "fare", gettext_lazy("Trip fare")
+    TIP = "tip", gettext_lazy("Tip")
+    CANCELLATION_FEE = "cancellation_fee", gettext_lazy("Late-cancellation fee")
+    REFUND = "refund", gettext_lazy("Refund payout to the rider")
 
 
 class CaptureStatus(models.TextChoices):
-    PENDING = "pending", "Pending (enqueued)"
-    PROCESSING = "processing", "Processing (a worker is talking to the provider)"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed (retried with backoff while next_attempt_at is set)"
-    VOIDED = "voided", "Voided (refunded in full before it was captured)"
+    PENDING = "pending", gettext_lazy("Pending (enqueued)")
+    PROCESSING = "processing", gettext_lazy("Processing (a worker is talking to the provider)")
+    SUCCEEDED = "succeeded", gettext_lazy("Succeeded")
+    FAILED = "failed", gettext_lazy("Failed (retried with backoff while next_attempt_at is set)")
+    VOIDED = "voided", gettext_lazy("Voided (refunded in full before it was captured)")
 
 
 class PaymentCapture(models.Model):

@@ -27,20 +27,21 @@ import uuid
 from django.contrib.gis.db import models as gis
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import User
 
 
 class OrganisationKind(models.TextChoices):
-    CLINIC = "clinic", "Clinic or hospital"
-    AGENCY = "agency", "Public agency"
-    BUSINESS = "business", "Business"
-    BROKER = "broker", "Transport broker"
+    CLINIC = "clinic", gettext_lazy("Clinic or hospital")
+    AGENCY = "agency", gettext_lazy("Public agency")
+    BUSINESS = "business", gettext_lazy("Business")
+    BROKER = "broker", gettext_lazy("Transport broker")
 
 
 class BookingRule(models.TextChoices):
-    COORDINATORS = "coordinators", "Only its coordinators book"
-    MEMBERS = "members", "Its riders may also book for themselves"
+    COORDINATORS = "coordinators", gettext_lazy("Only its coordinators book")
+    MEMBERS = "members", gettext_lazy("Its riders may also book for themselves")
 
 
 class Organisation(models.Model):
@@ -86,9 +87,9 @@ class Organisation(models.Model):
 
 
 class OrganisationRole(models.TextChoices):
-    ADMIN = "admin", "Admin (manages people and keys, books)"
-    COORDINATOR = "coordinator", "Coordinator (books for riders)"
-    RIDER = "rider", "Rider on the organisation's account"
+    ADMIN = "admin", gettext_lazy("Admin (manages people and keys, books)")
+    COORDINATOR = "coordinator", gettext_lazy("Coordinator (books for riders)")
+    RIDER = "rider", gettext_lazy("Rider on the organisation's account")
 
 
 class OrganisationMembership(models.Model):
@@ -167,8 +168,8 @@ class OrganisationGuest(models.Model):
 
 
 class ApiKeyScope(models.TextChoices):
-    TRIPS_READ = "trips:read", "Read the organisation's trips"
-    TRIPS_WRITE = "trips:write", "Book and cancel the organisation's trips"
+    TRIPS_READ = "trips:read", gettext_lazy("Read the organisation's trips")
+    TRIPS_WRITE = "trips:write", gettext_lazy("Book and cancel the organisation's trips")
 
 
 class OrganisationApiKey(models.Model):

@@ -85,11 +85,11 @@ def test_a_director_drafts_previews_votes_and_sees_the_result(
             expect(page.locator("#preview-errors")).to_be_hidden()
 
             page.click("#submit-proposal")
-            expect(page.locator("#proposal-status")).to_have_text("open")
+            expect(page.locator("#proposal-status")).to_have_text("Open")
             expect(page.locator("#proposal-title")).to_have_text("Fuel costs: raise the per-mile rate")
 
             page.click("#vote-yes")
-            expect(page.locator("#proposal-status")).to_have_text("passed")
+            expect(page.locator("#proposal-status")).to_have_text("Passed")
             expect(page.locator("#result-yes")).to_have_text("1")
             expect(page.locator("#result-quorum")).to_have_text("yes")
             expect(page.locator("#board-votes")).to_contain_text(director.user.name)

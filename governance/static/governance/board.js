@@ -77,7 +77,8 @@
         })
         .catch(function () {
           errors.hidden = false;
-          errors.textContent = "The preview is unavailable right now.";
+          // The page carries the message in its own language (the template translates it).
+          errors.textContent = errors.dataset.unavailable || "The preview is unavailable right now.";
         });
     }
 

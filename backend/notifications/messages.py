@@ -105,6 +105,68 @@ TEXTS: dict[str, tuple[str | Promise, str | Promise]] = {
             "Organisations, to accept or decline; nothing changes unless you accept."
         ),
     ),
+    # Issue 17 (docs/notifications.md "Events"): the ride as it happens, the receipt, offers, documents and
+    # governance.
+    "driver_on_the_way": (
+        _("Your driver is on the way"),
+        _("Rochdale: %(driver_name)s is on the way in a %(vehicle)s."),
+    ),
+    "driver_arriving": (
+        _("Your driver is here"),
+        _("Rochdale: %(driver_name)s is at your pickup in a %(vehicle)s."),
+    ),
+    "offer_while_away": (
+        _("A ride is offered to you"),
+        _(
+            "Rochdale: a ride %(pickup_min)s min from you, fare %(fare)s. Open the app within %(timeout_s)s "
+            "seconds to take it."
+        ),
+    ),
+    "trip_receipt": (
+        _("Your receipt: %(total)s"),
+        _("Rochdale: your trip %(trip_short)s came to %(total)s. Your receipt is in the app."),
+    ),
+    "trip_receipt_updated": (
+        _("Your receipt was updated"),
+        _("Rochdale: a refund was made on trip %(trip_short)s. The updated receipt is in the app."),
+    ),
+    "document_expiring": (
+        _("A document expires soon"),
+        _(
+            "Rochdale: your %(document)s expires on %(expires_on)s, in %(days)s days. Send the new one in "
+            "the app before then to keep driving."
+        ),
+    ),
+    "proposal_opened": (
+        _("A new proposal to vote on"),
+        _('Rochdale: members vote on "%(title)s" until %(closes_local)s. Read it and vote: %(link)s'),
+    ),
+    "proposal_passed": (
+        _("A proposal passed"),
+        _('Rochdale: "%(title)s" passed (%(yes)s yes, %(no)s no, %(abstain)s abstain). %(link)s'),
+    ),
+    "proposal_failed": (
+        _("A proposal did not pass"),
+        _('Rochdale: "%(title)s" did not pass (%(yes)s yes, %(no)s no, %(abstain)s abstain). %(link)s'),
+    ),
+    "election_called": (
+        _("A board election is called"),
+        _(
+            'Rochdale: "%(title)s" elects %(seats)s board seat(s). Stand as a candidate until '
+            "%(nominations_close_local)s. %(link)s"
+        ),
+    ),
+    "ballot_open": (
+        _("Your ballot is open"),
+        _(
+            'Rochdale: voting in "%(title)s" is open until %(voting_closes_local)s. Rank the candidates: '
+            "%(link)s"
+        ),
+    ),
+    "election_results": (
+        _("The election is counted"),
+        _('Rochdale: "%(title)s" is counted; elected: %(elected)s. The count and ballot record: %(link)s'),
+    ),
     # Safety (docs/safety.md): to every active staff account, urgently, and back to the person who asked.
     "safety_sos": (
         _("SOS: someone asked the co-op for help"),
@@ -141,10 +203,12 @@ CATEGORIES: dict[str, str] = {
     "driver_on_the_way": "trips",
     "driver_arriving": "trips",
     "trip_receipt": "money",
+    "trip_receipt_updated": "money",
     "offer_while_away": "offers",
     "document_expiring": "documents",
     "proposal_opened": "governance",
-    "proposal_decided": "governance",
+    "proposal_passed": "governance",
+    "proposal_failed": "governance",
     "election_called": "governance",
     "ballot_open": "governance",
     "election_results": "governance",
@@ -184,6 +248,7 @@ EVENT_CHANNELS: dict[str, frozenset[str]] = {
     # The receipt's email is the full receipt (HTML and PDF, dispatch/money/receipt_mail.py), sent by its
     # own task under the same preference; notify() carries the push.
     "trip_receipt": PUSH_CHANNELS,
+    "trip_receipt_updated": PUSH_CHANNELS,
 }
 
 # About a ride happening now: sent through quiet hours, since late they say nothing.

@@ -18,12 +18,9 @@ from backend.accounts.models import User
 from governance.models import AuditEntry
 from tests.factories import TEST_PASSWORD, RiderFactory, StaffFactory
 from tests.governance.conftest import make_director, make_member, seeded_policy  # noqa: F401 - fixtures
+from tests.second_factor import authenticator_for
 
 pytestmark = pytest.mark.django_db
-
-
-def _device(user: User) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
 
 
 def _code(device: TOTPDevice, *, steps_ahead: int = 0) -> str:
@@ -77,7 +74,7 @@ def test_a_person_with_no_second_factor_signs_in_with_the_password_and_a_new_ses
 
 def test_staff_give_the_code_after_the_password_and_only_then_reach_the_admin():
     staff = StaffFactory()
-    device = _device(staff)
+    device = authenticator_for(staff)
     browser = Client()
     answer = _password(browser, staff, next_url="/admin/")
     assert answer.status_code == 302 and answer["Location"] == "/account/verify/?next=/admin/"
@@ -102,7 +99,7 @@ def test_staff_give_the_code_after_the_password_and_only_then_reach_the_admin():
 
 def test_a_code_is_accepted_once():
     staff = StaffFactory()
-    device = _device(staff)
+    device = authenticator_for(staff)
     code = _code(device)
     first = Client()
     _password(first, staff)
@@ -116,7 +113,7 @@ def test_a_code_is_accepted_once():
 def test_wrong_codes_lock_the_account_s_code_step_even_for_the_right_code(settings):
     settings.ROCHDALE_SECOND_FACTOR_MAX_FAILURES = 3
     staff = StaffFactory()
-    device = _device(staff)
+    device = authenticator_for(staff)
     browser = Client()
     _password(browser, staff)
     for _ in range(3):
@@ -144,7 +141,7 @@ def test_a_next_that_leaves_the_site_is_not_followed(next_url):
     answer = _password(Client(), rider, next_url=next_url)
     assert answer.status_code == 302 and answer["Location"] == "/members/"
     staff = StaffFactory()
-    device = _device(staff)
+    device = authenticator_for(staff)
     browser = Client()
     answer = _password(browser, staff, next_url=next_url)
     assert answer["Location"] == "/account/verify/"
@@ -188,7 +185,7 @@ def test_a_wrong_first_code_does_not_confirm_the_device():
 def test_the_password_step_expires(settings):
     settings.ROCHDALE_SECOND_FACTOR_STEP_S = -1
     staff = StaffFactory()
-    device = _device(staff)
+    device = authenticator_for(staff)
     browser = Client()
     _password(browser, staff, next_url="/admin/")
     answer = browser.post("/account/verify/", {"code": _code(device), "next": "/admin/"})
@@ -216,7 +213,7 @@ def test_the_admin_sends_people_to_the_one_sign_in_page_and_wants_staff_verified
 
 def test_a_verified_person_replaces_their_device_and_the_old_one_stops_working():
     staff = StaffFactory()
-    old = _device(staff)
+    old = authenticator_for(staff)
     browser = Client()
     _password(browser, staff)
     browser.post("/account/verify/", {"code": _code(old)})
@@ -235,7 +232,7 @@ def test_a_verified_person_replaces_their_device_and_the_old_one_stops_working()
 
 def test_a_device_is_not_replaced_without_a_code_from_it():
     staff = StaffFactory()
-    _device(staff)
+    authenticator_for(staff)
     browser = Client()
     _password(browser, staff)
     answer = browser.post("/account/two-factor/", {"action": "start"})
@@ -290,7 +287,7 @@ def test_sign_out_is_a_post():
 
 def test_staff_reset_a_lost_device_and_the_reset_is_audited():
     director_account = RiderFactory()
-    device = _device(director_account)
+    device = authenticator_for(director_account)
     staff = StaffFactory()
     verified = Client()
     _password(verified, director_account)

@@ -1,6 +1,6 @@
-"""The board's web pages in a real headless Chromium against a live ASGI server: a director signs in, sees
-the policy in force, drafts a fare-policy proposal with the live preview, votes, sees the result and the
-audit trail."""
+"""The board's web pages in a real headless Chromium against a live ASGI server: a director signs in (the
+password, then the TOTP code), sees the policy in force, drafts a fare-policy proposal with the live preview,
+votes, sees the result and the audit trail."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from backend.fares.pricing import driver_pay, quote_fare
 from tests.factories import TEST_PASSWORD
 from tests.governance.conftest import fare_policy_payload
 from tests.live_server import live_asgi_server  # noqa: F401 - the fixture
+from tests.second_factor import authenticator_for, code_now
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,6 +37,7 @@ def test_a_director_drafts_previews_votes_and_sees_the_result(
 
     director = make_director()
     phone = director.user.phone
+    device = authenticator_for(director.user)
     # Expected preview of the "across town" sample (5 mi, 18 min) under the draft's per-mile rate.
     proposed = FarePolicy.from_document(fare_policy_payload(per_distance="2.10"))
     proposed_fare = quote_fare(proposed, distance_m=8047, duration_s=1080).fare
@@ -51,15 +53,19 @@ def test_a_director_drafts_previews_votes_and_sees_the_result(
             page = browser.new_page()
             page.set_default_timeout(15000)
             page.goto(f"{live_asgi_server.url}/board/")
-            expect(page).to_have_url(f"{live_asgi_server.url}/board/login/?next=/board/")
+            expect(page).to_have_url(f"{live_asgi_server.url}/account/login/?next=/board/")
 
-            page.fill("#phone", phone)
-            page.fill("#password", "not the password")
+            page.fill("#id_username", phone)
+            page.fill("#id_password", "not the password")
             page.click("#sign-in")
             expect(page.locator("#login-error")).to_contain_text("do not match")
-            page.fill("#phone", phone)
-            page.fill("#password", TEST_PASSWORD)
+            page.fill("#id_username", phone)
+            page.fill("#id_password", TEST_PASSWORD)
             page.click("#sign-in")
+            # Directors give the code from their authenticator app after the password (docs/sign-in.md).
+            expect(page).to_have_url(f"{live_asgi_server.url}/account/verify/?next=/board/")
+            page.fill("#id_code", code_now(device))
+            page.click("#verify")
 
             expect(page.locator("#policy-version")).to_have_text("1")
             expect(page.locator('tr[data-field="rider.per_distance"] td')).to_have_text("1.76")

@@ -12,11 +12,11 @@ import csv
 import io
 import json
 import uuid
-from datetime import date
 from typing import Any
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -262,7 +262,10 @@ def receipt_document(receipt: receipts.Receipt) -> dict[str, Any]:
         "status": trip.status,
         "currency": cur,
         "fare": {
-            "lines": [{"label": line.label, "amount": _m(line.amount, cur)} for line in receipt.fare_lines],
+            "lines": [
+                {"label": receipts.fare_line_label(line.label), "amount": _m(line.amount, cur)}
+                for line in receipt.fare_lines
+            ],
             "total": _m(receipt.fare, cur),
         },
         "fees": [{"code": f.code, "label": f.label, "amount": _m(f.amount, cur)} for f in receipt.fees],
@@ -532,7 +535,7 @@ def statement_pdf(document: dict[str, Any]) -> bytes:
     def fmt(value: dict[str, Any]) -> str:
         return receipts.format_money(value["amount"], cur)
 
-    month_names = [date(2000, n, 1).strftime("%B") for n in range(1, 13)]
+    month_names = [str(MONTHS[n]) for n in range(1, 13)]  # in the reader's language
     context = {
         "doc": document,
         "fmt_months": [

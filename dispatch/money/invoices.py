@@ -54,7 +54,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from backend.accounts.models import User
 from backend.errors import InvalidInput, NotFound, PermissionDenied, Unprocessable
@@ -76,10 +76,10 @@ INVOICE_PAYMENT = "invoice_payment"
 PAYMENT_METHOD_MAX_LENGTH = 40
 PAYMENT_REFERENCE_MAX_LENGTH = 120
 LINE_LABELS = {
-    "trip_fare": "Trip",
-    "cancellation_fee": "Late cancellation fee",
-    "refund": "Refund",
-    "reversal": "Correction",
+    "trip_fare": gettext_lazy("Trip"),
+    "cancellation_fee": gettext_lazy("Late cancellation fee"),
+    "refund": gettext_lazy("Refund"),
+    "reversal": gettext_lazy("Correction"),
 }
 LINE_KINDS = sorted(LINE_LABELS)
 _MONTH = re.compile(r"(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])")
@@ -497,7 +497,7 @@ def invoice_document(invoice: OrganisationInvoice) -> dict[str, Any]:
                 "trip_id": str(line.trip_id),
                 "entry_id": str(line.entry_id),
                 "kind": line.kind,
-                "description": LINE_LABELS.get(line.kind, line.kind),
+                "description": str(LINE_LABELS.get(line.kind, line.kind)),
                 "reference": line.reference,
                 "rider_name": line.rider_name,
                 "occurred_at": wire_timestamp(line.occurred_at),
@@ -548,7 +548,7 @@ def invoice_csv(invoice: OrganisationInvoice) -> str:
                 invoice.number,
                 _local(line.occurred_at).isoformat(timespec="seconds"),
                 str(line.trip_id),
-                LINE_LABELS.get(line.kind, line.kind),
+                str(LINE_LABELS.get(line.kind, line.kind)),
                 spreadsheet_text(line.reference),
                 spreadsheet_text(line.rider_name),
                 f"-{amount}" if line.amount_minor < 0 else str(amount),

@@ -24,7 +24,9 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.utils.translation import gettext
 
+from backend.accounts.languages import in_language_of
 from backend.accounts.models import User
 from dispatch.money.receipts import (
     Receipt,
@@ -62,13 +64,19 @@ def receipt_email(receipt: Receipt, *, occasion: ReceiptOccasion) -> EmailMultiA
         return None
     total = format_money(receipt.total, receipt.currency)
     short_id = str(receipt.trip.id)[:8]
-    subject = (
-        f"Updated receipt for trip {short_id}: {total} after a refund"
-        if occasion == ReceiptOccasion.REFUNDED
-        else f"Your receipt for trip {short_id}: {total}"
-    )
-    if receipt.billed_to:
-        subject += f", billed to {receipt.billed_to}"
+    names = {"trip": short_id, "total": total, "organisation": receipt.billed_to}
+    if occasion == ReceiptOccasion.REFUNDED:
+        subject = (
+            gettext("Updated receipt for trip %(trip)s: %(total)s after a refund, billed to %(organisation)s")
+            if receipt.billed_to
+            else gettext("Updated receipt for trip %(trip)s: %(total)s after a refund")
+        ) % names
+    else:
+        subject = (
+            gettext("Your receipt for trip %(trip)s: %(total)s, billed to %(organisation)s")
+            if receipt.billed_to
+            else gettext("Your receipt for trip %(trip)s: %(total)s")
+        ) % names
     rider_address, copies = recipients[0], recipients[1:]
     message = EmailMultiAlternatives(
         subject=subject,
@@ -89,7 +97,9 @@ def receipt_email_send(*, trip_id: uuid.UUID, occasion: ReceiptOccasion) -> bool
     rider = User.objects.filter(trips_as_rider__id=trip_id).first()
     message = None
     if rider is not None and receipt_recipients(rider):
-        message = receipt_email(trip_receipt(trip_id=trip_id), occasion=occasion)
+        # Written in the rider's language (their setting, else English): no request is in hand here.
+        with in_language_of(rider):
+            message = receipt_email(trip_receipt(trip_id=trip_id), occasion=occasion)
     if message is None:
         logger.info("receipt for trip %s (%s) not emailed: no address to send it to", trip_id, occasion)
         return False

@@ -47,6 +47,7 @@ from weasyprint import HTML
 
 from backend.cards.customers import card_of_trip
 from backend.errors import Conflict, NotFound
+from backend.fares import pricing
 from backend.fares.models import CapturePurpose, JournalEntry, PaymentCapture, Posting
 from backend.fares.money import minor_to_decimal
 from backend.fares.pay import local_zone
@@ -205,7 +206,7 @@ def refund_reason(metadata: dict[str, Any]) -> str:
     """Why a refund entry was made: staff's reason, or where it was made when not through Rochdale."""
     if metadata.get("reason"):
         return str(metadata["reason"])
-    return "Refunded at Stripe" if metadata.get("made_at_stripe") else ""
+    return _("Refunded at Stripe") if metadata.get("made_at_stripe") else ""
 
 
 def receipt_for_viewer(*, trip_id: uuid.UUID, viewer_id: uuid.UUID, viewer_is_staff: bool) -> Receipt:
@@ -262,7 +263,7 @@ def _fare_lines(trip: Trip, fare_posted: int) -> list[ReceiptLine]:
     ]
     if lines and sum(line.amount for line in lines) == fare_posted:
         return lines
-    return [ReceiptLine(label="Fare", amount=fare_posted)]
+    return [ReceiptLine(label=_("Fare"), amount=fare_posted)]
 
 
 def _payment_method(trip: Trip) -> PaymentMethod | None:
@@ -307,6 +308,24 @@ def receipt_route_svg(trip: Trip) -> str:
     return route_svg([(trip.pickup.x, trip.pickup.y), (trip.dropoff.x, trip.dropoff.y)], planned=False)
 
 
+# The fare lines pricing writes (backend/fares/pricing.py is pure, so it cannot mark them itself): a
+# receipt shows them in the reader's language; a label it does not know (one the board wrote) stays as is.
+FARE_LINE_LABELS = {
+    pricing.LINE_BASE: gettext_lazy("Base fare"),
+    pricing.LINE_DISTANCE: gettext_lazy("Distance"),
+    pricing.LINE_TIME: gettext_lazy("Time"),
+    pricing.LINE_SURGE: gettext_lazy("Surge"),
+    pricing.LINE_MINIMUM: gettext_lazy("Minimum fare adjustment"),
+    pricing.LINE_BOOKING_FEE: gettext_lazy("Booking fee"),
+}
+
+
+def fare_line_label(label: str) -> str:
+    """A fare line's label in the active language (pricing's own labels; others unchanged)."""
+    known = FARE_LINE_LABELS.get(label)
+    return str(known) if known is not None else label
+
+
 def format_money(amount_minor: int, currency: str) -> str:
     """`12.34 USD`: exact major units, as the earnings CSV writes them, with the code."""
     return f"{minor_to_decimal(amount_minor, currency)} {currency}"
@@ -331,7 +350,9 @@ def receipt_context(receipt: Receipt) -> dict[str, Any]:
         "cooperative": settings.ROCHDALE_COOPERATIVE_NAME,
         "trip_id": str(trip.id),
         "status": trip.status,
-        "fare_lines": [{"label": line.label, "amount": fmt(line.amount)} for line in receipt.fare_lines],
+        "fare_lines": [
+            {"label": fare_line_label(line.label), "amount": fmt(line.amount)} for line in receipt.fare_lines
+        ],
         "fare": fmt(receipt.fare) if receipt.fare_lines else "",
         "fees": [{"label": f.label, "amount": fmt(f.amount)} for f in receipt.fees],
         "cancellation_fee": fmt(receipt.cancellation_fee) if receipt.cancellation_fee else "",
@@ -346,7 +367,8 @@ def receipt_context(receipt: Receipt) -> dict[str, Any]:
         "payment_provider": payment.provider if payment else "",
         "payment_status": payment.status if payment else "",
         "card": (
-            f"{payment.card_brand or 'Card'} ending {payment.card_last4}"
+            _("%(brand)s ending %(last4)s")
+            % {"brand": payment.card_brand or _("Card"), "last4": payment.card_last4}
             if payment and payment.card_last4
             else ""
         ),

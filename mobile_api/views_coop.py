@@ -8,6 +8,7 @@ and a short cache life.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from django.utils.cache import patch_cache_control
@@ -21,6 +22,7 @@ from rest_framework.views import APIView
 
 from backend.accounts.throttling import RedisRateThrottle
 from backend.errors import InvalidInput
+from backend.redis import REDIS_UNREACHABLE, RedisOutage
 from dispatch.compliance.hvfhv import parse_month
 from dispatch.figures import coop_figures, current_month, last_complete_month
 from mobile_api.schema import error_responses
@@ -31,12 +33,29 @@ from mobile_api.serializers_coop import FIGURES_EXAMPLE, CoopFiguresSerializer
 COMPLETE_MONTH_MAX_AGE_S = 3600
 CURRENT_MONTH_MAX_AGE_S = 300
 
+logger = logging.getLogger(__name__)
+
 
 class CoopFiguresRateThrottle(RedisRateThrottle):
     """Per real client address (the socket peer, or what the trusted proxies added), like every route open
     to anyone: `coop_figures` requests per window (ROCHDALE_COOP_FIGURES_RATE)."""
 
     scope = "coop_figures"
+    # While Redis is unreachable the figures are answered unthrottled (logged once per outage), as the
+    # per-account limit does: they are public and read-only, and a limit on how fast one address reads them
+    # must not take them down with the cache. Sign-in, where the limit guards passwords, refuses instead.
+    redis_outage = RedisOutage("the public figures' rate limit (requests pass meanwhile)", logger=logger)
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if not self.redis_outage.may_try():
+            return True
+        try:
+            allowed = super().allow_request(request, view)
+        except REDIS_UNREACHABLE as exc:
+            self.redis_outage.failed(exc)
+            return True
+        self.redis_outage.recovered()
+        return allowed
 
 
 def _month(request: Request) -> date:

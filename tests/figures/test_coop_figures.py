@@ -351,3 +351,23 @@ def test_the_figures_need_no_sign_in_ignore_a_bad_token_and_are_throttled_per_ad
     assert int(answers[3]["Retry-After"]) >= 1
     # Another address has its own allowance.
     assert api_client.get(URL, {"month": "2026-10"}, REMOTE_ADDR="198.51.100.8").status_code == 200
+
+
+def test_the_figures_are_answered_unthrottled_while_redis_is_unreachable(policy, api_client, settings):
+    from mobile_api.views_coop import CoopFiguresRateThrottle
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "coop_figures": "1/min",
+        },
+    }
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
+    try:
+        answers = [api_client.get(URL, {"month": "2026-10"}) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        assert CoopFiguresRateThrottle.redis_outage.down
+    finally:
+        # The outage is remembered per process; Redis is back for the next test (settings restores the URL).
+        CoopFiguresRateThrottle.redis_outage.recovered()

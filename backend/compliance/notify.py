@@ -1,17 +1,21 @@
 """The notification hook of compliance: how a driver hears that a document is about to expire.
 
-The default writes a log line (INFO, logger `backend.compliance.notify`) naming the driver, the document and
-the days left; issue 17 routes it to email and push. The sweep that calls it
-(`services.expiry_reminders_send`) has already recorded the reminder (one per document and day) in the same
-transaction, so a replacement here only delivers: it need not, and must not, deduplicate. Raising rolls the
-record back and the next run tries again.
+It tells the driver through `notify()` (`document_expiring`: email, SMS and push by their preferences, in
+their language; held through their quiet hours, since it can wait until morning) and writes a log line
+(INFO, logger `backend.compliance.notify`). The sweep that calls it (`services.expiry_reminders_send`) has
+already recorded the reminder (one per document and day) in the same transaction, so the message exists
+exactly when the record does; the dedup key (the document and the days before) keeps a reminder that a
+rerun claims on another day from going twice. Raising rolls the record back and the next run tries again.
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from backend.compliance.models import Document
+from backend.notifications.services import notify
 
 logger = logging.getLogger("backend.compliance.notify")
 
@@ -26,4 +30,16 @@ def document_expiry_reminder(*, document: Document, label: str, days_before: int
         document.vehicle_id or document.driver_id,
         document.expires_on.isoformat(),
         days_before,
+    )
+    notify(
+        user_id=document.driver.user_id,
+        event="document_expiring",
+        context={
+            "document_id": str(document.id),
+            "document": label,
+            "expires_on": document.expires_on.isoformat(),
+            "days": days_before,
+            "link": settings.ROCHDALE_PUBLIC_URL.rstrip("/") + "/members/",
+        },
+        dedup_key=f"document_expiring:{document.id}:{days_before}",
     )

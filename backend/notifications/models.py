@@ -165,3 +165,16 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.user_id} by {self.channel} ({self.status})"
+
+
+class Broadcast(models.Model):
+    """One message to many people (`notify_each`: a voter roll) was started: written in the sender's
+    transaction, so a sender that runs again (a sweep, a retried close) fans the same message out once."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    event = models.CharField(max_length=60)
+    recipients = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.recipients} ({self.key})"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from backend.errors import InvalidInput
-from backend.notifications.messages import CATEGORY_NAMES
+from backend.notifications.messages import CATEGORY_NAMES, category_of
 from backend.notifications.models import NotificationPreferences
 from backend.notifications.quiet_hours import quiet_hours_end
 
@@ -208,3 +208,9 @@ def _known_zone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def channel_wanted(*, user_id: uuid.UUID, event: str, channel: str) -> bool:
+    """Whether the person keeps `channel` on for `event`'s category: for a sender with its own channel (the
+    receipt's full email, dispatch/money/receipt_mail.py) that still follows the person's switches."""
+    return preferences_of(user_id=user_id).allows(category=category_of(event), channel=channel)

@@ -33,6 +33,7 @@ from backend.accounts.models import User
 from backend.notifications.delivery import deliver_notification
 from backend.notifications.messages import category_of, channels_of, is_timely, render
 from backend.notifications.models import (
+    Broadcast,
     Notification,
     NotificationChannel,
     PushDevice,
@@ -162,18 +163,27 @@ def notify_each(
     context: Mapping[str, object],
     dedup_key: str,
     urgent: bool = False,
-) -> None:
+) -> bool:
     """Tell each of `user_ids` about `event`, from a task after the caller commits (a voter roll can be
-    thousands: the caller's transaction writes none of their rows). Each person's message is deduplicated
-    by `{dedup_key}:{user id}`, so a task that runs twice, or a sender that runs again, sends nobody two."""
+    thousands: the caller's transaction writes none of their rows). The broadcast is recorded under
+    `dedup_key` in the caller's transaction, so a sender that runs again fans it out once; each person's
+    message is deduplicated by `{dedup_key}:{user id}`, so a task that runs twice sends nobody two.
+    Returns whether this call started the broadcast."""
     ids = [str(user_id) for user_id in dict.fromkeys(user_ids)]
     if not ids:
-        return
+        return False
+    with transaction.atomic():
+        _broadcast, created = Broadcast.objects.get_or_create(
+            key=dedup_key, defaults={"event": event, "recipients": len(ids)}
+        )
+    if not created:
+        return False
     payload = dict(context)
     transaction.on_commit(
         lambda: notify_each_task.delay(ids, event, payload, dedup_key, urgent),
         robust=True,
     )
+    return True
 
 
 @shared_task(name="backend.notifications.tasks.notify_each", ignore_result=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from governance import services
+from governance.notices import ballots_open_notify
 
 
 @shared_task(name="governance.tasks.close_due_proposals", ignore_result=True)
@@ -18,3 +19,9 @@ def close_due_proposals() -> int:
 def close_due_elections() -> int:
     """Count the elections whose voting closed and seat their winners."""
     return services.close_due_elections()
+
+
+@shared_task(name="governance.tasks.notify_ballots_open", ignore_result=True)
+def notify_ballots_open() -> int:
+    """Tell each election's voters once that its ballot is open (its nominations closed)."""
+    return ballots_open_notify()

@@ -28,6 +28,9 @@ from django.utils.translation import gettext
 
 from backend.accounts.languages import in_language_of
 from backend.accounts.models import User
+from backend.notifications.preferences import channel_wanted
+from backend.notifications.services import notify
+from dispatch.models import Trip
 from dispatch.money.receipts import (
     Receipt,
     format_money,
@@ -50,9 +53,11 @@ class ReceiptOccasion(StrEnum):
 
 
 def receipt_recipients(rider: User) -> list[str]:
-    """Where a trip's receipt goes: the rider's address (when they gave one: `PATCH /me`) and the co-op's
-    copy address (when set)."""
+    """Where a trip's receipt goes: the rider's address (when they gave one: `PATCH /me`, and keep money
+    emails on: docs/notifications.md) and the co-op's copy address (when set)."""
     rider_address = rider.email.strip()
+    if rider_address and not channel_wanted(user_id=rider.id, event="trip_receipt", channel="email"):
+        rider_address = ""
     copy_to = settings.ROCHDALE_RECEIPT_COPY_TO.strip()
     return [address for address in (rider_address, copy_to) if address]
 
@@ -108,9 +113,30 @@ def receipt_email_send(*, trip_id: uuid.UUID, occasion: ReceiptOccasion) -> bool
 
 
 def receipt_email_enqueue(*, trip_id: uuid.UUID, occasion: ReceiptOccasion) -> None:
-    """Email the receipt once the current transaction commits (at once outside one)."""
+    """Email the receipt once the current transaction commits (at once outside one), and tell the rider by
+    push (`trip_receipt`, once per trip; `trip_receipt_updated` after a refund) through notify()."""
     trip, kind = str(trip_id), occasion.value
     transaction.on_commit(lambda: email_receipt.delay(trip, kind), robust=True)
+    receipt_push_notify(trip_id=trip_id, occasion=occasion)
+
+
+def receipt_push_notify(*, trip_id: uuid.UUID, occasion: ReceiptOccasion) -> None:
+    """The receipt's push (the email above carries the receipt itself)."""
+    trip = Trip.objects.filter(id=trip_id).only("rider_id", "fare_minor", "currency").first()
+    if trip is None:
+        return
+    completed = occasion == ReceiptOccasion.COMPLETED
+    notify(
+        user_id=trip.rider_id,
+        event="trip_receipt" if completed else "trip_receipt_updated",
+        context={
+            "trip_id": str(trip_id),
+            "trip_short": str(trip_id)[:8],
+            "total": format_money(trip.fare_minor or 0, trip.currency),
+        },
+        # A completion is told once however often it is retried; each refund is its own message.
+        dedup_key=f"trip_receipt:{trip_id}" if completed else None,
+    )
 
 
 def _is_permanent(error: Exception) -> bool:

@@ -69,13 +69,14 @@ def rider_told_of_booking(*, trip: Trip) -> None:
 
 
 def driver_assigned_notify(*, trip: Trip) -> None:
-    """Tell the rider of a ride booked ahead or booked for them that its driver is on the way (once)."""
-    if trip.scheduled_for is None and not booked_for_rider(trip):
-        return
+    """Tell the rider that their driver is on the way (once): `driver_assigned` on every channel for a ride
+    booked ahead or booked for them; `driver_on_the_way`, by push only, to a rider who asked for a ride now
+    (their app shows it, unless it is in the background)."""
+    ride_now_in_app = trip.scheduled_for is None and not booked_for_rider(trip)
     vehicle = trip.vehicle
     notify(
         user_id=trip.rider_id,
-        event="driver_assigned",
+        event="driver_on_the_way" if ride_now_in_app else "driver_assigned",
         context={
             **reservation_context(trip),
             "driver_name": trip.driver.name.split(" ")[0] if trip.driver_id else "",

@@ -39,6 +39,7 @@ from dispatch.roads.engine import LatLng
 from dispatch.roads.routers import MODEL
 from dispatch.services.eligibility import driver_eligibility, eligibility_checked
 from dispatch.services.offers import offer_document, offer_expire
+from dispatch.services.ride_notices import offer_away_notify
 from dispatch.services.transitions import trip_transition
 from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
 
@@ -338,6 +339,7 @@ def dispatch_round(
                 continue
             Trip.objects.filter(id=trip.id).update(next_dispatch_at=expires_at, search_deadline=deadline)
             push_to_user(candidate.driver_id, {"type": "offer", **offer_document(offer, trip)})
+            offer_away_notify(offer=offer, trip=trip)  # a push when the driver's app has no live socket
             return RoundResult(
                 "offered",
                 next_at=expires_at,

@@ -34,6 +34,7 @@ from dispatch.money.settlement import completion_fields, trip_completion_settle
 from dispatch.roads.choice import road_router
 from dispatch.roads.engine import RoutingError
 from dispatch.services.remaining_eta import forget_countdown
+from dispatch.services.ride_notices import driver_arriving_notify
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
@@ -181,8 +182,11 @@ def _own_trip(trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID) -> Trip:
 
 
 def trip_arrive(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
-    """The driver is at the pickup."""
-    return _own_trip(trip_id, TripStatus.ARRIVED, driver_id)
+    """The driver is at the pickup; the rider is told after commit (dispatch/services/ride_notices.py)."""
+    with transaction.atomic():
+        trip = _own_trip(trip_id, TripStatus.ARRIVED, driver_id)
+        driver_arriving_notify(trip=trip)
+    return trip
 
 
 def trip_start(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:

@@ -27,6 +27,7 @@ from governance.models import (
     MemberStatus,
     SeatSource,
 )
+from governance.notices import election_called_notify, election_results_notify
 from governance.services.board import board_seat_add, board_seats_end
 from governance.services.limits import MAX_TITLE_LENGTH, MAX_VOTING_DAYS
 from governance.services.receipts import receipt_new
@@ -92,6 +93,7 @@ def election_create(
                 "called_by": user.id,
             },
         )
+        election_called_notify(election=election, voters=voters)
     return election
 
 
@@ -249,6 +251,9 @@ def election_close(*, election_id: uuid.UUID | str, now: datetime | None = None)
             )
             events.append(seated)
         audit_append_all(events)
+        election_results_notify(
+            election=election, elected_names=[candidates[member_id].user.name for member_id in result.elected]
+        )
     return election
 
 

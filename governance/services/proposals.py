@@ -29,6 +29,7 @@ from governance.models import (
     VoterRoll,
     Voters,
 )
+from governance.notices import proposal_decided_notify, proposal_opened_notify
 from governance.services.dividends import dividend_allocate, dividend_payload_validated
 from governance.services.fare_policy import fare_policy_adopt, fare_policy_payload_validated
 from governance.services.limits import MAX_BODY_LENGTH, MAX_TITLE_LENGTH, MAX_VOTING_DAYS
@@ -111,6 +112,7 @@ def proposal_create(
                 "closes_at": closes_at,
             },
         )
+        proposal_opened_notify(proposal=proposal, voters=voters)
     return proposal
 
 
@@ -189,6 +191,7 @@ def _decide(proposal: Proposal, *, now: datetime, closed: bool) -> list[AuditEve
             proposal.effect, allocated = dividend_allocate(proposal, now=now)
             events.append(allocated)
     proposal.save(update_fields=["status", "decided_at", "decision", "effect"])
+    proposal_decided_notify(proposal=proposal)
     return events
 
 

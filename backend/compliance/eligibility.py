@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from backend.compliance.models import Document, DocumentStatus, DocumentSubject
 from backend.compliance.profile import DocumentRequirement
@@ -63,12 +64,24 @@ class RequirementStanding:
         if self.standing == "ok":
             return None
         label = self.requirement.label
-        whose = "your" if self.requirement.subject == "driver" else "your vehicle's"
-        message = {
-            "expired": f"{label}: {whose} approved document expired on {self.expires_on}; send a new one.",
-            "pending": f"{label}: {whose} document is waiting for staff review.",
-            "missing": f"{label}: no approved document; send one for review.",
-        }[self.standing]
+        # Whole sentences per case (not "your" spliced in), so each language can word them its own way.
+        drivers = self.requirement.subject == "driver"
+        texts = {
+            "expired": (
+                _("%(label)s: your approved document expired on %(expires_on)s; send a new one.")
+                if drivers
+                else _(
+                    "%(label)s: your vehicle's approved document expired on %(expires_on)s; send a new one."
+                )
+            ),
+            "pending": (
+                _("%(label)s: your document is waiting for staff review.")
+                if drivers
+                else _("%(label)s: your vehicle's document is waiting for staff review.")
+            ),
+            "missing": _("%(label)s: no approved document; send one for review."),
+        }
+        message = texts[self.standing] % {"label": label, "expires_on": self.expires_on}
         details: dict[str, object] = {
             "kind": self.requirement.kind,
             "label": label,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from backend.compliance.eligibility import EligibilityProblem
 from backend.compliance.hours_rules import Span, Usage, calendar_usage, max_seconds, rolling_usage
@@ -126,6 +127,7 @@ def _problem(entry: HoursLeft) -> EligibilityProblem:
     shown = entry.as_dict()
     return EligibilityProblem(
         code="hours_limit_reached",
-        message=f"{entry.limit.label}: limit reached; you can take trips again from {shown['available_at']}.",
+        message=gettext("%(limit)s: limit reached; you can take trips again from %(available_at)s.")
+        % {"limit": entry.limit.label, "available_at": shown["available_at"]},
         details={key: shown[key] for key in ("limit", "used_s", "max_s", "available_at")},
     )

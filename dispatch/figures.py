@@ -42,7 +42,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce, Greatest, Least, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Greatest, Least
 from django.utils import timezone
 
 from backend.fares.models import AccountKind, JournalEntry, Posting
@@ -84,14 +84,21 @@ def last_complete_month(now: datetime.datetime | None = None) -> datetime.date:
 
 def figures_months() -> list[datetime.date]:
     """The first day of every local month in which a trip was requested, newest first (the current month
-    included while it runs)."""
-    months = (
-        Trip.objects.annotate(month=TruncMonth("requested_at", tzinfo=local_zone()))
-        .values_list("month", flat=True)
-        .distinct()
-        .order_by("-month")
-    )
-    return [month.date() for month in months]
+    included while it runs).
+
+    One indexed range probe per month since the first request (`requested_at` is indexed), rather than
+    grouping every trip the co-op ever had by month."""
+    first = Trip.objects.order_by("requested_at").values_list("requested_at", flat=True).first()
+    if first is None:
+        return []
+    month, newest = current_month(first), current_month()
+    months: list[datetime.date] = []
+    while month <= newest:
+        start, end = local_month_bounds(month)
+        if Trip.objects.filter(requested_at__gte=start, requested_at__lt=end).exists():
+            months.append(month)
+        month = month_last_day(month) + datetime.timedelta(days=1)
+    return months[::-1]
 
 
 def coop_figures(*, month: datetime.date) -> dict[str, object]:

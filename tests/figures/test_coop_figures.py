@@ -301,6 +301,7 @@ def test_a_month_with_nothing_in_it_answers_zeros(policy, api_client):
     assert body["hourly_earnings_gini"]["drivers_online"] == 0
     assert body["offer_share_by_decile"] == {"shares": None, "drivers": 0, "offers": 0}
     assert body["suppressed"] == list(SUPPRESSIBLE)
+    assert figures_months() == []
 
 
 def test_the_default_is_the_last_complete_month_and_the_current_one_is_marked_incomplete(policy, api_client):

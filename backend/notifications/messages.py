@@ -299,6 +299,9 @@ def render(event: str, context: Mapping[str, object]) -> tuple[str, str]:
     values: defaultdict[str, str] = defaultdict(
         str, {key: "" if value is None else str(value) for key, value in context.items()}
     )
-    # `%(name)s` templates (the project's gettext convention) or `{name}` ones (the first events' texts).
-    text = template % values if "%(" in template else template.format_map(values)
-    return subject, " ".join(text.split())
+    return _filled(subject, values), " ".join(_filled(template, values).split())
+
+
+def _filled(template: str, values: defaultdict[str, str]) -> str:
+    """`%(name)s` templates (the project's gettext convention) or `{name}` ones (the first events' texts)."""
+    return template % values if "%(" in template else template.format_map(values)

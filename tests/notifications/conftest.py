@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from tests.fares.conftest import celery_eager  # noqa: F401  (fixtures used here)
+from tests.dispatch.conftest import seeded  # noqa: F401  (fixtures used here)
+from tests.fares.conftest import celery_eager  # noqa: F401
+from tests.governance.conftest import make_member, seeded_policy  # noqa: F401
 from tests.notifications.receivers import ApnsService, FcmService, WebPushService
 from tests.receipts.conftest import smtp_server  # noqa: F401
 

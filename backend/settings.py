@@ -639,6 +639,16 @@ ROCHDALE_DOCUMENT_LINK_TTL_S = env_int("ROCHDALE_DOCUMENT_LINK_TTL_S", 300)
 # board's reservations.max_ahead_days).
 ROCHDALE_RECURRING_HORIZON_DAYS = env_int("ROCHDALE_RECURRING_HORIZON_DAYS", 3)
 
+# Safety (docs/safety.md). Share-trip links: how long a new one works unless the rider asks for less (at most
+# the maximum), and how many may work at once for one trip; the per-IP rate of the link's JSON and page
+# (a page polls about every 10 s).
+ROCHDALE_SHARE_LINK_TTL_S = env_int("ROCHDALE_SHARE_LINK_TTL_S", 4 * 3600)
+ROCHDALE_SHARE_LINK_MAX_TTL_S = env_int("ROCHDALE_SHARE_LINK_MAX_TTL_S", 24 * 3600)
+ROCHDALE_SHARE_LINKS_PER_TRIP = env_int("ROCHDALE_SHARE_LINKS_PER_TRIP", 3)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["shared_trip_ip"] = env_str("ROCHDALE_SHARED_TRIP_RATE_IP", "60/min")
+# Ride PIN: wrong PINs a driver may try before the start is locked (the rider then issues a new PIN).
+ROCHDALE_RIDE_PIN_MAX_FAILURES = env_int("ROCHDALE_RIDE_PIN_MAX_FAILURES", 3)
+
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)
 ROCHDALE_SHARE_INSTALMENT_RATE = env_str("ROCHDALE_SHARE_INSTALMENT_RATE", "0.10")

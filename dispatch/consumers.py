@@ -18,16 +18,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from backend.accounts.models import User
 from backend.concurrency import database_call
 from backend.errors import DomainError
 from dispatch.frame_budget import BudgetRates, SocketBudget, TokenBucket
-from dispatch.models import Trip
+from dispatch.models import SafetyAlertSource, Trip
 from dispatch.realtime import MAX_FRAME_BYTES, FrameError, Handler, JsonFrameConsumer
+from dispatch.safety_serializers import alert_for_raiser
 from dispatch.serializers import trip_for
 from dispatch.server_lease import server_lease
-from dispatch.services import driving, locations, offers, presence
+from dispatch.services import driving, locations, offers, presence, sos
 
 # Closed for flooding: the client sent frames far past its budget (4000 + HTTP 429, like 4401 and 4403).
 CLOSE_FLOODING = 4429
@@ -136,6 +138,7 @@ class DriverConsumer(BudgetedFrameConsumer):
             "trip.start": self.trip_start,
             "trip.complete": self.trip_complete,
             "trip.cancel": self.trip_cancel,
+            "sos": self.sos,
         }
         self.routes: dict[str, Handler] = {
             "location": self.location,
@@ -215,7 +218,12 @@ class DriverConsumer(BudgetedFrameConsumer):
         return await self._move(frame, driving.trip_arrive)
 
     async def trip_start(self, frame: dict[str, Any]) -> dict[str, Any]:
-        return await self._move(frame, driving.trip_start)
+        pin = frame.get("pin")
+        if pin is not None and not (
+            isinstance(pin, str) and len(pin) == 4 and pin.isascii() and pin.isdigit()
+        ):
+            raise FrameError(_('"pin" must be the ride\'s four digits, as text.'), details={"field": "pin"})
+        return await self._move(frame, driving.trip_start, pin=pin)
 
     async def trip_complete(self, frame: dict[str, Any]) -> dict[str, Any]:
         return await self._move(frame, driving.trip_complete)
@@ -225,3 +233,43 @@ class DriverConsumer(BudgetedFrameConsumer):
         if not isinstance(reason, str) or len(reason) > 500:
             raise FrameError('"reason" must be text of at most 500 characters.', details={"field": "reason"})
         return await self._move(frame, driving.trip_cancel_by_driver, reason=reason)
+
+    async def sos(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """An SOS from the driver (docs/safety.md): their trip (`trip_id`, else their active one, else none
+        while online) and where they are (`lat`, `lng`, else their last fix)."""
+        client_key = frame.get("client_key")
+        if not isinstance(client_key, str) or not 1 <= len(client_key) <= 128:
+            raise FrameError(
+                _('"client_key" must be text of 1 to 128 characters.'), details={"field": "client_key"}
+            )
+        trip_id = _uuid_field(frame, "trip_id") if frame.get("trip_id") is not None else None
+        position = None
+        if frame.get("lat") is not None or frame.get("lng") is not None:
+            lat, lng, accuracy = frame.get("lat"), frame.get("lng"), frame.get("accuracy_m")
+            if not (_number_in(lat, 90.0) and _number_in(lng, 180.0)):
+                raise FrameError(_('"lat" and "lng" must be a place.'), details={"field": "lat"})
+            if accuracy is not None and not _number_in(accuracy, 10_000.0, low=0.0):
+                raise FrameError(
+                    _('"accuracy_m" must be 0 to 10,000 metres.'), details={"field": "accuracy_m"}
+                )
+            position = sos.SosPosition(float(lat), float(lng), None if accuracy is None else float(accuracy))
+        driver_id = self.user.id
+
+        def raise_alert() -> dict[str, Any]:
+            alert, _created = sos.sos_raise(
+                user_id=driver_id,
+                client_key=client_key,
+                source=SafetyAlertSource.SOCKET,
+                trip_id=trip_id,
+                position=position,
+            )
+            return alert_for_raiser(alert)
+
+        return {"alert": await database_call(raise_alert)()}
+
+
+def _number_in(value: Any, high: float, *, low: float | None = None) -> bool:
+    """A JSON number (not a boolean) within [low, high]; low defaults to -high."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return False
+    return (-high if low is None else low) <= value <= high

@@ -49,13 +49,21 @@ def user_group(user_id: uuid.UUID | str) -> str:
     return f"user.{user_id}"
 
 
+# Every staff live-map socket (/ws/map/) listens here for SOS alerts (docs/safety.md).
+STAFF_MAP_GROUP = "staff.map"
+
+
 def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
     """Send one frame to every socket of a user once the current transaction commits.
 
     In a thread that serves an event loop (a view or a socket command of the ASGI server) the frame is
     handed to that loop's push queue and the thread goes back to work at once, instead of waiting for a busy
     loop to publish it; elsewhere (Celery, commands) it is published here, synchronously."""
-    group = user_group(user_id)
+    push_to_group(user_group(user_id), frame)
+
+
+def push_to_group(group: str, frame: dict[str, Any]) -> None:
+    """`push_to_user` for any channel-layer group (the staff live map's, `STAFF_MAP_GROUP`)."""
 
     def _send() -> None:
         loop = _serving_loop()
@@ -63,7 +71,7 @@ def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
             try:
                 loop.call_soon_threadsafe(_enqueue, loop, group, frame)
             except RuntimeError:  # the loop closed since we looked (server shutting down): best effort
-                logger.warning("push to %s dropped: its event loop is closed", user_id)
+                logger.warning("push to %s dropped: its event loop is closed", group)
             return
         layer = get_channel_layer()
         if layer is None or not channel_layer_outage.may_try():
@@ -73,7 +81,7 @@ def push_to_user(user_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
         except REDIS_UNREACHABLE as exc:
             channel_layer_outage.failed(exc)
         except Exception:
-            logger.warning("push to %s failed", user_id, exc_info=True)
+            logger.warning("push to %s failed", group, exc_info=True)
         else:
             channel_layer_outage.recovered()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.gis.geos import LineString, Point
 from rest_framework import serializers
 
@@ -111,6 +112,18 @@ class TripOrganisationSerializer(serializers.Serializer):
     )
 
 
+class RidePinSerializer(serializers.Serializer):
+    pin = serializers.CharField(
+        allow_null=True, help_text="The four digits, in the rider's own view only; `null` for anyone else."
+    )
+    attempts_left = serializers.IntegerField(
+        help_text="Wrong PINs the driver may still send before the lock."
+    )
+    locked = serializers.BooleanField(
+        help_text="Too many wrong PINs: no start until the rider issues a new PIN or staff waive it."
+    )
+
+
 class TripSerializer(serializers.Serializer):
     """Read-only: every field here is set by the server."""
 
@@ -165,6 +178,13 @@ class TripSerializer(serializers.Serializer):
         "(docs/organisations.md); `null` for a rider's own ride.",
     )
 
+    ride_pin = RidePinSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="**Extension.** The ride PIN (docs/safety.md): `null` when the rider asked for none; its "
+        "digits only in the rider's own view.",
+    )
+
     def to_representation(self, instance: Trip) -> dict[str, Any]:
         return trip_for(instance, viewer_id=self.context.get("viewer_id"))
 
@@ -184,6 +204,16 @@ def _total(trip: Trip) -> dict[str, Any] | None:
         return None
     total = (trip.fare_breakdown or {}).get("total", trip.fare_minor)
     return dict(money(total, trip.currency))
+
+
+def ride_pin_view(trip: Trip, *, viewer_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """The trip's ride PIN as `viewer_id` may see it: the digits to its rider alone (never to the driver,
+    not even a driver riding their own trip), how many wrong tries are left to anyone who sees the trip."""
+    if not trip.ride_pin:
+        return None
+    left = max(settings.ROCHDALE_RIDE_PIN_MAX_FAILURES - trip.ride_pin_failures, 0)
+    shown = viewer_id is not None and viewer_id == trip.rider_id and viewer_id != trip.driver_id
+    return {"pin": trip.ride_pin if shown else None, "attempts_left": left, "locked": left == 0}
 
 
 def trip_for(
@@ -267,4 +297,5 @@ def trip_for(
             "name": trip.organisation.name,
             "reference": "" if is_driver and not is_rider else trip.reference,
         },
+        "ride_pin": ride_pin_view(trip, viewer_id=viewer_id),
     }

@@ -10,6 +10,7 @@ snapshots carry the key alone (dispatch/livemap/snapshot.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -20,8 +21,9 @@ from channels.middleware import BaseMiddleware
 from channels.sessions import SessionMiddlewareStack
 
 from backend.concurrency import database_call
+from backend.redis import REDIS_UNREACHABLE
 from dispatch.livemap.snapshot import build_snapshot
-from dispatch.realtime import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from dispatch.realtime import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, STAFF_MAP_GROUP
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,13 @@ class MapConsumer(AsyncWebsocketConsumer):
         if not (user.is_active and user.is_staff):
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        # SOS alerts arrive on the staff group the moment they are raised (docs/safety.md); each snapshot
+        # also lists the alerts not yet resolved, so a map that missed a push still shows them.
+        try:
+            await self.channel_layer.group_add(STAFF_MAP_GROUP, self.channel_name)
+            self.listening = True
+        except REDIS_UNREACHABLE:
+            logger.warning("live map without SOS pushes: the channel layer is unreachable")
         await self.accept()
         self.routes_sent: frozenset[str] = frozenset()
         self.pusher = asyncio.create_task(self.push_snapshots())
@@ -54,6 +63,13 @@ class MapConsumer(AsyncWebsocketConsumer):
         pusher = getattr(self, "pusher", None)
         if pusher is not None:
             pusher.cancel()
+        if getattr(self, "listening", False):
+            with contextlib.suppress(*REDIS_UNREACHABLE):
+                await self.channel_layer.group_discard(STAFF_MAP_GROUP, self.channel_name)
+
+    async def push(self, event: dict[str, Any]) -> None:
+        """A frame sent to the staff group (`dispatch.realtime.push_to_group`): an `sos` or `sos.updated`."""
+        await self.send(text_data=json.dumps(event["frame"]))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The map only listens."""

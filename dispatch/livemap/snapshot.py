@@ -25,12 +25,15 @@ from django.utils import timezone
 from backend.redis import get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, Offer, OfferStatus, Trip
+from dispatch.safety_selectors import safety_alerts
+from dispatch.safety_serializers import alert_for_staff
 from dispatch.state import OPEN_STATUSES
 
 # A driver whose last fix is older than this is not drawn (the app is gone; presence will notice).
 STALE_FIX_S = 120.0
 SCAN_COUNT = 500
 MAX_TRIPS = 2000
+MAX_ALERTS = 50
 # Routes are drawn, not measured: points closer than about a metre to the line through their neighbours
 # add nothing on screen (Valhalla's shapes carry one every few metres along a straight street).
 ROUTE_SIMPLIFY_DEG = 1e-5
@@ -174,4 +177,6 @@ def build_snapshot(routes_known: Collection[str] | None = None) -> dict[str, Any
         "drivers": [{"id": driver_id[:8], **driver} for driver_id, driver in sorted(drivers.items())],
         "trips": trips,
         "counts": counts,
+        # SOS alerts not yet resolved, newest first (docs/safety.md): the banner and markers resync from here.
+        "alerts": [alert_for_staff(alert) for alert in safety_alerts(status="unresolved")[:MAX_ALERTS]],
     }

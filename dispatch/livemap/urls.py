@@ -9,4 +9,5 @@ urlpatterns = [
     path("streets.json", views.streets, name="streets"),
     path("areas.json", views.service_areas, name="areas"),
     path("snapshot.json", views.snapshot, name="snapshot"),
+    path("alerts/<uuid:alert_id>/acknowledge", views.alert_acknowledge, name="alert-acknowledge"),
 ]

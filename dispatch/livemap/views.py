@@ -7,15 +7,19 @@ which staff may change at any time) is revalidated on every fetch.
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
+from backend.errors import NotFound
 from dispatch.livemap.layers import EncodedLayer, service_area_layer, street_layer
 from dispatch.livemap.snapshot import build_snapshot
+from dispatch.services import sos
 
 LOGIN_URL = "/admin/login/"
 STREETS_CACHE_CONTROL = "private, max-age=300"
@@ -64,3 +68,16 @@ def snapshot(request: HttpRequest) -> JsonResponse:
     """The same snapshot the socket pushes, with every route (for scripts, and for a browser without
     websockets)."""
     return JsonResponse(build_snapshot())
+
+
+@require_POST
+@staff_member_required(login_url=LOGIN_URL)
+def alert_acknowledge(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
+    """The banner's button (a CSRF-protected form): take an SOS on, then back to the map."""
+    try:
+        sos.sos_acknowledge(
+            alert_id=alert_id, staff_id=request.user.pk, note=request.POST.get("note", "")[:500]
+        )
+    except NotFound as error:
+        return JsonResponse(error.as_body(), status=404)
+    return redirect("livemap:map")

@@ -35,6 +35,7 @@ from dispatch.roads.choice import road_router
 from dispatch.roads.engine import RoutingError
 from dispatch.services.remaining_eta import forget_countdown
 from dispatch.services.ride_notices import driver_arriving_notify
+from dispatch.services.ride_pins import ride_pin_check
 from dispatch.services.transitions import trip_transition
 from dispatch.services.trips import trip_cancel
 from dispatch.state import TripStatus
@@ -189,8 +190,10 @@ def trip_arrive(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
     return trip
 
 
-def trip_start(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
-    """The rider is aboard; from here the trail is measured."""
+def trip_start(*, driver_id: uuid.UUID, trip_id: uuid.UUID, pin: str | None = None) -> Trip:
+    """The rider is aboard; from here the trail is measured. A trip with a ride PIN starts only with it
+    (`pin`, dispatch/services/ride_pins.py): a wrong one is refused, counted and audited."""
+    ride_pin_check(driver_id=driver_id, trip_id=trip_id, pin=pin)
     return _own_trip(trip_id, TripStatus.IN_PROGRESS, driver_id)
 
 

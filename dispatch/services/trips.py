@@ -65,6 +65,7 @@ from dispatch.services.booking_notices import reservation_context
 from dispatch.services.dispatching import trip_requested
 from dispatch.services.estimates import Place, require_in_service_area, route_quote
 from dispatch.services.offers import offers_withdraw_for_trip
+from dispatch.services.ride_pins import ride_pin_for_request
 from dispatch.services.transitions import push_trip_updated, trip_transition
 from dispatch.state import OPEN_STATUSES, UPCOMING_STATUSES, TripStatus, allowed_sources
 
@@ -167,8 +168,11 @@ def trip_request(
     reference: str = "",
     series_id: uuid.UUID | None = None,
     occurrence_date: date | None = None,
+    ride_pin: bool | None = None,
 ) -> Trip:
     """Request a trip for a rider; dispatch starts once the transaction commits.
+
+    `ride_pin`: give the trip a ride PIN (docs/safety.md), or not; None follows the rider's standing choice.
 
     With `scheduled_for` the ride is booked ahead instead (docs/scheduling.md): quoted now under the policy
     in force, within the board's reservation rules (how far ahead, how close, how wide a pickup window),
@@ -239,6 +243,7 @@ def trip_request(
     booked = _booking_fields(
         booking, rider_id=rider_id, pickup=pickup, dropoff=dropoff, wav=wav, now=now, quoted=quoted
     )
+    booked["ride_pin"] = ride_pin_for_request(rider_id=rider_id, asked=ride_pin)
     # Who may see which trip stands in the way: the rider all of theirs, an organisation's booker only the
     # organisation's own (a stranger's schedule is never told to another organisation, docs/organisations.md).
     shown_to = _RefusalAudience(

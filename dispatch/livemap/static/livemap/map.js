@@ -26,7 +26,10 @@
     drivers: new Map(), // id -> {from: [lat, lng], to: [lat, lng], since: ms, state}
     routes: new Map(), // route_key -> [[lat, lng], ...]: each route arrives once, then by its key alone
     drawn: { streets: 0, areas: 0, routes: 0, straight: 0 },
+    alerts: new Map(), // SOS alerts not yet resolved (docs/safety.md), id -> the alert as staff see it
   };
+  const sosBanner = document.getElementById("sos");
+  const sosList = document.getElementById("sos-alerts");
   const GLIDE_MS = 950;
 
   // Expose what is drawn for tests and the curious: positions by driver id, and the snapshot count.
@@ -156,6 +159,22 @@
       state.drawn.routes = routes;
       state.drawn.straight = straight;
     }
+    // SOS markers on top of everything: a red ring that pulses, so it is seen at a glance.
+    const pulse = 9 + 4 * Math.sin(now / 180);
+    for (const alert of state.alerts.values()) {
+      if (!alert.position) continue;
+      const x = view.x(alert.position.lng);
+      const y = view.y(alert.position.lat);
+      context.strokeStyle = "#dc2626";
+      context.fillStyle = alert.status === "open" ? "#dc2626" : "#f97316";
+      context.lineWidth = 3;
+      context.beginPath();
+      context.arc(x, y, pulse, 0, 2 * Math.PI);
+      context.stroke();
+      context.beginPath();
+      context.arc(x, y, 4, 0, 2 * Math.PI);
+      context.fill();
+    }
     for (const driver of state.drivers.values()) {
       const [lat, lng] = positionOf(driver, now);
       const x = view.x(lng);
@@ -175,6 +194,70 @@
         context.stroke();
       }
     }
+  }
+
+  // The SOS banner: one line per alert not yet resolved, with who, where, and a button to take it on.
+  function renderAlerts() {
+    const labels = sosBanner.dataset;
+    const alerts = [...state.alerts.values()].sort((a, b) => (a.raised_at < b.raised_at ? 1 : -1));
+    // Snapshots repeat the same alerts every second: redraw the banner only when it changes, so a button
+    // is never replaced under the pointer.
+    const shown = JSON.stringify(alerts.map((a) => [a.id, a.status]));
+    if (shown === canvas.dataset.alerts && sosList.childElementCount === alerts.length) return;
+    sosList.replaceChildren();
+    for (const alert of alerts) {
+      const item = document.createElement("li");
+      item.className = `sos-alert ${alert.status}`;
+      item.dataset.alertId = alert.id;
+      const who = alert.raised_by;
+      const role = alert.role === "driver" ? labels.labelDriver : labels.labelRider;
+      const raised = new Date(alert.raised_at).toLocaleTimeString();
+      const where = alert.position
+        ? `${alert.position.lat.toFixed(5)}, ${alert.position.lng.toFixed(5)}`
+        : labels.labelNoPosition;
+      const parts = [`${labels.labelTitle} ${raised}`, `${who.name} (${role}) ${who.phone}`, where];
+      if (alert.trip) {
+        parts.push(`${labels.labelTrip} ${alert.trip.id.slice(0, 8)} · ${alert.trip.status}`);
+        if (alert.trip.vehicle) {
+          const v = alert.trip.vehicle;
+          parts.push(`${labels.labelVehicle} ${v.make} ${v.model} ${v.plate}`);
+        }
+      }
+      const text = document.createElement("span");
+      text.textContent = parts.join(" — ");
+      item.append(text);
+      if (alert.acknowledged) {
+        const by = document.createElement("em");
+        by.textContent = ` ${labels.labelAcknowledged} ${alert.acknowledged.by.name}`;
+        item.append(by);
+      } else {
+        const waiting = document.createElement("em");
+        waiting.textContent = ` ${labels.labelOpen}`;
+        item.append(waiting);
+        // A plain form: CSRF-protected, works however the page was opened.
+        const form = document.createElement("form");
+        form.method = "post";
+        form.action = labels.acknowledgeUrl.replace("00000000-0000-0000-0000-000000000000", alert.id);
+        const csrf = document.createElement("input");
+        csrf.type = "hidden";
+        csrf.name = "csrfmiddlewaretoken";
+        csrf.value = labels.csrf;
+        const button = document.createElement("button");
+        button.type = "submit";
+        button.textContent = labels.labelAcknowledge;
+        form.append(csrf, button);
+        item.append(form);
+      }
+      sosList.append(item);
+    }
+    sosBanner.hidden = alerts.length === 0;
+    canvas.dataset.alerts = shown;
+  }
+
+  function applyAlert(alert) {
+    if (alert.status === "resolved") state.alerts.delete(alert.id);
+    else state.alerts.set(alert.id, alert);
+    renderAlerts();
   }
 
   function applySnapshot(snapshot) {
@@ -206,6 +289,10 @@
     canvas.dataset.routes = JSON.stringify(
       snapshot.trips.map((t) => [t.id, t.status, (state.routes.get(t.route_key) || []).length]),
     );
+    if (snapshot.alerts) {
+      state.alerts = new Map(snapshot.alerts.map((a) => [a.id, a]));
+      renderAlerts();
+    }
   }
 
   function connect(delay) {
@@ -220,6 +307,7 @@
     socket.onmessage = (event) => {
       const frame = JSON.parse(event.data);
       if (frame.type === "snapshot") applySnapshot(frame);
+      else if (frame.type === "sos" || frame.type === "sos.updated") applyAlert(frame.alert);
     };
     socket.onclose = (event) => {
       statusLabel.textContent = event.code === 4401 || event.code === 4403 ? "signed out" : "reconnecting…";

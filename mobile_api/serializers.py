@@ -246,6 +246,13 @@ class TripRequestIn(serializers.Serializer):
         help_text="**Extension.** With `scheduled_for`: the pickup window, in seconds either side of it "
         "(the board's default and maximum apply).",
     )
+    ride_pin = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="**Extension.** A ride PIN (docs/safety.md): four digits shown to you alone, which the "
+        "driver must enter to start the ride. Left out: your standing choice (`PUT /me/safety`).",
+    )
 
     def validate(self, data: dict) -> dict:
         if data.get("pickup_window_s") is not None and data.get("scheduled_for") is None:

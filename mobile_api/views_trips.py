@@ -104,6 +104,7 @@ class TripListView(APIView):
             estimate_id=data.get("estimate_id"),
             scheduled_for=data.get("scheduled_for"),
             pickup_window_s=data.get("pickup_window_s"),
+            ride_pin=data.get("ride_pin"),
         )
         return Response(trip_for(trip, viewer_id=request.user.pk), status=201)
 

@@ -52,11 +52,11 @@
     return b;
   }
 
+  // The drag listens on the document: moving the item in the list drops any pointer capture on its handle.
   var dragged = null;
   function startDrag(event, item) {
     dragged = item;
     item.classList.add("dragging");
-    event.target.setPointerCapture(event.pointerId);
     event.preventDefault();
   }
   function dragMove(event) {
@@ -78,6 +78,10 @@
     item.querySelector(".handle").focus();
   }
 
+  document.addEventListener("pointermove", dragMove);
+  document.addEventListener("pointerup", endDrag);
+  document.addEventListener("pointercancel", endDrag);
+
   items().forEach(function (item) {
     var name = nameOf(item);
     var handle = button("\u2630", "handle", (labels.dragLabel || "Drag %(name)s").replace("%(name)s", name));
@@ -87,9 +91,6 @@
     item.appendChild(up);
     item.appendChild(down);
     handle.addEventListener("pointerdown", function (event) { startDrag(event, item); });
-    handle.addEventListener("pointermove", dragMove);
-    handle.addEventListener("pointerup", endDrag);
-    handle.addEventListener("pointercancel", endDrag);
     handle.addEventListener("keydown", function (event) {
       if (event.key === "ArrowUp") { move(item, -1); handle.focus(); event.preventDefault(); }
       if (event.key === "ArrowDown") { move(item, 1); handle.focus(); event.preventDefault(); }

@@ -44,18 +44,18 @@ class BackgroundSimulation:
         self.thread.join(timeout=60)
 
 
-def sign_in(page, base_url: str, user) -> None:
-    """Staff sign in on the one sign-in page: the password, then the code of their authenticator."""
+def sign_in(page, base_url: str, user, device) -> None:
+    """Staff sign in on the one sign-in page: the password, then the code of their authenticator `device`
+    (made before playwright starts: the ORM does not run inside its event loop)."""
     from tests.factories import TEST_PASSWORD
-    from tests.second_factor import authenticator_for, code_now
+    from tests.second_factor import code_now
 
-    device = authenticator_for(user)
     page.goto(f"{base_url}/map/")
     page.fill("#id_username", user.phone)
     page.fill("#id_password", TEST_PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url(f"{base_url}/account/verify/?next=/map/")
-    page.fill("#id_code", code_now(device))
+    page.fill("#id_code", code_now(device, refresh=False))
     page.click("#verify")
     page.wait_for_url(f"{base_url}/map/")
 
@@ -73,6 +73,7 @@ def test_map_is_staff_only_and_shows_drivers_moving(live_stack):
     from tests.second_factor import authenticator_for, code_now
 
     staff = StaffFactory()
+    device = authenticator_for(staff)
     rider = RiderFactory()
     anonymous = httpx.get(f"{live_stack.base_url}/map/", follow_redirects=False)
     assert anonymous.status_code == 302
@@ -113,7 +114,7 @@ def test_map_is_staff_only_and_shows_drivers_moving(live_stack):
             page.fill("#id_password", TEST_PASSWORD)
             page.click("input[type=submit]")
             page.wait_for_url(f"{live_stack.base_url}/account/verify/?next=/map/")
-            page.fill("#id_code", code_now(authenticator_for(staff)))
+            page.fill("#id_code", code_now(device, refresh=False))
             page.click("#verify")
             page.wait_for_url(f"{live_stack.base_url}/map/")
 
@@ -189,11 +190,13 @@ def test_map_draws_the_tile_streets_the_service_area_and_routes_along_the_street
     from playwright.sync_api import sync_playwright
 
     from tests.factories import StaffFactory
+    from tests.second_factor import authenticator_for
     from tests.simulation.test_live_map_layers import EAST, WEST, open_trip, planned_route
 
     tiles = helsinki_roads_env
     features = json.loads(tiles.streets_path.read_text())["features"]
     staff = StaffFactory()
+    device = authenticator_for(staff)
     area_file = tmp_path / "centre.geojson"
     ring = [[24.937, 60.166], [24.952, 60.166], [24.952, 60.177], [24.937, 60.177], [24.937, 60.166]]
     area_file.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
@@ -207,7 +210,7 @@ def test_map_draws_the_tile_streets_the_service_area_and_routes_along_the_street
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 900, "height": 900})
-            sign_in(page, live_stack.base_url, staff)
+            sign_in(page, live_stack.base_url, staff, device)
             page.wait_for_function(
                 "() => { const d = window.rochdaleMap?.drawn; return d?.routes === 1 && d.straight === 1; }",
                 timeout=30_000,

@@ -56,6 +56,7 @@ from backend.fares.models import (
     Posting,
 )
 from backend.fares.money import money
+from backend.notifications.data_rights import notification_settings_erase, notification_settings_export
 from backend.notifications.models import Notification
 from backend.organisations.models import (
     OrganisationGuest,
@@ -247,6 +248,7 @@ def account_export_document(*, user: User) -> dict[str, Any]:
             }
             for note in Notification.objects.filter(user_id=user.id).order_by("created_at")
         ],
+        "notification_settings": notification_settings_export(user_id=user.id),
         "governance": _governance(user),
         "erasure_requests": [
             {
@@ -805,6 +807,7 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
         RecurringRide.objects.filter(rider_id=user_id).exclude(reference="").update(reference="")
         # What the person was told, and where: the outbox is delivery's working table, not a record.
         Notification.objects.filter(user_id=user_id).delete()
+        notification_settings_erase(user_id=user_id)
         # The organisations that knew them by name and phone, or counted them in, no longer do.
         OrganisationGuest.objects.filter(user_id=user_id).delete()
         OrganisationMembership.objects.filter(user_id=user_id).delete()

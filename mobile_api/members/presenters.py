@@ -9,6 +9,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -289,74 +290,80 @@ class FigureRow:
     value: str
 
 
+def _withheld() -> str:
+    return _("withheld: too few drivers to publish it without singling anyone out")
+
+
 def _share(value: object) -> str:
-    if value is None or value == "":
-        return _("not published (too few drivers)")
-    try:
-        return f"{float(str(value)) * 100:.1f}%"
-    except ValueError:
-        return str(value)
+    if value is None:
+        return _withheld()
+    return f"{Decimal(str(value)) * 100:.1f}%"
 
 
 def _seconds(value: object) -> str:
     if value is None:
-        return _("not published (too few requests)")
-    minutes, seconds = divmod(int(float(str(value))), 60)
+        return _withheld()
+    minutes, seconds = divmod(int(Decimal(str(value))), 60)
     return _("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": seconds}
 
 
+def _amount(value: object) -> str:
+    if not isinstance(value, dict):
+        return _withheld()
+    return money_text(int(value["amount"]), str(value["currency"]))
+
+
 def figure_rows(figures: dict[str, Any]) -> list[FigureRow]:
-    """The month's figures (dispatch/figures.py `coop_figures`) as labelled rows; a figure the month
-    withholds (too few drivers to publish without naming anyone) says so."""
-    currency = str(figures.get("currency") or "")
-
-    def amount(key: str) -> str:
-        value = figures.get(key)
-        if not isinstance(value, int) or not currency:
-            return str(value if value is not None else "–")
-        return money_text(value, currency)
-
+    """The month's figures (dispatch/figures.py `coop_figures`, the body of `GET /api/v1/coop/figures`) as
+    labelled rows; a figure the month withholds (computed over too few drivers) says so."""
     gini: dict[str, Any] = figures.get("hourly_earnings_gini") or {}
-    wav: dict[str, Any] = figures.get("wav_response") or {}
-    assignment = wav.get("request_to_assignment_s") or {}
-    pickup = wav.get("request_to_pickup_s") or {}
+    wav: dict[str, Any] = figures.get("wav_response_times") or {}
+    band = gini.get("band_hours")
     gini_value = gini.get("gini")
-    rows = [
-        FigureRow("trips_completed", _("Trips completed"), str(figures.get("trips_completed", "–"))),
-        FigureRow("drivers_who_drove", _("Drivers who drove"), str(figures.get("drivers_who_drove", "–"))),
-        FigureRow("commission_kept", _("Commission the co-op kept"), amount("commission_kept_minor")),
-        FigureRow("floor_top_ups", _("Floor top-ups paid to drivers"), amount("floor_top_ups_minor")),
+    gini_text = _withheld() if gini_value is None else str(gini_value)
+    if gini_value is not None and isinstance(band, dict):
+        gini_text = _("%(gini)s (%(drivers)s drivers online %(low)s to %(high)s hours)") % {
+            "gini": gini_value,
+            "drivers": gini.get("drivers_included", 0),
+            "low": band.get("from"),
+            "high": band.get("to"),
+        }
+    return [
+        FigureRow("trips_completed", _("Trips completed"), str(figures.get("trips_completed", 0))),
+        FigureRow("drivers_who_drove", _("Drivers who drove"), str(figures.get("drivers_who_drove", 0))),
+        FigureRow("commission_kept", _("Commission the co-op kept"), _amount(figures.get("commission_kept"))),
+        FigureRow(
+            "floor_top_ups_paid",
+            _("Floor top-ups paid to drivers"),
+            _amount(figures.get("floor_top_ups_paid")),
+        ),
         FigureRow(
             "trips_over_floor_share",
-            _("Share of trips that paid more than the floor"),
+            _("Trips that paid the driver more than the floor"),
             _share(figures.get("trips_over_floor_share")),
         ),
         FigureRow(
             "hourly_earnings_gini",
-            _("Inequality of hourly earnings (Gini, 0 is equal)"),
-            _("not published (too few drivers)")
-            if gini.get("suppressed") or gini_value is None
-            else str(gini_value),
+            _("Inequality of hourly earnings (Gini: 0 is equal, 1 is unequal)"),
+            gini_text,
         ),
-        FigureRow("wav_requests", _("Wheelchair-accessible requests"), str(wav.get("requests", "–"))),
+        FigureRow("wav_requests", _("Wheelchair-accessible requests"), str(wav.get("requests", 0))),
         FigureRow(
             "wav_assignment_median",
             _("Wheelchair-accessible: median wait for a driver"),
-            _seconds(assignment.get("median")),
+            _seconds((wav.get("request_to_assignment_s") or {}).get("median")),
         ),
         FigureRow(
             "wav_pickup_median",
-            _("Wheelchair-accessible: median wait for pickup"),
-            _seconds(pickup.get("median")),
+            _("Wheelchair-accessible: median wait for the pickup"),
+            _seconds((wav.get("request_to_pickup_s") or {}).get("median")),
         ),
     ]
-    return rows
 
 
 def offer_decile_shares(figures: dict[str, Any]) -> list[tuple[int, str]]:
-    """Offer share by driver decile ((decile, share) pairs), empty when withheld."""
-    block: dict[str, Any] = figures.get("offer_share_by_decile") or {}
-    shares = block.get("shares")
-    if block.get("suppressed") or not isinstance(shares, list):
+    """Offer share by driver decile ((decile, share) pairs, the fewest offers first), empty when withheld."""
+    shares = (figures.get("offer_share_by_decile") or {}).get("shares")
+    if not isinstance(shares, list):
         return []
     return [(index + 1, _share(share)) for index, share in enumerate(shares)]

@@ -27,7 +27,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backend.errors import DomainError, InvalidInput
-from dispatch.figures import coop_figures, figures_months
+from dispatch.compliance.hvfhv import parse_month
+from dispatch.figures import coop_figures, current_month, figures_months, last_complete_month
 from governance import selectors, services
 from governance.models import Election, MemberStatus, Proposal, ProposalKind, VoteChoice, Voters
 from governance.selectors import ProposalRecord
@@ -578,16 +579,23 @@ def work(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 def month_from_query(raw: str | None, *, months: list[date]) -> date:
-    """`YYYY-MM` as the month's first day; none given: the newest month with trips (this month without)."""
+    """`YYYY-MM` as the month's first day, as the figures endpoint reads it (never a month not begun).
+    None given: the last complete month if it had trips, else the newest that had."""
     if not raw:
-        return months[0] if months else timezone.localdate().replace(day=1)
+        last = last_complete_month()
+        return last if last in months or not months else months[0]
     try:
-        year, month = (int(part) for part in raw.split("-"))
-        return date(year, month, 1)
+        month = parse_month(raw)
     except ValueError:
         raise InvalidInput(
-            _("Choose a month as year and month, like 2025-03."), details={"month": ["must be YYYY-MM"]}
+            _("Choose a month as year and month, for example %(example)s.") % {"example": "2026-10"},
+            details={"month": ["must be YYYY-MM"]},
         ) from None
+    if month > current_month():
+        raise InvalidInput(
+            _("There are no figures yet for a month that has not begun."), details={"month": ["not begun"]}
+        )
+    return month
 
 
 @require_GET
@@ -599,7 +607,7 @@ def numbers(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         month = month_from_query(request.GET.get("month"), months=months)
     except InvalidInput as refused:
         status, error = 400, _error_message(refused)
-        month = months[0] if months else timezone.localdate().replace(day=1)
+        month = month_from_query(None, months=months)
     figures = coop_figures(month=month)
     return render(
         request,
@@ -610,6 +618,8 @@ def numbers(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             "month": month,
             "month_value": month.strftime("%Y-%m"),
             "months": [(m.strftime("%Y-%m"), m) for m in months],
+            "complete": bool(figures.get("complete", True)),
+            "min_drivers": figures.get("min_drivers"),
             "rows": presenters.figure_rows(figures),
             "deciles": presenters.offer_decile_shares(figures),
             "error": error,

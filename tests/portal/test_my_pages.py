@@ -76,12 +76,23 @@ def test_my_work_shows_the_week_s_pay_against_the_floor_and_documents(make_membe
     assert 'id="documents"' in page
 
 
-def test_the_numbers_page_shows_a_month_and_refuses_a_bad_one(make_member):
+def test_the_numbers_page_shows_a_month_s_figures_and_withholds_what_few_drivers_would_reveal(
+    make_member, complete_trip
+):
     member = make_member()
-    browser = _browser(member)
-    answer = browser.get("/members/numbers/?month=2025-03")
+    complete_trip(member.user, pay_minor=2000, fare_minor=2500)
+    month = timezone.localdate().strftime("%Y-%m")
+    answer = _browser(member).get(f"/members/numbers/?month={month}")
     assert answer.status_code == 200
-    assert 'data-figure="trips_completed"' in answer.content.decode()
-    bad = browser.get("/members/numbers/?month=March")
-    assert bad.status_code == 400
-    assert "like 2025-03" in bad.content.decode()
+    page = answer.content.decode()
+    assert f'<option value="{month}" selected>' in page  # the month picker lists months with trips
+    assert 'data-figure="trips_completed">1<' in page
+    commission = page.split('data-figure="commission_kept">')[1].split("<")[0]
+    assert "withheld" in commission  # one driver: publishing it would name what they earned the co-op
+
+
+@pytest.mark.parametrize(("month", "message"), [("March", "for example 2026-10"), ("2999-01", "not begun")])
+def test_the_numbers_page_refuses_a_month_that_is_not_one(make_member, month, message):
+    answer = _browser(make_member()).get(f"/members/numbers/?month={month}")
+    assert answer.status_code == 400
+    assert message in answer.content.decode()

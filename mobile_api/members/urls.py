@@ -5,7 +5,7 @@ One block per page family; other areas (notification preferences) append their o
 
 from django.urls import path
 
-from mobile_api.members import views
+from mobile_api.members import views, views_push
 
 app_name = "members"
 
@@ -28,4 +28,9 @@ urlpatterns = [
     path("membership/", views.membership, name="membership"),
     path("work/", views.work, name="work"),
     path("numbers/", views.numbers, name="numbers"),
+    # Notifications: the settings page, this browser's Web Push, the service worker (views_push.py)
+    path("notifications/", views_push.notification_settings, name="notifications"),
+    path("push/key", views_push.push_key, name="push_key"),
+    path("push/subscription", views_push.push_subscription, name="push_subscription"),
+    path("sw.js", views_push.service_worker, name="service_worker"),
 ]

@@ -648,6 +648,14 @@ ROCHDALE_SHARE_LINKS_PER_TRIP = env_int("ROCHDALE_SHARE_LINKS_PER_TRIP", 3)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["shared_trip_ip"] = env_str("ROCHDALE_SHARED_TRIP_RATE_IP", "60/min")
 # Ride PIN: wrong PINs a driver may try before the start is locked (the rider then issues a new PIN).
 ROCHDALE_RIDE_PIN_MAX_FAILURES = env_int("ROCHDALE_RIDE_PIN_MAX_FAILURES", 3)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "SafetyAlertStatusEnum": "dispatch.safety_serializers.ALERT_STATUSES",
+        "SafetyAlertRoleEnum": "dispatch.models.SafetyAlertRole",
+        "SafetyAlertSourceEnum": "dispatch.models.SafetyAlertSource",
+        "SharedTripStatusEnum": "dispatch.safety_serializers.SHARED_TRIP_STATUSES",
+    }
+)
 
 # Governance bylaws (docs/governance.md explains each default).
 ROCHDALE_SHARE_PRICE_MINOR = env_int("ROCHDALE_SHARE_PRICE_MINOR", 10000)

@@ -22,6 +22,10 @@ from dispatch.models import (
     TripShareLink,
 )
 
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+# A share link shows a trip in these; once it ends the link answers 404.
+SHARED_TRIP_STATUSES = ("scheduled", "requested", "assigned", "arrived", "in_progress")
+
 # Pickup and dropoff areas on a share link: two decimals of a degree, about a kilometre: the district, never
 # the door.
 SHARED_AREA_DECIMALS = 2

@@ -9,8 +9,14 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
-from dispatch.models import SafetyAlert, TripShareLink
-from dispatch.safety_serializers import alert_for_raiser, alert_for_staff, share_link_view
+from dispatch.models import SafetyAlert, SafetyAlertRole, SafetyAlertSource, TripShareLink
+from dispatch.safety_serializers import (
+    ALERT_STATUSES,
+    SHARED_TRIP_STATUSES,
+    alert_for_raiser,
+    alert_for_staff,
+    share_link_view,
+)
 from dispatch.serializers import PlaceSerializer
 
 # --- Share-trip links -----------------------------------------------------------------------------------
@@ -76,8 +82,7 @@ class SharedEtaOut(serializers.Serializer):
 
 class SharedTripOut(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=["scheduled", "requested", "assigned", "arrived", "in_progress"],
-        help_text="An ended trip's link answers 404.",
+        choices=SHARED_TRIP_STATUSES, help_text="An ended trip's link answers 404."
     )
     driver = SharedDriverOut(allow_null=True)
     car = SharedCarOut(
@@ -115,7 +120,7 @@ class SafetyAlertOut(serializers.Serializer):
     id = serializers.UUIDField()
     trip_id = serializers.UUIDField(allow_null=True)
     raised_at = serializers.DateTimeField()
-    status = serializers.ChoiceField(choices=["open", "acknowledged", "resolved"])
+    status = serializers.ChoiceField(choices=ALERT_STATUSES)
     acknowledged_at = serializers.DateTimeField(allow_null=True, help_text="When staff took it on.")
 
     def to_representation(self, instance: SafetyAlert) -> dict[str, Any]:
@@ -155,10 +160,10 @@ class StaffAlertTripOut(serializers.Serializer):
 
 class StaffSafetyAlertOut(serializers.Serializer):
     id = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=["open", "acknowledged", "resolved"])
+    status = serializers.ChoiceField(choices=ALERT_STATUSES)
     raised_at = serializers.DateTimeField()
-    role = serializers.ChoiceField(choices=["rider", "driver"])
-    source = serializers.ChoiceField(choices=["api", "socket"])
+    role = serializers.ChoiceField(choices=SafetyAlertRole.choices)
+    source = serializers.ChoiceField(choices=SafetyAlertSource.choices)
     raised_by = StaffPartyOut()
     trip = StaffAlertTripOut(allow_null=True)
     position = PlaceSerializer(allow_null=True)

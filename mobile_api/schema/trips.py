@@ -88,6 +88,7 @@ TRIP_EXAMPLE = {
     "distance_source": None,
     "reservation": None,
     "organisation": None,
+    "ride_pin": None,
 }
 ESTIMATE_ID = "0c6f1d0e-2b7a-4d0c-9d8e-1f2a3b4c5d6e"
 

@@ -208,6 +208,8 @@ def test_anonymous_routes_say_no_auth_and_the_others_need_the_bearer_token(schem
         "/api/v1/payments/stripe/webhook",
         # The co-op's public fairness figures: aggregates, for anyone (docs/figures.md).
         "/api/v1/coop/figures",
+        # A share-trip link's progress: the token in the path is the credential (docs/safety.md).
+        "/api/v1/shared/trips/{token}",
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from backend.accounts.models import User
 from backend.concurrency import database_call
@@ -38,7 +39,7 @@ CLOSE_FLOODING = 4429
 class FrameRateLimited(DomainError):
     code = "rate_limited"
     status = 429
-    default_message = "Too many frames: this one was dropped."
+    default_message = gettext_lazy("Too many frames: this one was dropped.")
 
 
 def budget_rates() -> BudgetRates:
@@ -82,7 +83,7 @@ class BudgetedFrameConsumer(JsonFrameConsumer):
                     "type": "error",
                     "ref": _ref_of(text_data),
                     "code": "flooding",
-                    "message": "Far too many frames: the socket is closed. Reconnect and slow down.",
+                    "message": _("Far too many frames: the socket is closed. Reconnect and slow down."),
                 }
             )
             await self.close(code=CLOSE_FLOODING)
@@ -102,7 +103,7 @@ class BudgetedFrameConsumer(JsonFrameConsumer):
             self.spend(
                 self.budget.commands,
                 budget="command",
-                message="Too many commands: this one was not carried out.",
+                message=_("Too many commands: this one was not carried out."),
             )
             return await handler(frame)
 
@@ -116,7 +117,7 @@ def _uuid_field(frame: dict[str, Any], key: str) -> uuid.UUID:
             raise ValueError
         return uuid.UUID(raw)
     except ValueError as exc:
-        raise FrameError(f'"{key}" must be an id string.', details={"field": key}) from exc
+        raise FrameError(_('"%(key)s" must be an id string.') % {"key": key}, details={"field": key}) from exc
 
 
 def _trip_view(trip: Trip, viewer_id: uuid.UUID) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class DriverConsumer(BudgetedFrameConsumer):
         # After validation: the budget counts the fixes that would be stored and forwarded (a flood of
         # invalid ones costs no I/O, and the socket-wide frame budget bounds it).
         self.spend(
-            self.budget.fixes, budget="location", message="Too many location fixes: this one was dropped."
+            self.budget.fixes, budget="location", message=_("Too many location fixes: this one was dropped.")
         )
         await self.recorder.record(driver_id=self.user.id, fix=fix)
 
@@ -231,7 +232,9 @@ class DriverConsumer(BudgetedFrameConsumer):
     async def trip_cancel(self, frame: dict[str, Any]) -> dict[str, Any]:
         reason = frame.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
-            raise FrameError('"reason" must be text of at most 500 characters.', details={"field": "reason"})
+            raise FrameError(
+                _('"reason" must be text of at most 500 characters.'), details={"field": "reason"}
+            )
         return await self._move(frame, driving.trip_cancel_by_driver, reason=reason)
 
     async def sos(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.gis.geos import LineString, Point
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from backend.fares.money import money
@@ -28,11 +29,11 @@ class PlaceSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, float]:
         if not isinstance(data, dict):
-            raise serializers.ValidationError('A place is {"lat": number, "lng": number}.')
+            raise serializers.ValidationError(_('A place is {"lat": number, "lng": number}.'))
         for key in ("lat", "lng"):
             value = data.get(key)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise serializers.ValidationError({key: ["Must be a number."]})
+                raise serializers.ValidationError({key: [_("Must be a number.")]})
         return super().to_internal_value(data)
 
 

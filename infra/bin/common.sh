@@ -26,6 +26,8 @@ ensure_system_packages() {
     # WeasyPrint (receipt and statement PDFs) lays text out with Pango, and needs a font to draw it with.
     ldconfig -p | grep -q libpangoft2-1.0 || want+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
     [ -d /usr/share/fonts/truetype/dejavu ] || want+=(fonts-dejavu-core)
+    # msgfmt compiles the message catalogues (locale/*/LC_MESSAGES/django.po) into the .mo files Django reads.
+    command -v msgfmt >/dev/null || want+=(gettext)
     for flag in "$@"; do
         case "$flag" in
             --browser) command -v chromium >/dev/null || want+=(chromium) ;;
@@ -42,6 +44,13 @@ ensure_system_packages() {
     if [ -n "$new_nginx" ] && command -v systemctl >/dev/null && systemctl is-enabled nginx >/dev/null 2>&1; then
         as_root systemctl disable --now nginx >/dev/null 2>&1 || true
     fi
+}
+
+# The message catalogues, compiled from locale/*/LC_MESSAGES/django.po (the .mo files are built, never
+# committed: docs/languages.md). compilemessages walks the working directory, so the virtualenv and var/
+# (which hold other projects' catalogues) are left out.
+compile_catalogues() {
+    (cd "$ROOT" && "$PY" manage.py compilemessages --ignore=.venv --ignore=var --ignore=node_modules -v0)
 }
 
 # Python 3.12 exactly (pyvalhalla's wheels need it): ROCHDALE_PYTHON, python3.12 on PATH, or pyenv's 3.12.x.

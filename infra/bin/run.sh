@@ -68,6 +68,8 @@ payments_setup
 "$PY" "$ROOT/infra/bin/services.py"
 log "applying migrations"
 "$PY" manage.py migrate --noinput -v0
+log "compiling the message catalogues"
+compile_catalogues
 log "collecting static files"
 "$PY" manage.py collectstatic --noinput -v0
 mkdir -p "$VAR/celery"

@@ -4,6 +4,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages --browser --nginx
 ensure_venv
 ensure_asyncapi_parser
+# Translated messages: the tests read the compiled catalogues (tests/languages checks the Spanish one).
+compile_catalogues
 # Tests flush their Redis database between tests, so they get their own (never the demo's db 0).
 export REDIS_URL="${ROCHDALE_TEST_REDIS_URL:-redis://localhost:6379/15}"
 # Threads that async tests open must not keep connections that block dropping the test database.

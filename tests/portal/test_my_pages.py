@@ -68,11 +68,11 @@ def test_my_work_shows_the_week_s_pay_against_the_floor_and_documents(make_membe
     trip.save(update_fields=["fare_breakdown"])
     trip_completion_settle(trip=trip)
     page = _browser(member).get("/members/work/").content.decode()
-    weeks = page.split('id="weeks"')[1].split("</table>")[0]
-    this_week = weeks.split("<tr data-week=")[1]
+    weeks = page.split('id="weeks"')[1].split("</ol>")[0]
+    this_week = weeks.split("data-week=")[1]
     assert "20.00 USD" in this_week and "1.30 USD" in this_week
     assert "1 trip lifted to the floor" in this_week
-    assert weeks.count("<tr data-week=") == 8
+    assert weeks.count("data-week=") == 8
     assert 'id="documents"' in page
 
 

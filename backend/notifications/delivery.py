@@ -36,6 +36,7 @@ from backend.notifications.models import (
     PushPlatform,
     PushSubscription,
 )
+from backend.notifications.preferences import preferences_of
 from backend.notifications.webpush import web_push_send
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def notification_deliver(
     *, notification_id: uuid.UUID | str, now: datetime | None = None
 ) -> Notification | None:
     """Send one pending notification if it is due and unclaimed; None when another worker has it, it was
-    sent already, or it is not due. Never raises for a channel's failure: the row records it."""
+    sent already, it is not due, or the person's quiet hours began since it was written (then it is held
+    until they end). Never raises for a channel's failure: the row records it."""
     clock = now
     now = now or timezone.now()
     claimed = Notification.objects.filter(
@@ -60,6 +62,15 @@ def notification_deliver(
     if not claimed:
         return None
     row = Notification.objects.get(id=notification_id)
+    quiet_until = _quiet_until(row, now=now)
+    if quiet_until is not None:
+        # A retry (or a row written just before) reached the person's quiet hours: held until they end,
+        # the claim given back uncounted.
+        Notification.objects.filter(id=row.id).update(
+            attempts=F("attempts") - 1, next_attempt_at=quiet_until, held_until=quiet_until
+        )
+        row.refresh_from_db()
+        return None
     try:
         reference = _send(row)
     except TargetGone as exc:
@@ -78,6 +89,13 @@ def notification_deliver(
     )
     row.refresh_from_db()
     return row
+
+
+def _quiet_until(row: Notification, *, now: datetime) -> datetime | None:
+    """When the person's quiet hours end, if `row` is a message that waits for them and `now` is in them."""
+    if row.urgent or is_timely(row.event):
+        return None
+    return preferences_of(user_id=row.user_id).quiet_until(now)
 
 
 def _push_data(row: Notification) -> dict[str, str]:

@@ -54,7 +54,8 @@ class PushSubscription(models.Model):
         ordering = ["created_at"]
 
     def __str__(self) -> str:
-        return f"web push of {self.user_id} at {self.endpoint[:60]}"
+        # The endpoint's path is a capability to push to the browser: only its service is named.
+        return f"web push of {self.user_id} via {self.endpoint.split('://', 1)[-1].split('/', 1)[0]}"
 
 
 class PushDevice(models.Model):

@@ -211,3 +211,17 @@ def test_each_person_reads_the_message_in_their_own_language(monkeypatch, django
     [en] = notify(user_id=default.id, event="test_language", context={})
     assert (es.subject, es.body) == ("Introduzca un valor válido.", "Este campo es requerido.")
     assert (en.subject, en.body) == ("Enter a valid value.", "This field is required.")
+
+
+def test_a_retry_that_falls_in_quiet_hours_waits_for_their_end(smtp_server):
+    from backend.notifications.delivery import notification_deliver
+
+    member = RiderFactory(email="member@example.org")
+    [_sms, email] = notify(user_id=member.id, event="proposal_opened", context=PROPOSAL)
+    ends = _quiet_now(member)  # the person's quiet hours began before the message went out
+    assert notification_deliver(notification_id=email.id) is None
+    email.refresh_from_db()
+    assert email.status == NotificationStatus.PENDING and email.attempts == 0
+    assert email.held_until == ends == email.next_attempt_at and smtp_server.messages == []
+    sent = notification_deliver(notification_id=email.id, now=ends + timedelta(seconds=1))
+    assert sent is not None and sent.status == NotificationStatus.SENT and len(smtp_server.messages) == 1

@@ -16,7 +16,6 @@ members at once: the second is answered the alert as the first left it), audited
 
 from __future__ import annotations
 
-import inspect
 import logging
 import uuid
 from dataclasses import dataclass
@@ -174,13 +173,6 @@ def _where(
     return None, None, ""
 
 
-def _notify(**kwargs: Any) -> None:
-    """`notify(..., urgent=True)` where the notification service knows urgency (it passes quiet hours)."""
-    if "urgent" in inspect.signature(notify).parameters:
-        kwargs["urgent"] = True
-    notify(**kwargs)
-
-
 def _tell_staff(alert: SafetyAlert, shown: dict[str, Any]) -> None:
     position = shown["position"]
     context = {
@@ -192,7 +184,14 @@ def _tell_staff(alert: SafetyAlert, shown: dict[str, Any]) -> None:
         "alert_id": str(alert.id),
     }
     for staff_id in User.objects.filter(is_staff=True, is_active=True).values_list("id", flat=True):
-        _notify(user_id=staff_id, event=EVENT_RAISED, context=context, dedup_key=f"sos:{alert.id}:{staff_id}")
+        # Urgent: on every channel that reaches them, through quiet hours and their switches.
+        notify(
+            user_id=staff_id,
+            event=EVENT_RAISED,
+            context=context,
+            dedup_key=f"sos:{alert.id}:{staff_id}",
+            urgent=True,
+        )
 
 
 def sos_acknowledge(*, alert_id: uuid.UUID, staff_id: uuid.UUID, note: str = "") -> SafetyAlert:
@@ -216,11 +215,12 @@ def _act(alert_id: uuid.UUID, staff_id: uuid.UUID, kind: str, note: str, audit_k
             return safety_alert_get(alert_id=alert_id)
         alert = safety_alert_get(alert_id=alert_id)
         if kind == SafetyAlertActionKind.ACKNOWLEDGED:
-            _notify(
+            notify(
                 user_id=alert.raised_by_id,
                 event=EVENT_ACKNOWLEDGED,
                 context={"alert_id": str(alert.id)},
                 dedup_key=f"sos-acknowledged:{alert.id}",
+                urgent=True,
             )
         audit_append(
             kind=audit_kind, payload={"alert_id": str(alert_id), "staff_id": str(staff_id), "note": note}

@@ -80,6 +80,7 @@ def comment_allowed(request: HttpRequest) -> float | None:
 
     Every attempt counts, refused or not, so a member hammering the form stays held back."""
     for throttle in (CommentBurstThrottle(), CommentDailyThrottle()):
-        if not throttle.allow_request(request, None):  # type: ignore[arg-type]  # DRF's API, a plain request
+        # DRF's throttle reads only `request.user` here, which a Django request has as well.
+        if not throttle.allow_request(request, None):
             return throttle.wait() or 1.0
     return None

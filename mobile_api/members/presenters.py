@@ -19,7 +19,7 @@ from django.utils.translation import pgettext
 from backend.accounts.models import User
 from backend.compliance.eligibility import document_standing, local_day
 from backend.compliance.selectors import regulator_profile
-from dispatch.money.earnings import current_week, driver_earnings
+from dispatch.money.earnings import EarningsLine, current_week, driver_earnings
 from dispatch.money.payouts import driver_payouts
 from dispatch.money.receipts import format_money
 from dispatch.money.weekly import driver_week_compute, iso_week_label, week_start_of
@@ -175,7 +175,7 @@ def weekly_earnings(*, driver_id: uuid.UUID, today: date | None = None) -> list[
         driver_id=driver_id, date_from=first_monday, date_to=this_monday + timedelta(6)
     )
     currency = earnings.currency
-    lines_by_week: dict[date, list] = defaultdict(list)
+    lines_by_week: dict[date, list[EarningsLine]] = defaultdict(list)
     for line in earnings.lines:
         lines_by_week[week_start_of(line.at)].append(line)
     weekly_top_up = {top_up.week_start: top_up.amount for top_up in earnings.top_ups}

@@ -6,8 +6,9 @@ governance services the API calls, which decide who may do what on which proposa
 comes back as the page with the service's message and its HTTP status. Every form posts with Django's CSRF
 token, and ids in a path are looked up only as far as the viewer may see them.
 
-A vote's or ballot's receipt is never stored (only its hash), so the page that takes the vote keeps it in
-the session for one redirect and shows it once.
+A vote's or ballot's receipt is never stored anywhere (the database keeps only its hash), not even in the
+session for a redirect: the page answering the vote shows it, once. Reloading that page posts again, and
+the service answers that the member has voted.
 """
 
 from __future__ import annotations
@@ -36,26 +37,10 @@ from governance.services.discussion import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
 from mobile_api.members import presenters
 from mobile_api.members.guards import Viewer, comment_allowed, member_page, not_found
 
-RECEIPTS_SESSION_KEY = "members_receipts"
 OPEN_SHOWN = 100
 DECIDED_SHOWN = 50
 ELECTIONS_SHOWN = 50
 STATEMENTS_SHOWN = 50
-
-
-def _keep_receipt(request: HttpRequest, key: str, receipt: str) -> None:
-    receipts = dict(request.session.get(RECEIPTS_SESSION_KEY, {}))
-    receipts[key] = receipt
-    request.session[RECEIPTS_SESSION_KEY] = receipts
-
-
-def _take_receipt(request: HttpRequest, key: str) -> str | None:
-    """The receipt kept for this page, removed as it is read: shown once."""
-    receipts = dict(request.session.get(RECEIPTS_SESSION_KEY, {}))
-    receipt = receipts.pop(key, None)
-    if receipt is not None:
-        request.session[RECEIPTS_SESSION_KEY] = receipts
-    return receipt
 
 
 def _error_message(error: DomainError) -> str:
@@ -156,10 +141,10 @@ def _proposal_page(
     vote_error: str = "",
     comment_error: str = "",
     comment_text: str = "",
+    receipt: str | None = None,
 ) -> HttpResponse:
     record = selectors.proposal_record(proposal, viewer=viewer.member)
     refusal = _vote_refusal(proposal, record, viewer)
-    receipt = _take_receipt(request, f"proposal:{proposal.id}")
     board_votes = []
     if record.board_votes is not None:
         names = selectors.member_names([vote.member_id for vote in record.board_votes])
@@ -224,8 +209,8 @@ def proposal_vote(request: HttpRequest, viewer: Viewer, proposal_id: uuid.UUID) 
         return _proposal_page(
             request, viewer, proposal, status=error.status, vote_error=_error_message(error)
         )
-    _keep_receipt(request, f"proposal:{proposal.id}", receipt)
-    return redirect(reverse("members:proposal", args=[proposal.id]) + "#receipt")
+    proposal.refresh_from_db()  # the vote may have decided it
+    return _proposal_page(request, viewer, proposal, receipt=receipt)
 
 
 def _throttled(request: HttpRequest) -> str:
@@ -376,6 +361,7 @@ def _election_page(
     error: str = "",
     submitted: dict[str, str] | None = None,
     statement: str = "",
+    receipt: str | None = None,
 ) -> HttpResponse:
     record = selectors.election_record(election, viewer=viewer.member)
     phase = record.status
@@ -429,12 +415,9 @@ def _election_page(
         "ballot_refusal": ballot_refusal,
         "error": error,
         "statement": statement,
-        "receipt": None,
-        "receipt_sha256": "",
+        "receipt": receipt,
+        "receipt_sha256": services.receipt_hash(receipt) if receipt else "",
     }
-    receipt = _take_receipt(request, f"election:{election.id}")
-    if receipt:
-        context.update(receipt=receipt, receipt_sha256=services.receipt_hash(receipt))
     if phase == "closed":
         elected, stages = presenters.count_stages(election)
         record_document = selectors.ballot_record(election)
@@ -502,8 +485,7 @@ def election_ballot(request: HttpRequest, viewer: Viewer, election_id: uuid.UUID
         return _election_page(
             request, viewer, election, status=error.status, error=_error_message(error), submitted=submitted
         )
-    _keep_receipt(request, f"election:{election.id}", receipt)
-    return redirect(reverse("members:election", args=[election.id]) + "#receipt")
+    return _election_page(request, viewer, election, receipt=receipt)
 
 
 # --- My membership --------------------------------------------------------------------------------------

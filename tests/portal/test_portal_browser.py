@@ -137,7 +137,7 @@ def test_a_member_discusses_votes_ranks_and_reads_their_capital_on_a_phone(
                 )
             close_voting(election)
             services.election_close(election_id=election.id)
-            page.reload()
+            page.goto(f"{base}/members/elections/{election.id}/")
             expect(page.locator("#election-phase")).to_have_attribute("data-phase", "closed")
             expect(page.locator("#elected")).to_contain_text("Carol Singh")
             expect(page.locator("#stage-1")).to_contain_text("Alice Okafor")

@@ -201,6 +201,7 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
         "now": timezone.now(),
         "eta_minutes": None if eta is None else max(math.ceil(eta["seconds"] / 60), 1),
         "car_seen": None if car is None else datetime.fromisoformat(car["at"]),
+        "poll_ms": max(int(settings.ROCHDALE_SHARE_PAGE_POLL_S * 1000), 1000),
     }
     return _page_headers(render(request, "share/trip.html", context))
 

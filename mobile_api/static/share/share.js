@@ -7,7 +7,7 @@
   const root = document.getElementById("shared-trip");
   if (!root) return;
   const labels = root.dataset;
-  const POLL_MS = 10000;
+  const POLL_MS = Number(labels.pollMs) || 10000; // ROCHDALE_SHARE_PAGE_POLL_S
   const STEPS = ["requested", "assigned", "arrived", "in_progress"];
   const byId = (id) => document.getElementById(id);
   const fill = (template, values) =>

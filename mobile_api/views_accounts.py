@@ -58,6 +58,7 @@ _ACCOUNT_EXAMPLE = {
     "phone": "+12125550100",
     "name": "Ada Rider",
     "email": "ada@example.org",
+    "language": "es",
     "roles": ["rider"],
 }
 

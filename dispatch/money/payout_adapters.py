@@ -261,8 +261,8 @@ def ach_originator_from_settings() -> NachaOriginator:
     missing = sorted(name for name in ("destination_routing_number", "origin_id", "odfi") if not config[name])
     if missing:
         raise Unprocessable(
-            "Bank file payouts are not configured: "
-            + ", ".join(f"ROCHDALE_ACH_{m.upper()}" for m in missing),
+            _("Bank file payouts are not configured: %(settings)s")
+            % {"settings": ", ".join(f"ROCHDALE_ACH_{m.upper()}" for m in missing)},
             code="ach_not_configured",
         )
     return NachaOriginator(

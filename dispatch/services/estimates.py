@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.gis.geos import LineString, Point
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from backend.errors import Unprocessable
 from backend.fares.models import FarePolicyVersion
@@ -69,11 +70,16 @@ def require_in_service_area(*, pickup: Place, dropoff: Place) -> None:
     """Raise 422 `outside_service_area` unless active service areas cover both places."""
     outside = places_outside_service_area(pickup=(pickup.lat, pickup.lng), dropoff=(dropoff.lat, dropoff.lng))
     if outside:
-        raise Unprocessable(
-            "We do not serve this place yet: " + " and ".join(outside) + " is outside our service area.",
-            code="outside_service_area",
-            details={"places": outside},
-        )
+        # One whole sentence per case, so each language can word it its own way.
+        if outside == ["pickup"]:
+            message = gettext("We do not serve this place yet: pickup is outside our service area.")
+        elif outside == ["dropoff"]:
+            message = gettext("We do not serve this place yet: dropoff is outside our service area.")
+        else:
+            message = gettext(
+                "We do not serve these places yet: pickup and dropoff are outside our service area."
+            )
+        raise Unprocessable(message, code="outside_service_area", details={"places": outside})
 
 
 def route_estimate(*, pickup: Place, dropoff: Place, at: datetime) -> RoadRoute:

@@ -97,8 +97,10 @@ def test_rider_and_account_operations_hold_to_their_schema(in_process_wsgi, serv
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     operations, failures = _run(in_process_wsgi, include=_is_rider_api)
     # 15, and PATCH /me (the account's email), GET /me/export and POST /me/erasure (data rights), and
-    # GET /me/organisations with the four answers to invitations (docs/organisations.md).
-    assert operations == 23
+    # GET /me/organisations with the four answers to invitations (docs/organisations.md): 23; the seven
+    # notification routes under /me/ (docs/notifications.md); and the seven safety routes under /trips/ and
+    # /me/ (share links, their revocation, SOS, the ride PIN's reset, /me/safety; docs/safety.md).
+    assert operations == 23 + 7 + 7
     assert not failures, "\n\n".join(failures)
 
 

@@ -98,6 +98,13 @@ def _quiet_until(row: Notification, *, now: datetime) -> datetime | None:
     return preferences_of(user_id=row.user_id).quiet_until(now)
 
 
+def _push_ttl_s(row: Notification) -> int:
+    """How long a push service may keep the message for an offline device: the sender's `push_ttl_s` (an
+    offer's few seconds: late, it would offer a ride that went to someone else), else the setting."""
+    ttl = row.context.get("push_ttl_s") if isinstance(row.context, dict) else None
+    return ttl if isinstance(ttl, int) and ttl >= 0 else settings.ROCHDALE_WEB_PUSH_TTL_S
+
+
 def _push_data(row: Notification) -> dict[str, str]:
     """What a push carries beside its title and body: what the app or the service worker opens."""
     link = row.context.get("link") if isinstance(row.context, dict) else None
@@ -120,7 +127,11 @@ def _send(row: Notification) -> str:
         if subscription is None:
             raise ChannelError("web push: the subscription was removed", permanent=True)
         return web_push_send(
-            subscription=subscription, title=row.subject, body=row.body, data=_push_data(row)
+            subscription=subscription,
+            title=row.subject,
+            body=row.body,
+            data=_push_data(row),
+            ttl_s=_push_ttl_s(row),
         )
     if row.channel == NotificationChannel.MOBILE_PUSH:
         device = PushDevice.objects.filter(id=row.device_id).first()
@@ -133,11 +144,16 @@ def _send(row: Notification) -> str:
                 body=row.body,
                 data=_push_data(row),
                 timely=timely,
-                ttl_s=settings.ROCHDALE_WEB_PUSH_TTL_S,
+                ttl_s=_push_ttl_s(row),
             )
         else:
             reference = fcm_send(
-                token=device.token, title=row.subject, body=row.body, data=_push_data(row), timely=timely
+                token=device.token,
+                title=row.subject,
+                body=row.body,
+                data=_push_data(row),
+                timely=timely,
+                ttl_s=_push_ttl_s(row),
             )
         PushDevice.objects.filter(id=device.id).update(last_sent_at=timezone.now())
         return reference

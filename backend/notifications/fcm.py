@@ -125,7 +125,7 @@ def _error_of(answer: httpx.Response) -> tuple[str, str]:
     return str(error.get("status", "")), code
 
 
-def fcm_send(*, token: str, title: str, body: str, data: dict[str, str], timely: bool) -> str:
+def fcm_send(*, token: str, title: str, body: str, data: dict[str, str], timely: bool, ttl_s: int) -> str:
     """Send one message to one FCM registration token; returns FCM's message name. Raises ChannelError, and
     TargetGone for a token FCM no longer knows."""
     account = fcm_account()
@@ -140,7 +140,7 @@ def fcm_send(*, token: str, title: str, body: str, data: dict[str, str], timely:
             "token": token,
             "notification": {"title": title, "body": body},
             "data": {key: str(value) for key, value in data.items()},
-            "android": {"priority": "HIGH" if timely else "NORMAL"},
+            "android": {"priority": "HIGH" if timely else "NORMAL", "ttl": f"{ttl_s}s"},
             "apns": {"headers": {"apns-priority": "10" if timely else "5"}},
         }
     }

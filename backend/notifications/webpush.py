@@ -98,7 +98,9 @@ def vapid_public_key() -> str:
     )
 
 
-def web_push_send(*, subscription: PushSubscription, title: str, body: str, data: dict[str, object]) -> str:
+def web_push_send(
+    *, subscription: PushSubscription, title: str, body: str, data: dict[str, object], ttl_s: int
+) -> str:
     """Encrypt and send one message to one browser; returns the push service's message address (its
     Location header) or its status. Raises ChannelError, and TargetGone on 404 or 410."""
     payload = json.dumps({"title": title, "body": body, **data}, ensure_ascii=False)
@@ -112,7 +114,7 @@ def web_push_send(*, subscription: PushSubscription, title: str, body: str, data
             vapid_private_key=vapid_key(),
             # A fresh dict every time: pywebpush writes `aud` and `exp` into the one it is given.
             vapid_claims={"sub": settings.ROCHDALE_VAPID_SUBJECT},
-            ttl=settings.ROCHDALE_WEB_PUSH_TTL_S,
+            ttl=ttl_s,
             timeout=TIMEOUT_S,
         )
     except WebPushException as exc:

@@ -46,6 +46,8 @@ def offer_away_notify(*, offer: Offer, trip: Trip) -> None:
             "pickup_min": max(1, round((offer.pickup_eta_s or 0) / 60)),
             "fare": format_money(trip.fare_estimate_minor, trip.currency),
             "timeout_s": max(0, int((offer.expires_at - offer.created_at).total_seconds())),
+            # A push service keeps it no longer than the offer stands.
+            "push_ttl_s": max(0, int((offer.expires_at - offer.created_at).total_seconds())),
             "link": settings.ROCHDALE_PUBLIC_URL.rstrip("/") + "/",
         },
         dedup_key=f"offer_while_away:{offer.id}",

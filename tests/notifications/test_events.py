@@ -110,6 +110,8 @@ def test_an_offer_to_a_driver_whose_app_has_no_live_socket_is_pushed(
     [message] = fcm_service.received
     assert message["notification"]["title"] == "A ride is offered to you"
     assert "fare 15.00 USD" in message["notification"]["body"] and message["android"]["priority"] == "HIGH"
+    # Kept by FCM no longer than the offer stands.
+    assert message["android"]["ttl"] == f"{row.context['timeout_s']}s"
 
     # A driver whose socket is live sees the offer frame; no push.
     with django_capture_on_commit_callbacks(execute=True):

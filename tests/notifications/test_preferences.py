@@ -197,20 +197,20 @@ def test_an_urgent_message_goes_through_quiet_hours_and_switches(
     assert len(smtp_server.messages) == 1
 
 
-def test_each_person_reads_the_message_in_their_own_language(monkeypatch, django_capture_on_commit_callbacks):
-    # An event whose texts Django's own catalogues translate, so the test needs no catalogue of ours.
-    from django.utils.translation import gettext_lazy
-
-    monkeypatch.setitem(
-        messages.TEXTS,
-        "test_language",
-        (gettext_lazy("Enter a valid value."), gettext_lazy("This field is required.")),
-    )
+def test_each_person_reads_the_message_in_their_own_language(django_capture_on_commit_callbacks):
+    """Rendered under the recipient's language (User.language; blank: the co-op's), from locale/."""
+    context = {"driver_name": "Ana", "vehicle": "Toyota Prius"}
     spanish, default = RiderFactory(language="es"), RiderFactory()
-    [es] = notify(user_id=spanish.id, event="test_language", context={})
-    [en] = notify(user_id=default.id, event="test_language", context={})
-    assert (es.subject, es.body) == ("Introduzca un valor válido.", "Este campo es requerido.")
-    assert (en.subject, en.body) == ("Enter a valid value.", "This field is required.")
+    [es] = notify(user_id=spanish.id, event="driver_arriving", context=context)
+    [en] = notify(user_id=default.id, event="driver_arriving", context=context)
+    assert (es.subject, es.body) == (
+        "Tu conductor llegó",
+        "Rochdale: Ana está en tu punto de recogida en un Toyota Prius.",
+    )
+    assert (en.subject, en.body) == (
+        "Your driver is here",
+        "Rochdale: Ana is at your pickup in a Toyota Prius.",
+    )
 
 
 def test_a_retry_that_falls_in_quiet_hours_waits_for_their_end(smtp_server):

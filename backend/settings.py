@@ -405,6 +405,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 30.0,
     },
     "governance-close-proposals": {"task": "governance.tasks.close_due_proposals", "schedule": 5.0},
+    # Tells the voter roll when an election's ballot opens (docs/notifications.md); deduplicated per election.
+    "governance-notify-ballots-open": {"task": "governance.tasks.notify_ballots_open", "schedule": 60.0},
     "governance-close-elections": {"task": "governance.tasks.close_due_elections", "schedule": 30.0},
     # Recurring rides' occurrences within the horizon become reservations (docs/recurring.md); one the
     # booking refused is tried again at the next run while it is still far enough ahead.

@@ -17,6 +17,7 @@ from backend.notifications.messages import CATEGORY_NAMES
 from backend.notifications.models import PushDevice, PushPlatform, PushSubscription
 from backend.notifications.preferences import (
     CHANNEL_NAMES,
+    DEFAULT_CHANNELS,
     preferences_document,
     preferences_of,
     preferences_set,
@@ -146,12 +147,10 @@ def _device_document(device: PushDevice) -> dict[str, object]:
     }
 
 
+# Every category, as the API always lists them all (the defaults, with governance texts switched off).
 _PREFERENCES_EXAMPLE = {
-    "categories": {
-        "trips": {"email": True, "sms": True, "web_push": True, "mobile_push": True},
-        "offers": {"email": False, "sms": False, "web_push": True, "mobile_push": True},
-        "governance": {"email": True, "sms": False, "web_push": True, "mobile_push": True},
-    },
+    "categories": {category: dict(channels) for category, channels in DEFAULT_CHANNELS.items()}
+    | {"governance": {"email": True, "sms": False, "web_push": True, "mobile_push": True}},
     "quiet_hours": {"start": "22:00", "end": "07:00"},
     "time_zone": "America/New_York",
     "time_zone_is_default": True,

@@ -301,7 +301,8 @@
     socket.onopen = () => {
       delay = 500;
       state.routes.clear(); // a new connection sends every route again
-      statusLabel.textContent = "live";
+      // The page carries these words in its own language (the template translates them).
+      statusLabel.textContent = statusLabel.dataset.labelLive || "live";
       statusLabel.className = "status live";
     };
     socket.onmessage = (event) => {
@@ -310,7 +311,10 @@
       else if (frame.type === "sos" || frame.type === "sos.updated") applyAlert(frame.alert);
     };
     socket.onclose = (event) => {
-      statusLabel.textContent = event.code === 4401 || event.code === 4403 ? "signed out" : "reconnecting…";
+      statusLabel.textContent =
+        event.code === 4401 || event.code === 4403
+          ? statusLabel.dataset.labelSignedOut || "signed out"
+          : statusLabel.dataset.labelReconnecting || "reconnecting…";
       statusLabel.className = "status down";
       if (event.code !== 4401 && event.code !== 4403) setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
     };
@@ -342,7 +346,10 @@
       state.areas = areas ? areas.service_areas : [];
       const source = document.getElementById("streets-source");
       if (source) {
-        source.textContent = layer.source === "tiles" ? `streets: ${layer.city} (road tiles)` : "streets: demo city";
+        source.textContent =
+          layer.source === "tiles"
+            ? (source.dataset.labelTiles || "streets: {city} (road tiles)").replace("{city}", layer.city)
+            : source.dataset.labelDemo || "streets: demo city";
       }
       canvas.dataset.streetsSource = layer.source;
       fitView();

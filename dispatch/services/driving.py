@@ -176,8 +176,12 @@ def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[
     return [points[moment] for moment in sorted(points)]
 
 
-def _own_trip(trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID) -> Trip:
-    trip = trip_transition(trip_id=trip_id, to=to, actor_id=driver_id, guard={"driver_id": driver_id})
+def _own_trip(
+    trip_id: uuid.UUID, to: TripStatus, driver_id: uuid.UUID, *, guard: dict[str, object] | None = None
+) -> Trip:
+    trip = trip_transition(
+        trip_id=trip_id, to=to, actor_id=driver_id, guard={**(guard or {}), "driver_id": driver_id}
+    )
     transaction.on_commit(lambda: forget_countdown(trip_id))
     return trip
 
@@ -193,8 +197,10 @@ def trip_arrive(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
 def trip_start(*, driver_id: uuid.UUID, trip_id: uuid.UUID, pin: str | None = None) -> Trip:
     """The rider is aboard; from here the trail is measured. A trip with a ride PIN starts only with it
     (`pin`, dispatch/services/ride_pins.py): a wrong one is refused, counted and audited."""
-    ride_pin_check(driver_id=driver_id, trip_id=trip_id, pin=pin)
-    return _own_trip(trip_id, TripStatus.IN_PROGRESS, driver_id)
+    accepted_pin = ride_pin_check(driver_id=driver_id, trip_id=trip_id, pin=pin)
+    # The move finds the PIN that was checked, or none: a trip that arrived (or got a new PIN) after the
+    # check is refused, and the driver's next start is checked again.
+    return _own_trip(trip_id, TripStatus.IN_PROGRESS, driver_id, guard={"ride_pin": accepted_pin})
 
 
 def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:

@@ -69,8 +69,11 @@ def ride_pin_for_request(*, rider_id: uuid.UUID, asked: bool | None) -> str:
     return ride_pin_new() if wanted else ""
 
 
-def ride_pin_check(*, driver_id: uuid.UUID, trip_id: uuid.UUID, pin: str | None) -> None:
-    """Refuse the start of the driver's arrived trip unless `pin` is its ride PIN.
+def ride_pin_check(*, driver_id: uuid.UUID, trip_id: uuid.UUID, pin: str | None) -> str:
+    """Refuse the start of the driver's arrived trip unless `pin` is its ride PIN; returns the PIN the start
+    may go ahead under ("" when none was checked), which the start's guarded UPDATE must still find on the
+    trip: the check commits before the move, and a trip that was not `arrived` when checked (so no PIN was
+    asked for) may be by the time the move runs.
 
     Does nothing for a trip without a PIN, or one that is not the driver's or not arrived (the move itself
     then answers `trip_not_found` or `invalid_transition`, exactly as without a PIN). Raises
@@ -87,13 +90,13 @@ def ride_pin_check(*, driver_id: uuid.UUID, trip_id: uuid.UUID, pin: str | None)
             .first()
         )
         if trip is None or not trip.ride_pin or trip.status != TripStatus.ARRIVED:
-            return
+            return ""
         if trip.ride_pin_failures >= limit:
             raise RidePinLocked(_locked_message())
         if not pin:
             raise RidePinRequired(_("This ride has a PIN: ask the rider for it and send it with the start."))
         if secrets.compare_digest(pin.encode(), trip.ride_pin.encode()):
-            return
+            return trip.ride_pin
         if outer_transaction:
             raise RuntimeError("a wrong ride PIN must be counted in its own transaction (see ride_pin_check)")
         failures = trip.ride_pin_failures + 1

@@ -123,9 +123,13 @@ def _send(row: Notification) -> str:
         return email_send(to=row.to, subject=row.subject, body=row.body)
     timely = row.urgent or is_timely(row.event)
     if row.channel == NotificationChannel.WEB_PUSH:
-        subscription = PushSubscription.objects.filter(id=row.push_subscription_id).first()
+        # The row's own person only: a browser that signed in as someone else took the subscription along
+        # (push_targets.py), and what was written for the previous person must not reach it.
+        subscription = PushSubscription.objects.filter(
+            id=row.push_subscription_id, user_id=row.user_id
+        ).first()
         if subscription is None:
-            raise ChannelError("web push: the subscription was removed", permanent=True)
+            raise ChannelError("web push: the subscription was removed or moved", permanent=True)
         return web_push_send(
             subscription=subscription,
             title=row.subject,
@@ -134,9 +138,9 @@ def _send(row: Notification) -> str:
             ttl_s=_push_ttl_s(row),
         )
     if row.channel == NotificationChannel.MOBILE_PUSH:
-        device = PushDevice.objects.filter(id=row.device_id).first()
+        device = PushDevice.objects.filter(id=row.device_id, user_id=row.user_id).first()
         if device is None:
-            raise ChannelError("mobile push: the device was removed", permanent=True)
+            raise ChannelError("mobile push: the device was removed or moved", permanent=True)
         if device.platform == PushPlatform.APNS:
             reference = apns_send(
                 token=device.token,

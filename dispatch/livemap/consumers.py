@@ -2,6 +2,8 @@
 
 Browsers send the session cookie with the handshake, so this route alone authenticates by Django session
 (`map_socket_application` wraps it); the origin is checked by the project's AllowedHostsOriginValidator.
+As on the map's pages, the session must have given its second factor (django-otp's device in the session,
+checked as its middleware checks it: the device exists, is confirmed and is the user's; docs/sign-in.md).
 
 A trip's route is sent once per connection: the consumer remembers the route keys the page has, and later
 snapshots carry the key alone (dispatch/livemap/snapshot.py).
@@ -19,7 +21,11 @@ from channels.auth import get_user
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.middleware import BaseMiddleware
 from channels.sessions import SessionMiddlewareStack
+from django.contrib.sessions.backends.base import SessionBase
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
 
+from backend.accounts.models import User
 from backend.concurrency import database_call
 from backend.redis import REDIS_UNREACHABLE
 from dispatch.livemap.snapshot import build_snapshot
@@ -46,6 +52,9 @@ class MapConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if not (user.is_active and user.is_staff):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if not await database_call(_second_factor_verified)(self.scope.get("session"), user):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         # SOS alerts arrive on the staff group the moment they are raised (docs/safety.md); each snapshot
@@ -90,6 +99,15 @@ class MapConsumer(AsyncWebsocketConsumer):
             except Exception:
                 logger.exception("live map snapshot failed")
             await asyncio.sleep(max(0.1, SNAPSHOT_INTERVAL_S - (loop.time() - started)))
+
+
+def _second_factor_verified(session: SessionBase | None, user: User) -> bool:
+    """Whether the session passed the TOTP step with a device still the user's (a reset removes it)."""
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
+    if not persistent_id:
+        return False
+    device = Device.from_persistent_id(persistent_id)
+    return device is not None and device.user_id == user.pk and bool(device.confirmed)
 
 
 def map_socket_application() -> Any:

@@ -37,6 +37,7 @@ from backend.notifications.models import (
     PushSubscription,
 )
 from backend.notifications.preferences import preferences_of
+from backend.notifications.push_targets import endpoint_allowed
 from backend.notifications.webpush import web_push_send
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,12 @@ def _send(row: Notification) -> str:
         ).first()
         if subscription is None:
             raise ChannelError("web push: the subscription was removed or moved", permanent=True)
+        # Checked again at sending: a subscription kept before the check was tightened, or before the list
+        # of push services changed, must not make the server post anywhere else.
+        if not endpoint_allowed(subscription.endpoint):
+            raise ChannelError(
+                "web push: the endpoint is not a push service this server sends to", permanent=True
+            )
         return web_push_send(
             subscription=subscription,
             title=row.subject,

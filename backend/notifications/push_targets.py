@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from backend.errors import InvalidInput, NotFound
 from backend.notifications.models import PushDevice, PushPlatform, PushSubscription
@@ -39,10 +41,19 @@ def _b64url_decode(value: str) -> bytes:
 
 
 def endpoint_allowed(endpoint: str) -> bool:
-    """Whether the server may POST to `endpoint`: a listed push service, over https (or http when allowed)."""
+    """Whether the server may POST to `endpoint`: a listed push service, over https (or http when allowed).
+
+    The host is read as the sender reads it too (urllib3, under requests and pywebpush), and both readings
+    must agree: `urlsplit` takes `https://10.0.0.1\\.push.apple.com/` for a push service's name where urllib3
+    connects to 10.0.0.1. No push service's address has a backslash, a space or a control character."""
+    if any(character == "\\" or character.isspace() or not character.isprintable() for character in endpoint):
+        return False
     try:
         parts = urlsplit(endpoint)
-    except ValueError:
+        sent_to = parse_url(endpoint)
+    except (ValueError, LocationParseError):
+        return False
+    if (sent_to.host or "").lower() != (parts.hostname or "").lower() or sent_to.scheme != parts.scheme:
         return False
     allow_http = getattr(settings, "ROCHDALE_WEB_PUSH_ALLOW_HTTP", False)
     if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):

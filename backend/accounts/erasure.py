@@ -5,7 +5,8 @@ audit log must outlive the person (tax law and the regulator ask for years of th
 audit log refuse UPDATE and DELETE by design), and they all point at the user id. So the id stays and what
 made it a person goes: the name becomes a stable pseudonym, the phone a placeholder that is no phone number
 (so nobody can register it or sign in with it), the email is cleared, the password made unusable, the
-account deactivated and its refresh tokens blacklisted. The protected records are never touched.
+account deactivated, its refresh tokens blacklisted and its second-factor (TOTP) devices removed. The
+protected records are never touched.
 
 This module is the kernel's part: it knows accounts only. What blocks an erasure (an open trip, money owed
 either way, share capital) and the trips' and locations' part live above it, in
@@ -14,6 +15,7 @@ dispatch/services/data_rights.py, which calls `user_pseudonymise` inside its tra
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -22,7 +24,11 @@ from django.utils.translation import gettext
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from backend.accounts.models import ErasureRequest, ErasureStatus, User
+from backend.accounts.second_factor import second_factor_reset
 from backend.errors import NotFound, PermissionDenied
+from backend.redis import REDIS_UNREACHABLE
+
+logger = logging.getLogger(__name__)
 
 PHONE_PLACEHOLDER_PREFIX = "erased"
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -110,6 +116,7 @@ def user_pseudonymise(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> tup
     user.groups.clear()
     user.user_permissions.clear()
     tokens_revoke(user_id=user.id)
+    _second_factor_remove(user)
     now = timezone.now()
     request = ErasureRequest.objects.filter(user_id=user.id, status=ErasureStatus.REQUESTED).first()
     if request is None:
@@ -121,6 +128,15 @@ def user_pseudonymise(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> tup
     request.checked_at = now
     request.save(update_fields=["status", "completed_at", "completed_by", "blockers", "checked_at"])
     return user, request
+
+
+def _second_factor_remove(user: User) -> None:
+    """The person's authenticator devices (their TOTP keys) go with the account."""
+    try:
+        second_factor_reset(user=user)
+    except REDIS_UNREACHABLE:
+        # The devices are deleted before the reset clears the wrong-code counter, which expires by itself.
+        logger.warning("erasure of %s: the second factor's counter was left to expire", user.pk)
 
 
 def tokens_revoke(*, user_id: uuid.UUID) -> int:

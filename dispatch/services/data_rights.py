@@ -76,9 +76,12 @@ from dispatch.models import (
     Rating,
     RecurringRide,
     RecurringRideStatus,
+    RiderSafetySettings,
+    SafetyAlert,
     Tip,
     Trip,
     TripEvent,
+    TripShareLink,
 )
 from dispatch.state import DRIVER_ACTIVE_STATUSES, OPEN_STATUSES, UPCOMING_STATUSES
 from governance.audit import audit_append
@@ -249,6 +252,7 @@ def account_export_document(*, user: User) -> dict[str, Any]:
             for note in Notification.objects.filter(user_id=user.id).order_by("created_at")
         ],
         "notification_settings": notification_settings_export(user_id=user.id),
+        "safety": _safety(user),
         "governance": _governance(user),
         "erasure_requests": [
             {
@@ -259,6 +263,44 @@ def account_export_document(*, user: User) -> dict[str, Any]:
                 "completed_at": _ts(request.completed_at),
             }
             for request in ErasureRequest.objects.filter(user_id=user.id).order_by("requested_at")
+        ],
+    }
+
+
+def _safety(user: User) -> dict[str, Any]:
+    """The person's standing safety choices, the share links they made (when, until when, revoked: never
+    the token, nor its digest, which would still open the trip while it runs) and the SOS alerts they
+    raised, with when staff took each on and closed it."""
+    chosen = RiderSafetySettings.objects.filter(rider_id=user.id).first()
+    return {
+        "settings": None
+        if chosen is None
+        else {"ride_pin_always": chosen.ride_pin_always, "updated_at": _ts(chosen.updated_at)},
+        "share_links": [
+            {
+                "id": str(link.id),
+                "trip_id": str(link.trip_id),
+                "created_at": _ts(link.created_at),
+                "expires_at": _ts(link.expires_at),
+                "revoked_at": _ts(link.revoked_at),
+            }
+            for link in TripShareLink.objects.filter(created_by_id=user.id).order_by("created_at")
+        ],
+        "sos_alerts": [
+            {
+                "id": str(alert.id),
+                "trip_id": str(alert.trip_id) if alert.trip_id else None,
+                "role": alert.role,
+                "source": alert.source,
+                "raised_at": _ts(alert.raised_at),
+                "position": _place(alert.position),
+                "accuracy_m": alert.accuracy_m,
+                "position_source": alert.position_source or None,
+                "actions": [{"kind": action.kind, "at": _ts(action.at)} for action in alert.actions.all()],
+            }
+            for alert in SafetyAlert.objects.filter(raised_by_id=user.id)
+            .prefetch_related("actions")
+            .order_by("raised_at")
         ],
     }
 
@@ -808,6 +850,10 @@ def account_erase(*, user_id: uuid.UUID, erased_by: uuid.UUID | None) -> Erasure
         # What the person was told, and where: the outbox is delivery's working table, not a record.
         Notification.objects.filter(user_id=user_id).delete()
         notification_settings_erase(user_id=user_id)
+        # Safety: the links made to the person's trips and their standing choices go; the SOS alerts they
+        # raised stay (an emergency's record is append-only) under the pseudonymised account.
+        TripShareLink.objects.filter(Q(created_by_id=user_id) | Q(trip__rider_id=user_id)).delete()
+        RiderSafetySettings.objects.filter(rider_id=user_id).delete()
         # The organisations that knew them by name and phone, or counted them in, no longer do.
         OrganisationGuest.objects.filter(user_id=user_id).delete()
         OrganisationMembership.objects.filter(user_id=user_id).delete()

@@ -16,6 +16,7 @@ members at once: the second is answered the alert as the first left it), audited
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ def sos_raise(
         alert = safety_alert_get(alert_id=alert.id)
         shown = alert_for_staff(alert)
         _tell_staff(alert, shown)
+        # Every member reads the audit log: ids only, never where the person was (staff have it on the
+        # alert).
         audit_append(
             kind=AUDIT_RAISED,
             payload={
@@ -115,7 +118,7 @@ def sos_raise(
                 "raised_by": str(user_id),
                 "role": role,
                 "trip_id": str(trip.id) if trip else None,
-                "position": shown["position"],
+                "has_position": shown["position"] is not None,
                 "source": source,
             },
         )
@@ -222,8 +225,15 @@ def _act(alert_id: uuid.UUID, staff_id: uuid.UUID, kind: str, note: str, audit_k
                 dedup_key=f"sos-acknowledged:{alert.id}",
                 urgent=True,
             )
+        # The note is staff's account of an emergency, for staff: the log keeps its digest, which shows
+        # it was written and that it has not changed since, without telling every member what happened.
         audit_append(
-            kind=audit_kind, payload={"alert_id": str(alert_id), "staff_id": str(staff_id), "note": note}
+            kind=audit_kind,
+            payload={
+                "alert_id": str(alert_id),
+                "staff_id": str(staff_id),
+                "note_sha256": hashlib.sha256(note.encode()).hexdigest(),
+            },
         )
         push_to_group(STAFF_MAP_GROUP, {"type": FRAME_UPDATED, "alert": alert_for_staff(alert)})
     return alert

@@ -7,8 +7,9 @@
    password alone never opens a staff page (the live map, the admin) however that page checks.
 2. /account/verify/ takes the code of that person's authenticator, counted per account; it sends a person
    with no device on to enrol.
-3. /account/two-factor/ enrols the first device (after the password, before anything else) and, for a
-   signed-in, verified person, replaces it. Its first code confirms it and verifies the session.
+3. /account/two-factor/ enrols the first device (within ROCHDALE_SECOND_FACTOR_STEP_S of the password,
+   before anything else) and, for a signed-in, verified person, replaces it. Its first code confirms it
+   and verifies the session.
 Every success rotates the session key. `next` is followed only back into this site.
 """
 
@@ -57,6 +58,9 @@ from backend.accounts.web import (
 PENDING_USER_KEY = "account_pending_user_id"
 PENDING_AT_KEY = "account_pending_at"
 PENDING_BACKEND_KEY = "account_pending_backend"
+# When this session last proved the password on the sign-in page: a first device is enrolled only within
+# ROCHDALE_SECOND_FACTOR_STEP_S of it, never on an old session's strength (a lost phone's, after a reset).
+PASSWORD_AT_KEY = "account_password_at"
 
 
 class SignInForm(forms.Form):
@@ -134,6 +138,13 @@ def _step_person(request: HttpRequest) -> User | None:
     return signing_in_user(user_id=user_id)
 
 
+def _password_just_proven(request: HttpRequest) -> bool:
+    """Whether the person at the enrolment step gave their password on the sign-in page within
+    ROCHDALE_SECOND_FACTOR_STEP_S: the pending step (signed in by the code to come), or signed in at once."""
+    proved_at = request.session.get(PASSWORD_AT_KEY if request.user.is_authenticated else PENDING_AT_KEY)
+    return isinstance(proved_at, int) and time.time() - proved_at <= settings.ROCHDALE_SECOND_FACTOR_STEP_S
+
+
 def _second_factor_done(request: HttpRequest, person: User, device: TOTPDevice) -> None:
     """Sign the person in (if the password step left them waiting) and mark the session verified."""
     if request.user.is_authenticated and request.user.pk == person.pk:
@@ -181,6 +192,7 @@ def _after_password(request: HttpRequest, user: User, next_url: str) -> HttpResp
     device = confirmed_device(user)
     if device is None and not staff_need_second_factor(user):
         auth.login(request, user)  # rotates the session key
+        request.session[PASSWORD_AT_KEY] = int(time.time())
         return redirect(next_url or _home(user))
     _pending_start(request, user)
     return _to(SECOND_FACTOR_URL if device is not None else ENROL_URL, next_url)
@@ -229,6 +241,10 @@ def two_factor(request: HttpRequest) -> HttpResponseBase:
     if person is None:
         return _to(settings.LOGIN_URL, url_with_next(ENROL_URL, next_url) if next_url else ENROL_URL)
     current = confirmed_device(person)
+    if current is None and not _password_just_proven(request):
+        # A first device is set up on a password given just now: an old session (a lost phone's, whose
+        # device staff reset) would otherwise set its own authenticator up for the account.
+        return _to(settings.LOGIN_URL, url_with_next(ENROL_URL, next_url) if next_url else ENROL_URL)
     if current is not None and not (request.user.is_authenticated and second_factor_verified(request)):
         # Replacing a device takes a code from it first; a lost one is reset by staff (docs/operations.md).
         return _to(SECOND_FACTOR_URL, url_with_next(ENROL_URL, next_url) if next_url else ENROL_URL)

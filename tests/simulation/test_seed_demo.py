@@ -85,3 +85,25 @@ def test_seed_demo_makes_the_organisation_and_the_demo_policy_once_and_keeps_the
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "scheduled"
     assert response.json()["organisation"]["reference"] == "DIALYSIS-0001"
+
+
+def test_seed_demo_gives_the_portal_its_members_a_proposal_in_discussion_and_an_election_once(db, tmp_path):
+    from dispatch.management.commands.seed_demo import DEMO_BYLAW_TITLE, DEMO_DRIVERS, DEMO_ELECTION_TITLE
+    from governance.models import Candidate, Election, Member, MemberStatus, Proposal, ProposalComment
+
+    credentials = tmp_path / "demo-credentials.json"
+    said = seed(credentials)
+    assert Member.objects.filter(status=MemberStatus.ACTIVE).count() == len(DEMO_DRIVERS)
+    proposal = Proposal.objects.get(title=DEMO_BYLAW_TITLE)
+    assert (proposal.kind, proposal.status, proposal.eligible) == ("bylaw", "open", len(DEMO_DRIVERS))
+    assert ProposalComment.objects.filter(proposal=proposal).count() == 1
+    election = Election.objects.get(title=DEMO_ELECTION_TITLE)
+    assert election.phase() == "nominating" and election.seats == 1
+    standing = {candidate.member_id for candidate in Candidate.objects.filter(election=election)}
+    assert len(standing) == 2 and proposal.proposer.user.phone == DEMO_DRIVERS[0][0]
+    assert f"{len(DEMO_DRIVERS)} members; proposal" in said
+
+    seed(credentials)
+    assert Proposal.objects.filter(title=DEMO_BYLAW_TITLE).count() == 1
+    assert Election.objects.filter(title=DEMO_ELECTION_TITLE).count() == 1
+    assert ProposalComment.objects.count() == 1 and Candidate.objects.count() == 2

@@ -8,6 +8,9 @@
   demo password, for trying the API by hand (the simulator registers its own users through the API);
 - the founding board: three of the drivers join as members and take founding seats, where the governance
   app offers that;
+- the members' portal's business (docs/portal.md): every demo driver is a member, a bylaw proposal is open
+  for votes with a first comment in its discussion, and an election for one seat takes nominations, with
+  two founders standing (each made once: kept while one with the demo's title is open);
 - rides booked ahead the demo can show: the board's shortest lead (`reservations.min_lead_s`, 3600 s by
   default) is the server's real time while the simulation runs at speedup 20, so where the policy in force
   asks for more than DEMO_MIN_LEAD_S (600 s, the least the board's bounds allow) a demo fare-policy
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,7 @@ from backend.organisations.models import (
 from dispatch.models import ServiceArea
 from dispatch.simulation.city import City
 from governance import selectors, services
+from governance.models import Election, Member, MemberStatus, Proposal, ProposalKind, ProposalStatus
 
 STAFF_PHONE = "+12125550001"
 DEMO_DRIVERS = [
@@ -71,6 +76,14 @@ DEMO_RIDERS = [
 FOUNDING_DIRECTORS = 3
 # The board's bounds (backend/fares/policy.py RESERVATION_RULE_BOUNDS) allow no shorter lead.
 DEMO_MIN_LEAD_S = 600
+# The portal's demo business (seed_member_business), found again by these titles on the next run.
+DEMO_BYLAW_TITLE = "Bylaw: publish the fairness figures every month"
+DEMO_BYLAW_BODY = (
+    "Section 9 gains: the co-op publishes its fairness figures (trips, pay over the floor, the Gini of"
+    " hourly earnings, offer shares, wheelchair response times) on the first of every month."
+)
+DEMO_BYLAW_COMMENT = "Yes, and let the simulator show the Gini before the board changes the dispatch rule."
+DEMO_ELECTION_TITLE = "Board seat: night-shift drivers"
 ORGANISATION_NAME = "Harlem Dialysis Center"
 ORGANISATION_POLICY: dict[str, Any] = {
     "kind": OrganisationKind.CLINIC.value,
@@ -113,6 +126,7 @@ class Command(BaseCommand):
             ]
             riders = [self.seed_rider(phone, name, password) for phone, name in DEMO_RIDERS]
         board = self.seed_board(drivers[:FOUNDING_DIRECTORS], staff)
+        portal = self.seed_member_business(drivers, staff)
         booking_ahead = self.seed_booking_ahead()
         policy_version = self.confirm_fare_policy()
         organisation = self.seed_organisation(staff, password, credentials)
@@ -126,6 +140,7 @@ class Command(BaseCommand):
         )
         write(f"demo riders: {len(riders)}")
         write(f"founding board: {board}")
+        write(f"members' portal (/members/): {portal}")
         write(self.style.SUCCESS(f"staff sign-in: phone {STAFF_PHONE}  password {password}"))
         write(f"(demo drivers {DEMO_DRIVERS[0][0]}..{DEMO_DRIVERS[-1][0]} and riders share that password)")
 
@@ -215,6 +230,41 @@ class Command(BaseCommand):
                 services.board_seat_found(member_id=member.id, actor=staff)
             seated += 1
         return f"{seated} founding directors seated ({selectors.seats_in_force().count()} seats in force)"
+
+    def seed_member_business(self, drivers: list[User], staff: User) -> str:
+        """Every demo driver a member; an open bylaw proposal with a comment, and an election taking
+        nominations with two founders standing, so the portal has something to read, discuss and vote on."""
+        for user in drivers:
+            if selectors.current_member(user) is None:
+                services.membership_join(user=user)
+        now = timezone.now()
+        proposer = drivers[0]
+        proposal = Proposal.objects.filter(title=DEMO_BYLAW_TITLE, status=ProposalStatus.OPEN).first()
+        if proposal is None:
+            proposal = services.proposal_create(
+                user=proposer,
+                kind=ProposalKind.BYLAW,
+                title=DEMO_BYLAW_TITLE,
+                body=DEMO_BYLAW_BODY,
+                payload={},
+                closes_at=now + timedelta(days=14),
+            )
+            services.proposal_comment_add(proposal_id=proposal.id, user=drivers[1], body=DEMO_BYLAW_COMMENT)
+        election = Election.objects.filter(title=DEMO_ELECTION_TITLE, closed_at__isnull=True).first()
+        if election is None:
+            election = services.election_create(
+                user=staff,
+                title=DEMO_ELECTION_TITLE,
+                seats=1,
+                nominations_close_at=now + timedelta(days=7),
+                voting_closes_at=now + timedelta(days=14),
+            )
+            for user in drivers[1:3]:
+                services.election_nominate(
+                    election_id=election.id, user=user, statement="I drive nights and want them heard."
+                )
+        members = Member.objects.filter(status=MemberStatus.ACTIVE).count()
+        return f"{members} members; proposal {proposal.title!r} open; election {election.title!r} nominating"
 
     def seed_booking_ahead(self) -> str:
         """The board's shortest lead for rides booked ahead, made DEMO_MIN_LEAD_S by a demo version of the

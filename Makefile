@@ -1,4 +1,4 @@
-.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta bench-roads
+.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta bench-roads bench-portal
 
 # Bring up the whole stack and the live demo city (Ctrl-C stops everything).
 run:
@@ -27,3 +27,7 @@ bench-sim-eta:
 # The model against Valhalla on the Helsinki extract: accuracy, the k for road ranking, and what routing costs.
 bench-roads:
 	.venv/bin/python infra/benchmarks/bench_roads.py
+
+# The members' portal: render time, queries and bytes per page, against the sign-in page in the same run.
+bench-portal:
+	.venv/bin/python infra/benchmarks/bench_portal.py

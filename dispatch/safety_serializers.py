@@ -13,6 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.contrib.gis.geos import Point
+
+from backend.accounts.models import User
 from backend.timestamps import wire_timestamp
 from dispatch.models import (
     SafetyAlert,
@@ -55,7 +58,7 @@ def _action_view(action: SafetyAlertAction | None) -> dict[str, Any] | None:
     }
 
 
-def _party(user: Any) -> dict[str, Any] | None:
+def _party(user: User | None) -> dict[str, Any] | None:
     return None if user is None else {"id": str(user.id), "name": user.name, "phone": user.phone}
 
 
@@ -113,7 +116,7 @@ def share_link_view(link: TripShareLink, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def _area(point: Any) -> dict[str, float]:
+def _area(point: Point) -> dict[str, float]:
     return {"lat": round(point.y, SHARED_AREA_DECIMALS), "lng": round(point.x, SHARED_AREA_DECIMALS)}
 
 

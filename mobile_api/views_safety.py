@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 from backend.accounts.throttling import RedisRateThrottle
 from backend.errors import DomainError, InvalidInput
 from dispatch import safety_selectors
-from dispatch.models import SafetyAlertSource
+from dispatch.models import SafetyAlert, SafetyAlertSource
 from dispatch.serializers import TripSerializer, trip_for
 from dispatch.services import ride_pins, share_links, sos
 from mobile_api import serializers_safety as s
@@ -219,7 +219,7 @@ def _page_headers(response: HttpResponse) -> HttpResponse:
 # --- SOS (the trip's rider or driver; an online driver) ---------------------------------------------------
 
 
-def _sos_answer(alert: Any, created: bool) -> Response:
+def _sos_answer(alert: SafetyAlert, created: bool) -> Response:
     return Response(s.SafetyAlertOut(alert).data, status=201 if created else 200)
 
 

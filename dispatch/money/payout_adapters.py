@@ -32,6 +32,7 @@ import csv
 import io
 import logging
 import os
+import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -407,12 +408,20 @@ class AchFileAdapter(PayoutAdapter):
 
 
 def _write_private(path: Path, text: str, *, encoding: str) -> None:
-    """Write atomically (a reader never sees half a file) and readable by the owner only."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding=encoding, newline="") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    """Write atomically (a reader never sees half a file) and readable by the owner only.
+
+    Each writer has its own temporary file (mkstemp: a unique name, mode 600), because two payout runs may
+    re-send one batch at once: with one shared temporary name, the second writer's rename found the file
+    already renamed by the first. The batch's text is the same for both, so whichever renames last wins."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding=encoding, newline="") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 # --- Registry ---------------------------------------------------------------------------------------------

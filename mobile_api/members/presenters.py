@@ -32,11 +32,6 @@ PAYOUTS_SHOWN = 12
 DEFAULT_DUE_WINDOW_DAYS = 30
 
 
-def money_text(amount_minor: int, currency: str) -> str:
-    """`12.34 USD`, as the receipts and the earnings CSV write amounts."""
-    return format_money(amount_minor, currency)
-
-
 def choice_label(choice: str) -> str:
     return {
         "yes": pgettext("vote", "Yes"),
@@ -192,13 +187,13 @@ def weekly_earnings(*, driver_id: uuid.UUID, today: date | None = None) -> list[
                 week_start=monday,
                 week_end=monday + timedelta(days=6),
                 trips=sum(1 for line in lines if line.kind == "trip"),
-                pay=money_text(sum(line.pay for line in lines) + week_top_up, currency),
-                tips=money_text(sum(line.tip for line in lines), currency),
-                floor_top_ups=money_text(per_trip + week_top_up, currency),
+                pay=format_money(sum(line.pay for line in lines) + week_top_up, currency),
+                tips=format_money(sum(line.tip for line in lines), currency),
+                floor_top_ups=format_money(per_trip + week_top_up, currency),
                 topped_up=per_trip + week_top_up > 0,
                 lifted_trips=sum(1 for line in lines if line.floor_top_up > 0),
-                weekly_floor=money_text(week.floor, week.currency) if week else None,
-                weekly_received=money_text(week.received, week.currency) if week else None,
+                weekly_floor=format_money(week.floor, week.currency) if week else None,
+                weekly_received=format_money(week.received, week.currency) if week else None,
             )
         )
     return weeks
@@ -226,7 +221,7 @@ def payout_rows(*, driver_id: uuid.UUID) -> list[PayoutRow]:
     return [
         PayoutRow(
             week_start=payout.week_start,
-            amount=money_text(payout.amount_minor, payout.currency),
+            amount=format_money(payout.amount_minor, payout.currency),
             status=payout_status_label(payout.status),
             status_code=payout.status,
             paid_at=payout.paid_at,
@@ -310,7 +305,7 @@ def _seconds(value: object) -> str:
 def _amount(value: object) -> str:
     if not isinstance(value, dict):
         return _withheld()
-    return money_text(int(value["amount"]), str(value["currency"]))
+    return format_money(int(value["amount"]), str(value["currency"]))
 
 
 def figure_rows(figures: dict[str, Any]) -> list[FigureRow]:

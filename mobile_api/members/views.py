@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from backend.errors import DomainError, InvalidInput
 from dispatch.compliance.hvfhv import parse_month
 from dispatch.figures import coop_figures, current_month, figures_months, last_complete_month
+from dispatch.money.receipts import format_money
 from governance import selectors, services
 from governance.models import Election, MemberStatus, Proposal, ProposalKind, VoteChoice, Voters
 from governance.selectors import ProposalRecord
@@ -501,9 +502,9 @@ def membership(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     statements = [
         {
             "statement": statement,
-            "total": presenters.money_text(statement.total_minor, statement.currency),
-            "cash": presenters.money_text(statement.cash_minor, statement.currency),
-            "capital": presenters.money_text(statement.capital_minor, statement.currency),
+            "total": format_money(statement.total_minor, statement.currency),
+            "cash": format_money(statement.cash_minor, statement.currency),
+            "capital": format_money(statement.capital_minor, statement.currency),
         }
         for statement in selectors.statements_of(viewer.user)[:STATEMENTS_SHOWN]
     ]
@@ -520,16 +521,16 @@ def membership(request: HttpRequest, viewer: Viewer) -> HttpResponse:
                 MemberStatus.ACTIVE: _("Active, in good standing"),
                 MemberStatus.SUSPENDED: _("Suspended"),
             }.get(member.status, member.status),
-            "share_price": presenters.money_text(member.share_price_minor, currency),
-            "share_paid": presenters.money_text(detail["paid"]["amount"], currency),
-            "share_outstanding": presenters.money_text(selectors.share_outstanding_minor(member), currency),
+            "share_price": format_money(member.share_price_minor, currency),
+            "share_paid": format_money(detail["paid"]["amount"], currency),
+            "share_outstanding": format_money(selectors.share_outstanding_minor(member), currency),
             "share_fully_paid": selectors.share_outstanding_minor(member) == 0,
             "instalment_rate": f"{rate.normalize():f}",
-            "capital_account": presenters.money_text(detail["capital_account"]["amount"], currency),
+            "capital_account": format_money(detail["capital_account"]["amount"], currency),
             "patronage_year": patronage["year"],
             "patronage_trips": patronage["trips"],
             "patronage_hours": f"{patronage['engaged_seconds'] / 3600:.1f}",
-            "patronage_earnings": presenters.money_text(patronage["net_earnings"]["amount"], currency),
+            "patronage_earnings": format_money(patronage["net_earnings"]["amount"], currency),
             "statements": statements,
             "director": summary.get("director", False),
         },

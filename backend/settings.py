@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     # Second factor (TOTP) for directors and staff on the board, the members' portal and the admin.
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_prometheus",
+    "corsheaders",
     "backend.accounts",
     "backend.fares",
     "backend.cards",
@@ -110,8 +112,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes first: /api/v1/health/live and /ready answer before any host check, since a kubelet or a load
+    # balancer sends its own address as Host (docs/operations.md, "Health").
+    "backend.health.HealthProbeMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A request id for every log line and the X-Request-ID answer header (docs/operations.md, "Logs").
+    "backend.request_context.RequestContextMiddleware",
     # Outermost: a request whose database connection died runs once more where that is safe.
     "mobile_api.db_retry.DatabaseRetryMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,6 +134,7 @@ MIDDLEWARE = [
     "backend.accounts.languages.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "backend.urls"
@@ -426,7 +436,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # is believed only when such a proxy is trusted, or a client could claim HTTPS with a made-up one.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ROCHDALE_TRUSTED_PROXY_HOPS else None
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health(/live|/ready)?$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -698,3 +708,44 @@ ROCHDALE_FIGURES_MIN_DRIVERS = env_int("ROCHDALE_FIGURES_MIN_DRIVERS", 5)
 # GDAL < 3.9 cannot block file/network access while parsing spatial references. We never parse a spatial
 # reference or WKT a client sends: places arrive as two validated numbers and become Points in SRID 4326.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+# --- Operations (docs/operations.md) ---
+# Metrics: /metrics answers only a scraper from these networks, or one sending this bearer token.
+ROCHDALE_METRICS_TOKEN = env_str("ROCHDALE_METRICS_TOKEN", "")
+ROCHDALE_METRICS_ALLOWED_NETWORKS = env_list("ROCHDALE_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# Heartbeats of the Celery worker, beat and the dispatch worker: written every interval, and readiness
+# fails once one is older than the stale age.
+ROCHDALE_HEARTBEAT_INTERVAL_S = env_float("ROCHDALE_HEARTBEAT_INTERVAL_S", 10.0)
+ROCHDALE_HEARTBEAT_STALE_S = env_float("ROCHDALE_HEARTBEAT_STALE_S", 30.0)
+# Logs: JSON lines in production, readable lines on a developer's machine; Sentry only when a DSN is set.
+ROCHDALE_LOG_FORMAT = env_str("ROCHDALE_LOG_FORMAT", "plain" if DEBUG else "json")
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+# CORS for the co-op's own web apps: only these origins, only the API.
+CORS_ALLOWED_ORIGINS = env_list("ROCHDALE_CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "accept-language",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+)
+CORS_EXPOSE_HEADERS = ["x-request-id", "retry-after"]
+# Backups (manage.py backup / restore) and the audit chain's signed head, exported on a schedule.
+ROCHDALE_BACKUP_DIR = Path(env_str("ROCHDALE_BACKUP_DIR", str(BASE_DIR / "var" / "backups")))
+ROCHDALE_AUDIT_HEAD_DIR = Path(env_str("ROCHDALE_AUDIT_HEAD_DIR", str(BASE_DIR / "var" / "audit-heads")))
+ROCHDALE_AUDIT_HEAD_KEY_FILE = env_str(
+    "ROCHDALE_AUDIT_HEAD_KEY_FILE", str(BASE_DIR / "var" / "audit_head_signing.pem")
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Expired JWT blacklist entries and sessions, daily (issue 18).
+        "tokens-and-sessions-purge": {
+            "task": "backend.accounts.tasks.purge_expired_tokens_and_sessions",
+            "schedule": 86400.0,
+        },
+        # The audit chain's head, signed, for staff to publish (docs/operations.md, "Backups").
+        "audit-head-export": {"task": "governance.tasks.export_audit_head", "schedule": 3600.0},
+    }
+)

@@ -24,3 +24,8 @@ app.autodiscover_tasks(
         "mobile_api",
     ]
 )
+
+# Heartbeats for readiness and the exec probes (backend/heartbeats.py), with no command-line flag: a
+# bootstep in every worker, and beat's scheduler.
+app.steps["worker"].add("backend.celery_heartbeats:WorkerHeartbeat")
+app.conf.beat_scheduler = "backend.celery_heartbeats:HeartbeatScheduler"

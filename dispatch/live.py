@@ -33,6 +33,7 @@ from typing import Any
 
 from django.conf import settings
 
+from backend import heartbeats
 from backend.redis import REDIS_UNREACHABLE, get_redis
 from dispatch.roads.engine import LatLng
 
@@ -87,7 +88,8 @@ def flush_lock_key(region_name: str | None = None) -> str:
 
 
 def worker_heartbeat_key(region_name: str | None = None) -> str:
-    return f"rd:worker:{region_name or region()}"
+    # Named in backend.heartbeats, where readiness (below dispatch in the layers) reads it too.
+    return heartbeats.dispatch_worker_key(region_name or region())
 
 
 def generation_key(region_name: str | None = None) -> str:

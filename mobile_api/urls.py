@@ -3,10 +3,13 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from mobile_api.views_health import HealthView
+from mobile_api.views_health import HealthView, LivenessView, ReadinessView
 
 urlpatterns = [
     path("health", HealthView.as_view(), name="health"),
+    # Answered by backend.health.HealthProbeMiddleware first; routed here for the OpenAPI description.
+    path("health/live", LivenessView.as_view(), name="health-live"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("mobile_api.urls_accounts")),

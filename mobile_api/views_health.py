@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.health import check_database, check_redis
+from backend.health import check_database, check_redis, liveness, readiness
 
 _HealthSerializer = inline_serializer(
     "Health",
@@ -41,3 +41,72 @@ class HealthView(APIView):
         # where Django would log every probe of a load balancer as an error.
         response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log
         return response
+
+
+_LiveSerializer = inline_serializer("Liveness", {"status": serializers.ChoiceField(choices=["ok"])})
+
+_BeatSerializer = inline_serializer(
+    "Heartbeat",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "stale", "down"]),
+        "age_s": serializers.FloatField(allow_null=True, help_text="seconds since the last beat"),
+    },
+)
+
+_ReadySerializer = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "database": serializers.ChoiceField(choices=["ok", "down"]),
+        "redis": serializers.ChoiceField(choices=["ok", "down"]),
+        "migrations": serializers.ChoiceField(choices=["ok", "pending", "down"]),
+        "heartbeats": inline_serializer(
+            "ReadinessHeartbeats",
+            {
+                "celery_worker": _BeatSerializer,
+                "celery_beat": _BeatSerializer,
+                "dispatch_worker": serializers.DictField(child=_BeatSerializer, help_text="by region"),
+            },
+        ),
+        "failing": serializers.ListField(
+            child=serializers.CharField(), help_text='the checks not "ok", e.g. "dispatch_worker.default"'
+        ),
+    },
+)
+
+
+class _ProbeView(APIView):
+    """The probes' routes, for the OpenAPI description: backend.health.HealthProbeMiddleware answers
+    GET and HEAD on these paths, with the same bodies, before any host check or view is reached."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @staticmethod
+    def answer(body: dict[str, object], status: int) -> Response:
+        response = Response(body, status=status)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # a 503 is the answer, logged once
+        return response
+
+
+class LivenessView(_ProbeView):
+    @extend_schema(
+        operation_id="health_live",
+        responses={200: _LiveSerializer},
+        summary="The process is up (checks nothing it depends on; any Host is accepted)",
+    )
+    def get(self, request: Request) -> Response:
+        return self.answer(*liveness())
+
+
+class ReadinessView(_ProbeView):
+    @extend_schema(
+        operation_id="health_ready",
+        responses={200: _ReadySerializer, 503: _ReadySerializer},
+        summary=(
+            "Database, Redis, migrations applied, and fresh heartbeats of the Celery worker, beat and the "
+            "dispatch worker (any Host is accepted)"
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        return self.answer(*readiness())

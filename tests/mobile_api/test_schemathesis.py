@@ -8,6 +8,7 @@ import time
 
 import pytest
 import schemathesis
+from django.conf import settings as dj_settings
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -21,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from backend import heartbeats
 from tests.factories import RiderFactory
 from tests.mobile_api.builders import completed_trip
 
@@ -84,6 +86,15 @@ def _run(wsgi_app, *, include) -> tuple[int, list[str]]:
             response = case.call(headers={"Authorization": f"Bearer {token}"})
             case.validate_response(response, checks=CHECKS)
 
+        # Readiness (GET /api/v1/health/ready) wants fresh heartbeats of the Celery worker, beat and the
+        # dispatch worker; none runs here, so beat for them as they would, just before each operation.
+        heartbeats.write(
+            [
+                heartbeats.CELERY_WORKER_KEY,
+                heartbeats.CELERY_BEAT_KEY,
+                heartbeats.dispatch_worker_key(dj_settings.ROCHDALE_DISPATCH_REGION),
+            ]
+        )
         try:
             exercise()
         except Exception as exc:  # collect every operation's failure, then report them all
@@ -99,8 +110,9 @@ def test_rider_and_account_operations_hold_to_their_schema(in_process_wsgi, serv
     # 15, and PATCH /me (the account's email), GET /me/export and POST /me/erasure (data rights), and
     # GET /me/organisations with the four answers to invitations (docs/organisations.md): 23; the seven
     # notification routes under /me/ (docs/notifications.md); and the seven safety routes under /trips/ and
-    # /me/ (share links, their revocation, SOS, the ride PIN's reset, /me/safety; docs/safety.md).
-    assert operations == 23 + 7 + 7
+    # /me/ (share links, their revocation, SOS, the ride PIN's reset, /me/safety; docs/safety.md); and the
+    # two probes, /health/live and /health/ready (docs/operations.md, "Health and heartbeats").
+    assert operations == 23 + 7 + 7 + 2
     assert not failures, "\n\n".join(failures)
 
 

@@ -7,6 +7,7 @@ rolled-back transaction never wrote.
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
@@ -29,3 +30,19 @@ app.autodiscover_tasks(
 # bootstep in every worker, and beat's scheduler.
 app.steps["worker"].add("backend.celery_heartbeats:WorkerHeartbeat")
 app.conf.beat_scheduler = "backend.celery_heartbeats:HeartbeatScheduler"
+
+
+# Metrics (docs/operations.md, "Metrics"): with ROCHDALE_METRICS_PORT the worker's main process serves its
+# children's metrics, summed from PROMETHEUS_MULTIPROC_DIR (they count in their own memory otherwise).
+@worker_init.connect
+def serve_worker_metrics(**_: object) -> None:
+    from backend import metrics
+
+    metrics.serve_if_configured("celery worker")
+
+
+@worker_process_shutdown.connect
+def forget_worker_child(pid: int | None = None, **_: object) -> None:
+    from backend import metrics
+
+    metrics.process_exited(pid)

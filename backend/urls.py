@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backend.views_metrics import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("mobile_api.urls")),
@@ -9,6 +11,7 @@ urlpatterns = [
     path("account/", include("backend.accounts.urls_web")),
     path("members/", include("mobile_api.members.urls")),
     path("share/", include("mobile_api.urls_share")),
+    path("metrics", metrics_view),  # Prometheus (docs/operations.md, "Metrics")
 ]
 
 handler400 = "mobile_api.errors.json_400"

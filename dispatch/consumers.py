@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from backend import metrics
 from backend.accounts.models import User
 from backend.concurrency import database_call
 from backend.errors import DomainError
@@ -184,13 +185,23 @@ class DriverConsumer(BudgetedFrameConsumer):
         return {"online": False}
 
     async def location(self, frame: dict[str, Any]) -> None:
-        fix = locations.fix_from_frame(frame)
-        # After validation: the budget counts the fixes that would be stored and forwarded (a flood of
-        # invalid ones costs no I/O, and the socket-wide frame budget bounds it).
-        self.spend(
-            self.budget.fixes, budget="location", message=_("Too many location fixes: this one was dropped.")
-        )
-        await self.recorder.record(driver_id=self.user.id, fix=fix)
+        try:
+            fix = locations.fix_from_frame(frame)
+            # After validation: the budget counts the fixes that would be stored and forwarded (a flood of
+            # invalid ones costs no I/O, and the socket-wide frame budget bounds it).
+            self.spend(
+                self.budget.fixes,
+                budget="location",
+                message=_("Too many location fixes: this one was dropped."),
+            )
+            await self.recorder.record(driver_id=self.user.id, fix=fix)
+        except DomainError as refused:  # by its code, a bounded set (docs/operations.md, "Metrics")
+            metrics.observe_fix(refused.code)
+            raise
+        except Exception:
+            metrics.observe_fix("error")
+            raise
+        metrics.observe_fix("stored")
 
     async def offer_accept(self, frame: dict[str, Any]) -> dict[str, Any]:
         offer_id = _uuid_field(frame, "offer_id")

@@ -36,6 +36,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from redis.commands.core import AsyncScript
 
+from backend import metrics
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis
 from dispatch import live, selectors
 from dispatch.batch_assignment import assign_batch
@@ -58,6 +59,8 @@ RESCAN_S = 10.0
 # worker's own reconnects; this only keeps the trip from waiting for the 10 s rescan).
 ROUND_RETRY_AFTER_REDIS_S = 1.0
 STREAM_START = "0-0"
+# How often the event loop's lag is sampled: a timer due every LOOP_LAG_PROBE_S, measured against when it ran.
+LOOP_LAG_PROBE_S = 0.25
 
 
 @dataclass(slots=True)
@@ -97,6 +100,8 @@ class DispatchWorker:
         self.offer_holders: dict[str, str] = {}  # driver id -> trip id of their open offer
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.pending: list[str] = []
+        # When each trip not yet offered was requested (its request event's `t`), for request-to-offer.
+        self.requested_at: dict[str, float] = {}
         self.in_flight: set[str] = set()
         self.again: set[str] = set()
         self.redis: Any = None
@@ -163,6 +168,7 @@ class DispatchWorker:
             if not await self._start_when_redis_answers():
                 return
             self.ready.set()
+            self._spawn(self._probe_loop_lag())
             last_beat = last_prune = last_scan = time.monotonic()
             while not self._stopping.is_set():
                 try:
@@ -171,6 +177,7 @@ class DispatchWorker:
                     if now - last_beat >= 1.0:
                         await self.heartbeat()
                         last_beat = now
+                        metrics.index_drivers.labels(region=self.region).set(len(self.index))
                     self.outage.recovered()
                 except REDIS_UNREACHABLE as exc:
                     await self._ride_out_outage(exc)
@@ -215,6 +222,16 @@ class DispatchWorker:
             if self.pending:
                 self._spawn(self.flush_pending())
             return
+
+    async def _probe_loop_lag(self) -> None:
+        """Sample how late the loop runs a due timer: the time it spent on other work (a long round, a
+        burst of fixes, a blocking call) that every offer timer and stream read waited behind."""
+        lag = metrics.worker_loop_lag_seconds.labels(region=self.region)
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LOOP_LAG_PROBE_S
+            await asyncio.sleep(LOOP_LAG_PROBE_S)
+            lag.observe(max(0.0, loop.time() - due))
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -275,6 +292,7 @@ class DispatchWorker:
         answer = await self.redis.xread(self.stream_ids, count=STREAM_BATCH, block=block_ms or None)
         handled = 0
         requested = False
+        newest_ms = 0
         for raw_key, entries in answer or []:
             key = _text(raw_key)
             for entry_id, raw in entries:
@@ -289,7 +307,12 @@ class DispatchWorker:
                             self.pending.append(trip_id)
                 # Moved past an entry only once it is applied: an event whose Redis read failed is read again.
                 self.stream_ids[key] = _text(entry_id)
+                newest_ms = max(newest_ms, int(self.stream_ids[key].split("-", 1)[0]))
                 handled += 1
+        if handled:
+            # The entry ids are Redis's clock in ms: how far behind the streams this worker is running.
+            behind = max(0.0, time.time() - newest_ms / 1000.0)
+            metrics.worker_stream_lag_seconds.labels(region=self.region).set(behind)
         if requested:
             if self.batch_window_s <= 0:
                 await self.flush_pending()
@@ -314,6 +337,8 @@ class DispatchWorker:
         driver_id = fields.get("d", "")
         trip_id = fields.get("trip", "")
         if kind == "request" and trip_id:
+            if fields.get("t"):
+                self.requested_at.setdefault(trip_id, float(fields["t"]))
             if fields.get("lat"):
                 self.trips.setdefault(
                     trip_id,
@@ -445,6 +470,7 @@ class DispatchWorker:
         if handle is not None:
             handle.cancel()
         self.trips.pop(trip_id, None)
+        self.requested_at.pop(trip_id, None)
 
     async def _flush_after_window(self) -> None:
         await asyncio.sleep(self.batch_window_s)
@@ -559,6 +585,11 @@ class DispatchWorker:
         return plans
 
     def after_round(self, info: TripInfo, result: RoundResult) -> None:
+        metrics.dispatch_rounds.labels(region=self.region, result=result.kind).inc()
+        requested_at = self.requested_at.pop(info.trip_id, None) if result.kind == "offered" else None
+        if requested_at is not None:  # the trip's first offer since its request reached this worker
+            latency = max(0.0, time.time() - requested_at)
+            metrics.request_to_offer_seconds.labels(region=self.region).observe(latency)
         if result.expired_offer is not None:
             _, driver_id = result.expired_offer
             self.offer_holders.pop(driver_id, None)

@@ -54,6 +54,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from backend import metrics
 from backend.fares import ledger
 from backend.fares.ledger import credit, debit
 from backend.fares.models import AccountKind, CapturePurpose, CaptureStatus, PaymentCapture
@@ -416,7 +417,11 @@ def capture_attempt(*, capture_id: uuid.UUID | str, now: datetime | None = None)
             ok=False, error=f"{type(exc).__name__}: {exc}"[:500], retryable=True, definitive=False
         )
 
-    return _record_outcome(claimed=capture, request=request, result=result, attempted_at=moment)
+    recorded = _record_outcome(claimed=capture, request=request, result=result, attempted_at=moment)
+    # declined: the provider refused (the retry is a new charge); unknown: a timeout or outage (same key).
+    outcome = "succeeded" if result.ok else ("declined" if result.definitive else "unknown")
+    metrics.payment_captures.labels(purpose=capture.purpose, outcome=outcome).inc()
+    return recorded
 
 
 def lock_trip_key_share(trip_id: uuid.UUID | None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
+from backend import metrics
 from backend.fares.ledger import ledger_verify
 from backend.fares.payments import capture_attempt, captures_retry_due
 
@@ -40,4 +41,5 @@ def verify_ledger() -> dict[str, Any]:
         logger.error(
             "ledger verification FAILED with %s problem(s): %s", len(report.problems()), report.summary()
         )
+    metrics.record_ledger_verification(ok=report.ok, problems=len(report.problems()))
     return {"ok": report.ok, "problems": report.problems(), "summary": report.summary()}

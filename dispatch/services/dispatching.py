@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backend import metrics
 from backend.redis import get_redis
 from backend.timestamps import wire_timestamp
 from dispatch import live
@@ -280,6 +281,7 @@ def dispatch_round(
                 status=OfferStatus.EXPIRED, responded_at=now
             )
             push_to_user(current.driver_id, {"type": "offer.expired", "offer_id": str(current.id)})
+            transaction.on_commit(lambda: metrics.observe_offer(OfferStatus.EXPIRED.value))
             expired = (current.id, str(current.driver_id))
         deadline = trip.search_deadline or trip.requested_at + timedelta(seconds=policy.search_budget_s)
         if trip.search_deadline is None:
@@ -339,6 +341,7 @@ def dispatch_round(
                 continue
             Trip.objects.filter(id=trip.id).update(next_dispatch_at=expires_at, search_deadline=deadline)
             push_to_user(candidate.driver_id, {"type": "offer", **offer_document(offer, trip)})
+            transaction.on_commit(lambda: metrics.observe_offer("offered"))
             offer_away_notify(offer=offer, trip=trip)  # a push when the driver's app has no live socket
             return RoundResult(
                 "offered",

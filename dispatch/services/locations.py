@@ -31,6 +31,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from redis.exceptions import NoScriptError
 
+from backend import metrics
 from backend.concurrency import database_call
 from backend.errors import Conflict, InvalidInput, ServiceUnavailable
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis
@@ -334,6 +335,7 @@ def flush_pending_fixes(*, region_name: str | None = None, wait_s: float = 5.0) 
         _flush_outage.failed(exc)
         return 0
     _flush_outage.recovered()
+    metrics.location_fixes_stored.inc(total)
     return total
 
 

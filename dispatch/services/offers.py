@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from backend import metrics
 from backend.accounts.models import Vehicle
 from backend.errors import Conflict
 from backend.fares.money import money
@@ -110,6 +111,8 @@ def _close_offer(
     with connection.cursor() as cursor:
         cursor.execute(_CLOSE_OFFER.format(condition=condition), [to.value, now, offer_id, *extra])
         row = cursor.fetchone()
+    if row:
+        transaction.on_commit(lambda: metrics.observe_offer(to.value))
     return (row[0], row[1]) if row else None
 
 
@@ -199,6 +202,7 @@ def offers_withdraw_for_trip(*, trip_id: uuid.UUID) -> None:
         )
         for offer_id, driver_id in withdrawn:
             push_to_user(driver_id, {"type": "offer.withdrawn", "offer_id": str(offer_id)})
+        transaction.on_commit(lambda: metrics.observe_offer(OfferStatus.WITHDRAWN.value, len(withdrawn)))
     transaction.on_commit(
         lambda: [
             live.post_event("withdraw", d=driver_id, trip=trip_id, offer=offer_id)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from backend import metrics
 from dispatch.worker import DispatchWorker
 
 STOP_GRACE_S = 5.0
@@ -43,4 +44,9 @@ class Command(BaseCommand):
                 await task
 
         self.stdout.write(f"dispatch worker for region {worker.region} starting")
-        asyncio.run(main())
+        # Its own metrics port when its pod is scraped by itself (docs/operations.md, "Metrics").
+        metrics.serve_if_configured(f"dispatch worker {worker.region}")
+        try:
+            asyncio.run(main())
+        finally:
+            metrics.process_exited()  # its gauges (index size, stream lag) leave the web's /metrics

@@ -243,21 +243,20 @@ def checksum_verify(dump: Path) -> str:
 def database_is_empty(target: DatabaseTarget) -> bool:
     """No table, view or sequence of the target's own: the tables of extensions (PostGIS's
     spatial_ref_sys in a database made with ``CREATE EXTENSION postgis``) do not count."""
-    placeholders = ", ".join(["%s"] * len(_SYSTEM_SCHEMAS))
     try:
         with target.connect() as connection:
             row = connection.execute(
-                f"""
+                """
                 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-                  AND n.nspname NOT IN ({placeholders})
+                  AND n.nspname <> ALL(%s)
                   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
                   AND NOT EXISTS (
                       SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
                   )
                 """,
-                _SYSTEM_SCHEMAS,
+                [list(_SYSTEM_SCHEMAS)],
             ).fetchone()
     except psycopg.Error as error:
         raise BackupError(f"cannot connect to {target}: {error}") from error

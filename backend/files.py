@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["write_atomically", "create_once"]
+__all__ = ["create_once", "write_atomically"]
 
 
 def _scratch_file(path: Path, mode: int) -> tuple[int, Path]:

@@ -28,6 +28,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
     start_http_server,
@@ -37,6 +38,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
+
+# No `_created` series (a gauge per counter and histogram holding its creation time): the multiprocess
+# mode has none, so a single process would export series the others lack, and nothing here reads them.
+disable_created_metrics()
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PORT_ENV = "ROCHDALE_METRICS_PORT"

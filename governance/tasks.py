@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from governance import services
+from governance.audit_head import audit_head_export
 from governance.notices import ballots_open_notify
 
 
@@ -25,3 +26,11 @@ def close_due_elections() -> int:
 def notify_ballots_open() -> int:
     """Tell each election's voters once that its ballot is open (its nominations closed)."""
     return ballots_open_notify()
+
+
+@shared_task(name="governance.tasks.export_audit_head", ignore_result=True)
+def export_audit_head() -> str | None:
+    """Sign the audit chain's head into ROCHDALE_AUDIT_HEAD_DIR for staff to publish (hourly), when it
+    moved since the last export there; the path written, or None."""
+    path = audit_head_export(only_if_moved=True)
+    return str(path) if path else None

@@ -115,6 +115,8 @@ MIDDLEWARE = [
     # Probes first: /api/v1/health/live and /ready answer before any host check, since a kubelet or a load
     # balancer sends its own address as Host (docs/operations.md, "Health").
     "backend.health.HealthProbeMiddleware",
+    # Prometheus scrapes a pod by its address too; the metrics guard decides (docs/operations.md, "Metrics").
+    "backend.views_metrics.MetricsScrapeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # A request id for every log line and the X-Request-ID answer header (docs/operations.md, "Logs").
     "backend.request_context.RequestContextMiddleware",

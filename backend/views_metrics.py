@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Callable
 from functools import lru_cache
 
 from django.conf import settings
@@ -62,3 +63,20 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(body, content_type=content_type)
     response["Cache-Control"] = "no-store"
     return response
+
+
+class MetricsScrapeMiddleware:
+    """Answers `GET /metrics` before the host check (placed right after `HealthProbeMiddleware`): a
+    Prometheus in the cluster scrapes a pod by its address (`Host: 10.1.2.3:8000`), which ALLOWED_HOSTS
+    rightly refuses, and this answer builds no URL from the host. The guard above still decides who
+    gets it, and it is not counted among the HTTP requests django-prometheus measures."""
+
+    PATH = "/metrics"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == self.PATH and request.method in ("GET", "HEAD"):
+            return metrics_view(request)
+        return self.get_response(request)

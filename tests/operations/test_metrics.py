@@ -102,6 +102,18 @@ def test_the_bearer_token_lets_a_scraper_in_from_anywhere_and_nothing_else_does(
     )
 
 
+def test_a_scraper_may_name_the_pod_by_its_address_but_nothing_else_may(settings):
+    """A Prometheus in the cluster sends the pod's address as Host, which ALLOWED_HOSTS refuses for every
+    other path; /metrics answers it, still behind the guard."""
+    client = Client()
+    pod = {"HTTP_HOST": "10.1.2.3:8000"}
+    answer = client.get("/metrics", REMOTE_ADDR="127.0.0.1", **pod)
+    assert answer.status_code == 200 and b"rochdale_dispatch_offers_total" in answer.content
+    refused = client.get("/metrics", REMOTE_ADDR=OUTSIDE, **pod)
+    assert (refused.status_code, refused.content) == (403, b"")
+    assert client.get("/api/v1/health", REMOTE_ADDR="127.0.0.1", **pod).status_code == 400
+
+
 def _asgi_get(app: TrustedProxyClient, *, peer: str, forwarded_for: str) -> int:
     scope = {
         "type": "http",

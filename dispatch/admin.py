@@ -34,14 +34,16 @@ from dispatch.services.service_areas import ServiceAreaError, service_area_geome
 
 
 class WktTextarea(forms.Textarea):
-    """A geometry as EWKT text (`SRID=4326;MULTIPOLYGON(((lng lat, ...)))`): no map, no network."""
+    """A geometry as WKT text (`MULTIPOLYGON(((lng lat, ...)))`, longitude first): no map, no network.
+    Plain WKT in the SRID the form expects (4326, which the field assumes for WKT without one); EWKT only
+    for a geometry in another reference system, which must then say so."""
 
     def format_value(self, value: GEOSGeometry | str | None) -> str | None:
         if value is None or value == "":
             return None
         if isinstance(value, str):
             return value
-        return value.ewkt
+        return value.wkt if value.srid in (None, 4326) else value.ewkt
 
 
 _NO_MAP_WIDGETS = {gis.GeometryField: {"widget": WktTextarea(attrs={"rows": 8, "cols": 100})}}

@@ -78,6 +78,9 @@ class FareEstimate(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
+    def __str__(self) -> str:
+        return f"estimate {self.id} ({self.fare_minor} {self.currency})"
+
 
 class TripCancelledBy(models.TextChoices):
     RIDER = "rider", gettext_lazy("Rider")
@@ -254,6 +257,9 @@ class TripEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
+    def __str__(self) -> str:
+        return f"TripEvent {self.status} · trip {self.trip_id}"
+
 
 class RatingRole(models.TextChoices):
     RIDER = "rider", gettext_lazy("Rider rates driver")
@@ -275,6 +281,9 @@ class Rating(models.Model):
             models.CheckConstraint(condition=models.Q(stars__gte=1, stars__lte=5), name="rating_stars_range"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.stars}★ by the {self.author_role} · trip {self.trip_id}"
+
 
 class Tip(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -289,6 +298,9 @@ class Tip(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="tip_positive")]
+
+    def __str__(self) -> str:
+        return f"tip {self.amount_minor} {self.currency} · trip {self.trip_id}"
 
 
 class PresenceStatus(models.TextChoices):
@@ -348,11 +360,15 @@ class LocationFix(models.Model):
     accepted = models.BooleanField(default=True, help_text="False for fixes refused as implausible jumps.")
 
     class Meta:
+        verbose_name_plural = "location fixes"
         indexes = [
             models.Index(fields=["trip", "recorded_at"], name="fix_trip_trail"),
             models.Index(fields=["received_at"], name="fix_received"),
             models.Index(fields=["driver", "recorded_at"], name="fix_driver_time"),
         ]
+
+    def __str__(self) -> str:
+        return f"fix of driver {self.driver_id} at {self.recorded_at.isoformat()}"
 
 
 class OfferStatus(models.TextChoices):
@@ -395,6 +411,9 @@ class Offer(models.Model):
             ),
             models.UniqueConstraint(fields=["trip", "driver"], name="offer_trip_driver_once"),
         ]
+
+    def __str__(self) -> str:
+        return f"offer to driver {self.driver_id} · trip {self.trip_id} ({self.status})"
 
 
 class DispatchPolicyVersion(models.Model):
@@ -490,6 +509,9 @@ class DriverStripeAccount(models.Model):
     )
     account_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Stripe account {self.account_id} of driver {self.driver_id}"
 
 
 class PayoutStatus(models.TextChoices):
@@ -690,6 +712,9 @@ class InvoiceLine(models.Model):
             pgtrigger.Protect(name="invoice_lines_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_minor} · trip {self.trip_id}"
+
 
 class InvoicePayment(models.Model):
     """Money an organisation paid against an invoice, recorded by staff (entry `invoice-payment:{id}`)."""
@@ -714,8 +739,10 @@ class InvoicePayment(models.Model):
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="invoice_payment_positive")
         ]
 
+    # --- Safety (docs/safety.md): share-trip links, SOS alerts, the rider's standing choices ----------------
 
-# --- Safety (docs/safety.md): share-trip links, SOS alerts, the rider's standing choices ----------------
+    def __str__(self) -> str:
+        return f"payment of {self.amount_minor} on {self.received_on} ({self.method})"
 
 
 class TripShareLink(models.Model):
@@ -832,3 +859,9 @@ class RiderSafetySettings(models.Model):
     )
     ride_pin_always = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "rider safety settings"
+
+    def __str__(self) -> str:
+        return f"safety settings of rider {self.rider_id}"

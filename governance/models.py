@@ -397,6 +397,9 @@ class DividendStatement(models.Model):
         ]
         triggers = [_protect("dividend_statements_append_only")]
 
+    def __str__(self) -> str:
+        return f"dividend of {self.total_minor} {self.currency} to member {self.member_id}"
+
 
 class AuditEntry(models.Model):
     """One governance act, chained to the one before by its hash (governance/audit_chain.py)."""
@@ -409,6 +412,7 @@ class AuditEntry(models.Model):
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
+        verbose_name_plural = "audit entries"
         ordering = ["sequence"]
         triggers = [_protect("audit_entries_append_only")]
 

@@ -10,14 +10,18 @@ staff session here, as with django-otp's `OTPAdminSite`, while the site keeps Dj
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from backend.accounts import web
+from backend.admin_display import with_readable_fields
 
 
 class SecondFactorAdminSite(admin.AdminSite):
@@ -35,3 +39,13 @@ class SecondFactorAdminSite(admin.AdminSite):
             # Signed in (by some other way than the sign-in page) but not through the code step.
             return redirect(web.url_with_next(web.SECOND_FACTOR_URL, target))
         return redirect(web.url_with_next(settings.LOGIN_URL, target))
+
+    def register(
+        self,
+        model_or_iterable: type[Model] | Iterable[type[Model]],
+        admin_class: type[admin.ModelAdmin] | None = None,
+        **options: object,
+    ) -> None:
+        # Every screen shows money, points and JSON readably (backend/admin_display.py), the ones apps
+        # register tomorrow included: the mixin goes in here, not in each admin.
+        super().register(model_or_iterable, with_readable_fields(admin_class or admin.ModelAdmin), **options)

@@ -194,3 +194,6 @@ class ExpiryReminder(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["document", "reminded_on"], name="one_expiry_reminder_per_day"),
         ]
+
+    def __str__(self) -> str:
+        return f"reminder {self.days_before} days before · document {self.document_id} ({self.reminded_on})"

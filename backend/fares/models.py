@@ -156,12 +156,16 @@ class JournalEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        verbose_name_plural = "journal entries"
         ordering = ["created_at"]
         triggers = [
             pgtrigger.Protect(
                 name="journal_entries_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} · {self.key}"
 
 
 class Posting(models.Model):
@@ -183,6 +187,10 @@ class Posting(models.Model):
         triggers = [
             pgtrigger.Protect(name="postings_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
         ]
+
+    def __str__(self) -> str:
+        side, amount = ("debit", self.debit_minor) if self.debit_minor else ("credit", self.credit_minor)
+        return f"{side} {amount} to {self.account_id} · entry {self.entry_id}"
 
 
 class CapturePurpose(models.TextChoices):

@@ -49,12 +49,14 @@ def _substitute_once(text: str, pattern: str, replacement: str) -> str:
     return changed
 
 
-def shipped_conf_for(*, upstream_port: int, http_port: int, https_port: int) -> str:
-    """The shipped server blocks with only the upstreams and the listen ports changed."""
+def shipped_conf_for(
+    *, upstream_port: int, http_port: int, https_port: int, api_port: int | None = None
+) -> str:
+    """The shipped server blocks with only the upstreams and the listen ports changed: `web` on
+    `upstream_port`, `api` on `api_port` (the same server when not given)."""
     conf = SHIPPED_NGINX_CONF.read_text()
-    upstream = f"server 127.0.0.1:{upstream_port};"
-    conf = _substitute_once(conf, r"server web:8000;", upstream)
-    conf = _substitute_once(conf, r"server api:8000;", upstream)
+    conf = _substitute_once(conf, r"server web:8000;", f"server 127.0.0.1:{upstream_port};")
+    conf = _substitute_once(conf, r"server api:8000;", f"server 127.0.0.1:{api_port or upstream_port};")
     conf = _substitute_once(conf, r"listen 80;", f"listen 127.0.0.1:{http_port};")
     return _substitute_once(conf, r"listen 443 ", f"listen 127.0.0.1:{https_port} ")
 
@@ -63,6 +65,14 @@ def shipped_conf_for(*, upstream_port: int, http_port: int, https_port: int) -> 
 class Nginx:
     https_url: str
     directory: Path
+    http_url: str = ""  # the shipped `listen 80` server (probes, redirects)
+
+    def upstreams(self) -> list[tuple[str, str]]:
+        """(request URI, upstream address) of every proxied request so far, in order: which server
+        nginx chose, in its own words (the `upstreams` log the test config adds)."""
+        path = self.directory / "upstreams.txt"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [tuple(line.split(" ", 1)) for line in lines]  # type: ignore[misc]
 
     def log(self) -> str:
         return "\n".join(
@@ -71,7 +81,8 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def nginx_in_front_of(server: LiveServer) -> Iterator[Nginx]:
+def nginx_in_front_of(server: LiveServer, api_server: LiveServer | None = None) -> Iterator[Nginx]:
+    """The shipped config in front of `server` (web, /ws/) and `api_server` (api; `server` too by default)."""
     with tempfile.TemporaryDirectory(prefix="rochdale-nginx-") as raw_directory:
         directory = Path(raw_directory)
         # nginx's workers (user nobody) buffer a large request body to a file under this directory, which
@@ -87,7 +98,12 @@ def nginx_in_front_of(server: LiveServer) -> Iterator[Nginx]:
         )  # fmt: skip
         http_port, https_port = free_port(), free_port()
         (directory / "rochdale.conf").write_text(
-            shipped_conf_for(upstream_port=server.port, http_port=http_port, https_port=https_port)
+            shipped_conf_for(
+                upstream_port=server.port,
+                http_port=http_port,
+                https_port=https_port,
+                api_port=api_server.port if api_server else None,
+            )
         )
         (directory / "nginx.conf").write_text(
             f"""
@@ -98,6 +114,8 @@ error_log {directory}/error.log info;
 events {{ worker_connections 256; }}
 http {{
     access_log {directory}/access.log;
+    log_format upstreams '$request_uri $upstream_addr';
+    access_log {directory}/upstreams.txt upstreams;
     client_body_temp_path {directory}/body;
     proxy_temp_path {directory}/proxy;
     fastcgi_temp_path {directory}/fastcgi;
@@ -118,7 +136,11 @@ http {{
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        proxy = Nginx(https_url=f"https://127.0.0.1:{https_port}", directory=directory)
+        proxy = Nginx(
+            https_url=f"https://127.0.0.1:{https_port}",
+            directory=directory,
+            http_url=f"http://127.0.0.1:{http_port}",
+        )
         try:
 
             def answers() -> bool:

@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from backend.admin_display import money
 from backend.errors import DomainError
 from backend.fares.money import minor_to_decimal, to_minor_units
 from dispatch.models import FareEstimate, Rating, ServiceArea, Tip, Trip, TripEvent
@@ -291,7 +292,7 @@ class TripAdmin(ReadOnlyAdmin):
             "trips": [
                 {
                     "trip": trip,
-                    "refundable": f"{minor_to_decimal(refundable[trip.id], trip.currency)} {trip.currency}",
+                    "refundable": money(refundable[trip.id], trip.currency),
                 }
                 for trip in trips
             ],

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from backend.admin_display import money
 from backend.fares.admin import ReadOnlyAdmin
-from backend.fares.money import minor_to_decimal
 from dispatch.models import InvoiceLine, InvoicePayment, OrganisationInvoice
 
 
@@ -50,9 +50,9 @@ class OrganisationInvoiceAdmin(ReadOnlyAdmin):
     ]
     inlines = [InvoiceLineInline, InvoicePaymentInline]
 
-    @admin.display(description="Total")
+    @admin.display(description="Total", ordering="total_minor")
     def total(self, obj: OrganisationInvoice) -> str:
-        return f"{minor_to_decimal(obj.total_minor, obj.currency)} {obj.currency}"
+        return money(obj.total_minor, obj.currency)
 
 
 @admin.register(InvoicePayment)

@@ -17,8 +17,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from backend.admin_display import money
 from backend.errors import DomainError
-from backend.fares.money import minor_to_decimal
 from dispatch.models import BankAccountType, DriverBankAccount, DriverStripeAccount, Payout, PayoutStatus
 from dispatch.money.payouts import bank_account_add, payout_mark_failed, payout_mark_paid, payout_retry_now
 
@@ -158,9 +158,9 @@ class PayoutAdmin(admin.ModelAdmin):
         "failed_at",
     ]
 
-    @admin.display(description="Amount")
+    @admin.display(description="Amount", ordering="amount_minor")
     def amount(self, obj: Payout) -> str:
-        return f"{minor_to_decimal(obj.amount_minor, obj.currency)} {obj.currency}"
+        return money(obj.amount_minor, obj.currency)
 
     @admin.display(description="Ledger entry key")
     def ledger_key(self, obj: Payout) -> str:

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from backend.admin_display import money
 from backend.fares.models import (
     DEBIT_NORMAL_KINDS,
     CaptureStatus,
@@ -103,19 +104,19 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
             .annotate(debit_total=_posted_total("debit_minor"), credit_total=_posted_total("credit_minor"))
         )
 
-    @admin.display(description="Debits (minor units)")
-    def debits(self, obj: LedgerAccount) -> int:
-        return obj.debit_total
+    @admin.display(description="Debits", ordering="debit_total")
+    def debits(self, obj: LedgerAccount) -> str:
+        return money(obj.debit_total, obj.currency)
 
-    @admin.display(description="Credits (minor units)")
-    def credits(self, obj: LedgerAccount) -> int:
-        return obj.credit_total
+    @admin.display(description="Credits", ordering="credit_total")
+    def credits(self, obj: LedgerAccount) -> str:
+        return money(obj.credit_total, obj.currency)
 
-    @admin.display(description="Balance, normal side (minor units)")
-    def balance(self, obj: LedgerAccount) -> int:
+    @admin.display(description="Balance, normal side")
+    def balance(self, obj: LedgerAccount) -> str:
         if obj.kind in DEBIT_NORMAL_KINDS:
-            return obj.debit_total - obj.credit_total
-        return obj.credit_total - obj.debit_total
+            return money(obj.debit_total - obj.credit_total, obj.currency)
+        return money(obj.credit_total - obj.debit_total, obj.currency)
 
 
 @admin.register(PaymentCapture)

@@ -96,3 +96,70 @@ def test_money_formatting() -> None:
 def test_json_is_escaped() -> None:
     table = str(json_table({"label": "<script>alert(1)</script>", "amount": 100}))
     assert "<script>" not in table and "&lt;script&gt;" in table
+
+
+APPEND_ONLY = [
+    "fares.JournalEntry",
+    "fares.PaymentCapture",
+    "fares.LedgerAccount",
+    "dispatch.Tip",
+    "dispatch.Payout",
+    "dispatch.OrganisationInvoice",
+    "dispatch.InvoicePayment",
+    "governance.AuditEntry",
+    "governance.DividendStatement",
+    "governance.Member",
+    "governance.Election",
+    "governance.Proposal",
+]
+
+
+@pytest.mark.parametrize("label", APPEND_ONLY)
+def test_money_ledger_vote_and_audit_rows_are_read_only(
+    staff_browser: Client, staff_user, label: str
+) -> None:
+    from django.apps import apps
+    from django.test import RequestFactory
+
+    model = apps.get_model(label)
+    model_admin = admin.site._registry[model]
+    request = RequestFactory().get("/admin/")
+    request.user = staff_user  # a superuser: only the admin itself can refuse
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request, None)
+    assert not model_admin.has_delete_permission(request, None)
+    assert staff_browser.get(_admin_url(model, "add")).status_code == 403
+
+
+def test_a_journal_entry_cannot_be_changed_or_deleted_through_the_admin(
+    staff_browser: Client, ride: Trip
+) -> None:
+    from backend.fares.models import JournalEntry
+
+    entry = JournalEntry.objects.filter(trip=ride).first()
+    assert entry is not None
+    page = staff_browser.get(_admin_url(JournalEntry, "change", entry.pk)).content.decode()
+    assert 'name="_save"' not in page and "deletelink" not in page
+    posted = staff_browser.post(_admin_url(JournalEntry, "change", entry.pk), {"memo": "edited"})
+    assert posted.status_code == 403
+    assert (
+        staff_browser.post(_admin_url(JournalEntry, "delete", entry.pk), {"post": "yes"}).status_code == 403
+    )
+    entry.refresh_from_db()
+    assert entry.memo != "edited"
+
+
+def test_approving_a_driver_goes_through_the_service(staff_browser: Client, staff_user) -> None:
+    from backend.accounts.models import DriverProfile, DriverStatus
+    from tests.factories import DriverFactory
+
+    pending = DriverFactory(profile__status=DriverStatus.PENDING)
+    response = staff_browser.post(
+        _admin_url(DriverProfile, "changelist"),
+        {"action": "approve_drivers", "_selected_action": [str(pending.driver_profile.pk)]},
+    )
+    assert response.status_code == 302
+    profile = DriverProfile.objects.get(user=pending)
+    # What driver_approve records, and a plain save would not: who approved and when.
+    assert profile.status == DriverStatus.APPROVED
+    assert profile.approved_by == staff_user and profile.approved_at is not None

@@ -40,7 +40,7 @@ def test_the_action_asks_for_an_amount_and_a_reason_then_refunds_each_trip(staff
     assert page.status_code == 200
     html = page.content.decode()
     assert 'name="amount"' in html and 'name="reason"' in html and 'name="everything_left"' in html
-    assert "38.50 USD left to refund" in html
+    assert "$38.50 left to refund" in html
     assert not JournalEntry.objects.filter(kind="refund").exists()  # nothing before confirming
 
     done = _action(staff_browser, two_trips, apply="1", amount="2.50", reason="Storm night goodwill")

@@ -136,7 +136,10 @@ def _tool(name: str) -> str:
 
 
 def _tool_major_version(tool: str) -> int:
-    output = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+    try:
+        output = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise BackupError(f"cannot run {tool} --version: {error}") from error
     found = re.search(r"\(PostgreSQL\)\s+(\d+)", output)
     if found is None:
         raise BackupError(f"cannot read the version of {tool} from {output.strip()!r}")

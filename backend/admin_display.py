@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 
+from django import forms
 from django.conf import settings
 from django.contrib.admin.options import BaseModelAdmin, InlineModelAdmin
 from django.contrib.gis.db.models import GeometryField
@@ -27,6 +28,7 @@ from backend.fares.money import UnknownCurrencyError, minor_to_decimal
 _UNAMBIGUOUS_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 EMPTY = "-"
+ADMIN_STYLESHEET = "admin_site/admin.css"  # backend/accounts/static/
 
 
 def money(amount_minor: int | None, currency: str) -> str:
@@ -193,6 +195,12 @@ class ReadableFieldsMixin(BaseModelAdmin):
             (title, {**options, "fields": self._readable(list(options.get("fields", ())), readonly)})
             for title, options in super().get_fieldsets(request, obj)
         ]
+
+    @property
+    def media(self) -> forms.Media:
+        # The project's admin stylesheet (UUIDs on one line, JSON tables) on every list, change and
+        # delete page, without overriding Django's admin templates (its app comes first in INSTALLED_APPS).
+        return super().media + forms.Media(css={"all": [ADMIN_STYLESHEET]})
 
     def get_list_display(self, request: HttpRequest) -> list[object]:
         return self._readable(list(super().get_list_display(request)), None)  # type: ignore[misc]

@@ -163,3 +163,14 @@ def test_approving_a_driver_goes_through_the_service(staff_browser: Client, staf
     # What driver_approve records, and a plain save would not: who approved and when.
     assert profile.status == DriverStatus.APPROVED
     assert profile.approved_by == staff_user and profile.approved_at is not None
+
+
+def test_every_list_loads_the_stylesheet_that_keeps_ids_on_one_line(
+    staff_browser: Client, ride: Trip
+) -> None:
+    from django.contrib.staticfiles import finders
+
+    with open(finders.find("admin_site/admin.css")) as stylesheet:
+        assert "white-space: nowrap" in stylesheet.read()
+    for page in (_admin_url(Trip, "changelist"), _admin_url(Trip, "change", ride.pk)):
+        assert "admin_site/admin.css" in staff_browser.get(page).content.decode()

@@ -15,12 +15,14 @@ import httpx
 import pytest
 import websockets
 
-from tests.e2e.test_nginx_client_ip import Nginx, nginx_in_front_of
+from tests.e2e.test_nginx_client_ip import Nginx, client_from, nginx_in_front_of, register
 from tests.live_server import LiveServer, start_asgi_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-BEHIND_ONE_PROXY = {"ROCHDALE_TRUSTED_PROXY_HOPS": "1"}
+# One sign-up per client per hour: the second from one client is refused, which shows who the app took the
+# client to be (issue 8: the last X-Forwarded-For entry, the one nginx appended).
+BEHIND_ONE_PROXY = {"ROCHDALE_TRUSTED_PROXY_HOPS": "1", "ROCHDALE_REGISTER_RATE": "1/hour"}
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ async def driver_socket_through(proxy: Nginx, token: str) -> dict:
         return json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
 
 
-def test_websockets_reach_web_and_the_rest_reaches_api(proxy_and_servers):
+def test_websockets_reach_web_the_rest_reaches_api_and_the_client_is_the_last_hop(proxy_and_servers):
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from tests.factories import DriverFactory
@@ -65,10 +67,18 @@ def test_websockets_reach_web_and_the_rest_reaches_api(proxy_and_servers):
     with httpx.Client(base_url=proxy.https_url, verify=False, timeout=10) as client:
         me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
 
+    with client_from("127.0.0.1", proxy.https_url) as client:
+        sign_ups = [register(client, i, forwarded_for=f"198.51.100.{i + 1}").status_code for i in range(2)]
+    with client_from("127.0.0.2", proxy.https_url) as other_client:
+        # Claiming to be the limited client does not make it so: nginx appends the address it saw.
+        other = register(other_client, 9, forwarded_for="127.0.0.1").status_code
+
     assert first.get("ref") == "on", first  # the socket was upgraded and the consumer answered
     assert me.status_code == 200, proxy.log()
     assert upstream_of(proxy, "/ws/") == {f"127.0.0.1:{web.port}"}, proxy.upstreams()
     assert upstream_of(proxy, "/api/") == {f"127.0.0.1:{api.port}"}, proxy.upstreams()
+    assert sign_ups == [201, 429], "a made-up X-Forwarded-For changed who the client is"
+    assert other == 201
 
 
 def test_the_port_80_probes_answer_whatever_host_the_balancer_sends(proxy_and_servers):

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend.forwarded import TrustedProxyClient
 from backend.redis import get_redis
 from dispatch import live
-from tests.faults.procs import dispatch_worker
+from tests.faults.procs import dispatch_worker, free_port
 from tests.live_server import REPO, _server_env, start_asgi_server
 
 DASHBOARD = REPO / "infra" / "deploy" / "grafana-dashboard.json"
@@ -409,13 +409,21 @@ def test_a_ride_moves_the_dispatch_metrics_scraped_from_the_web_across_processes
     driver_token = str(RefreshToken.for_user(driver).access_token)
 
     shared = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker_port = free_port()  # the worker's own exporter, as a Kubernetes pod of its own serves it
+    own_port = {"ROCHDALE_METRICS_PORT": str(worker_port), "ROCHDALE_METRICS_HOST": "127.0.0.1"}
     with (
         start_asgi_server(extra_env={**shared, "ROCHDALE_WEB_WORKERS": "2"}) as server,
-        dispatch_worker(extra_env=shared),
+        dispatch_worker(extra_env={**shared, **own_port}),
     ):
         moved = asyncio.run(
             _ride_and_scrape(server.url, f"ws://127.0.0.1:{server.port}", rider_token, driver_token)
         )
+        own = samples(httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=5).text)
+        assert total(own, "rochdale_dispatch_request_to_offer_seconds_count", region="default") == 1
+        assert list(tmp_path.glob("gauge_livemostrecent_*.db"))
+    # The worker stopped: its live gauges left the directory, its counters and histograms stay summed.
+    assert not list(tmp_path.glob("gauge_livemostrecent_*.db"))
+    assert list(tmp_path.glob("histogram_*.db"))
     assert moved.pop("loop lag samples") >= 1
     assert moved == {
         "fixes stored": 3,

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backend import views_home
 from backend.views_metrics import metrics_view
 
 urlpatterns = [
+    path("", views_home.home, name="home"),
+    path("favicon.ico", views_home.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("mobile_api.urls")),
     path("map/", include("dispatch.livemap.urls")),

@@ -11,6 +11,9 @@ from celery.signals import worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
+# Django's LOGGING in workers and beat, and the trip a task works on in its lines (docs/operations.md).
+import backend.celery_logs  # noqa: F401  (connects Celery's logging and task signals)
+
 app = Celery("rochdale")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(

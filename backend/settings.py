@@ -449,14 +449,29 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 
+# Logs (docs/operations.md, "Logs"): every line carries the request, user, trip and region it is about when
+# known (LogContextFilter); the console's format, JSON lines or plain, is ROCHDALE_LOG_FORMAT's (set below).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "formatters": {
+        "plain": {"()": "backend.logs.PlainLogFormatter"},
+        "json": {"()": "backend.logs.JsonLogFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["log_context"],
+            "stream": sys.stderr,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("ROCHDALE_LOG_LEVEL", "INFO")},
-    # channels-redis logs a traceback a second while Redis is down: once per outage is enough.
-    "filters": {"redis_outage_once": {"()": "backend.redis.RepeatedRedisErrorFilter"}},
+    "filters": {
+        "log_context": {"()": "backend.request_context.LogContextFilter"},
+        # channels-redis logs a traceback a second while Redis is down: once per outage is enough.
+        "redis_outage_once": {"()": "backend.redis.RepeatedRedisErrorFilter"},
+    },
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
@@ -721,7 +736,18 @@ ROCHDALE_HEARTBEAT_INTERVAL_S = env_float("ROCHDALE_HEARTBEAT_INTERVAL_S", 10.0)
 ROCHDALE_HEARTBEAT_STALE_S = env_float("ROCHDALE_HEARTBEAT_STALE_S", 30.0)
 # Logs: JSON lines in production, readable lines on a developer's machine; Sentry only when a DSN is set.
 ROCHDALE_LOG_FORMAT = env_str("ROCHDALE_LOG_FORMAT", "plain" if DEBUG else "json")
+if ROCHDALE_LOG_FORMAT not in LOGGING["formatters"]:
+    raise ImproperlyConfigured(f"ROCHDALE_LOG_FORMAT must be json or plain, not {ROCHDALE_LOG_FORMAT!r}")
+LOGGING["handlers"]["console"]["formatter"] = ROCHDALE_LOG_FORMAT
 SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from backend.logs import sentry_init
+
+    sentry_init(
+        SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        release=f"rochdale@{package_version('rochdale')}",
+    )
 # CORS for the co-op's own web apps: only these origins, only the API.
 CORS_ALLOWED_ORIGINS = env_list("ROCHDALE_CORS_ALLOWED_ORIGINS", [])
 CORS_URLS_REGEX = r"^/api/.*$"

@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import Token
 
 from backend.accounts.languages import activate_api_user_language
 from backend.accounts.models import User
+from backend.request_context import bind_log_user
 
 
 class LanguageJWTAuthentication(JWTAuthentication):
@@ -23,4 +24,5 @@ class LanguageJWTAuthentication(JWTAuthentication):
         authenticated = super().authenticate(request)
         if authenticated is not None:
             activate_api_user_language(request._request, authenticated[0])
+            bind_log_user(authenticated[0].pk)  # every line of the rest of this request names its user
         return authenticated

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from backend.accounts.models import User
 from backend.accounts.tickets import ticket_redeem
 from backend.concurrency import database_call
+from backend.request_context import bind_log_context
 
 
 @database_call
@@ -31,4 +32,6 @@ class TicketAuthMiddleware(BaseMiddleware):
                 user = await _active_user(user_id)
                 if user is not None:
                     scope["user"] = user
-        return await super().__call__(scope, receive, send)
+        # The socket's whole life runs in this task: its lines name the signed-in user (docs/operations.md).
+        with bind_log_context(user_id=getattr(scope["user"], "pk", None)):
+            return await super().__call__(scope, receive, send)

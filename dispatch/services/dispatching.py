@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from backend import metrics
 from backend.redis import get_redis
+from backend.request_context import bound_to_trip
 from backend.timestamps import wire_timestamp
 from dispatch import live
 from dispatch.eta_model import pickup_eta_by_road_s, pickup_eta_s
@@ -47,6 +48,7 @@ from dispatch.state import DRIVER_ACTIVE_STATUSES, TripStatus
 logger = logging.getLogger(__name__)
 
 
+@bound_to_trip  # its log lines name the trip
 def trip_requested(*, trip_id: uuid.UUID, pickup: tuple[float, float], wheelchair_accessible: bool) -> None:
     """Hand a new trip to the region's dispatch worker (call it on commit of the trip's creation).
 
@@ -251,6 +253,7 @@ def trip_info(*, trip_id: uuid.UUID | str) -> TripInfo | None:
     return TripInfo(str(trip_id), row[0].y, row[0].x, bool(row[1]), excluded)
 
 
+@bound_to_trip  # its log lines name the trip
 def dispatch_round(
     *,
     trip_id: uuid.UUID | str,

@@ -23,6 +23,7 @@ from backend.fares.money import money
 from backend.fares.pricing import driver_pay
 from backend.fares.selectors import policy_of
 from backend.redis import get_redis
+from backend.request_context import bound_to_trip
 from backend.timestamps import wire_timestamp
 from dispatch import live
 from dispatch.models import Offer, OfferStatus, Trip
@@ -186,6 +187,7 @@ def offer_expire(*, offer_id: uuid.UUID) -> uuid.UUID | None:
     return trip_id
 
 
+@bound_to_trip  # its log lines name the trip
 def offers_withdraw_for_trip(*, trip_id: uuid.UUID) -> None:
     """Withdraw the trip's open offer (the rider cancelled); its driver gets `offer.withdrawn` on commit."""
     now = timezone.now()

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from backend.cards.holds import cards_in_use
 from backend.cards.tasks import release_trip_hold
 from backend.errors import InvalidTransition, NotFound
+from backend.request_context import bound_to_trip
 from dispatch.models import Trip, TripEvent
 from dispatch.realtime import push_to_user
 from dispatch.selectors import trip_load
@@ -26,6 +27,7 @@ _STAMPS = {
 }
 
 
+@bound_to_trip  # its log lines name the trip
 def trip_transition(
     *,
     trip_id: uuid.UUID,

@@ -46,6 +46,7 @@ from backend.fares.pricing import authorization_amount, rider_charge
 from backend.fares.selectors import policy_of
 from backend.notifications.services import notify
 from backend.organisations.booking import booking_check
+from backend.request_context import bound_to_trip
 from dispatch import live
 from dispatch.matching.geo import haversine_m
 from dispatch.models import (
@@ -587,6 +588,7 @@ def _party_role(trip: Trip, user_id: uuid.UUID | None) -> CancelledBy | None:
     return None
 
 
+@bound_to_trip  # its log lines name the trip
 def trip_cancel(
     *,
     trip_id: uuid.UUID,
@@ -675,6 +677,7 @@ def trip_cancel(
     return cancelled
 
 
+@bound_to_trip  # its log lines name the trip
 def trip_rate(*, trip_id: uuid.UUID, author_id: uuid.UUID, stars: int, comment: str = "") -> Rating:
     """The trip's rider rates the driver, or its driver rates the rider: once each, after completion.
 
@@ -705,6 +708,7 @@ def trip_rate(*, trip_id: uuid.UUID, author_id: uuid.UUID, stars: int, comment: 
         raise Conflict(gettext("You have already rated this trip."), code="already_rated") from exc
 
 
+@bound_to_trip  # its log lines name the trip
 def trip_tip(*, trip_id: uuid.UUID, rider_id: uuid.UUID, amount_minor: int, currency: str) -> Tip:
     """The trip's rider tips its driver; all of it goes to the driver (ledger entry `tip:{id}`).
 

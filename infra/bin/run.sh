@@ -95,11 +95,41 @@ log "router: $ROUTER_IN_USE"
 log "payments: $PAYMENTS_IN_USE"
 log "seeding the demo city"
 SEED_OUTPUT="$("$PY" manage.py seed_demo)"
-printf '%s\n' "$SEED_OUTPUT" >&2
+# seed_demo's report, less its staff sign-in line: that one is printed once, with the map's address below.
+printf '%s\n' "$SEED_OUTPUT" | grep -v 'staff sign-in' >&2 || true
 CREDENTIALS="$(printf '%s\n' "$SEED_OUTPUT" | grep 'staff sign-in' || true)"
 
 log "live dispatch map: http://127.0.0.1:${ROCHDALE_PORT}/map/  (sign in as staff)"
 log "${CREDENTIALS:-staff credentials: see var/demo-credentials.json}"
 log "API: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/docs   health: http://127.0.0.1:${ROCHDALE_PORT}/api/v1/health"
+# Metrics of every process (Celery's children, the web's workers) are summed from this directory; the files
+# of a previous run would count again, so it starts empty (docs/operations.md, "Metrics").
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$VAR/prometheus}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+
 log "starting the server, workers and the simulation (Ctrl-C stops everything)"
-exec "$VENV/bin/honcho" start -f "$PROCFILE" -d "$ROOT" "${PROCESSES[@]}"
+# Ctrl-C reaches honcho with the terminal's SIGINT (and from the trap below when only this script is
+# signalled); honcho then stops every process and exits 130 (143 for SIGTERM), which make would report as
+# "Error 130". A stop that was asked for is the normal end of `make run`: exit 0. Anything else, such as a
+# process that died on its own and took the stack down, keeps honcho's status.
+"$VENV/bin/honcho" start -f "$PROCFILE" -d "$ROOT" "${PROCESSES[@]}" &
+HONCHO_PID=$!
+STOP_ASKED=""
+stop_stack() {
+    STOP_ASKED=1
+    kill -INT "$HONCHO_PID" 2>/dev/null || true
+}
+trap stop_stack INT TERM
+# `wait` returns early whenever a trapped signal arrives: keep waiting until honcho has stopped them all.
+while kill -0 "$HONCHO_PID" 2>/dev/null; do
+    wait "$HONCHO_PID" || true
+done
+STATUS=0
+wait "$HONCHO_PID" || STATUS=$?
+trap - INT TERM
+if [ -n "$STOP_ASKED" ] && { [ "$STATUS" = 0 ] || [ "$STATUS" = 130 ] || [ "$STATUS" = 143 ]; }; then
+    log "stopped"
+    exit 0
+fi
+exit "$STATUS"

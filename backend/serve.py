@@ -12,7 +12,9 @@ starts it through here, so they all run the same server the figures in the READM
 - `--workers` processes (default `ROCHDALE_WEB_WORKERS`, else 1): each process serves its websockets on
   one event loop, so a machine uses one process per core;
 - a PostgreSQL connection pool per process (`DATABASE_POOL_MAX_SIZE`, default 16 here; see
-  backend/settings.py for why ASGI needs one).
+  backend/settings.py for why ASGI needs one);
+- uvicorn's own lines (startup, errors, the access log) through the project's LOGGING, so they are JSON
+  lines with the rest in production (docs/operations.md, "Logs") instead of uvicorn's format.
 
 The GIL switch interval of each worker is set in backend/asgi.py, where every server finds it.
 """
@@ -20,6 +22,7 @@ The GIL switch interval of each worker is set in backend/asgi.py, where every se
 from __future__ import annotations
 
 import argparse
+import logging.config
 import os
 
 import uvicorn
@@ -38,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "16")  # read by each worker's settings
+    # Reading the settings loads the module, not Django's apps: the supervisor stays free of them.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+    logging.config.dictConfig(settings.LOGGING)
     uvicorn.run(
         "backend.serve:served_application",
         factory=True,
@@ -45,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_config=None,  # LOGGING above; log_level still sets uvicorn's loggers' level
         log_level=args.log_level,
         access_log=args.access_log,
         lifespan="off",

@@ -94,9 +94,20 @@ def liveness() -> tuple[HealthBody, int]:
     return {"status": "ok"}, 200
 
 
-def readiness() -> tuple[HealthBody, int]:
-    """The readiness body and status: 200 when every check is "ok", 503 naming the ones that are not."""
+READINESS_SCOPES = ("stack", "server")
+
+
+def readiness(scope: str = "stack") -> tuple[HealthBody, int]:
+    """The readiness body and status: 200 when every check is "ok", 503 naming the ones that are not.
+
+    scope "stack" (the default) also fails on a stale heartbeat of the Celery worker, beat or a dispatch
+    worker: what an operator's monitor or a single box's load balancer asks. scope "server" fails only on
+    what this server itself needs (database, Redis, migrations) and still reports the heartbeats: what a
+    Kubernetes readiness probe asks, since a stopped beat must not take every API pod out of its Service
+    at once and leave riders with no answer at all."""
     global _last_ready
+    if scope not in READINESS_SCOPES:
+        raise ValueError(f"unknown readiness scope {scope!r}")
     database = "ok" if check_database() else "down"
     migrations = check_migrations() if database == "ok" else "down"
     redis_state = "ok" if check_redis() else "down"
@@ -113,14 +124,17 @@ def readiness() -> tuple[HealthBody, int]:
     failing = [name for name, state in (("database", database), ("redis", redis_state)) if state != "ok"]
     if migrations != "ok":
         failing.append("migrations")
-    failing += [name for name, beat in celery_beats.items() if beat.status is not heartbeats.BeatStatus.OK]
-    failing += [
-        f"dispatch_worker.{region}"
-        for region, beat in dispatch_beats.items()
-        if beat.status is not heartbeats.BeatStatus.OK
-    ]
+    if scope == "stack":
+        failing += [
+            name for name, beat in celery_beats.items() if beat.status is not heartbeats.BeatStatus.OK
+        ]
+        failing += [
+            f"dispatch_worker.{region}"
+            for region, beat in dispatch_beats.items()
+            if beat.status is not heartbeats.BeatStatus.OK
+        ]
     ready = not failing
-    if ready != _last_ready:
+    if scope == "stack" and ready != _last_ready:
         if ready:
             logger.info("health: ready")
         else:
@@ -157,8 +171,26 @@ class HealthProbeMiddleware:
             if request.path == self.LIVE_PATH:
                 return probe_response(*liveness())
             if request.path == self.READY_PATH:
-                return probe_response(*readiness())
+                scope = request.GET.get("scope", "stack")
+                if scope not in READINESS_SCOPES:
+                    return unknown_scope_response(scope)
+                return probe_response(*readiness(scope))
         return self.get_response(request)
+
+
+def unknown_scope_response(scope: str) -> JsonResponse:
+    """The API's error shape (backend/errors.py) for a scope that does not exist; operator-facing, so in
+    English only."""
+    return JsonResponse(
+        {
+            "error": {
+                "code": "invalid_input",
+                "message": "Invalid input.",
+                "details": {"scope": [f"{scope!r} is not one of {', '.join(READINESS_SCOPES)}."]},
+            }
+        },
+        status=400,
+    )
 
 
 def probe_response(body: HealthBody, status: int) -> JsonResponse:

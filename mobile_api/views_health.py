@@ -1,13 +1,22 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+import json
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.health import check_database, check_redis, liveness, readiness
+from backend.health import (
+    READINESS_SCOPES,
+    check_database,
+    check_redis,
+    liveness,
+    readiness,
+    unknown_scope_response,
+)
 
 _HealthSerializer = inline_serializer(
     "Health",
@@ -103,11 +112,27 @@ class LivenessView(_ProbeView):
 class ReadinessView(_ProbeView):
     @extend_schema(
         operation_id="health_ready",
-        responses={200: _ReadySerializer, 503: _ReadySerializer},
+        parameters=[
+            OpenApiParameter(
+                "scope",
+                str,
+                enum=list(READINESS_SCOPES),
+                required=False,
+                description=(
+                    '"stack" (default): heartbeats decide too. "server": only what this server needs '
+                    "(database, Redis, migrations); the heartbeats are still reported. Kubernetes "
+                    "readiness probes use it (docs/operations.md)."
+                ),
+            )
+        ],
+        responses={200: _ReadySerializer, 400: dict, 503: _ReadySerializer},
         summary=(
             "Database, Redis, migrations applied, and fresh heartbeats of the Celery worker, beat and the "
             "dispatch worker (any Host is accepted)"
         ),
     )
     def get(self, request: Request) -> Response:
-        return self.answer(*readiness())
+        scope = request.query_params.get("scope", "stack")
+        if scope not in READINESS_SCOPES:
+            return self.answer(json.loads(unknown_scope_response(scope).content), 400)
+        return self.answer(*readiness(scope))

@@ -60,8 +60,9 @@ def test_every_process_has_probes_limits_and_runs_unprivileged():
             assert mounts.get(environment["PROMETHEUS_MULTIPROC_DIR"]) in mounted, name
             if name in ("rochdale-web", "rochdale-api"):
                 assert container["livenessProbe"]["httpGet"] == {"path": "/api/v1/health/live", "port": 8000}
+                # Server scope: a stopped beat or dispatch worker must not take every API pod out at once.
                 assert container["readinessProbe"]["httpGet"] == {
-                    "path": "/api/v1/health/ready",
+                    "path": "/api/v1/health/ready?scope=server",
                     "port": 8000,
                 }
             else:

@@ -80,6 +80,29 @@ def test_readiness_names_each_check_and_every_beat_that_is_stale_or_missing(sett
 
 
 @pytest.mark.django_db
+def test_a_server_scoped_probe_reports_stale_beats_without_failing_on_them(settings) -> None:
+    """A pod's readiness asks only what that pod needs, so a stopped beat or dispatch worker does not take
+    every API pod out of its Service at once (riders would then get no answer at all)."""
+    settings.ROCHDALE_HEARTBEAT_STALE_S = 5.0
+    _beat_at(heartbeats.dispatch_worker_key("default"), 12.0)
+
+    server = Client().get(READY, {"scope": "server"}, HTTP_HOST=PROBE_HOST)
+    whole = Client().get(READY, HTTP_HOST=PROBE_HOST)
+
+    assert server.status_code == 200, server.json()
+    assert server.json()["status"] == "ok" and server.json()["failing"] == []
+    assert server.json()["heartbeats"]["dispatch_worker"]["default"]["status"] == "stale"
+    assert whole.status_code == 503
+    assert "dispatch_worker.default" in whole.json()["failing"]
+    # The same answer from the view the schema describes.
+    view = Client().get(READY + "?scope=server")
+    assert (view.status_code, view.json()["failing"]) == (200, [])
+    refused = Client().get(READY, {"scope": "pod"}, HTTP_HOST=PROBE_HOST)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.django_db
 def test_the_views_in_the_schema_give_the_middlewares_body() -> None:
     from rest_framework.test import APIRequestFactory
 
@@ -96,7 +119,7 @@ def test_the_views_in_the_schema_give_the_middlewares_body() -> None:
 
     schema = Client().get("/api/v1/schema", HTTP_ACCEPT="application/json").json()
     assert schema["paths"]["/api/v1/health/ready"]["get"]["operationId"] == "health_ready"
-    assert set(schema["paths"]["/api/v1/health/ready"]["get"]["responses"]) == {"200", "503"}
+    assert set(schema["paths"]["/api/v1/health/ready"]["get"]["responses"]) == {"200", "400", "503"}
     assert schema["paths"]["/api/v1/health/live"]["get"]["operationId"] == "health_live"
 
 

@@ -39,6 +39,9 @@ LOG_CONTEXT_VARS: dict[str, ContextVar[str | None]] = {
     "region": region_var,
 }
 LOG_CONTEXT_FIELDS = tuple(LOG_CONTEXT_VARS)
+# Ids true of the whole process (a dispatch worker serves one region), for threads that start with an
+# empty context: `loop.run_in_executor` and plain threads do not copy the caller's context variables.
+_process_ids: dict[str, str] = {}
 
 # A proxy's or client's id is kept only when it is short and plain, so it cannot forge log structure.
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -72,6 +75,18 @@ def bind_log_context(**ids: object) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def bind_process_log_context(**ids: object) -> None:
+    """Ids every line of this process carries unless its context says otherwise (`region` in a worker)."""
+    unknown = set(ids) - set(LOG_CONTEXT_VARS)
+    if unknown:
+        raise TypeError(f"unknown log context ids: {', '.join(sorted(unknown))}")
+    for name, value in ids.items():
+        if value is None:
+            _process_ids.pop(name, None)
+        else:
+            _process_ids[name] = str(value)
 
 
 def bind_log_user(user_id: object) -> None:
@@ -119,7 +134,7 @@ class LogContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in LOG_CONTEXT_VARS.items():
             if getattr(record, name, None) is None:
-                setattr(record, name, var.get())
+                setattr(record, name, var.get() or _process_ids.get(name))
         # django.request logs a 4xx/5xx answer after the middleware has returned, with the request attached.
         request = getattr(record, "request", None)
         if not isinstance(request, HttpRequest):

@@ -473,6 +473,8 @@ LOGGING = {
         "redis_outage_once": {"()": "backend.redis.RepeatedRedisErrorFilter"},
     },
     "loggers": {
+        # Only through the root's console: Django's default "django" handler would print each line again.
+        "django": {"level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
         "channels_redis.pubsub": {"filters": ["redis_outage_once"]},

@@ -128,7 +128,9 @@ done
 STATUS=0
 wait "$HONCHO_PID" || STATUS=$?
 trap - INT TERM
-if [ -n "$STOP_ASKED" ] && { [ "$STATUS" = 0 ] || [ "$STATUS" = 130 ] || [ "$STATUS" = 143 ]; }; then
+# 130 and 143 are honcho's own answers to SIGINT and SIGTERM: a stop was asked for even where this shell could
+# not trap it (a signal ignored when the script started, as under nohup, cannot be trapped).
+if [ "$STATUS" = 130 ] || [ "$STATUS" = 143 ] || { [ -n "$STOP_ASKED" ] && [ "$STATUS" = 0 ]; }; then
     log "stopped"
     exit 0
 fi

@@ -214,3 +214,26 @@ def test_sentry_events_lose_request_bodies_and_every_place():
     assert scrubbed["exception"]["values"][0]["type"] == "ValueError"
     assert scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]["function"] == "fix_store"
     assert scrubbed["request"]["headers"] == {"User-Agent": "okhttp"}
+
+
+def test_a_process_wide_region_reaches_threads_that_start_with_an_empty_context(json_log):
+    import threading
+
+    from backend.request_context import bind_process_log_context
+
+    logger = logging.getLogger("tests.json_logs")
+    bind_process_log_context(region="north")
+    try:
+        # An executor thread, as the dispatch worker's database calls run in: no copy of our context.
+        thread = threading.Thread(target=lambda: logger.warning("from a thread"))
+        thread.start()
+        thread.join()
+        with bind_log_context(region="south"):
+            logger.warning("bound here")
+    finally:
+        bind_process_log_context(region=None)
+    logger.warning("after")
+    from_thread, bound_here, after = _records(json_log)
+    assert from_thread["region"] == "north"
+    assert bound_here["region"] == "south"
+    assert "region" not in after

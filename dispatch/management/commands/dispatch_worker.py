@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from backend import metrics
-from backend.request_context import bind_log_context
+from backend.request_context import bind_process_log_context
 from dispatch.worker import DispatchWorker
 
 STOP_GRACE_S = 5.0
@@ -48,8 +48,8 @@ class Command(BaseCommand):
         # Its own metrics port when its pod is scraped by itself (docs/operations.md, "Metrics").
         metrics.serve_if_configured(f"dispatch worker {worker.region}")
         try:
-            # asyncio.run copies this context into every task of the loop: each line names the region.
-            with bind_log_context(region=worker.region):
-                asyncio.run(main())
+            # Every line of this process names its region, the loop's tasks and its executor threads alike.
+            bind_process_log_context(region=worker.region)
+            asyncio.run(main())
         finally:
             metrics.process_exited()  # its gauges (index size, stream lag) leave the web's /metrics

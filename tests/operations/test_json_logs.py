@@ -237,3 +237,23 @@ def test_a_process_wide_region_reaches_threads_that_start_with_an_empty_context(
     assert from_thread["region"] == "north"
     assert bound_here["region"] == "south"
     assert "region" not in after
+
+
+@pytest.mark.django_db
+def test_a_session_users_request_names_them_once_the_request_has_resolved_its_user(client, json_log):
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    client.force_login(user)
+    request_logger = logging.getLogger("django.request")
+    handler = logging.getLogger("tests.json_logs").handlers[0]
+    request_logger.addHandler(handler)
+    try:
+        missing = client.get("/members/no-such-page/", HTTP_X_REQUEST_ID="session-1")
+        anonymous = client.__class__().get("/members/no-such-page/", HTTP_X_REQUEST_ID="anonymous-1")
+    finally:
+        request_logger.removeHandler(handler)
+    assert missing.status_code == 404 and anonymous.status_code == 404
+    signed_in, nobody = (line for line in _records(json_log) if line["logger"] == "django.request")
+    assert signed_in["request_id"] == "session-1" and signed_in["user_id"] == str(user.pk)
+    assert nobody["request_id"] == "anonymous-1" and "user_id" not in nobody

@@ -20,8 +20,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
-from backend.admin_display import money
 from backend.errors import DomainError
+from backend.fares.admin_display import money
 from backend.fares.money import minor_to_decimal, to_minor_units
 from dispatch.models import FareEstimate, Rating, ServiceArea, Tip, Trip, TripEvent
 from dispatch.money.refunds import REFUND_REASON_MAX_LENGTH, refund_post, trip_refunds

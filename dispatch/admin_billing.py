@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from backend.admin_display import money
 from backend.fares.admin import ReadOnlyAdmin
+from backend.fares.admin_display import money
 from dispatch.models import InvoiceLine, InvoicePayment, OrganisationInvoice
 
 

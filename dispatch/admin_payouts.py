@@ -17,8 +17,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from backend.admin_display import money
 from backend.errors import DomainError
+from backend.fares.admin_display import money
 from dispatch.models import BankAccountType, DriverBankAccount, DriverStripeAccount, Payout, PayoutStatus
 from dispatch.money.payouts import bank_account_add, payout_mark_failed, payout_mark_paid, payout_retry_now
 

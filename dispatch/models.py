@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from backend.fares.money import minor_to_decimal
 from dispatch import bank_details
 from dispatch.state import DRIVER_ACTIVE_STATUSES, DRIVERLESS_STATUSES, OPEN_STATUSES, TripStatus
 
@@ -79,7 +80,7 @@ class FareEstimate(models.Model):
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
-        return f"estimate {self.id} ({self.fare_minor} {self.currency})"
+        return f"estimate {self.id} ({minor_to_decimal(self.fare_minor, self.currency)} {self.currency})"
 
 
 class TripCancelledBy(models.TextChoices):
@@ -300,7 +301,8 @@ class Tip(models.Model):
         constraints = [models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="tip_positive")]
 
     def __str__(self) -> str:
-        return f"tip {self.amount_minor} {self.currency} · trip {self.trip_id}"
+        amount = minor_to_decimal(self.amount_minor, self.currency)
+        return f"tip of {amount} {self.currency} · trip {self.trip_id}"
 
 
 class PresenceStatus(models.TextChoices):
@@ -713,7 +715,7 @@ class InvoiceLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount_minor} · trip {self.trip_id}"
+        return f"{self.kind} line · trip {self.trip_id}"
 
 
 class InvoicePayment(models.Model):
@@ -742,7 +744,7 @@ class InvoicePayment(models.Model):
     # --- Safety (docs/safety.md): share-trip links, SOS alerts, the rider's standing choices ----------------
 
     def __str__(self) -> str:
-        return f"payment of {self.amount_minor} on {self.received_on} ({self.method})"
+        return f"payment received {self.received_on} ({self.method})"
 
 
 class TripShareLink(models.Model):

@@ -19,6 +19,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from backend.fares.money import minor_to_decimal
+
 
 def _protect(name: str) -> pgtrigger.Protect:
     return pgtrigger.Protect(name=name, operation=pgtrigger.Update | pgtrigger.Delete)
@@ -398,7 +400,8 @@ class DividendStatement(models.Model):
         triggers = [_protect("dividend_statements_append_only")]
 
     def __str__(self) -> str:
-        return f"dividend of {self.total_minor} {self.currency} to member {self.member_id}"
+        amount = minor_to_decimal(self.total_minor, self.currency)
+        return f"dividend of {amount} {self.currency} to member {self.member_id}"
 
 
 class AuditEntry(models.Model):

@@ -21,7 +21,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from backend.accounts import web
-from backend.admin_display import with_readable_fields
+from backend.fares.admin_display import with_readable_fields
 
 
 class SecondFactorAdminSite(admin.AdminSite):
@@ -46,6 +46,6 @@ class SecondFactorAdminSite(admin.AdminSite):
         admin_class: type[admin.ModelAdmin] | None = None,
         **options: object,
     ) -> None:
-        # Every screen shows money, points and JSON readably (backend/admin_display.py), the ones apps
+        # Every screen shows money, points and JSON readably (backend/fares/admin_display.py), the ones apps
         # register tomorrow included: the mixin goes in here, not in each admin.
         super().register(model_or_iterable, with_readable_fields(admin_class or admin.ModelAdmin), **options)

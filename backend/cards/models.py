@@ -16,6 +16,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from backend.fares.money import minor_to_decimal
+
 
 class StripeCustomer(models.Model):
     """The rider's customer at Stripe, created once (with an idempotency key derived from the rider)."""
@@ -87,7 +89,7 @@ class CardHold(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="card_hold_due")]
 
     def __str__(self) -> str:
-        return f"hold {self.amount_minor} {self.currency} ({self.status})"
+        return f"hold of {minor_to_decimal(self.amount_minor, self.currency)} {self.currency} ({self.status})"
 
     @property
     def idempotency_key(self) -> str:

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from backend.admin_display import money
+from backend.fares.admin_display import money
 from backend.fares.models import (
     DEBIT_NORMAL_KINDS,
     CaptureStatus,

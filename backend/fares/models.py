@@ -13,6 +13,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from backend.fares.money import minor_to_decimal
+
 
 class PolicySource(models.TextChoices):
     SEED = "seed", gettext_lazy("Seeded default")
@@ -189,8 +191,7 @@ class Posting(models.Model):
         ]
 
     def __str__(self) -> str:
-        side, amount = ("debit", self.debit_minor) if self.debit_minor else ("credit", self.credit_minor)
-        return f"{side} {amount} to {self.account_id} · entry {self.entry_id}"
+        return f"{'debit' if self.debit_minor else 'credit'} · entry {self.entry_id}"
 
 
 class CapturePurpose(models.TextChoices):
@@ -268,7 +269,8 @@ class PaymentCapture(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.purpose} {self.amount_minor} {self.currency} ({self.status})"
+        amount = minor_to_decimal(self.amount_minor, self.currency)
+        return f"{self.purpose} of {amount} {self.currency} ({self.status})"
 
     @property
     def idempotency_key(self) -> str:

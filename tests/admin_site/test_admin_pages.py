@@ -11,7 +11,7 @@ from django.db.models import Model
 from django.test import Client
 from django.urls import reverse
 
-from backend.admin_display import json_table, lat_lng, money
+from backend.fares.admin_display import json_table, lat_lng, money
 from dispatch.models import Tip, Trip
 from tests.mobile_api.builders import completed_trip
 

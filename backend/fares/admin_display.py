@@ -1,6 +1,7 @@
 """How the admin shows what staff read: money as "$10.00", points as "lat, lng", JSON as small tables.
 
-In the kernel (backend/) so every app's admin can use it (backend's own admins may not import dispatch).
+In the kernel, beside the money rules (backend/fares/money.py), so every app's admin can use it: backend's
+own admins may not import dispatch, where the receipts' formatter lives.
 Amounts are exact (`minor_to_decimal`, the receipts' own conversion); a symbol is used only where it names
 one currency without doubt, and any other code is written after the amount ("10.00 CAD"), as the receipts'
 `format_money` writes every amount. Admin text is for staff and is not translated.

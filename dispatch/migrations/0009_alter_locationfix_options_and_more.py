@@ -4,18 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dispatch', '0008_safety'),
+        ("dispatch", "0008_safety"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='locationfix',
-            options={'verbose_name_plural': 'location fixes'},
+            name="locationfix",
+            options={"verbose_name_plural": "location fixes"},
         ),
         migrations.AlterModelOptions(
-            name='ridersafetysettings',
-            options={'verbose_name_plural': 'rider safety settings'},
+            name="ridersafetysettings",
+            options={"verbose_name_plural": "rider safety settings"},
         ),
     ]

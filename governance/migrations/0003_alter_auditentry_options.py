@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('governance', '0002_discussion_and_withdrawals'),
+        ("governance", "0002_discussion_and_withdrawals"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='auditentry',
-            options={'ordering': ['sequence'], 'verbose_name_plural': 'audit entries'},
+            name="auditentry",
+            options={"ordering": ["sequence"], "verbose_name_plural": "audit entries"},
         ),
     ]

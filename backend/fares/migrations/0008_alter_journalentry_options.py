@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fares', '0007_organisation_receivable'),
+        ("fares", "0007_organisation_receivable"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='journalentry',
-            options={'ordering': ['created_at'], 'verbose_name_plural': 'journal entries'},
+            name="journalentry",
+            options={"ordering": ["created_at"], "verbose_name_plural": "journal entries"},
         ),
     ]

@@ -90,8 +90,13 @@ def audit_append_all(events: Iterable[AuditEvent]) -> list[AuditEntry]:
     return [audit_append(kind=event.kind, payload=event.payload) for event in events]
 
 
-def _chain_entries() -> Iterator[ChainEntry]:
-    for row in AuditEntry.objects.order_by("sequence").iterator(chunk_size=2000):
+def chain_entries(up_to_sequence: int | None = None) -> Iterator[ChainEntry]:
+    """The stored chain in order, streamed; up to and including `up_to_sequence` when given (a published
+    head is checked against the chain as far as it reached, governance/audit_head.py)."""
+    rows = AuditEntry.objects.order_by("sequence")
+    if up_to_sequence is not None:
+        rows = rows.filter(sequence__lte=up_to_sequence)
+    for row in rows.iterator(chunk_size=2000):
         yield ChainEntry(
             sequence=row.sequence,
             kind=row.kind,
@@ -113,7 +118,7 @@ def audit_verify() -> ChainVerification:
         head = AuditHead.objects.filter(id=1).first()
         expected_head = head.hash if head else GENESIS_HASH
         expected_count = head.sequence if head else 0
-        return verify_chain(_chain_entries(), expected_head=expected_head, expected_count=expected_count)
+        return verify_chain(chain_entries(), expected_head=expected_head, expected_count=expected_count)
 
 
 def audit_head() -> dict[str, Any]:

@@ -24,7 +24,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +37,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from backend.files import create_once, write_atomically
-from governance.audit_chain import GENESIS_HASH, ChainEntry, canonical_json, verify_chain
+from governance.audit import chain_entries
+from governance.audit_chain import GENESIS_HASH, canonical_json, verify_chain
 from governance.models import AuditEntry, AuditHead
 
 __all__ = [
@@ -185,19 +186,6 @@ class HeadCheck:
     reason: str | None
 
 
-def _entries_up_to(sequence: int) -> Iterator[ChainEntry]:
-    rows = AuditEntry.objects.filter(sequence__lte=sequence).order_by("sequence")
-    for row in rows.iterator(chunk_size=2000):
-        yield ChainEntry(
-            sequence=row.sequence,
-            kind=row.kind,
-            payload=row.payload,
-            at=row.at,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
-
-
 def audit_head_verify(document: Mapping[str, Any], public_key: Ed25519PublicKey | None = None) -> HeadCheck:
     """Check a signed head (the parsed file) against ``public_key`` (by default the public half of
     ``ROCHDALE_AUDIT_HEAD_KEY_FILE``, which must then exist) and the database: the chain's first
@@ -240,7 +228,7 @@ def audit_head_verify(document: Mapping[str, Any], public_key: Ed25519PublicKey 
                 f"entry {sequence} has hash {stored} in the database, not the signed {expected_hash}: "
                 "the chain was rewritten since this head was exported"
             )
-        chain = verify_chain(_entries_up_to(sequence), expected_head=expected_hash, expected_count=sequence)
+        chain = verify_chain(chain_entries(sequence), expected_head=expected_hash, expected_count=sequence)
     if not chain.ok:
         return failed(
             f"the chain up to entry {sequence} is broken at {chain.first_bad_sequence}: {chain.reason}"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 
 import redis
+from django.conf import settings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -36,6 +37,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from backend.redis import REDIS_UNREACHABLE, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +135,6 @@ def observe_offer(outcome: str, count: int = 1) -> None:
 
 def record_ledger_verification(*, ok: bool, problems: int, client: redis.Redis | None = None) -> None:
     """Leave the ledger's verdict in Redis for `/metrics` (best effort: the task's log has it anyway)."""
-    from backend.redis import REDIS_UNREACHABLE, get_redis
-
     try:
         (client or get_redis()).hset(
             LEDGER_STATUS_KEY, mapping={"ok": int(ok), "problems": problems, "at": repr(time.time())}
@@ -167,10 +168,6 @@ class OperationsCollector(Collector):
     scrape, so the processes' own metrics are still collected during an outage."""
 
     def collect(self) -> Iterator[Metric]:
-        from django.conf import settings
-
-        from backend.redis import get_redis
-
         up = GaugeMetricFamily(
             "rochdale_metrics_redis_up",
             "Whether the scrape could read Redis (1) or not (0).",

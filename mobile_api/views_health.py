@@ -17,6 +17,7 @@ from backend.health import (
     readiness,
     unknown_scope_response,
 )
+from mobile_api.schema import error_responses
 
 _HealthSerializer = inline_serializer(
     "Health",
@@ -125,7 +126,7 @@ class ReadinessView(_ProbeView):
                 ),
             )
         ],
-        responses={200: _ReadySerializer, 400: dict, 503: _ReadySerializer},
+        responses={200: _ReadySerializer, 503: _ReadySerializer, **error_responses({400: ["invalid_input"]})},
         summary=(
             "Database, Redis, migrations applied, and fresh heartbeats of the Celery worker, beat and the "
             "dispatch worker (any Host is accepted)"

@@ -29,6 +29,13 @@ FUNCTION_LEVEL_IMPORTS_ALLOWED = {
     ("backend/cards/apps.py", "ready", "backend.fares.payments"),
     # AppConfig.ready(): the SMS adapters join the notification channels' registry (Django's rule too).
     ("backend/notifications/apps.py", "ready", "backend.notifications"),
+    # AppConfig.ready(): the dispatch streams' collector joins /metrics once the apps are loaded.
+    ("dispatch/apps.py", "ready", "backend.metrics"),
+    ("dispatch/apps.py", "ready", "dispatch.metrics"),
+    # Celery's worker signals: backend.celery is imported by every process (backend/__init__.py), before
+    # Django is set up, so the metrics module is loaded only in a worker that uses it.
+    ("backend/celery.py", "serve_worker_metrics", "backend"),
+    ("backend/celery.py", "forget_worker_child", "backend"),
 }
 
 

@@ -14,8 +14,8 @@ import functools
 import inspect
 import logging
 import logging.config
+from collections.abc import Callable
 from contextvars import Token
-from typing import Any
 
 from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun
@@ -39,7 +39,7 @@ def use_project_logging(loglevel: int | str | None = None, **_: object) -> None:
 
 
 @functools.cache
-def _signature(task_run: Any) -> inspect.Signature | None:
+def _signature(task_run: Callable[..., object]) -> inspect.Signature | None:
     try:
         return inspect.signature(task_run)
     except (TypeError, ValueError):

@@ -169,6 +169,9 @@ class DispatchWorker:
                 return
             self.ready.set()
             self._spawn(self._probe_loop_lag())
+            # From the start, not only after the first second: a scrape right after the worker came up
+            # (seen in CI) would otherwise find no index gauge at all.
+            metrics.index_drivers.labels(region=self.region).set(len(self.index))
             last_beat = last_prune = last_scan = time.monotonic()
             while not self._stopping.is_set():
                 try:

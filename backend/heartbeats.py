@@ -109,8 +109,9 @@ def read(keys: list[str], *, client: redis.Redis | None = None) -> dict[str, Bea
 
 
 def key_for_role(role: Role, *, region: str | None = None) -> str:
-    """The key `process_alive` checks: this container's own Celery worker or beat (another replica's beat
-    must not keep a dead one alive), or the region's dispatch worker (one per region)."""
+    """The key `process_alive` checks: this container's own process (another replica's beat must not keep
+    a dead one alive). A dispatch worker beats its host's key whether active or standby (the region's own
+    key is the active one's, which the sweeper and readiness read)."""
     if role is Role.DISPATCH:
-        return dispatch_worker_key(region or settings.ROCHDALE_DISPATCH_REGION)
+        return host_key(dispatch_worker_key(region or settings.ROCHDALE_DISPATCH_REGION))
     return host_key(CELERY_WORKER_KEY if role is Role.WORKER else CELERY_BEAT_KEY)

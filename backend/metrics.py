@@ -103,6 +103,17 @@ worker_stream_lag_seconds = Gauge(
     ["region"],
     multiprocess_mode="livemostrecent",
 )
+worker_active = Gauge(
+    "rochdale_dispatch_worker_active",
+    "1 while this dispatch worker holds its region's lease (active), 0 while it is a standby.",
+    ["region"],
+    multiprocess_mode="liveall",
+)
+lease_takeovers = Counter(
+    "rochdale_dispatch_lease_takeovers",
+    "Dispatch leases taken by a worker (startup and every failover), and lost to another (fenced out).",
+    ["region", "event"],
+)
 index_drivers = Gauge(
     "rochdale_dispatch_index_drivers",
     "Available drivers in the dispatch worker's in-memory index.",

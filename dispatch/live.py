@@ -15,7 +15,10 @@ Keys (`{region}` is the dispatch region, one worker process each; see docs/dispa
 - `rd:grace`                 sorted set: driver -> when their disconnect grace ends
 - `rd:ontrip`                set of drivers whose hash names a trip (reconciled against PostgreSQL)
 - `rd:flush:{region}`        last stream id persisted to PostGIS; `rd:flush:lock:{region}` its lock
-- `rd:worker:{region}`       the dispatch worker's heartbeat
+- `rd:worker:{region}`       the active dispatch worker's heartbeat (`...:{host}`: each worker process's own,
+                             active or standby, for its liveness probe)
+- `rd:fence:{region}`        the highest dispatch-lease token that has written here: a worker whose token is
+                             lower was taken over, and its writes are refused (docs/dispatch.md, "Failover")
 - `rd:gen:{region}`          the generation: a random token the region's worker writes when it finds none.
                              Redis without it has lost its data (restarted empty, flushed, evicted): the
                              worker then rebuilds the live state from PostgreSQL (docs/dispatch.md)
@@ -96,6 +99,32 @@ def generation_key(region_name: str | None = None) -> str:
     return f"rd:gen:{region_name or region()}"
 
 
+def fence_key(region_name: str | None = None) -> str:
+    return f"rd:fence:{region_name or region()}"
+
+
+# The active dispatch worker's beat, fenced: refused (0) when a higher lease token has written to Redis (this
+# worker was taken over); otherwise raises the fence to its token, beats the region's key, and returns the
+# generation, claiming it with ARGV[5] when Redis has none (it lost its data). The process's own key (its
+# liveness) is beaten either way.
+# KEYS: region heartbeat, fence, this host's heartbeat, generation.
+# ARGV: lease token, now (epoch s), region key TTL, host key TTL, new generation token.
+WORKER_BEAT_SCRIPT = """
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+local mine = tonumber(ARGV[1])
+if mine < seen then return {0, ''} end
+if mine > seen then redis.call('SET', KEYS[2], ARGV[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+local generation = redis.call('GET', KEYS[4])
+if not generation then
+  redis.call('SET', KEYS[4], ARGV[5])
+  generation = ARGV[5]
+end
+return {1, generation}
+"""
+
+
 # One round trip per fix: compare with the previous accepted fix, refuse an impossible jump (counted), or
 # store the fix, keep the available geo sets current, and append it to the stream. Returns
 # {"ok", rider, trip} for an accepted fix, {"jump", metres} or {"stale"} otherwise; {"not_online"} (nothing
@@ -152,10 +181,13 @@ return {'ok', h[6] or '', trip}
 # are written (HSETNX), because every field present was written by its own mirror after PostgreSQL
 # committed it, and is at least as new as the read this restore is made of. The last fix is written only
 # where Redis has none. Then the available sets and the on-trip set follow the record as it now stands.
-# Returns 1 when it filled something in, 0 when the record was complete.
-# KEYS: driver hash, available set, available WAV set, on-trip set.
-# ARGV: driver, online, wav, vehicle, idle, trip, rider, lat, lng, t ('' for none), GEO latitude limit.
+# Returns 1 when it filled something in, 0 when the record was complete, -1 (nothing written) when a
+# dispatch worker's restore carries a lease token below the region's fence (it was taken over).
+# KEYS: driver hash, available set, available WAV set, on-trip set, the region's fence.
+# ARGV: driver, online, wav, vehicle, idle, trip, rider, lat, lng, t ('' for none), GEO latitude limit,
+#       the worker's lease token ('' from a socket server, which holds none).
 RESTORE_SCRIPT = """
+if ARGV[12] ~= '' and tonumber(redis.call('GET', KEYS[5]) or '0') > tonumber(ARGV[12]) then return -1 end
 local filled = 0
 local fields = {'online', ARGV[2], 'wav', ARGV[3], 'vehicle', ARGV[4], 'idle', ARGV[5], 'trip', ARGV[6],
   'rider', ARGV[7]}
@@ -200,10 +232,11 @@ def restore_keys(record: DriverLiveRecord, *, region_name: str | None = None) ->
         available_key(region_name),
         available_key(region_name, wav=True),
         ON_TRIP_KEY,
+        fence_key(region_name),
     ]
 
 
-def restore_args(record: DriverLiveRecord) -> list[str]:
+def restore_args(record: DriverLiveRecord, *, lease_token: int | None = None) -> list[str]:
     located = record.lat is not None and record.lng is not None and record.fix_at is not None
     return [
         record.driver_id,
@@ -217,6 +250,7 @@ def restore_args(record: DriverLiveRecord) -> list[str]:
         repr(record.lng) if located else "",
         repr(record.fix_at) if located else "",
         repr(GEO_LAT_LIMIT),
+        "" if lease_token is None else str(lease_token),
     ]
 
 

@@ -398,6 +398,9 @@ class Offer(models.Model):
     idle_s = models.PositiveIntegerField(default=0)
     reason = models.JSONField(default=dict)
     dispatch_policy_version = models.PositiveIntegerField(null=True, blank=True)
+    # The fencing token of the dispatch lease under which the offer was made (DispatchLease): which term of
+    # which worker (or the sweeper) made it. Null for offers made before leases existed.
+    lease_token = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -416,6 +419,28 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"offer to driver {self.driver_id} · trip {self.trip_id} ({self.status})"
+
+
+class DispatchLease(models.Model):
+    """Who may dispatch a region, until when, under which fencing token (docs/dispatch.md, "Failover").
+
+    One row per region. A dispatch worker (or the sweeper, while no worker runs) takes it when it is free
+    or expired, which adds one to `token`; the holder renews `expires_at` every second. Every dispatch round
+    checks, inside its own transaction and under a lock on this row, that the token is still its own, so a
+    worker that lost the lease (stalled, cut off) cannot write once another has taken it. Times are the
+    database's clock, so the machines' clocks do not have to agree."""
+
+    region = models.CharField(primary_key=True, max_length=64)
+    holder = models.CharField(max_length=200, help_text="role:host:pid:random of the process holding it")
+    token = models.BigIntegerField(help_text="the fencing token: one more at every change of holder")
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "dispatch lease"
+
+    def __str__(self) -> str:
+        return f"dispatch lease {self.region} · token {self.token} · {self.holder}"
 
 
 class DispatchPolicyVersion(models.Model):

@@ -13,7 +13,12 @@ generation key (`rd:gen:{region}`, a random token it wrote). A Redis without it 
 worker rebuilds the live state from PostgreSQL: every online driver's record (last fix, trip, vehicle) is
 put back and indexed, the stream positions start over, the offer holders and timers are re-armed.
 
-Run it with `manage.py dispatch_worker [--region default]`; docs/dispatch.md has the failure modes.
+Run it with `manage.py dispatch_worker [--region default]`, as many per region as should stand by: the
+one holding the region's lease (dispatch/services/leases.py) is active, the others wait as standbys and take
+over within seconds of its death, rebuilding the index and re-arming the timers from Redis and PostgreSQL.
+Every write it makes carries its lease's fencing token: rounds are checked against PostgreSQL's lease row,
+its Redis beat and restores against the region's fence key, so a worker that was taken over writes nothing
+more. docs/dispatch.md has the failure modes.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from redis.commands.core import AsyncScript
 
-from backend import metrics
+from backend import heartbeats, metrics
 from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis
 from dispatch import live, selectors
 from dispatch.batch_assignment import assign_batch
@@ -45,6 +50,17 @@ from dispatch.models import Offer, OfferStatus, Trip
 from dispatch.policy import DispatchPolicy, dispatch_policy_in_force
 from dispatch.services import dispatching
 from dispatch.services.dispatching import Candidate, RankedCandidate, RoundResult, TripInfo
+from dispatch.services.leases import (
+    LEASE_RENEW_S,
+    LEASE_TTL_S,
+    STANDBY_POLL_S,
+    Lease,
+    LeaseLost,
+    holder_id,
+    lease_acquire,
+    lease_release,
+    lease_renew,
+)
 from dispatch.state import TripStatus
 
 logger = logging.getLogger(__name__)
@@ -73,8 +89,8 @@ def _text(value: bytes | str | int | None) -> str:
     return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
 
 
-def _db(function: Any) -> Any:
-    """Run ORM code in the worker's one database thread, with Django's connection hygiene."""
+def _hygienic(function: Any) -> Any:
+    """`function` between two of Django's connection checks (a broken or too-old connection is replaced)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
         close_old_connections()
@@ -83,7 +99,12 @@ def _db(function: Any) -> Any:
         finally:
             close_old_connections()
 
-    return sync_to_async(run, thread_sensitive=True)
+    return run
+
+
+def _db(function: Any) -> Any:
+    """Run ORM code in the worker's one database thread, with Django's connection hygiene."""
+    return sync_to_async(_hygienic(function), thread_sensitive=True)
 
 
 class DispatchWorker:
@@ -106,6 +127,16 @@ class DispatchWorker:
         self.again: set[str] = set()
         self.redis: Any = None
         self.restore_script: AsyncScript | None = None
+        self.beat_script: AsyncScript | None = None
+        # The region's lease while active (None while standby), and why this worker must stop acting: the
+        # lease renewal found another holder, a fenced write was refused, or renewals failed past the TTL.
+        self.holder = holder_id()
+        self.lease: Lease | None = None
+        self.lease_lost = asyncio.Event()
+        self.lease_renewed_at = 0.0  # monotonic time the last successful renewal was sent
+        self.takeovers = 0
+        # Its own thread (and so its own database connection): a renewal never waits behind a round.
+        self.lease_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lease-{self.region}")
         self.policy: DispatchPolicy | None = None
         self.policy_loaded_at = 0.0
         self.stream_ids: dict[str, str] = {}
@@ -123,12 +154,13 @@ class DispatchWorker:
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, remember where the streams end, claim or adopt Redis's generation, then rebuild the
-        index (restoring from PostgreSQL any online driver Redis has no record of) and re-arm every timer.
+        """Take the region's lease if this worker does not hold it yet (RuntimeError when another does),
+        connect, remember where the streams end, claim or adopt Redis's generation, then rebuild the index
+        (restoring from PostgreSQL any online driver Redis has no record of) and re-arm every timer.
         Raises `REDIS_UNREACHABLE` errors; `run()` retries it until Redis answers."""
-        if self.redis is None:
-            self.redis = get_async_redis()
-        self.restore_script = self.redis.register_script(live.RESTORE_SCRIPT)
+        self._connect()
+        if self.lease is None and not await self.try_lease():
+            raise RuntimeError(f"the dispatch lease of region {self.region} is held by another worker")
         for key in (live.fixes_key(self.region), live.events_key(self.region)):
             last = await self.redis.xrevrange(key, count=1)
             self.stream_ids[key] = _text(last[0][0]) if last else STREAM_START
@@ -145,6 +177,104 @@ class DispatchWorker:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.step_down()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+            self.redis = None
+        self.road_executor.shutdown(wait=False, cancel_futures=True)
+        self.road_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roads-{self.region}")
+
+    def _connect(self) -> None:
+        if self.redis is None:
+            self.redis = get_async_redis()
+            self.restore_script = self.redis.register_script(live.RESTORE_SCRIPT)
+            self.beat_script = self.redis.register_script(live.WORKER_BEAT_SCRIPT)
+
+    # -- the lease: active or standby ------------------------------------------------------------------------
+
+    async def _lease_call(self, function: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.lease_executor, functools.partial(_hygienic(function), **kwargs)
+        )
+
+    async def try_lease(self) -> bool:
+        """One attempt at the region's lease (above the highest token Redis has seen); True once held."""
+        floor = 0
+        with contextlib.suppress(*REDIS_UNREACHABLE):
+            floor = int(await self.redis.get(live.fence_key(self.region)) or 0)
+        sent_at = time.monotonic()
+        lease = await self._lease_call(
+            lease_acquire, region=self.region, holder=self.holder, token_floor=floor
+        )
+        if lease is None:
+            return False
+        self.lease, self.lease_renewed_at = lease, sent_at
+        self.lease_lost.clear()
+        self.takeovers += 1
+        metrics.worker_active.labels(region=self.region).set(1)
+        metrics.lease_takeovers.labels(region=self.region, event="taken").inc()
+        logger.info("dispatch worker %s: active (lease token %d, %s)", self.region, lease.token, self.holder)
+        return True
+
+    async def wait_for_lease(self) -> bool:
+        """Stand by until the region's lease is this worker's (True), or until asked to stop (False). A
+        standby beats only its own liveness key; it reads nothing else and writes nothing else."""
+        announced = False
+        metrics.worker_active.labels(region=self.region).set(0)
+        while not self._stopping.is_set():
+            self._connect()
+            try:
+                if await self.try_lease():
+                    return True
+            except DatabaseError as exc:
+                logger.warning("dispatch worker %s: cannot reach the lease (%s); retrying", self.region, exc)
+            if not announced:
+                logger.info("dispatch worker %s: standby (the lease is held by another worker)", self.region)
+                announced = True
+            with contextlib.suppress(*REDIS_UNREACHABLE):
+                await self.redis.set(
+                    heartbeats.host_key(live.worker_heartbeat_key(self.region)),
+                    str(time.time()),
+                    ex=heartbeats.expiry_s(),
+                )
+            await self._pause(STANDBY_POLL_S)
+        return False
+
+    async def _keep_lease(self) -> None:
+        """Renew every LEASE_RENEW_S. Lost when another holds it, or when no renewal has gone through for
+        LEASE_TTL_S (the database may have let it expire: a standby may be taking over)."""
+        while self.lease is not None and not self.lease_lost.is_set():
+            await asyncio.sleep(LEASE_RENEW_S)
+            lease, sent_at = self.lease, time.monotonic()
+            if lease is None:
+                return
+            try:
+                held = await self._lease_call(lease_renew, lease=lease)
+            except DatabaseError as exc:
+                if time.monotonic() - self.lease_renewed_at < LEASE_TTL_S:
+                    logger.warning("dispatch worker %s: lease renewal failed (%s)", self.region, exc)
+                    continue
+                held = False
+            if held:
+                self.lease_renewed_at = sent_at
+            else:
+                self.lost_lease("its renewal found another holder or failed for longer than the lease")
+
+    def lost_lease(self, why: str) -> None:
+        """Stop acting at once: the serving loop ends after its current read, and the worker stands by."""
+        if self.lease_lost.is_set() or self.lease is None:
+            return
+        logger.warning(
+            "dispatch worker %s: lost the lease (token %d): %s", self.region, self.lease.token, why
+        )
+        metrics.lease_takeovers.labels(region=self.region, event="lost").inc()
+        self.lease_lost.set()
+
+    async def step_down(self) -> None:
+        """Cancel every timer and task and forget the region's live state (a new term rebuilds it); give
+        the lease back when still held (a clean stop: a standby takes over within one poll)."""
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
@@ -152,47 +282,68 @@ class DispatchWorker:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.redis is not None:
+        self.ready.clear()
+        lease, self.lease = self.lease, None
+        metrics.worker_active.labels(region=self.region).set(0)
+        if lease is not None and not self.lease_lost.is_set():
+            if self.redis is not None:
+                with contextlib.suppress(Exception):
+                    await self.redis.delete(live.worker_heartbeat_key(self.region))
             with contextlib.suppress(Exception):
-                await self.redis.delete(live.worker_heartbeat_key(self.region))
-            with contextlib.suppress(Exception):
-                await self.redis.aclose()
-            self.redis = None
-        self.road_executor.shutdown(wait=False, cancel_futures=True)
-        self.road_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roads-{self.region}")
+                await self._lease_call(lease_release, lease=lease)
+        self.index = DriverIndex()
+        self.meta.clear()
+        self.trips.clear()
+        self.offer_holders.clear()
+        self.pending.clear()
+        self.requested_at.clear()
+        self.in_flight.clear()
+        self.again.clear()
+        self.stream_ids.clear()
+        self.generation = None
 
     async def run(self) -> None:
-        """Start (waiting for Redis if it is down), then serve until cancelled or `stop()`. A Redis
-        connection error never ends it: the loop waits the outage out and carries on."""
+        """Stand by until the region's lease is free, then start (waiting for Redis if it is down) and
+        serve until cancelled, `stop()`, or the lease is lost, when it stands by again. A Redis connection
+        error never ends it: the loop waits the outage out and carries on."""
         try:
-            if not await self._start_when_redis_answers():
-                return
-            self.ready.set()
-            self._spawn(self._probe_loop_lag())
-            # From the start, not only after the first second: a scrape right after the worker came up
-            # (seen in CI) would otherwise find no index gauge at all.
-            metrics.index_drivers.labels(region=self.region).set(len(self.index))
-            last_beat = last_prune = last_scan = time.monotonic()
-            while not self._stopping.is_set():
+            while await self.wait_for_lease():
                 try:
-                    await self.step(block_ms=STREAM_BLOCK_MS)
-                    now = time.monotonic()
-                    if now - last_beat >= 1.0:
-                        await self.heartbeat()
-                        last_beat = now
-                        metrics.index_drivers.labels(region=self.region).set(len(self.index))
-                    self.outage.recovered()
-                except REDIS_UNREACHABLE as exc:
-                    await self._ride_out_outage(exc)
-                    now = last_beat = time.monotonic()
-                if now - last_prune >= 30.0:
-                    self.prune_stale()
-                    last_prune = now
-                if now - last_scan >= RESCAN_S:
-                    self._spawn(self.rearm_from_database())
-                    last_scan = now
+                    await self._serve()
+                finally:
+                    await self.step_down()
         finally:
             await self.stop()
+
+    async def _serve(self) -> None:
+        """One term as the region's active worker: until stopped or the lease is lost."""
+        if not await self._start_when_redis_answers():
+            return
+        self._spawn(self._keep_lease())
+        self.ready.set()
+        self._spawn(self._probe_loop_lag())
+        # From the start, not only after the first second: a scrape right after the worker came up
+        # (seen in CI) would otherwise find no index gauge at all.
+        metrics.index_drivers.labels(region=self.region).set(len(self.index))
+        last_beat = last_prune = last_scan = time.monotonic()
+        while not self._stopping.is_set() and not self.lease_lost.is_set():
+            try:
+                await self.step(block_ms=STREAM_BLOCK_MS)
+                now = time.monotonic()
+                if now - last_beat >= 1.0:
+                    await self.heartbeat()
+                    last_beat = now
+                    metrics.index_drivers.labels(region=self.region).set(len(self.index))
+                self.outage.recovered()
+            except REDIS_UNREACHABLE as exc:
+                await self._ride_out_outage(exc)
+                now = last_beat = time.monotonic()
+            if now - last_prune >= 30.0:
+                self.prune_stale()
+                last_prune = now
+            if now - last_scan >= RESCAN_S:
+                self._spawn(self.rearm_from_database())
+                last_scan = now
 
     async def _start_when_redis_answers(self) -> bool:
         """`start()`, retried with backoff while Redis is unreachable; False if asked to stop first."""
@@ -210,7 +361,7 @@ class DispatchWorker:
         """Wait (capped, jittered backoff) until Redis answers a heartbeat again, which also finds out
         whether it lost its data; then re-arm what failed meanwhile. Returns early when asked to stop."""
         delay = self.outage.failed(error)
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.lease_lost.is_set():
             await self._pause(delay)
             if self._stopping.is_set():
                 return
@@ -241,18 +392,30 @@ class DispatchWorker:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def heartbeat(self) -> None:
-        """Beat (`rd:worker:{region}`, read by the sweeper), and check Redis still holds this worker's
-        generation: if not, Redis lost its data and the live state is rebuilt from PostgreSQL."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(live.worker_heartbeat_key(self.region), str(time.time()), ex=HEARTBEAT_TTL_S)
-        pipe.get(live.generation_key(self.region))
-        _, found = await pipe.execute()
-        if found is not None and _text(found) == self.generation:
+        """Beat (`rd:worker:{region}`, read by the sweeper), fenced by the lease's token, and check Redis
+        still holds this worker's generation: if not, Redis lost its data and the live state is rebuilt from
+        PostgreSQL. A beat refused by the fence (another worker took over) loses the lease."""
+        assert self.lease is not None, "only the lease holder beats the region's key"
+        beaten, found = await self.beat_script(
+            keys=[
+                live.worker_heartbeat_key(self.region),
+                live.fence_key(self.region),
+                heartbeats.host_key(live.worker_heartbeat_key(self.region)),
+                live.generation_key(self.region),
+            ],
+            args=[
+                self.lease.token,
+                repr(time.time()),
+                HEARTBEAT_TTL_S,
+                heartbeats.expiry_s(),
+                uuid.uuid4().hex,
+            ],
+        )
+        if not beaten:
+            self.lost_lease("Redis's fence holds a newer lease token")
             return
-        if found is None:
-            token = uuid.uuid4().hex
-            claimed = await self.redis.set(live.generation_key(self.region), token, nx=True)
-            found = token if claimed else await self.redis.get(live.generation_key(self.region))
+        if _text(found) == self.generation:
+            return
         if self.generation is None:  # starting: `start()` rebuilds from Redis and PostgreSQL anyway
             self.generation = _text(found)
             return
@@ -427,16 +590,21 @@ class DispatchWorker:
         """Write back each online driver's record from PostgreSQL where Redis lacks it (RESTORE_SCRIPT
         fills in missing fields only: those present are newer). Returns how many records it filled in."""
         records = await _db(selectors.online_driver_live_records)()
+        token = self.lease.token if self.lease is not None else None
         restored = 0
         for start in range(0, len(records), 500):
             pipe = self.redis.pipeline(transaction=False)
             for record in records[start : start + 500]:
                 await self.restore_script(
                     keys=live.restore_keys(record, region_name=self.region),
-                    args=live.restore_args(record),
+                    args=live.restore_args(record, lease_token=token),
                     client=pipe,
                 )
-            restored += sum(await pipe.execute())
+            filled = await pipe.execute()
+            if -1 in filled:  # refused by the fence: another worker has the region now
+                self.lost_lease("Redis's fence refused its restore")
+                return restored
+            restored += sum(filled)
         return restored
 
     async def rearm_from_database(self) -> None:
@@ -525,9 +693,15 @@ class DispatchWorker:
             plans = self.plan(infos, candidate_lists, policy=policy)
             results = []
             for info, (ranked, batch) in zip(infos, plans, strict=True):
-                result = await _db(dispatching.dispatch_round)(
-                    trip_id=info.trip_id, ranked=ranked, policy=policy, batch=batch
-                )
+                if self.lease is None or self.lease_lost.is_set():
+                    break
+                try:
+                    result = await _db(dispatching.dispatch_round)(
+                        trip_id=info.trip_id, ranked=ranked, policy=policy, lease=self.lease, batch=batch
+                    )
+                except LeaseLost:
+                    self.lost_lease("a dispatch round was fenced out")
+                    break
                 self.rounds += 1
                 self.after_round(info, result)
                 results.append(result)

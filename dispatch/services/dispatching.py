@@ -40,6 +40,15 @@ from dispatch.roads.choice import road_router
 from dispatch.roads.engine import LatLng
 from dispatch.roads.routers import MODEL
 from dispatch.services.eligibility import driver_eligibility, eligibility_checked
+from dispatch.services.leases import (
+    SWEEPER_LEASE_TTL_S,
+    Lease,
+    LeaseLost,
+    holder_id,
+    lease_acquire,
+    lease_fence,
+    lease_release,
+)
 from dispatch.services.offers import offer_document, offer_expire
 from dispatch.services.ride_notices import offer_away_notify
 from dispatch.services.transitions import trip_transition
@@ -259,15 +268,19 @@ def dispatch_round(
     trip_id: uuid.UUID | str,
     ranked: Sequence[RankedCandidate],
     policy: DispatchPolicy,
+    lease: Lease,
     batch: dict[str, Any] | None = None,
 ) -> RoundResult:
     """Expire the trip's overdue offer if any, then offer it to the best candidate who can still take it.
 
     With nobody to offer it to, the trip waits (`next_dispatch_at`) and is searched again until its search
-    budget runs out; then it becomes `unfulfilled` and the rider is told."""
+    budget runs out; then it becomes `unfulfilled` and the rider is told. Only the holder of the region's
+    `lease` may: checked under the lease row's lock first (one lock order: lease, then trip), it raises
+    LeaseLost, writing nothing, once another worker has taken the region over."""
     now = timezone.now()
     expired: tuple[uuid.UUID, str] | None = None
     with transaction.atomic():
+        lease_fence(lease)
         trip = (
             Trip.objects.select_for_update(skip_locked=True)
             .filter(id=trip_id, status=TripStatus.REQUESTED)
@@ -339,6 +352,7 @@ def dispatch_round(
                         idle_s=candidate.idle_s,
                         reason=reason,
                         dispatch_policy_version=policy.version,
+                        lease_token=lease.token,
                     )
             except IntegrityError:  # holds another open offer, or was offered this trip already
                 continue
@@ -413,24 +427,44 @@ def sweep_dispatch(*, grace_s: float = 2.0) -> dict[str, int]:
     for offer_id, _trip_id in overdue:
         offer_expire(offer_id=offer_id)
     rounds = 0
-    if not worker_alive():
-        now = timezone.now()
-        due = (
-            Trip.objects.filter(status=TripStatus.REQUESTED)
-            .exclude(next_dispatch_at__gt=now)
-            .exclude(offers__status=OfferStatus.OPEN)
-            .filter(requested_at__lt=now - timedelta(seconds=grace_s))
-        )
-        policy = dispatch_policy_in_force()
-        for trip_id in due.values_list("id", flat=True)[:200]:
-            info = trip_info(trip_id=trip_id)
-            if info is None:
-                continue
-            found = by_road(candidates_from_redis(info, policy=policy), pickup=(info.lat, info.lng))
-            ranked = rank_candidates(found, policy=policy, wheelchair_required=info.wav)
-            dispatch_round(trip_id=trip_id, ranked=ranked, policy=policy)
-            rounds += 1
+    # Only with the region's lease: free while no worker runs, and then held for this sweep alone, so a
+    # worker starting meanwhile waits for the sweep to end and fences out whatever came after.
+    lease = (
+        None
+        if worker_alive()
+        else lease_acquire(region=live.region(), holder=holder_id("sweeper"), ttl_s=SWEEPER_LEASE_TTL_S)
+    )
+    if lease is not None:
+        try:
+            rounds = _sweep_rounds(lease, grace_s=grace_s)
+        finally:
+            lease_release(lease)
     return {"expired": len(overdue), "rounds": rounds}
+
+
+def _sweep_rounds(lease: Lease, *, grace_s: float) -> int:
+    """The due rounds the absent worker would have run, under the sweeper's lease."""
+    rounds = 0
+    now = timezone.now()
+    due = (
+        Trip.objects.filter(status=TripStatus.REQUESTED)
+        .exclude(next_dispatch_at__gt=now)
+        .exclude(offers__status=OfferStatus.OPEN)
+        .filter(requested_at__lt=now - timedelta(seconds=grace_s))
+    )
+    policy = dispatch_policy_in_force()
+    for trip_id in due.values_list("id", flat=True)[:200]:
+        info = trip_info(trip_id=trip_id)
+        if info is None:
+            continue
+        found = by_road(candidates_from_redis(info, policy=policy), pickup=(info.lat, info.lng))
+        ranked = rank_candidates(found, policy=policy, wheelchair_required=info.wav)
+        try:
+            dispatch_round(trip_id=trip_id, ranked=ranked, policy=policy, lease=lease)
+        except LeaseLost:  # a worker took over mid-sweep: the rest is its to do
+            break
+        rounds += 1
+    return rounds
 
 
 def candidates_from_redis(info: TripInfo, *, policy: DispatchPolicy) -> list[Candidate]:

@@ -20,7 +20,7 @@ from backend.errors import PermissionDenied
 from backend.fares.models import FarePolicyVersion
 from backend.fares.pay import local_zone
 from tests.conftest import auth_client_for
-from tests.dispatch.conftest import CENTRE, driver_online_at, make_trip
+from tests.dispatch.conftest import CENTRE, driver_online_at, make_trip, region_lease
 from tests.factories import DriverFactory, RiderFactory, StaffFactory
 from tests.fares.builders import complete_trip, in_progress_trip
 
@@ -75,7 +75,7 @@ def sweep_round(trip):
     info = trip_info(trip_id=trip.id)
     found = by_road(candidates_from_redis(info, policy=policy), pickup=(info.lat, info.lng))
     ranked = rank_candidates(found, policy=policy, wheelchair_required=info.wav)
-    return dispatch_round(trip_id=trip.id, ranked=ranked, policy=policy)
+    return dispatch_round(trip_id=trip.id, ranked=ranked, policy=policy, lease=region_lease())
 
 
 def approve_all_but(driver, staff, *, skip: tuple[str, ...] = ()):

@@ -152,5 +152,14 @@ async def running_worker(**kwargs):
         await asyncio.wait_for(task, timeout=10)
 
 
+def region_lease():
+    """The default region's dispatch lease, held by the test itself (every dispatch round needs one)."""
+    from dispatch.services.leases import lease_acquire
+
+    lease = lease_acquire(region="default", holder="test:the test process")
+    assert lease is not None, "another holder has the default region's lease"
+    return lease
+
+
 def seconds_ago(seconds: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.dispatch.conftest import CENTRE, driver_online_at, make_trip
+from tests.dispatch.conftest import CENTRE, driver_online_at, make_trip, region_lease
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def _sweep_round(trip):
     policy = dispatch_policy_in_force()
     info = trip_info(trip_id=trip.id)
     ranked = rank_candidates(candidates_from_redis(info, policy=policy), policy=policy)
-    return dispatch_round(trip_id=trip.id, ranked=ranked, policy=policy), ranked
+    return dispatch_round(trip_id=trip.id, ranked=ranked, policy=policy, lease=region_lease()), ranked
 
 
 def test_the_nearest_driver_gets_the_offer_with_its_reason_recorded(seeded, rider, drivers):

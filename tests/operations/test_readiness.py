@@ -135,15 +135,22 @@ def test_readiness_says_redis_is_down_when_it_is(settings) -> None:
 @pytest.mark.django_db
 def test_process_alive_says_why_a_heartbeat_is_not_fresh(settings, capsys) -> None:
     settings.ROCHDALE_HEARTBEAT_STALE_S = 5.0
-    _beat_at(heartbeats.dispatch_worker_key("north"), 1.0)
+    # A dispatch worker, active or standby, by its own host's key: the region's (the active worker's) beat
+    # must not keep a hung standby alive, nor a standby fail for not being the active one.
+    own = heartbeats.host_key(heartbeats.dispatch_worker_key("north"))
+    _beat_at(heartbeats.dispatch_worker_key("north"), 0.0)
+    with pytest.raises(SystemExit):
+        call_command("process_alive", "--role", "dispatch", "--region", "north")
+    assert f"no heartbeat at {own}" in capsys.readouterr().err
+    _beat_at(own, 1.0)
     call_command("process_alive", "--role", "dispatch", "--region", "north")
-    assert "dispatch alive: rd:worker:north" in capsys.readouterr().out
+    assert f"dispatch alive: {own}" in capsys.readouterr().out
 
-    _beat_at(heartbeats.dispatch_worker_key("north"), 9.0)
+    _beat_at(own, 9.0)
     with pytest.raises(SystemExit) as exited:
         call_command("process_alive", "--role", "dispatch", "--region", "north")
     assert exited.value.code == 1
-    assert "rd:worker:north last beat 9.0 s ago (stale after 5 s)" in capsys.readouterr().err
+    assert f"{own} last beat 9.0 s ago (stale after 5 s)" in capsys.readouterr().err
 
     # A Celery worker is judged by its own container's key, not another replica's shared beat.
     _beat_at(heartbeats.CELERY_WORKER_KEY, 0.0)
@@ -171,7 +178,9 @@ def test_process_alive_exit_codes_from_the_command_line() -> None:
     dead = process_alive("--role", "dispatch", "--region", "nowhere")
     assert alive.returncode == 0, alive.stderr
     assert dead.returncode == 1
-    assert dead.stderr.strip().splitlines() == ["dispatch not alive: no heartbeat at rd:worker:nowhere"]
+    assert dead.stderr.strip().splitlines() == [
+        f"dispatch not alive: no heartbeat at rd:worker:nowhere:{heartbeats.this_host()}"
+    ]
 
 
 STALE_S = 2.0

@@ -4,8 +4,8 @@ process (Kubernetes liveness/readiness, compose healthchecks).
 Exits 0 when the process's heartbeat (backend/heartbeats.py) is fresher than
 `ROCHDALE_HEARTBEAT_STALE_S`, 1 otherwise, with one line saying why. A Celery worker or beat is checked by
 its own container's key (the probe runs in the same container, so has the same host name): another
-replica's beat must not keep a hung one alive. A dispatch worker is checked by its region's key (one
-worker per region).
+replica's beat must not keep a hung one alive. So is a dispatch worker, active or standby (both beat their
+host's key; docs/dispatch.md, "Failover").
 """
 
 from __future__ import annotations

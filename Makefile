@@ -1,4 +1,4 @@
-.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta bench-roads bench-portal
+.PHONY: run test lint bench-index bench-batching bench-e2e bench-sim-eta bench-roads bench-portal bench-failover
 
 # Bring up the whole stack and the live demo city (Ctrl-C stops everything).
 run:
@@ -31,3 +31,7 @@ bench-roads:
 # The members' portal: render time, queries and bytes per page, against the sign-in page in the same run.
 bench-portal:
 	.venv/bin/python infra/benchmarks/bench_portal.py
+
+# kill -9 of the active dispatch worker, ten times, each to the first offer by its standby (real processes).
+bench-failover:
+	FAILOVER_KILLS=$${FAILOVER_KILLS:-10} bash infra/bin/test.sh tests/faults/test_dispatch_failover.py -k killed -s -q -p no:cacheprovider

@@ -19,7 +19,9 @@ few seconds, so drivers come back. Measured:
 - request_to_offer: POST /trips sent -> the `offer` frame at the driver (includes the REST call);
 - accept_to_rider_notified: `offer.accept` sent -> the rider's `trip.updated` (assigned);
 - location messages per second sent, and the fixes the server stored (stream entries) per second;
-- the CPU each part of the stack used over the window, and the whole machine's busy cores (from /proc).
+- the CPU each part of the stack used over the window, and the whole machine's busy cores (from /proc);
+- unit costs, the load generator excluded: stack CPU per fix, by process, over a first window of fixes
+  alone (`--fix-window`, 20 s), and per trip, over the ride window less its fixes at that rate.
 
 Figures print at the end and go to infra/benchmarks/out/e2e/ (results.json, latency.png, throughput.png)
 through dispatch/simulation's MetricsRecorder and report writer. The load generator shares the 2 cores
@@ -254,13 +256,41 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
-def cpu_cores_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float):
-    """Cores each role kept busy between two samples. A process that started in between counts from zero;
+def cpu_seconds_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]):
+    """CPU seconds each role used between two samples. A process that started in between counts from zero;
     one that ended in between is missed (PostgreSQL backends live as long as their pooled connection)."""
     used: dict[str, float] = {}
     for pid, (role, cpu) in after.items():
         used[role] = used.get(role, 0.0) + cpu - before.get(pid, (role, 0.0))[1]
-    return {role: total / seconds for role, total in sorted(used.items(), key=lambda item: -item[1])}
+    return dict(sorted(used.items(), key=lambda item: -item[1]))
+
+
+def cpu_cores_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float):
+    """Cores each role kept busy between two samples (`cpu_seconds_used` over the window)."""
+    return {role: used / seconds for role, used in cpu_seconds_used(before, after).items()}
+
+
+def unit_costs(fixes_only: dict, rides: dict) -> dict:
+    """Stack CPU per fix and per trip, by role, the load generator excluded.
+
+    Per fix: each role's CPU over the fixes-only window (drivers online and moving, nobody riding) divided
+    by the fixes stored in it. Per trip: each role's CPU over the ride window less what its fixes cost at
+    that rate, divided by the ride requests made in it (each trip's life: request, offer, accept, arrive,
+    start, complete, capture; those still under way when the window closes are balanced by those under
+    way when it opened)."""
+    stack = [role for role in {**fixes_only["cpu_s"], **rides["cpu_s"]} if role != "load generator"]
+    per_fix = {role: fixes_only["cpu_s"].get(role, 0.0) / max(1, fixes_only["fixes"]) for role in stack}
+    per_trip = {
+        role: max(0.0, rides["cpu_s"].get(role, 0.0) - cost * rides["fixes"]) / max(1, rides["trips"])
+        for role, cost in per_fix.items()
+    }
+    return {
+        "fix_us": {role: cost * 1e6 for role, cost in per_fix.items()},
+        "fix_us_stack": sum(per_fix.values()) * 1e6,
+        "trip_ms": {role: cost * 1e3 for role, cost in per_trip.items()},
+        "trip_ms_stack": sum(per_trip.values()) * 1e3,
+        "load_generator_cores": fixes_only["cpu_s"].get("load generator", 0.0) / fixes_only["seconds"],
+    }
 
 
 def iso_now() -> str:
@@ -440,6 +470,15 @@ class Bench:
         await asyncio.sleep(8)  # one full round of locations from every driver
         client = aioredis.Redis.from_url(REDIS_URL)
         stream = "rd:fixes:default"
+        # The same run's baseline for unit costs: a window of fixes alone, nobody riding.
+        quiet = time.perf_counter()
+        quiet_added, quiet_cpu = await stream_added(client, stream), cpu_roles(self.processes)
+        await asyncio.sleep(self.args.fix_window)
+        fixes_only = {
+            "seconds": time.perf_counter() - quiet,
+            "fixes": await stream_added(client, stream) - quiet_added,
+            "cpu_s": cpu_seconds_used(quiet_cpu, cpu_roles(self.processes)),
+        }
         warm = time.perf_counter()
         first_added = await stream_added(client, stream)
         sent_before = self.locations_sent
@@ -477,6 +516,15 @@ class Bench:
             "all_online_after_s": self.connect_s,
             "cpu_cores_used": cpu_cores_used(cpu_before, cpu_after, elapsed),
             "machine_cores_busy": (busy_after - busy_before) / elapsed,
+            "unit_costs": unit_costs(
+                fixes_only,
+                {
+                    "fixes": last_added - first_added,
+                    "trips": len(rider_tasks),
+                    "cpu_s": cpu_seconds_used(cpu_before, cpu_after),
+                },
+            ),
+            "fixes_only_window": fixes_only,
         }
 
 
@@ -492,6 +540,9 @@ def main() -> None:
     parser.add_argument("--drivers", type=int, default=2000)
     parser.add_argument("--duration", type=float, default=75.0)
     parser.add_argument("--rps", type=float, default=5.0)
+    parser.add_argument(
+        "--fix-window", type=float, default=20.0, help="seconds of fixes alone, the baseline for unit costs"
+    )
     parser.add_argument("--router", choices=["valhalla", "model", "both"], default="valhalla")
     args = parser.parse_args()
     import resource
@@ -557,6 +608,19 @@ def run_once(args: argparse.Namespace, router: str) -> list[str]:
         f"CPU over the window: {figures['machine_cores_busy']:.2f} of {os.cpu_count()} cores busy; "
         + ", ".join(f"{role} {cores:.2f}" for role, cores in figures["cpu_cores_used"].items()),
     ]
+    costs = figures["unit_costs"]
+    lines.append(
+        f"stack CPU per fix: {costs['fix_us_stack']:.0f} µs ("
+        + ", ".join(f"{role} {us:.0f}" for role, us in costs["fix_us"].items() if us >= 0.5)
+        + f"), over {figures['fixes_only_window']['seconds']:.0f} s of fixes alone "
+        f"({figures['fixes_only_window']['fixes']} fixes; "
+        f"load generator {costs['load_generator_cores']:.2f} cores)"
+    )
+    lines.append(
+        f"stack CPU per trip: {costs['trip_ms_stack']:.1f} ms ("
+        + ", ".join(f"{role} {ms:.1f}" for role, ms in costs["trip_ms"].items() if ms >= 0.05)
+        + "), the ride window less its fixes at the rate above"
+    )
     for step in ("request_to_offer", "accept_to_rider_notified", "rest_trip_request"):
         s = summaries.get(step)
         if s is not None and s.count:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's run command (`make run`): the whole stack and a live demo city, in the foreground.
 # PostGIS + Redis (project-local ones under var/ if none answer), migrations, static files, demo data, then
-# the ASGI server, a Celery worker and beat, the dispatch worker and a modest simulation, with prefixed
+# the ASGI server, a Celery worker and beat, the dispatch worker and its standby, a modest simulation, with prefixed
 # logs (honcho). Ctrl-C stops them all. ROCHDALE_PORT (8000) moves the server; ROCHDALE_SIM_DRIVERS,
 # ROCHDALE_SIM_RIDERS and ROCHDALE_SIM_SPEEDUP size the simulation (ROCHDALE_SIM_DRIVERS=0 ROCHDALE_SIM_RIDERS=0
 # for none). The demo city's road tiles are built (once) so that the server routes on Valhalla.

@@ -66,6 +66,10 @@ from dispatch.state import TripStatus
 logger = logging.getLogger(__name__)
 
 STREAM_BLOCK_MS = 200
+# The least time between two stream reads that found entries: at a few hundred fixes a second each read
+# would otherwise carry one or two, and the read itself (a round trip through the client) costs more than
+# the entries. Waiting this long lets them gather: a request waits at most this much longer for its round.
+STREAM_MIN_INTERVAL_S = 0.01
 STREAM_BATCH = 2_000
 HEARTBEAT_TTL_S = 5
 POLICY_REFRESH_S = 10.0
@@ -328,7 +332,9 @@ class DispatchWorker:
         last_beat = last_prune = last_scan = time.monotonic()
         while not self._stopping.is_set() and not self.lease_lost.is_set():
             try:
-                await self.step(block_ms=STREAM_BLOCK_MS)
+                read_at = time.monotonic()
+                if await self.step(block_ms=STREAM_BLOCK_MS):
+                    await asyncio.sleep(max(0.0, read_at + STREAM_MIN_INTERVAL_S - time.monotonic()))
                 now = time.monotonic()
                 if now - last_beat >= 1.0:
                     await self.heartbeat()

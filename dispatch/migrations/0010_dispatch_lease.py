@@ -15,7 +15,9 @@ class Migration(migrations.Migration):
                 ("region", models.CharField(max_length=64, primary_key=True, serialize=False)),
                 (
                     "holder",
-                    models.CharField(help_text="role:host:pid:random of the process holding it", max_length=200),
+                    models.CharField(
+                        help_text="role:host:pid:random of the process holding it", max_length=200
+                    ),
                 ),
                 (
                     "token",

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 from redis.exceptions import NoScriptError
@@ -284,32 +285,43 @@ class LocationRecorder:
 # -- persistence (Celery task and completion) -------------------------------------------------------------
 
 
-_FIX_ROW = (
-    "(%s::uuid, %s::uuid, ST_SetSRID(ST_MakePoint(%s::float8, %s::float8), 4326), %s::timestamptz, "
-    "%s::timestamptz, %s::float8, %s::float8, %s::float8, %s::boolean)"
+# The flush stages its rows with COPY in two temporary tables of the session, then inserts and updates
+# from them in one statement each. A multi-row INSERT with a placeholder per value cost the Celery worker
+# most of its CPU in psycopg parsing the ten thousand placeholders of each chunk (py-spy, make bench-e2e).
+# Each is emptied once read: a flush inside a longer transaction (a trip's completion) may stage twice.
+_STAGE_FIXES = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS flush_fixes (driver_id uuid, trip_id uuid, lng float8, "
+    "lat float8, recorded_at timestamptz, received_at timestamptz, heading float8, speed_mps float8, "
+    "accuracy_m float8, accepted boolean) ON COMMIT DELETE ROWS"
 )
 _INSERT_FIXES = (
     "INSERT INTO dispatch_locationfix (driver_id, trip_id, point, recorded_at, received_at, heading, "
     "speed_mps, accuracy_m, accepted) "
-    "SELECT v.* FROM (VALUES {values}) AS v(driver_id, trip_id, point, recorded_at, received_at, heading, "
-    "speed_mps, accuracy_m, accepted) WHERE EXISTS (SELECT 1 FROM accounts_user u WHERE u.id = v.driver_id)"
+    "SELECT v.driver_id, v.trip_id, ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326), v.recorded_at, "
+    "v.received_at, v.heading, v.speed_mps, v.accuracy_m, v.accepted FROM flush_fixes AS v "
+    "WHERE EXISTS (SELECT 1 FROM accounts_user u WHERE u.id = v.driver_id)"
 )
-_PRESENCE_ROW = (
-    "(%s::uuid, %s::float8, %s::float8, %s::float8, %s::float8, %s::timestamptz, %s::float8, %s::int)"
+_STAGE_PRESENCE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS flush_presence (driver_id uuid, lat float8, lng float8, "
+    "heading float8, speed float8, fix_at timestamptz, accuracy float8, jumps int) ON COMMIT DELETE ROWS"
 )
-# A newer fix already stored (a flush racing a completion's flush) is never overwritten by an older one.
-_OLDER = "v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)"
-_UPDATE_PRESENCE = (
-    "UPDATE dispatch_driverpresence AS p SET "
-    "location = CASE WHEN {older} THEN p.location ELSE ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326) END, "
-    "heading = CASE WHEN {older} THEN p.heading ELSE v.heading END, "
-    "speed_mps = CASE WHEN {older} THEN p.speed_mps ELSE v.speed END, "
-    "accuracy_m = CASE WHEN {older} THEN p.accuracy_m ELSE v.accuracy END, "
-    "fix_at = GREATEST(p.fix_at, v.fix_at), "
-    "implausible_jumps = p.implausible_jumps + v.jumps, updated_at = now() "
-    "FROM (VALUES {values}) AS v(driver_id, lat, lng, heading, speed, fix_at, accuracy, jumps) "
-    "WHERE p.driver_id = v.driver_id"
-)
+# A newer fix already stored (a flush racing a completion's flush) is never overwritten by an older one:
+# each column keeps its value where `v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)`.
+_UPDATE_PRESENCE = """
+UPDATE dispatch_driverpresence AS p SET
+  location = CASE WHEN v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)
+             THEN p.location ELSE ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326) END,
+  heading = CASE WHEN v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)
+            THEN p.heading ELSE v.heading END,
+  speed_mps = CASE WHEN v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)
+              THEN p.speed_mps ELSE v.speed END,
+  accuracy_m = CASE WHEN v.fix_at IS NULL OR (p.fix_at IS NOT NULL AND p.fix_at > v.fix_at)
+               THEN p.accuracy_m ELSE v.accuracy END,
+  fix_at = GREATEST(p.fix_at, v.fix_at),
+  implausible_jumps = p.implausible_jumps + v.jumps,
+  updated_at = now()
+FROM flush_presence AS v WHERE p.driver_id = v.driver_id
+"""
 
 
 def _parse_entry(fields: dict[bytes, bytes]) -> dict[str, str]:
@@ -410,21 +422,23 @@ def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
             jumps[driver_id] = jumps.get(driver_id, 0) + 1
     if not rows:
         return 0
+    updates = []
+    for driver_id in set(latest) | set(jumps):
+        fix = latest.get(driver_id) or (driver_id, None, None, None, None, None, None)
+        updates.append((*fix, jumps.get(driver_id, 0)))
     with transaction.atomic(), connection.cursor() as cursor:
-        # One multi-row INSERT per chunk: far cheaper than a row each (see docs/dispatch.md).
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start : start + 1000]
-            cursor.execute(
-                _INSERT_FIXES.format(values=",".join([_FIX_ROW] * len(chunk))),
-                [value for row in chunk for value in row],
-            )
-        updates = []
-        for driver_id in set(latest) | set(jumps):
-            fix = latest.get(driver_id) or (driver_id, None, None, None, None, None, None)
-            updates.append((*fix, jumps.get(driver_id, 0)))
+        _copy_into(cursor, stage=_STAGE_FIXES, table="flush_fixes", rows=rows)
+        cursor.execute(_INSERT_FIXES)
+        cursor.execute("DELETE FROM flush_fixes")
         if updates:
-            cursor.execute(
-                _UPDATE_PRESENCE.format(values=",".join([_PRESENCE_ROW] * len(updates)), older=_OLDER),
-                [value for row in updates for value in row],
-            )
+            _copy_into(cursor, stage=_STAGE_PRESENCE, table="flush_presence", rows=updates)
+            cursor.execute(_UPDATE_PRESENCE)
+            cursor.execute("DELETE FROM flush_presence")
     return len(rows)
+
+
+def _copy_into(cursor: CursorWrapper, *, stage: str, table: str, rows: list[tuple[Any, ...]]) -> None:
+    cursor.execute(stage)
+    with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -21,7 +21,8 @@ few seconds, so drivers come back. Measured:
 - location messages per second sent, and the fixes the server stored (stream entries) per second;
 - the CPU each part of the stack used over the window, and the whole machine's busy cores (from /proc);
 - unit costs, the load generator excluded: stack CPU per fix, by process, over a first window of fixes
-  alone (`--fix-window`, 20 s), and per trip, over the ride window less its fixes at that rate.
+  alone (`--fix-window`, 20 s); the CPU of one more fix, from a second such window at twice the rate (what
+  the stack spends whatever the rate cancels out); and per trip, over the ride window less its fixes.
 
 Figures print at the end and go to infra/benchmarks/out/e2e/ (results.json, latency.png, throughput.png)
 through dispatch/simulation's MetricsRecorder and report writer. The load generator shares the 2 cores
@@ -293,6 +294,20 @@ def unit_costs(fixes_only: dict, rides: dict) -> dict:
     }
 
 
+def marginal_fix_costs(slow: dict, fast: dict) -> dict[str, float]:
+    """CPU µs by role of one more fix a second: the two windows' CPU rates apart, over their fix rates apart
+    (what the stack spends whatever the rate, on sockets' keepalives and timers, cancels out)."""
+    extra_fixes_per_s = fast["fixes"] / fast["seconds"] - slow["fixes"] / slow["seconds"]
+    roles = {role for role in {**slow["cpu_s"], **fast["cpu_s"]} if role != "load generator"}
+
+    def rate(window: dict, role: str) -> float:
+        return window["cpu_s"].get(role, 0.0) / window["seconds"]
+
+    per_fix = 1e6 / max(1.0, extra_fixes_per_s)
+    costs = {role: (rate(fast, role) - rate(slow, role)) * per_fix for role in roles}
+    return {"stack": sum(costs.values()), **dict(sorted(costs.items(), key=lambda item: -item[1]))}
+
+
 def iso_now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -314,6 +329,8 @@ class Bench:
         self.offered: set[str] = set()
         self.first_offer_at: dict[str, float] = {}
         self.all_online = asyncio.Event()
+        # Seconds between one driver's fixes: 4 (the app's rate), halved for the second fixes-only window.
+        self.fix_interval_s = 4.0
 
     async def ticket(self, user_id: str) -> str:
         from asgiref.sync import sync_to_async
@@ -351,7 +368,8 @@ class Bench:
                     sender.cancel()
         except Exception as exc:
             self.ws_errors += 1
-            self.metrics.incr(f"driver_socket_{type(exc).__name__}")
+            status = getattr(getattr(exc, "response", None), "status_code", None)  # a refused handshake's
+            self.metrics.incr(f"driver_socket_{type(exc).__name__}" + (f"_{status}" if status else ""))
 
     async def send_locations(self, socket, rng: random.Random, lat: float, lng: float) -> None:
         await asyncio.sleep(rng.uniform(0, 4.0))
@@ -375,7 +393,7 @@ class Bench:
             )
             self.locations_sent += 1
             self.metrics.record("location_sent", 0.0)
-            await asyncio.sleep(4.0)
+            await asyncio.sleep(self.fix_interval_s)
 
     async def take(self, socket, offer: dict) -> None:
         trip_id = offer["trip_id"]
@@ -470,15 +488,14 @@ class Bench:
         await asyncio.sleep(8)  # one full round of locations from every driver
         client = aioredis.Redis.from_url(REDIS_URL)
         stream = "rd:fixes:default"
-        # The same run's baseline for unit costs: a window of fixes alone, nobody riding.
-        quiet = time.perf_counter()
-        quiet_added, quiet_cpu = await stream_added(client, stream), cpu_roles(self.processes)
-        await asyncio.sleep(self.args.fix_window)
-        fixes_only = {
-            "seconds": time.perf_counter() - quiet,
-            "fixes": await stream_added(client, stream) - quiet_added,
-            "cpu_s": cpu_seconds_used(quiet_cpu, cpu_roles(self.processes)),
-        }
+        # The same run's baseline for unit costs: windows of fixes alone, nobody riding, at the app's rate
+        # and then at twice it; the difference is what a fix costs beyond what the stack spends anyway.
+        fixes_only = await self.fixes_window(client, stream)
+        self.fix_interval_s = 2.0
+        await asyncio.sleep(self.fix_interval_s * 2)  # every driver on the new rate
+        fixes_doubled = await self.fixes_window(client, stream)
+        self.fix_interval_s = 4.0
+        await asyncio.sleep(4.0)
         warm = time.perf_counter()
         first_added = await stream_added(client, stream)
         sent_before = self.locations_sent
@@ -525,6 +542,18 @@ class Bench:
                 },
             ),
             "fixes_only_window": fixes_only,
+            "marginal_fix_us": marginal_fix_costs(fixes_only, fixes_doubled),
+        }
+
+    async def fixes_window(self, client, stream: str) -> dict:
+        """Fixes stored and CPU used by role over `--fix-window` seconds of fixes alone."""
+        started = time.perf_counter()
+        added, cpu = await stream_added(client, stream), cpu_roles(self.processes)
+        await asyncio.sleep(self.args.fix_window)
+        return {
+            "seconds": time.perf_counter() - started,
+            "fixes": await stream_added(client, stream) - added,
+            "cpu_s": cpu_seconds_used(cpu, cpu_roles(self.processes)),
         }
 
 
@@ -615,6 +644,12 @@ def run_once(args: argparse.Namespace, router: str) -> list[str]:
         + f"), over {figures['fixes_only_window']['seconds']:.0f} s of fixes alone "
         f"({figures['fixes_only_window']['fixes']} fixes; "
         f"load generator {costs['load_generator_cores']:.2f} cores)"
+    )
+    marginal = figures["marginal_fix_us"]
+    lines.append(
+        f"stack CPU of one more fix (fixes every 2 s against every 4 s): {marginal['stack']:.0f} µs ("
+        + ", ".join(f"{role} {us:.0f}" for role, us in marginal.items() if role != "stack" and abs(us) >= 0.5)
+        + ")"
     )
     lines.append(
         f"stack CPU per trip: {costs['trip_ms_stack']:.1f} ms ("

@@ -138,7 +138,6 @@ class DispatchWorker:
         self.lease: Lease | None = None
         self.lease_lost = asyncio.Event()
         self.lease_renewed_at = 0.0  # monotonic time the last successful renewal was sent
-        self.takeovers = 0
         # Its own thread (and so its own database connection): a renewal never waits behind a round.
         self.lease_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lease-{self.region}")
         self.policy: DispatchPolicy | None = None
@@ -188,6 +187,8 @@ class DispatchWorker:
             self.redis = None
         self.road_executor.shutdown(wait=False, cancel_futures=True)
         self.road_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"roads-{self.region}")
+        self.lease_executor.shutdown(wait=False, cancel_futures=True)
+        self.lease_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lease-{self.region}")
 
     def _connect(self) -> None:
         if self.redis is None:
@@ -216,7 +217,6 @@ class DispatchWorker:
             return False
         self.lease, self.lease_renewed_at = lease, sent_at
         self.lease_lost.clear()
-        self.takeovers += 1
         metrics.worker_active.labels(region=self.region).set(1)
         metrics.lease_takeovers.labels(region=self.region, event="taken").inc()
         logger.info("dispatch worker %s: active (lease token %d, %s)", self.region, lease.token, self.holder)

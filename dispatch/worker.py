@@ -29,7 +29,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,10 +93,10 @@ def _text(value: bytes | str | int | None) -> str:
     return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
 
 
-def _hygienic(function: Any) -> Any:
+def _hygienic[**P, R](function: Callable[P, R]) -> Callable[P, R]:
     """`function` between two of Django's connection checks (a broken or too-old connection is replaced)."""
 
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         close_old_connections()
         try:
             return function(*args, **kwargs)
@@ -106,7 +106,7 @@ def _hygienic(function: Any) -> Any:
     return run
 
 
-def _db(function: Any) -> Any:
+def _db[**P, R](function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """Run ORM code in the worker's one database thread, with Django's connection hygiene."""
     return sync_to_async(_hygienic(function), thread_sensitive=True)
 
@@ -198,7 +198,7 @@ class DispatchWorker:
 
     # -- the lease: active or standby ------------------------------------------------------------------------
 
-    async def _lease_call(self, function: Any, **kwargs: Any) -> Any:
+    async def _lease_call[R](self, function: Callable[..., R], **kwargs: object) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.lease_executor, functools.partial(_hygienic(function), **kwargs)

@@ -47,8 +47,8 @@ class _HiredisPacking:
     def pack_command(self, *args: EncodableT) -> list[bytes]:
         command = args[0]
         # As redis-py does: a command name of several words ("SCRIPT LOAD") goes as several arguments.
-        if isinstance(command, str | bytes) and (b" " if isinstance(command, bytes) else " ") in command:
-            args = (*command.split(), *args[1:])
+        if isinstance(command, str | bytes) and len(words := command.split()) > 1:
+            args = (*words, *args[1:])
         return [hiredis.pack_command(args)]
 
 

@@ -3,7 +3,7 @@
 Every writer stores its wall-clock time (`time.time()`, as text) under its key, every
 `ROCHDALE_HEARTBEAT_INTERVAL_S`; readiness (backend/health.py) and `manage.py process_alive` call a beat
 older than `ROCHDALE_HEARTBEAT_STALE_S` stale:
-- the dispatch worker of each region: `rd:worker:{region}` (dispatch/worker.py beats every second, with
+- the dispatch worker of each region: `rd:{region}:worker` (dispatch/worker.py beats every second, with
   its own 5 s expiry; the dispatch sweeper reads the same key);
 - the Celery worker (a bootstep, backend/celery_heartbeats.py): `rd:hb:celery-worker` (any worker) and
   `rd:hb:celery-worker:{host}` (this container's, for its exec probe);
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
+import redis.cluster
 from django.conf import settings
 
-from backend.redis import REDIS_UNREACHABLE, get_redis
+from backend.redis import REDIS_UNREACHABLE, SyncRedis, get_redis
 
-DISPATCH_WORKER_PREFIX = "rd:worker:"
 CELERY_WORKER_KEY = "rd:hb:celery-worker"
 CELERY_BEAT_KEY = "rd:hb:celery-beat"
 
@@ -45,8 +45,14 @@ class BeatStatus(StrEnum):
     DOWN = "down"  # Redis did not answer: nothing can be said about the process
 
 
+def region_prefix(region: str) -> str:
+    """`rd:{region}:`, the start of each of a dispatch region's Redis keys: the braces make the region the
+    key's hash tag, so a region's keys share one Redis Cluster slot (dispatch/live.py lists them)."""
+    return f"rd:{{{region}}}:"
+
+
 def dispatch_worker_key(region: str) -> str:
-    return f"{DISPATCH_WORKER_PREFIX}{region}"
+    return f"{region_prefix(region)}worker"
 
 
 def this_host() -> str:
@@ -66,7 +72,7 @@ def expiry_s() -> int:
     return max(60, int(settings.ROCHDALE_HEARTBEAT_STALE_S * 4))
 
 
-def write(keys: Iterable[str], *, client: redis.Redis | None = None) -> None:
+def write(keys: Iterable[str], *, client: SyncRedis | None = None) -> None:
     """One beat under every key. Raises `REDIS_UNREACHABLE` errors (callers log the outage once)."""
     client = client or get_redis()
     now = str(time.time())
@@ -96,12 +102,17 @@ def _judge(raw: bytes | str | None, now: float) -> Beat:
     return Beat(BeatStatus.OK if age <= settings.ROCHDALE_HEARTBEAT_STALE_S else BeatStatus.STALE, age)
 
 
-def read(keys: list[str], *, client: redis.Redis | None = None) -> dict[str, Beat]:
-    """Every key's beat in one round trip; all `down` when Redis does not answer."""
+def read(keys: list[str], *, client: SyncRedis | None = None) -> dict[str, Beat]:
+    """Every key's beat in one round trip (one per node on a cluster, where the keys of several regions
+    live in different slots); all `down` when Redis does not answer."""
     if not keys:
         return {}
+    client = client or get_redis()
     try:
-        values = (client or get_redis()).mget(keys)
+        if isinstance(client, redis.cluster.RedisCluster):
+            values = client.mget_nonatomic(keys)
+        else:
+            values = client.mget(keys)
     except REDIS_UNREACHABLE:
         return {key: Beat(BeatStatus.DOWN, None) for key in keys}
     now = time.time()

@@ -38,7 +38,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from backend.redis import REDIS_UNREACHABLE, get_redis
+from backend.redis import REDIS_UNREACHABLE, get_redis, redis_cluster_url
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class OperationsCollector(Collector):
             logger.warning("metrics: the live Redis did not answer", exc_info=True)
             up.add_metric(["live"], 0)
         try:
-            same = settings.CELERY_BROKER_URL == settings.REDIS_URL
+            same = not redis_cluster_url() and settings.CELERY_BROKER_URL == settings.REDIS_URL
             yield from self._celery(get_redis() if same else _broker_client(settings.CELERY_BROKER_URL))
             up.add_metric(["broker"], 1)
         except redis.RedisError:

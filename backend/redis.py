@@ -1,6 +1,12 @@
 """One place that knows how to reach Redis (sync and asyncio clients), from settings.REDIS_URL, and how a
 long-lived caller rides out a Redis outage (`RedisOutage`: capped, jittered backoff, logged once).
 
+With `ROCHDALE_REDIS_CLUSTER_URL` set (any node of a Redis Cluster), our own clients talk to that cluster
+instead: the live dispatch state, presence, tickets, throttles, heartbeats. Every key that a script or a
+transaction touches together carries one hash tag (the dispatch region, `rd:{region}:...`, dispatch/live.py),
+so the same commands run on one Redis and on a cluster. The Channels layer, the Django cache and the Celery
+broker stay on `REDIS_URL`: those libraries speak to a single Redis only (docs/dispatch.md, "Redis Cluster").
+
 Redis is a cache here: every caller that runs for long (the dispatch worker, the fix pipeline, the push
 queue, the location flush, the health check) treats `REDIS_UNREACHABLE` as "not now", waits, and tries
 again; none exits on it. docs/dispatch.md ("Failures") says what each one does meanwhile.
@@ -16,6 +22,10 @@ from functools import lru_cache
 import hiredis
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.client
+import redis.asyncio.cluster as aiocluster
+import redis.client
+import redis.cluster
 from django.conf import settings
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
@@ -24,19 +34,71 @@ from redis.typing import EncodableT
 
 # What a dead, restarting or unreachable Redis raises (BusyLoadingError, "loading the dataset", is a
 # ConnectionError too). Anything else (a ResponseError, a bug) is not an outage and is not retried.
+# On a cluster, also a node down with slots nobody serves yet (CLUSTERDOWN); a cluster none of whose nodes
+# answer is raised as a ConnectionError by the clients below.
 REDIS_UNREACHABLE: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
 )
 
 
+# What get_redis() and get_async_redis() return: one Redis, or a Redis Cluster. Both take the same
+# commands, scripts and pipelines for keys of one hash tag; a cluster refuses them across slots.
+type SyncRedis = redis.Redis | redis.cluster.RedisCluster
+type AsyncRedis = aioredis.Redis | aiocluster.RedisCluster
+type AnyPipeline = (
+    redis.client.Pipeline
+    | redis.cluster.ClusterPipeline
+    | redis.asyncio.client.Pipeline
+    | aiocluster.ClusterPipeline
+)
+
+
+def _cluster_unreachable(url: str, error: redis.exceptions.RedisClusterException) -> redis.ConnectionError:
+    # redis-py raises RedisClusterException when it cannot learn the slot map (no node answers, or the
+    # slots are not all served): for our callers that is Redis being unreachable, not a bug.
+    return redis.exceptions.ConnectionError(f"the Redis Cluster at {url} cannot be used now: {error}")
+
+
+class _AsyncRedisCluster(aiocluster.RedisCluster):
+    """The asyncio cluster client, whose first command (or the first after the cluster changed) learns
+    the slot map: a failure to learn it is raised as a ConnectionError, as for one Redis."""
+
+    async def initialize(
+        self,
+        additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+        last_failed_node_name: str | None = None,
+    ) -> _AsyncRedisCluster:
+        try:
+            await super().initialize(additional_startup_nodes_info, last_failed_node_name)
+        except redis.exceptions.RedisClusterException as exc:
+            raise _cluster_unreachable(redis_cluster_url(), exc) from exc
+        return self
+
+
 @lru_cache(maxsize=4)
-def _sync_client(url: str) -> redis.Redis:
+def _sync_client(url: str, *, cluster: bool) -> SyncRedis:
+    if cluster:
+        try:
+            return redis.cluster.RedisCluster.from_url(
+                url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+            )
+        except redis.exceptions.RedisClusterException as exc:  # not cached: the next call tries again
+            raise _cluster_unreachable(url, exc) from exc
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
 
 
-def get_redis() -> redis.Redis:
-    return _sync_client(settings.REDIS_URL)
+def redis_cluster_url() -> str:
+    """The Redis Cluster our own clients use ('' for none: the single Redis at REDIS_URL)."""
+    return getattr(settings, "ROCHDALE_REDIS_CLUSTER_URL", "")
+
+
+def get_redis() -> SyncRedis:
+    cluster_url = redis_cluster_url()
+    if cluster_url:
+        return _sync_client(cluster_url, cluster=True)
+    return _sync_client(settings.REDIS_URL, cluster=False)
 
 
 class _HiredisPacking:
@@ -66,7 +128,7 @@ _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {
 }
 
 
-def get_async_redis() -> aioredis.Redis:
+def get_async_redis() -> AsyncRedis:
     """A fresh asyncio client: asyncio clients are bound to the loop that made them, so none is cached.
 
     Its pool blocks (up to `ROCHDALE_REDIS_POOL_TIMEOUT_S`) when all its connections are busy: thousands
@@ -74,7 +136,19 @@ def get_async_redis() -> aioredis.Redis:
     fail (redis-py's default pool raises MaxConnectionsError past 100 connections).
 
     A command that finds its pooled connection dead (Redis restarted since it was opened) is sent once more
-    on a new connection, at once: without it, the first batch of every process after a restart fails."""
+    on a new connection, at once: without it, the first batch of every process after a restart fails.
+
+    On a cluster, redis-py keeps a pool per node that refuses (MaxConnectionsError) rather than waits, so
+    each node gets room for every connection the process could want at once; the packer is redis-py's own
+    (its cluster client takes no connection class)."""
+    cluster_url = redis_cluster_url()
+    if cluster_url:
+        return _AsyncRedisCluster.from_url(
+            cluster_url,
+            max_connections=settings.ROCHDALE_REDIS_POOL_SIZE * 4,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.ROCHDALE_REDIS_POOL_SIZE,
@@ -86,6 +160,20 @@ def get_async_redis() -> aioredis.Redis:
     # The URL decides TCP or TLS (a unix socket keeps redis-py's own class); packing is ours in both.
     pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return aioredis.Redis.from_pool(pool)
+
+
+def queue_script(
+    pipe: AnyPipeline,
+    sha: str,
+    *,
+    keys: list[str],
+    args: list[EncodableT],
+) -> None:
+    """Queue one EVALSHA on a pipeline of one Redis or of a cluster. redis-py's cluster pipelines refuse
+    their `evalsha` method, yet route the command itself by its keys (refusing keys of several slots), so
+    the command goes as a plain one. The caller loads the script first (SCRIPT LOAD reaches every node of
+    a cluster) or reloads it on NoScriptError: a pipeline does not load it on its own."""
+    pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
 
 
 class Backoff:

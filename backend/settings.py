@@ -189,6 +189,9 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "") or Non
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
+# Any node of a Redis Cluster (redis://host:port): our own clients (live dispatch state, presence, tickets,
+# throttles, heartbeats) then use the cluster; the channel layer, the cache and Celery stay on REDIS_URL.
+ROCHDALE_REDIS_CLUSTER_URL = env_str("ROCHDALE_REDIS_CLUSTER_URL", "")
 # Connections of each process's shared asyncio Redis client; callers beyond it wait up to the timeout.
 ROCHDALE_REDIS_POOL_SIZE = env_int("ROCHDALE_REDIS_POOL_SIZE", 32)
 ROCHDALE_REDIS_POOL_TIMEOUT_S = env_float("ROCHDALE_REDIS_POOL_TIMEOUT_S", 5.0)

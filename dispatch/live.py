@@ -4,26 +4,33 @@ PostgreSQL holds the truth (trips, offers, presence rows); Redis holds what chan
 (each driver's last fix, the "available" geo sets, the fixes stream the dispatch worker tails and the
 flush task persists, the dispatch event stream). Everything here can be rebuilt from PostgreSQL.
 
-Keys (`{region}` is the dispatch region, one worker process each; see docs/dispatch.md):
-- `rd:drv:{driver}`          hash: lat lng h s a t (last accepted fix), online, trip, rider, wav, vehicle,
+Keys. Every one begins `rd:{R}:` where R is the dispatch region (one worker process each; see
+docs/dispatch.md): the braces make R the key's hash tag, so all of a region's keys live in one slot of a
+Redis Cluster, and every script and transaction below (which only ever touches one region's keys) runs
+there as on a single Redis. Each script names every key it touches in KEYS.
+- `rd:{R}:drv:{driver}`      hash: lat lng h s a t (last accepted fix), online, trip, rider, wav, vehicle,
                               idle (epoch s), conns (open sockets), jumps (refused jumps, total). A record
                               without `online` or `trip` is partial (after a loss, a counter or one mirror
                               wrote to it): the fix script refuses to build on it, the server restores it
-- `rd:avail:{region}`        geo set of online drivers without a trip (`...:wav` for accessible vehicles)
-- `rd:fixes:{region}`        stream of fixes (accepted and refused), bounded by MAXLEN ~
-- `rd:events:{region}`       stream of dispatch events (request, decline, accept, withdraw, on, off, free)
-- `rd:grace`                 sorted set: driver -> when their disconnect grace ends
-- `rd:ontrip`                set of drivers whose hash names a trip (reconciled against PostgreSQL)
-- `rd:flush:{region}`        last stream id persisted to PostGIS; `rd:flush:lock:{region}` its lock
-- `rd:worker:{region}`       the active dispatch worker's heartbeat (`...:{host}`: each worker process's own,
+- `rd:{R}:avail`             geo set of online drivers without a trip (`...:wav` for accessible vehicles)
+- `rd:{R}:fixes`             stream of fixes (accepted and refused), bounded by MAXLEN ~
+- `rd:{R}:events`            stream of dispatch events (request, decline, accept, withdraw, on, off, free)
+- `rd:{R}:grace`             sorted set: driver -> when their disconnect grace ends
+- `rd:{R}:ontrip`            set of drivers whose hash names a trip (reconciled against PostgreSQL)
+- `rd:{R}:flush`             last stream id persisted to PostGIS; `rd:{R}:flush:lock` its lock
+- `rd:{R}:worker`            the active dispatch worker's heartbeat (`...:{host}`: each worker process's own,
                              active or standby, for its liveness probe)
-- `rd:fence:{region}`        the highest dispatch-lease token that has written here: a worker whose token is
+- `rd:{R}:fence`             the highest dispatch-lease token that has written here: a worker whose token is
                              lower was taken over, and its writes are refused (docs/dispatch.md, "Failover")
-- `rd:gen:{region}`          the generation: a random token the region's worker writes when it finds none.
+- `rd:{R}:gen`               the generation: a random token the region's worker writes when it finds none.
                              Redis without it has lost its data (restarted empty, flushed, evicted): the
                              worker then rebuilds the live state from PostgreSQL (docs/dispatch.md)
-- `rd:trail:{trip}`          list of the trip's accepted fixes ("t,lat,lng,accuracy"), so completion measures
-                             the trail without waiting for the batched flush (expires after a day)
+- `rd:{R}:trail:{driver}`    list of the driver's accepted fixes on a trip ("trip,t,lat,lng,accuracy"), so
+                             completion measures the trail without waiting for the batched flush. Keyed by
+                             driver, not trip, because the fix script must be handed every key it writes
+                             before it reads which trip the driver is on (expires after a day)
+- presence (dispatch/services/presence.py): `rd:{R}:srv:leases`, `rd:{R}:srv:dead`,
+  `rd:{R}:srv:socks:{server}`, `rd:{R}:srv:dead:{server}`, `rd:{R}:drvsocks:{driver}`
 """
 
 from __future__ import annotations
@@ -42,9 +49,6 @@ from dispatch.roads.engine import LatLng
 
 logger = logging.getLogger(__name__)
 
-DRIVER_PREFIX = "rd:drv:"
-GRACE_KEY = "rd:grace"
-ON_TRIP_KEY = "rd:ontrip"
 FIXES_MAXLEN = 200_000
 EVENTS_MAXLEN = 50_000
 # GEOADD refuses latitudes beyond the Web Mercator limit; such fixes are kept but not geo-indexed.
@@ -57,37 +61,53 @@ def region() -> str:
     return getattr(settings, "ROCHDALE_DISPATCH_REGION", "default")
 
 
-def driver_key(driver_id: uuid.UUID | str) -> str:
-    return f"{DRIVER_PREFIX}{driver_id}"
+def region_prefix(region_name: str | None = None) -> str:
+    """`rd:{R}:`, the start of every key of region R; the braces are its Redis Cluster hash tag."""
+    return heartbeats.region_prefix(region_name or region())
+
+
+def driver_prefix(region_name: str | None = None) -> str:
+    return f"{region_prefix(region_name)}drv:"
+
+
+def driver_key(driver_id: uuid.UUID | str, region_name: str | None = None) -> str:
+    return f"{driver_prefix(region_name)}{driver_id}"
 
 
 def available_key(region_name: str | None = None, *, wav: bool = False) -> str:
-    base = f"rd:avail:{region_name or region()}"
+    base = f"{region_prefix(region_name)}avail"
     return f"{base}:wav" if wav else base
 
 
-TRAIL_PREFIX = "rd:trail:"
 TRAIL_TTL_S = 24 * 3600
 
 
-def trail_key(trip_id: uuid.UUID | str) -> str:
-    return f"{TRAIL_PREFIX}{trip_id}"
+def trail_key(driver_id: uuid.UUID | str, region_name: str | None = None) -> str:
+    return f"{region_prefix(region_name)}trail:{driver_id}"
+
+
+def grace_key(region_name: str | None = None) -> str:
+    return f"{region_prefix(region_name)}grace"
+
+
+def on_trip_key(region_name: str | None = None) -> str:
+    return f"{region_prefix(region_name)}ontrip"
 
 
 def fixes_key(region_name: str | None = None) -> str:
-    return f"rd:fixes:{region_name or region()}"
+    return f"{region_prefix(region_name)}fixes"
 
 
 def events_key(region_name: str | None = None) -> str:
-    return f"rd:events:{region_name or region()}"
+    return f"{region_prefix(region_name)}events"
 
 
 def flush_cursor_key(region_name: str | None = None) -> str:
-    return f"rd:flush:{region_name or region()}"
+    return f"{region_prefix(region_name)}flush"
 
 
 def flush_lock_key(region_name: str | None = None) -> str:
-    return f"rd:flush:lock:{region_name or region()}"
+    return f"{region_prefix(region_name)}flush:lock"
 
 
 def worker_heartbeat_key(region_name: str | None = None) -> str:
@@ -96,11 +116,11 @@ def worker_heartbeat_key(region_name: str | None = None) -> str:
 
 
 def generation_key(region_name: str | None = None) -> str:
-    return f"rd:gen:{region_name or region()}"
+    return f"{region_prefix(region_name)}gen"
 
 
 def fence_key(region_name: str | None = None) -> str:
-    return f"rd:fence:{region_name or region()}"
+    return f"{region_prefix(region_name)}fence"
 
 
 # The active dispatch worker's beat, fenced: refused (0) when a higher lease token has written to Redis (this
@@ -130,7 +150,11 @@ return {1, generation}
 # {"ok", rider, trip} for an accepted fix, {"jump", metres} or {"stale"} otherwise; {"not_online"} (nothing
 # written) for a driver neither online nor on a trip; {"unknown"} (nothing written) when the driver's record
 # lacks `online` or `trip`: Redis lost it, and a fix must not build a record that hides an online driver, so
-# the caller restores the record from PostgreSQL (RESTORE_SCRIPT) and runs the fix again.
+# the caller restores the record from PostgreSQL (RESTORE_SCRIPT) and runs the fix again. On a trip, the
+# accepted fix is appended to the driver's trail as "trip,t,lat,lng,accuracy".
+# KEYS: driver hash, available set, available WAV set, fixes stream, the driver's trail.
+# ARGV: driver, lat, lng, heading, speed, accuracy, t, received at, max plausible speed, stream MAXLEN, jump
+#       slack (m), GEO latitude limit, trail TTL (s).
 FIX_SCRIPT = """
 local h = redis.call('HMGET', KEYS[1], 'lat', 'lng', 't', 'online', 'trip', 'rider', 'wav')
 if not h[4] or not h[5] then return {'unknown'} end
@@ -169,10 +193,8 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*', 'k', 'fix', 'd', ARGV[
   'lng', ARGV[3], 'h', ARGV[4], 's', ARGV[5], 'a', ARGV[6], 't', ARGV[7], 'rx', ARGV[8], 'ok', '1',
   'trip', trip, 'on', online, 'wav', wav)
 if trip ~= '' then
-  -- The trail key is derived here (single-node Redis; a cluster would need it declared in KEYS).
-  local trail = ARGV[13] .. trip
-  redis.call('RPUSH', trail, ARGV[7] .. ',' .. ARGV[2] .. ',' .. ARGV[3] .. ',' .. ARGV[6])
-  redis.call('EXPIRE', trail, ARGV[14])
+  redis.call('RPUSH', KEYS[5], trip .. ',' .. ARGV[7] .. ',' .. ARGV[2] .. ',' .. ARGV[3] .. ',' .. ARGV[6])
+  redis.call('EXPIRE', KEYS[5], ARGV[13])
 end
 return {'ok', h[6] or '', trip}
 """
@@ -228,10 +250,10 @@ class DriverLiveRecord:
 
 def restore_keys(record: DriverLiveRecord, *, region_name: str | None = None) -> list[str]:
     return [
-        driver_key(record.driver_id),
+        driver_key(record.driver_id, region_name),
         available_key(region_name),
         available_key(region_name, wav=True),
-        ON_TRIP_KEY,
+        on_trip_key(region_name),
         fence_key(region_name),
     ]
 
@@ -278,9 +300,9 @@ def driver_release(*, driver_id: uuid.UUID, trip_id: uuid.UUID | None = None) ->
     current = client.hget(key, "trip")
     if trip_id is not None and current is not None and current.decode() not in ("", str(trip_id)):
         return  # already on another trip
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={"trip": "", "rider": "", "idle": repr(time.time())})
-    pipe.srem(ON_TRIP_KEY, str(driver_id))
+    pipe.srem(on_trip_key(), str(driver_id))
     pipe.hmget(key, "online", "lat", "lng", "wav")
     online, lat, lng, wav = pipe.execute()[-1]
     if online == b"1" and lat is not None and abs(float(lat)) <= GEO_LAT_LIMIT:
@@ -313,7 +335,7 @@ def nearest_available(
         )
         if not found:
             return []
-        pipe = client.pipeline()
+        pipe = client.pipeline(transaction=False)
         for member, _distance, _coordinates in found:
             pipe.hmget(driver_key(member.decode()), "t", "online", "trip")
         flags = pipe.execute()

@@ -9,7 +9,7 @@ Offer timers are asyncio timers; every deadline is also in PostgreSQL (`Offer.ex
 
 Redis is a cache to it: the worker never exits on a Redis connection error. It waits with capped, jittered
 backoff (logging the outage once), and on every reconnect and every heartbeat checks the region's
-generation key (`rd:gen:{region}`, a random token it wrote). A Redis without it has lost its data, and the
+generation key (`rd:{region}:gen`, a random token it wrote). A Redis without it has lost its data, and the
 worker rebuilds the live state from PostgreSQL: every online driver's record (last fix, trip, vehicle) is
 put back and indexed, the stream positions start over, the offer holders and timers are re-armed.
 
@@ -42,7 +42,7 @@ from django.utils import timezone
 from redis.commands.core import AsyncScript
 
 from backend import heartbeats, metrics
-from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, queue_script
 from dispatch import live, selectors
 from dispatch.batch_assignment import assign_batch
 from dispatch.matching.index import DriverIndex
@@ -143,7 +143,7 @@ class DispatchWorker:
         self.policy: DispatchPolicy | None = None
         self.policy_loaded_at = 0.0
         self.stream_ids: dict[str, str] = {}
-        self.generation: str | None = None  # the token in `rd:gen:{region}` this worker's state matches
+        self.generation: str | None = None  # the token in `rd:{region}:gen` this worker's state matches
         self.rebuilds = 0  # how many times Redis was found to have lost its data
         self.outage = RedisOutage(f"dispatch worker {self.region}", logger=logger)
         self.rounds = 0
@@ -398,7 +398,7 @@ class DispatchWorker:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def heartbeat(self) -> None:
-        """Beat (`rd:worker:{region}`, read by the sweeper), fenced by the lease's token, and check Redis
+        """Beat (`rd:{region}:worker`, read by the sweeper), fenced by the lease's token, and check Redis
         still holds this worker's generation: if not, Redis lost its data and the live state is rebuilt from
         PostgreSQL. A beat refused by the fence (another worker took over) loses the lease."""
         assert self.lease is not None, "only the lease holder beats the region's key"
@@ -566,20 +566,21 @@ class DispatchWorker:
         one since), then load every driver's record from Redis. Returns the drivers indexed."""
         restored = await self.restore_from_database()
         loaded = 0
+        prefix = live.driver_prefix(self.region)
         keys = [
             key
-            async for key in self.redis.scan_iter(match=f"{live.DRIVER_PREFIX}*", count=1000)
-            if b":" not in key[len(live.DRIVER_PREFIX) :]  # a driver's own hash, not `rd:drv:{id}:...`
+            async for key in self.redis.scan_iter(match=f"{prefix}*", count=1000)
+            if b":" not in key[len(prefix) :]  # a driver's own hash, not `...:drv:{id}:...`
         ]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            pipe = self.redis.pipeline()
+            pipe = self.redis.pipeline(transaction=False)
             for key in chunk:
                 pipe.hmget(key, "lat", "lng", "t", "online", "trip", "wav")
             for key, (lat, lng, fix_at, online, trip, wav) in zip(chunk, await pipe.execute(), strict=True):
                 if lat is None or fix_at is None:
                     continue
-                driver_id = _text(key)[len(live.DRIVER_PREFIX) :]
+                driver_id = _text(key)[len(prefix) :]
                 self.meta[driver_id] = DriverMeta(float(fix_at), wav == b"1")
                 if online == b"1" and not trip:
                     self.index.update(driver_id, float(lat), float(lng))
@@ -598,13 +599,16 @@ class DispatchWorker:
         records = await _db(selectors.online_driver_live_records)()
         token = self.lease.token if self.lease is not None else None
         restored = 0
+        # A pipeline on a cluster does not load its scripts first (one on a single Redis does).
+        await self.redis.script_load(live.RESTORE_SCRIPT)
         for start in range(0, len(records), 500):
             pipe = self.redis.pipeline(transaction=False)
             for record in records[start : start + 500]:
-                await self.restore_script(
+                queue_script(
+                    pipe,
+                    self.restore_script.sha,
                     keys=live.restore_keys(record, region_name=self.region),
                     args=live.restore_args(record, lease_token=token),
-                    client=pipe,
                 )
             filled = await pipe.execute()
             if -1 in filled:  # refused by the fence: another worker has the region now

@@ -65,6 +65,7 @@ def _server_env(extra_env: dict[str, str] | None) -> dict[str, str]:
             ),
             "DATABASE_CONN_MAX_AGE": "0",
             "REDIS_URL": settings.REDIS_URL,
+            "ROCHDALE_REDIS_CLUSTER_URL": settings.ROCHDALE_REDIS_CLUSTER_URL,
             "DJANGO_DEBUG": "1",
             "DJANGO_PASSWORD_HASHERS": ",".join(settings.PASSWORD_HASHERS),
             "PYTHONUNBUFFERED": "1",

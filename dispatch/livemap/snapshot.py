@@ -66,7 +66,8 @@ def _routes_for(trip_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[list[float]]]
 
 def _live_drivers() -> dict[str, dict[str, Any]]:
     redis = get_redis()
-    keys = list(redis.scan_iter(match=f"{live.DRIVER_PREFIX}*", count=SCAN_COUNT))
+    prefix = live.driver_prefix()
+    keys = list(redis.scan_iter(match=f"{prefix}*", count=SCAN_COUNT))
     if not keys:
         return {}
     pipeline = redis.pipeline(transaction=False)
@@ -87,7 +88,7 @@ def _live_drivers() -> dict[str, dict[str, Any]]:
             continue
         if now - fix_at > STALE_FIX_S:
             continue
-        driver_id = key.decode().removeprefix(live.DRIVER_PREFIX)
+        driver_id = key.decode().removeprefix(prefix)
         drivers[driver_id] = {
             "lat": round(lat, 6),
             "lng": round(lng, 6),

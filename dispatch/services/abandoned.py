@@ -101,7 +101,7 @@ def measured_trail(*, trip: Trip, until: datetime) -> MeasuredTrail | None:
     completion measures it; None when it has fewer than two usable fixes."""
     if trip.started_at is None:
         return None
-    points = trip_trail(trip_id=trip.id, since=trip.started_at, until=until)
+    points = trip_trail(trip_id=trip.id, driver_id=trip.driver_id, since=trip.started_at, until=until)
     measure = trail_measure(points)
     if measure is None:
         return None
@@ -168,7 +168,7 @@ def _silent_trips(cutoff: datetime) -> QuerySet[Trip]:
 
 def _live_fix_times(driver_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
     """Each driver's last accepted fix time from their Redis live record (absent when Redis lost it)."""
-    pipe = get_redis().pipeline()
+    pipe = get_redis().pipeline(transaction=False)
     for driver_id in driver_ids:
         pipe.hget(live.driver_key(driver_id), "t")
     return {
@@ -319,7 +319,7 @@ def _complete(
     DriverPresence.objects.filter(driver_id=trip.driver_id).update(idle_since=timezone.now())
     driver_id, trip_id = trip.driver_id, trip.id
     transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip_id), robust=True)
-    transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip_id)), robust=True)
+    transaction.on_commit(lambda: get_redis().delete(live.trail_key(driver_id)), robust=True)
     return done
 
 

@@ -127,7 +127,7 @@ def live_candidates(
     wanted = [entry for entry in near if entry[0] not in excluded]
     if not wanted:
         return []
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=False)
     for driver_id, _, _ in wanted:
         pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
     return _to_candidates(wanted, pipe.execute(), policy=policy, now=now)
@@ -145,7 +145,7 @@ async def alive_candidates(
     wanted = [entry for entry in near if entry[0] not in excluded]
     if not wanted:
         return []
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=False)
     for driver_id, _, _ in wanted:
         pipe.hmget(live.driver_key(driver_id), "online", "trip", "t", "idle")
     return _to_candidates(wanted, await pipe.execute(), policy=policy, now=now)

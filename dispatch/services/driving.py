@@ -152,12 +152,15 @@ def _matched_across_gaps(kept: list[TrailPoint]) -> int:
     return matched + bridges
 
 
-def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[TrailPoint]:
+def trip_trail(
+    *, trip_id: uuid.UUID, driver_id: uuid.UUID, since: datetime, until: datetime
+) -> list[TrailPoint]:
     """The trip's accepted fixes between `since` and `until` (refused jumps never count).
 
-    Two sources, merged by time: the rows the batched flush has written to PostGIS, and the trip's own
-    list in Redis, which holds the fixes the flush has not reached yet. Completing a trip therefore never
-    waits for, or does the work of, the region-wide flush; if Redis lost the list, the rows still count."""
+    Two sources, merged by time: the rows the batched flush has written to PostGIS, and this trip's entries
+    of the driver's trail in Redis, which holds the fixes the flush has not reached yet. Completing a trip
+    therefore never waits for, or does the work of, the region-wide flush; if Redis lost the list, the rows
+    still count."""
     points: dict[datetime, TrailPoint] = {}
     rows = LocationFix.objects.filter(
         trip_id=trip_id, accepted=True, recorded_at__gte=since, recorded_at__lte=until
@@ -165,8 +168,10 @@ def trip_trail(*, trip_id: uuid.UUID, since: datetime, until: datetime) -> list[
     for point, recorded_at, accuracy in rows:
         # A flush retried after a crash may have inserted a fix twice: one point per instant.
         points.setdefault(recorded_at, TrailPoint(point.y, point.x, recorded_at, accuracy))
-    for raw in get_redis().lrange(live.trail_key(trip_id), 0, -1):
-        stamp, lat, lng, accuracy = raw.decode().split(",")
+    for raw in get_redis().lrange(live.trail_key(driver_id), 0, -1):
+        on_trip, stamp, lat, lng, accuracy = raw.decode().split(",")
+        if on_trip != str(trip_id):
+            continue
         recorded_at = datetime.fromtimestamp(float(stamp), tz=UTC)
         if since <= recorded_at <= until:
             points.setdefault(
@@ -215,7 +220,9 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
         )
     now = timezone.now()
     # Map matching runs before the transaction: it holds no lock while the engine works.
-    measured = trail_measure(trip_trail(trip_id=trip.id, since=trip.started_at, until=now))
+    measured = trail_measure(
+        trip_trail(trip_id=trip.id, driver_id=driver_id, since=trip.started_at, until=now)
+    )
     if measured is not None:
         distance_m, source = measured.distance_m, measured.source
         duration_s = max(int((now - trip.started_at).total_seconds()), 0)
@@ -243,7 +250,7 @@ def trip_complete(*, driver_id: uuid.UUID, trip_id: uuid.UUID) -> Trip:
         trip_completion_settle(trip=done)
         DriverPresence.objects.filter(driver_id=driver_id).update(idle_since=now)
     transaction.on_commit(lambda: live.driver_release(driver_id=driver_id, trip_id=trip.id))
-    transaction.on_commit(lambda: get_redis().delete(live.trail_key(trip.id)))
+    transaction.on_commit(lambda: get_redis().delete(live.trail_key(driver_id)))
     transaction.on_commit(lambda: forget_countdown(trip.id))
     return done
 

@@ -35,7 +35,7 @@ from redis.exceptions import NoScriptError
 from backend import metrics
 from backend.concurrency import database_call
 from backend.errors import Conflict, InvalidInput, ServiceUnavailable
-from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis
+from backend.redis import REDIS_UNREACHABLE, RedisOutage, get_async_redis, get_redis, queue_script
 from dispatch import live, selectors
 from dispatch.realtime import apush_to_user
 from dispatch.services.remaining_eta import remaining_eta
@@ -171,7 +171,7 @@ class FixPipeline:
     async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for keys, args, _answer in batch:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
+            queue_script(pipe, self.sha, keys=keys, args=args)
         return await pipe.execute(raise_on_error=False)
 
     async def restore_driver(self, driver_id: uuid.UUID | str) -> None:
@@ -222,10 +222,11 @@ class LocationRecorder:
         region = live.region()
         pipeline = fix_pipeline()
         keys = [
-            live.driver_key(driver_id),
+            live.driver_key(driver_id, region),
             live.available_key(region),
             live.available_key(region, wav=True),
             live.fixes_key(region),
+            live.trail_key(driver_id, region),
         ]
         args = [
             str(driver_id),
@@ -240,7 +241,6 @@ class LocationRecorder:
             live.FIXES_MAXLEN,
             JUMP_SLACK_M + min(fix.accuracy_m or 0.0, 200.0),
             live.GEO_LAT_LIMIT,
-            live.TRAIL_PREFIX,
             live.TRAIL_TTL_S,
         ]
         answer = await pipeline.run(keys, args)

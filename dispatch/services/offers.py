@@ -152,11 +152,11 @@ def mirror_assigned(driver_id: uuid.UUID, trip: Trip) -> None:
     """Redis and the dispatch worker learn the driver holds `trip` (call after commit of the assignment:
     an accepted offer, or a reservation going to the driver who claimed it)."""
     client = get_redis()
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=True)
     pipe.hset(live.driver_key(driver_id), mapping={"trip": str(trip.id), "rider": str(trip.rider_id)})
     pipe.zrem(live.available_key(), str(driver_id))
     pipe.zrem(live.available_key(wav=True), str(driver_id))
-    pipe.sadd(live.ON_TRIP_KEY, str(driver_id))
+    pipe.sadd(live.on_trip_key(), str(driver_id))
     pipe.execute()
     live.post_event("accept", d=driver_id, trip=trip.id)
 

@@ -27,8 +27,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -36,7 +34,7 @@ from django.utils.translation import gettext
 
 from backend.accounts.models import DriverProfile, Vehicle
 from backend.errors import PermissionDenied
-from backend.redis import get_redis
+from backend.redis import AsyncRedis, SyncRedis, get_redis
 from dispatch import live
 from dispatch.models import DriverPresence, PresenceSession, PresenceStatus, Trip
 from dispatch.services.eligibility import driver_eligibility, eligibility_checked, eligibility_refusal
@@ -114,7 +112,7 @@ def _mirror_online(
     client = get_redis()
     key = live.driver_key(driver_id)
     trip_id, rider_id = active_trip if active_trip else ("", "")
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=True)
     pipe.hset(
         key,
         mapping={
@@ -126,7 +124,7 @@ def _mirror_online(
             "rider": str(rider_id),
         },
     )
-    pipe.zrem(live.GRACE_KEY, str(driver_id))
+    pipe.zrem(live.grace_key(), str(driver_id))
     pipe.hmget(key, "lat", "lng")
     results = pipe.execute()
     lat, lng = results[-1]
@@ -135,7 +133,7 @@ def _mirror_online(
         if wav:
             client.geoadd(live.available_key(wav=True), (float(lng), float(lat), str(driver_id)))
     if trip_id:
-        client.sadd(live.ON_TRIP_KEY, str(driver_id))
+        client.sadd(live.on_trip_key(), str(driver_id))
     live.post_event("on", d=driver_id)
 
 
@@ -157,30 +155,36 @@ def presence_go_offline(*, driver_id: uuid.UUID, reason: str = "driver") -> None
 
 def _mirror_offline(driver_id: uuid.UUID) -> None:
     client = get_redis()
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=True)
     pipe.hset(live.driver_key(driver_id), "online", "0")
     pipe.zrem(live.available_key(), str(driver_id))
     pipe.zrem(live.available_key(wav=True), str(driver_id))
-    pipe.zrem(live.GRACE_KEY, str(driver_id))
+    pipe.zrem(live.grace_key(), str(driver_id))
     pipe.execute()
     live.post_event("off", d=driver_id)
 
 
-LEASES_KEY = "rd:srv:leases"
-DEAD_SERVERS_KEY = "rd:srv:dead"
+# The region's keys (the `rd:{region}:` hash tag, dispatch/live.py): a socket's registration touches the
+# server's, the driver's and the region's keys in one script, so all of them share the tag.
+def server_leases_key(region_name: str | None = None) -> str:
+    return f"{live.region_prefix(region_name)}srv:leases"
 
 
-def server_sockets_key(server_id: str) -> str:
-    return f"rd:srv:socks:{server_id}"
+def dead_servers_key(region_name: str | None = None) -> str:
+    return f"{live.region_prefix(region_name)}srv:dead"
 
 
-def dead_server_sockets_key(server_id: str) -> str:
-    return f"rd:srv:dead:{server_id}"
+def server_sockets_key(server_id: str, region_name: str | None = None) -> str:
+    return f"{live.region_prefix(region_name)}srv:socks:{server_id}"
 
 
-def driver_sockets_key(driver_id: uuid.UUID | str) -> str:
-    # Not under `rd:drv:`: whatever scans the driver hashes by that prefix must find hashes only.
-    return f"rd:drvsocks:{driver_id}"
+def dead_server_sockets_key(server_id: str, region_name: str | None = None) -> str:
+    return f"{live.region_prefix(region_name)}srv:dead:{server_id}"
+
+
+def driver_sockets_key(driver_id: uuid.UUID | str, region_name: str | None = None) -> str:
+    # Not under `...:drv:`: whatever scans the driver hashes by that prefix must find hashes only.
+    return f"{live.region_prefix(region_name)}drvsocks:{driver_id}"
 
 
 # Register one socket under its server (renewing that server's lease: it is alive right now) and in the
@@ -224,7 +228,7 @@ return seen
 
 
 def _register_socket(
-    client: redis.Redis, *, server_id: str, socket_id: str, driver_id: uuid.UUID | str
+    client: SyncRedis, *, server_id: str, socket_id: str, driver_id: uuid.UUID | str
 ) -> bool:
     """Register the socket; True when the driver did not hold it already."""
     added, _conns = client.register_script(REGISTER_SOCKET_SCRIPT)(
@@ -232,8 +236,8 @@ def _register_socket(
             server_sockets_key(server_id),
             driver_sockets_key(driver_id),
             live.driver_key(driver_id),
-            live.GRACE_KEY,
-            LEASES_KEY,
+            live.grace_key(),
+            server_leases_key(),
         ],
         args=[socket_id, str(driver_id), f"{server_id}/{socket_id}", repr(time.time()), server_id],
     )
@@ -241,7 +245,7 @@ def _register_socket(
 
 
 def _unregister_socket(
-    client: redis.Redis, *, found_in: str, server_id: str, socket_id: str, driver_id: uuid.UUID | str
+    client: SyncRedis, *, found_in: str, server_id: str, socket_id: str, driver_id: uuid.UUID | str
 ) -> int:
     return client.register_script(UNREGISTER_SOCKET_SCRIPT)(
         keys=[
@@ -254,9 +258,9 @@ def _unregister_socket(
     )
 
 
-def _grace_begins(client: redis.Redis, *, driver_id: uuid.UUID | str, at: float) -> None:
+def _grace_begins(client: SyncRedis, *, driver_id: uuid.UUID | str, at: float) -> None:
     """The driver's last socket closed at `at` (epoch s): they stay online until the grace runs out."""
-    client.zadd(live.GRACE_KEY, {str(driver_id): at + settings.ROCHDALE_PRESENCE_GRACE_S})
+    client.zadd(live.grace_key(), {str(driver_id): at + settings.ROCHDALE_PRESENCE_GRACE_S})
     DriverPresence.objects.filter(driver_id=driver_id).update(
         connected=False, disconnected_at=datetime.fromtimestamp(at, tz=UTC)
     )
@@ -294,11 +298,11 @@ def presence_sockets_restore(*, server_id: str, sockets: dict[str, uuid.UUID]) -
     return len(restored)
 
 
-async def server_lease_renew(*, client: aioredis.Redis, server_id: str) -> int:
+async def server_lease_renew(*, client: AsyncRedis, server_id: str) -> int:
     """Renew the server's lease (one round trip); returns how many sockets Redis has registered for it, so
     the server can tell when they were taken away (a sweep took it for dead, or Redis lost them)."""
     pipe = client.pipeline(transaction=False)
-    pipe.zadd(LEASES_KEY, {server_id: time.time()})
+    pipe.zadd(server_leases_key(), {server_id: time.time()})
     pipe.hlen(server_sockets_key(server_id))
     _added, registered = await pipe.execute()
     return int(registered)
@@ -314,19 +318,19 @@ def sweep_dead_servers() -> int:
     client = get_redis()
     cutoff = time.time() - settings.ROCHDALE_SERVER_LEASE_S
     claim = client.register_script(CLAIM_DEAD_SERVER_SCRIPT)
-    for raw in client.zrangebyscore(LEASES_KEY, "-inf", cutoff):
+    for raw in client.zrangebyscore(server_leases_key(), "-inf", cutoff):
         server_id = raw.decode()
         claim(
             keys=[
-                LEASES_KEY,
+                server_leases_key(),
                 server_sockets_key(server_id),
                 dead_server_sockets_key(server_id),
-                DEAD_SERVERS_KEY,
+                dead_servers_key(),
             ],
             args=[server_id, repr(cutoff)],
         )
     closed = 0
-    for raw_server, raw_seen in client.hgetall(DEAD_SERVERS_KEY).items():
+    for raw_server, raw_seen in client.hgetall(dead_servers_key()).items():
         server_id, seen = raw_server.decode(), float(raw_seen)
         # It died between its last renewal and the one it missed: starting the grace at the missed one never
         # cuts a driver's grace short (and it is at most one renewal interval longer than a clean one's).
@@ -347,7 +351,7 @@ def sweep_dead_servers() -> int:
             if remaining == 0:
                 _grace_begins(client, driver_id=driver_id, at=closed_at)
         if not client.exists(claimed):
-            client.hdel(DEAD_SERVERS_KEY, server_id)
+            client.hdel(dead_servers_key(), server_id)
         logger.warning(
             "server %s died (last seen %.1f s ago): its sockets are closed", server_id, time.time() - seen
         )
@@ -364,7 +368,7 @@ def sweep_presence() -> int:
     sweep_dead_servers()
     client = get_redis()
     now = time.time()
-    due = {raw.decode() for raw in client.zrangebyscore(live.GRACE_KEY, "-inf", now)}
+    due = {raw.decode() for raw in client.zrangebyscore(live.grace_key(), "-inf", now)}
     cutoff = timezone.now() - timedelta(seconds=settings.ROCHDALE_PRESENCE_GRACE_S)
     due |= {
         str(driver_id)
@@ -375,7 +379,7 @@ def sweep_presence() -> int:
     gone = 0
     for driver_id in due:
         if client.scard(driver_sockets_key(driver_id)) > 0:  # reconnected meanwhile
-            client.zrem(live.GRACE_KEY, driver_id)
+            client.zrem(live.grace_key(), driver_id)
             continue
         presence_go_offline(driver_id=uuid.UUID(driver_id), reason="disconnected")
         gone += 1
@@ -383,12 +387,12 @@ def sweep_presence() -> int:
     return gone
 
 
-def _reconcile_trips(client: redis.Redis) -> None:
+def _reconcile_trips(client: SyncRedis) -> None:
     """Free drivers whose hash still names a trip that has ended (e.g. a rider cancelled it)."""
-    on_trip = [raw.decode() for raw in client.smembers(live.ON_TRIP_KEY)]
+    on_trip = [raw.decode() for raw in client.smembers(live.on_trip_key())]
     if not on_trip:
         return
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=False)
     for driver_id in on_trip:
         pipe.hget(live.driver_key(driver_id), "trip")
     trips = {

@@ -487,7 +487,7 @@ class Bench:
         self.connect_s = time.perf_counter() - connect_started
         await asyncio.sleep(8)  # one full round of locations from every driver
         client = aioredis.Redis.from_url(REDIS_URL)
-        stream = "rd:fixes:default"
+        stream = "rd:{default}:fixes"  # dispatch.live.fixes_key("default")
         # The same run's baseline for unit costs: windows of fixes alone, nobody riding, at the app's rate
         # and then at twice it; the difference is what a fix costs beyond what the stack spends anyway.
         fixes_only = await self.fixes_window(client, stream)

@@ -12,7 +12,7 @@ Two ways to use it:
 
 Both write docs/img/live-map-roads.png unless --out says otherwise. The Helsinki scene creates the database
 `rochdale_screenshot_<pid>` next to DATABASE_URL's and drops it afterwards; the server it starts reads the
-Redis database given (it writes nothing there, but draws any `rd:drv:*` drivers it finds, so pick a spare
+Redis database given (it writes nothing there, but draws any `rd:{R}:drv:*` drivers it finds, so pick a spare
 one). Nothing is fetched from the internet.
 """
 

@@ -1,4 +1,10 @@
-"""Dispatch test helpers: seeded policies, trips made directly, driver sockets, and a running worker."""
+"""Dispatch test helpers: seeded policies, trips made directly, driver sockets, and a running worker.
+
+Every dispatch test runs twice: on the single Redis (REDIS_URL) and on a Redis Cluster of three nodes of
+the suite's own (tests/faults/procs.py), so that each key a script or a transaction touches is shown to
+share its hash tag (`[redis-cluster]` in the test id; `-m "not redis_cluster"` runs the single ones). A
+test that starts its own Redis to kill it (`@pytest.mark.own_redis`) runs once.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,36 @@ from asgiref.sync import sync_to_async
 
 ORIGIN = (b"origin", b"http://localhost")
 CENTRE = (40.7580, -73.9855)
+
+
+REDIS_TOPOLOGIES = ["redis", pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_topology" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("own_redis"):
+        metafunc.parametrize("redis_topology", REDIS_TOPOLOGIES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def private_cluster():
+    """The suite's Redis Cluster, started on first use and stopped at the end of the session."""
+    from tests.faults.procs import private_redis_cluster
+
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(autouse=True)
+def redis_topology(request: pytest.FixtureRequest, settings) -> str:
+    """Which Redis this test's code talks to: "redis" (REDIS_URL) or "redis-cluster" (an emptied cluster)."""
+    topology = getattr(request, "param", "redis")
+    if topology == "redis-cluster":
+        cluster = request.getfixturevalue("private_cluster")
+        settings.ROCHDALE_REDIS_CLUSTER_URL = cluster.url()
+        from backend.redis import get_redis
+
+        get_redis().flushall()
+    return topology
 
 
 @pytest.fixture

@@ -145,7 +145,7 @@ def _vanished_in_progress(*, trail_end: dict | None):
     else:
         DriverPresence.objects.filter(driver_id=driver.id).update(fix_at=last_fix)
     DriverPresence.objects.filter(driver_id=driver.id).update(disconnected_at=last_fix, status="offline")
-    get_redis().delete(live.driver_key(driver.id), live.trail_key(trip.id))
+    get_redis().delete(live.driver_key(driver.id), live.trail_key(driver.id))
     return trip, rider, driver, started, last_fix
 
 
@@ -191,7 +191,7 @@ def test_an_assigned_trip_whose_driver_vanished_is_cancelled_by_the_system_witho
     assert event.details["cancelled_by"] == "system"
     # The driver is free (their live state names no trip) and the rider can ask again.
     assert get_redis().hget(live.driver_key(driver.id), "trip") == b""
-    assert not get_redis().sismember(live.ON_TRIP_KEY, str(driver.id))
+    assert not get_redis().sismember(live.on_trip_key(), str(driver.id))
     assert _request_again(rider).status == TripStatus.REQUESTED
     audit = AuditEntry.objects.get(kind="trip.abandoned_cancelled")
     assert audit.payload["trip_id"] == str(trip.id) and audit.payload["from_status"] == "assigned"
@@ -247,20 +247,22 @@ def test_the_last_fix_flushed_to_postgresql_counts_when_redis_has_lost_it():
 
 
 @pytest.mark.django_db
-def test_nothing_is_ended_while_redis_is_unreachable(settings):
+def test_nothing_is_ended_while_redis_is_unreachable(settings, redis_topology):
     """Drivers cannot report while Redis is down, so their silence then says nothing about them."""
     import socket
 
     trip, _rider, driver = _assigned_to_a_driver()
     _socket_closes(driver)
-    redis_url = settings.REDIS_URL
+    # The single Redis, or the cluster's node the client starts from.
+    setting = "ROCHDALE_REDIS_CLUSTER_URL" if redis_topology == "redis-cluster" else "REDIS_URL"
+    redis_url = getattr(settings, setting)
     with socket.socket() as probe:  # a port nothing listens on: connections are refused, as when Redis died
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    settings.REDIS_URL = f"redis://127.0.0.1:{dead_port}/0"
+    setattr(settings, setting, f"redis://127.0.0.1:{dead_port}/0")
     assert abandoned.abandoned_trips_end(now=_later()) == {"cancelled": 0, "completed": 0, "flagged": 0}
     assert trip_load(trip.id).status == TripStatus.ASSIGNED
-    settings.REDIS_URL = redis_url
+    setattr(settings, setting, redis_url)
     assert _end_abandoned(_later())["cancelled"] == 1
 
 

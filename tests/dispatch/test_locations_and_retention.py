@@ -233,7 +233,7 @@ def test_after_redis_lost_an_offline_driver_on_a_trip_still_has_fixes_stored_for
     _record(driver, *CENTRE)
     state = {k.decode(): v.decode() for k, v in get_redis().hgetall(driver_key(driver.id)).items()}
     assert state["online"] == "0" and state["trip"] == str(trip.id) and state["rider"] == str(rider.id)
-    assert get_redis().llen(trail_key(trip.id)) == 1
+    assert get_redis().llen(trail_key(driver.id)) == 1
 
 
 @pytest.mark.django_db(transaction=True)  # the fix path reads PostgreSQL from a pool thread

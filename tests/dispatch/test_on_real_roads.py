@@ -178,8 +178,8 @@ def _drive(trip, points, *, started_at, spacing_s: float = 3.0) -> None:
 
     start = started_at.timestamp() + 1
     get_redis().rpush(
-        trail_key(trip.id),
-        *[f"{start + index * spacing_s},{lat},{lng},8" for index, (lat, lng) in enumerate(points)],
+        trail_key(trip.driver_id),
+        *[f"{trip.id},{start + index * spacing_s},{lat},{lng},8" for index, (lat, lng) in enumerate(points)],
     )
 
 
@@ -232,7 +232,9 @@ def test_without_a_road_graph_the_fare_uses_the_geodesic_trail_and_says_so(seede
     trail = sampled_every([SOUTH, NORTH], 50.0)
     trip = _trip_on_the_road(rider, driver, started_ago_s=len(trail) * 3 + 5)
     _drive(trip, trail, started_at=trip.started_at)
-    geodesic_m = trail_distance_m(trip_trail(trip_id=trip.id, since=trip.started_at, until=timezone.now()))
+    geodesic_m = trail_distance_m(
+        trip_trail(trip_id=trip.id, driver_id=driver.id, since=trip.started_at, until=timezone.now())
+    )
 
     done = trip_complete(driver_id=driver.id, trip_id=trip.id)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 
+from dispatch.live import driver_key, driver_prefix
+from dispatch.services.presence import driver_sockets_key
 from tests.dispatch.conftest import CENTRE, connect, location_frame, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -12,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def test_reconnect_within_grace_keeps_online_and_beyond_grace_goes_offline(seeded, driver, settings):
     from backend.redis import get_redis
-    from dispatch.live import GRACE_KEY, available_key
+    from dispatch.live import available_key, grace_key
     from dispatch.models import DriverPresence, PresenceSession
     from dispatch.services.presence import sweep_presence
 
@@ -30,7 +32,7 @@ async def test_reconnect_within_grace_keeps_online_and_beyond_grace_goes_offline
     assert not (await sync_to_async(DriverPresence.objects.get)(driver_id=driver.id)).connected
 
     socket = await connect(driver, "/ws/driver/")  # reconnect cancels the grace
-    assert await sync_to_async(get_redis().zscore)(GRACE_KEY, str(driver.id)) is None
+    assert await sync_to_async(get_redis().zscore)(grace_key(), str(driver.id)) is None
     settings.ROCHDALE_PRESENCE_GRACE_S = 0
     assert await sync_to_async(sweep_presence)() == 0
     assert await status() == "online"
@@ -52,9 +54,9 @@ def _lease_seen(server_id: str, seconds_ago: float) -> None:
     import time
 
     from backend.redis import get_redis
-    from dispatch.services.presence import LEASES_KEY
+    from dispatch.services.presence import server_leases_key
 
-    get_redis().zadd(LEASES_KEY, {server_id: time.time() - seconds_ago})
+    get_redis().zadd(server_leases_key(), {server_id: time.time() - seconds_ago})
 
 
 def _online(driver) -> None:
@@ -74,11 +76,11 @@ def _row(driver):
 
 def test_a_dead_servers_sockets_start_the_grace_from_its_missed_renewal(seeded, driver, settings):
     from backend.redis import get_redis
-    from dispatch.live import GRACE_KEY
+    from dispatch.live import grace_key
     from dispatch.services.presence import (
-        DEAD_SERVERS_KEY,
-        LEASES_KEY,
+        dead_servers_key,
         presence_connected,
+        server_leases_key,
         server_sockets_key,
         sweep_presence,
     )
@@ -88,23 +90,23 @@ def test_a_dead_servers_sockets_start_the_grace_from_its_missed_renewal(seeded, 
     assert sweep_presence() == 0 and _row(driver).connected  # the lease is fresh: nothing happens
 
     _lease_seen("web-1", settings.ROCHDALE_SERVER_LEASE_S + 2)
-    last_seen = get_redis().zscore(LEASES_KEY, "web-1")
+    last_seen = get_redis().zscore(server_leases_key(), "web-1")
     assert sweep_presence() == 0  # closed, but within the grace: still online
     row = _row(driver)
     assert row.status == "online" and not row.connected
     # The grace runs from when the server missed its renewal, as if the socket had closed then.
     missed_renewal = last_seen + settings.ROCHDALE_SERVER_LEASE_RENEW_S
     assert row.disconnected_at.timestamp() == pytest.approx(missed_renewal, abs=1e-3)
-    assert get_redis().zscore(GRACE_KEY, str(driver.id)) == pytest.approx(
+    assert get_redis().zscore(grace_key(), str(driver.id)) == pytest.approx(
         missed_renewal + settings.ROCHDALE_PRESENCE_GRACE_S, abs=1e-3
     )
     client = get_redis()
-    assert client.hget(f"rd:drv:{driver.id}", "conns") == b"0"
-    assert not client.exists(server_sockets_key("web-1")) and not client.hlen(DEAD_SERVERS_KEY)
-    assert client.zscore(LEASES_KEY, "web-1") is None
+    assert client.hget(driver_key(driver.id), "conns") == b"0"
+    assert not client.exists(server_sockets_key("web-1")) and not client.hlen(dead_servers_key())
+    assert client.zscore(server_leases_key(), "web-1") is None
 
     settings.ROCHDALE_PRESENCE_GRACE_S = 0  # the grace runs out: offline, as after a clean disconnect
-    client.zadd(GRACE_KEY, {str(driver.id): 0})
+    client.zadd(grace_key(), {str(driver.id): 0})
     assert sweep_presence() == 1
     assert _row(driver).status == "offline"
 
@@ -126,7 +128,7 @@ def test_a_server_dead_for_longer_than_the_grace_takes_its_drivers_offline_in_on
 
 def test_a_driver_who_reconnected_to_a_live_server_keeps_their_place(seeded, driver, settings):
     from backend.redis import get_redis
-    from dispatch.live import GRACE_KEY
+    from dispatch.live import grace_key
     from dispatch.services.presence import presence_connected, presence_disconnected, sweep_presence
 
     _online(driver)
@@ -136,13 +138,13 @@ def test_a_driver_who_reconnected_to_a_live_server_keeps_their_place(seeded, dri
     assert sweep_presence() == 0
     row = _row(driver)
     assert row.status == "online" and row.connected
-    assert get_redis().zscore(GRACE_KEY, str(driver.id)) is None
-    assert get_redis().hget(f"rd:drv:{driver.id}", "conns") == b"1"
+    assert get_redis().zscore(grace_key(), str(driver.id)) is None
+    assert get_redis().hget(driver_key(driver.id), "conns") == b"1"
     # What scans the driver hashes (the live map, the worker's rebuild) finds only hashes there.
-    assert {get_redis().type(key) for key in get_redis().scan_iter(match="rd:drv:*")} == {b"hash"}
+    assert {get_redis().type(key) for key in get_redis().scan_iter(match=f"{driver_prefix()}*")} == {b"hash"}
     # Its one socket left closes cleanly: now the grace starts.
     presence_disconnected(driver_id=driver.id, server_id="web-2", socket_id="new")
-    assert not _row(driver).connected and get_redis().zscore(GRACE_KEY, str(driver.id)) is not None
+    assert not _row(driver).connected and get_redis().zscore(grace_key(), str(driver.id)) is not None
 
 
 def test_a_socket_is_closed_once_whether_its_server_or_the_sweep_gets_there_first(seeded, driver, settings):
@@ -158,13 +160,13 @@ def test_a_socket_is_closed_once_whether_its_server_or_the_sweep_gets_there_firs
     presence_disconnected(driver_id=driver.id, server_id="web-1", socket_id="a")
     presence_disconnected(driver_id=driver.id, server_id="web-1", socket_id="b")
     sweep_presence()
-    assert get_redis().hget(f"rd:drv:{driver.id}", "conns") == b"0"
-    assert get_redis().scard(f"rd:drvsocks:{driver.id}") == 0
+    assert get_redis().hget(driver_key(driver.id), "conns") == b"0"
+    assert get_redis().scard(driver_sockets_key(driver.id)) == 0
 
 
 async def test_a_live_server_taken_for_dead_registers_its_sockets_again(seeded, driver, settings):
     from backend.redis import get_redis
-    from dispatch.live import GRACE_KEY
+    from dispatch.live import grace_key
     from dispatch.server_lease import server_lease
     from dispatch.services.presence import sweep_presence
 
@@ -182,10 +184,10 @@ async def test_a_live_server_taken_for_dead_registers_its_sockets_again(seeded, 
     row = await sync_to_async(_row)(driver)
     assert row.status == "online" and row.connected
     client = get_redis()
-    assert await sync_to_async(client.zscore)(GRACE_KEY, str(driver.id)) is None
-    assert await sync_to_async(client.hget)(f"rd:drv:{driver.id}", "conns") == b"1"
+    assert await sync_to_async(client.zscore)(grace_key(), str(driver.id)) is None
+    assert await sync_to_async(client.hget)(driver_key(driver.id), "conns") == b"1"
     await socket.disconnect()
-    assert await sync_to_async(client.hget)(f"rd:drv:{driver.id}", "conns") == b"0"
+    assert await sync_to_async(client.hget)(driver_key(driver.id), "conns") == b"0"
     assert not (await sync_to_async(_row)(driver)).connected
 
 
@@ -199,9 +201,9 @@ async def test_sockets_are_registered_again_after_redis_lost_them(seeded, driver
     client = get_redis()
     await sync_to_async(client.flushdb)()
     await server_lease().renew()
-    assert await sync_to_async(client.scard)(f"rd:drvsocks:{driver.id}") == 1
+    assert await sync_to_async(client.scard)(driver_sockets_key(driver.id)) == 1
     # A later crash of this server is still found: its sockets are registered under its lease again.
     await sync_to_async(_lease_seen)(server_lease().server_id, settings.ROCHDALE_SERVER_LEASE_S + 1)
     await sync_to_async(sweep_presence)()
-    assert await sync_to_async(client.scard)(f"rd:drvsocks:{driver.id}") == 0
+    assert await sync_to_async(client.scard)(driver_sockets_key(driver.id)) == 0
     await socket.disconnect()

@@ -18,6 +18,8 @@ from asgiref.sync import sync_to_async
 from tests.dispatch.conftest import CENTRE, adriver_online_at, make_trip
 from tests.faults.procs import RedisServer, private_redis
 
+pytestmark = pytest.mark.own_redis
+
 # The worker and the fix path read PostgreSQL from other threads: they need committed rows.
 in_database = pytest.mark.django_db(transaction=True)
 

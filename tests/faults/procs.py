@@ -5,6 +5,9 @@ Every process here is started in its own process group, on a private port where 
 dir, and is killed (the whole group) when its context manager exits, whatever the test did. Nothing here
 touches the shared PostgreSQL or Redis services.
 
+    with private_redis_cluster() as cluster:           # three cluster-enabled redis-servers, joined
+        settings.ROCHDALE_REDIS_CLUSTER_URL = cluster.url()
+
     with private_redis() as redis_server:              # redis-server --port P --save "" --appendonly no
         env = {"REDIS_URL": redis_server.url(db=1)}
         with start_asgi_server(extra_env=env) as server, dispatch_worker(extra_env=env) as worker:
@@ -92,6 +95,7 @@ class RedisServer:
     process: subprocess.Popen | None = None
     starts: int = 0
     log_paths: list[Path] = field(default_factory=list)
+    extra_args: tuple[str, ...] = ()
 
     def url(self, *, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -111,6 +115,7 @@ class RedisServer:
                 "--dir", str(self.directory),
                 "--logfile", str(log_path),
                 "--daemonize", "no",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -147,6 +152,76 @@ def private_redis() -> Iterator[RedisServer]:
         finally:
             if server.process is not None:
                 kill_group(server.process)
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+@dataclass
+class RedisClusterNodes:
+    """Three masters of a Redis Cluster of the test's own (16384 slots split among them, no replicas)."""
+
+    servers: list[RedisServer]
+
+    def url(self) -> str:
+        """Any one node: the client learns the others and the slot map from it."""
+        return self.servers[0].url()
+
+    def state(self) -> str:
+        return redis.Redis(port=self.servers[0].port, socket_timeout=2).cluster("info")["cluster_state"]
+
+
+@contextlib.contextmanager
+def private_redis_cluster(*, nodes: int = 3) -> Iterator[RedisClusterNodes]:
+    """`nodes` redis-servers with `--cluster-enabled yes` on private loopback ports, joined by
+    `redis-cli --cluster create`, every slot served (`cluster_state:ok`) before the block starts; all
+    killed when it ends."""
+    with tempfile.TemporaryDirectory(prefix="rochdale-redis-cluster-") as directory:
+        servers = []
+        try:
+            for _ in range(nodes):
+                port = free_cluster_port()
+                node_dir = Path(directory) / str(port)
+                node_dir.mkdir()
+                server = RedisServer(
+                    port=port,
+                    directory=node_dir,
+                    extra_args=(
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", str(node_dir / "nodes.conf"),
+                        "--cluster-node-timeout", "2000",
+                    ),
+                )  # fmt: skip
+                servers.append(server)
+                server.start()
+            subprocess.run(
+                [
+                    "redis-cli", "--cluster", "create",
+                    *(f"127.0.0.1:{server.port}" for server in servers),
+                    "--cluster-replicas", "0", "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )  # fmt: skip
+            cluster = RedisClusterNodes(servers)
+            wait_until(lambda: cluster.state() == "ok", timeout_s=20, what="the private Redis Cluster is ok")
+            yield cluster
+        finally:
+            for server in servers:
+                if server.process is not None:
+                    kill_group(server.process)
 
 
 @dataclass

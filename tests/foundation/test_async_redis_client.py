@@ -20,11 +20,11 @@ from backend.redis import HiredisConnection, HiredisSSLConnection, get_async_red
             "rd:drv:1",
             "rd:avail:default",
             b"bytes key",
-            "rd:fixes:default",
+            "rd:{default}:fixes",
             40.758,
             -73.9855,
         ),
-        ("XADD", "rd:fixes:default", "MAXLEN", "~", 200_000, "*", "lat", repr(1 / 3), "t", 1.7e9),
+        ("XADD", "rd:{default}:fixes", "MAXLEN", "~", 200_000, "*", "lat", repr(1 / 3), "t", 1.7e9),
         ("SCRIPT LOAD", "return 1"),  # a command name of two words goes as two arguments
         (b"CLIENT SETNAME", "rochdale"),
         ("SET", "rd:long", "x" * 10_000),

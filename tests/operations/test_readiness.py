@@ -179,7 +179,7 @@ def test_process_alive_exit_codes_from_the_command_line() -> None:
     assert alive.returncode == 0, alive.stderr
     assert dead.returncode == 1
     assert dead.stderr.strip().splitlines() == [
-        f"dispatch not alive: no heartbeat at rd:worker:nowhere:{heartbeats.this_host()}"
+        f"dispatch not alive: no heartbeat at rd:{{nowhere}}:worker:{heartbeats.this_host()}"
     ]
 
 

@@ -1,7 +1,8 @@
 """End-to-end dispatch benchmark: simulated drivers over real websockets to the real stack.
 
     .venv/bin/python infra/benchmarks/bench_e2e.py [--drivers 2000] [--duration 75] [--rps 5]
-                                                   [--router valhalla|model|both]
+                                                   [--router valhalla|model|both] [--driver-procs 2]
+                                                   [--ladder 2000,5000,10000,20000,30000]
 
 `--router` is what the stack quotes and dispatches on (docs/roads.md): `valhalla` (the default) builds the
 demo city's road tiles under var/bench-roads/ first (skipped when up to date) and runs the stack on them;
@@ -11,10 +12,12 @@ Starts, as subprocesses against a scratch database `rochdale_bench_e2e` (recreat
 stack as production runs it: the socket servers (`python -m backend.serve --workers 2`), the REST server on
 another port (nginx routes /ws/ and /api/ to separate pools the same way), `manage.py dispatch_worker`, and
 a Celery worker with beat (flush, sweeps, fare captures).
-Then, from this process (one asyncio loop): `--drivers` driver sockets, each online and sending a
-location every 4 s (spread over the 4 s), `--rps` ride requests per second over REST, each from a rider
-whose socket is open. A driver accepts every offer at once, then arrives, starts and completes after a
-few seconds, so drivers come back. Measured:
+Then `--drivers` driver sockets, each online and sending a location every 4 s (spread over the 4 s), held
+by `--driver-procs` processes of the lean generator (loadgen_drivers.py: bare asyncio protocols on uvloop,
+so the generator costs a few hundredths of a core at 2,000 drivers; `--driver-procs 0` runs the
+`websockets` client in this process instead, as before 2026-12-03), and from this process `--rps` ride
+requests per second over REST, each from a rider whose socket is open. A driver accepts every offer at
+once, then arrives, starts and completes after a few seconds, so drivers come back. Measured:
 
 - request_to_offer: POST /trips sent -> the `offer` frame at the driver (includes the REST call);
 - accept_to_rider_notified: `offer.accept` sent -> the rider's `trip.updated` (assigned);
@@ -23,6 +26,10 @@ few seconds, so drivers come back. Measured:
 - unit costs, the load generator excluded: stack CPU per fix, by process, over a first window of fixes
   alone (`--fix-window`, 20 s); the CPU of one more fix, from a second such window at twice the rate (what
   the stack spends whatever the rate cancels out); and per trip, over the ride window less its fixes.
+
+`--ladder` runs one step per driver count, each on a fresh stack at one ride request per 2,000 drivers a
+second (New York's rate), and prints the table README and docs/dispatch.md show (also written to
+out/e2e/ladder-{router}.md).
 
 Figures print at the end and go to infra/benchmarks/out/e2e/ (results.json, latency.png, throughput.png)
 through dispatch/simulation's MetricsRecorder and report writer. The load generator shares the 2 cores
@@ -67,12 +74,21 @@ ENV = {
     "DJANGO_SECURE_SSL_REDIRECT": "0",
     "ROCHDALE_LOG_LEVEL": "WARNING",
     "ROCHDALE_USER_RATE": "100000/min",
+    # Tens of thousands of drivers connect over a minute or two: their tickets, issued up front, must last.
+    "ROCHDALE_WS_TICKET_TTL_S": "900",
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update(
     {
         k: ENV[k]
-        for k in ("DATABASE_URL", "REDIS_URL", "DATABASE_CONN_MAX_AGE", "DJANGO_DEBUG", "DJANGO_SECRET_KEY")
+        for k in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DATABASE_CONN_MAX_AGE",
+            "DJANGO_DEBUG",
+            "DJANGO_SECRET_KEY",
+            "ROCHDALE_WS_TICKET_TTL_S",
+        )
     }
 )
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
@@ -331,6 +347,11 @@ class Bench:
         self.all_online = asyncio.Event()
         # Seconds between one driver's fixes: 4 (the app's rate), halved for the second fixes-only window.
         self.fix_interval_s = 4.0
+        # The lean generator's processes (`--driver-procs`) and their latest tallies.
+        self.driver_procs: list[asyncio.subprocess.Process] = []
+        self.online_by_proc: dict[int, int] = {}
+        self.sent_by_proc: dict[int, int] = {}
+        self.sockets_lost = 0
 
     async def ticket(self, user_id: str) -> str:
         from asgiref.sync import sync_to_async
@@ -397,17 +418,7 @@ class Bench:
 
     async def take(self, socket, offer: dict) -> None:
         trip_id = offer["trip_id"]
-        # The first offer of a trip only: a re-offer after a timeout or decline is not dispatch latency.
-        # The offer may reach the driver before the rider's POST has returned the trip's id.
-        if trip_id in self.first_offer_at or trip_id in self.offered:
-            self.metrics.incr("re_offers")
-        else:
-            self.offered.add(trip_id)
-            started = self.requested_at.get(trip_id)
-            if started is not None:
-                self.metrics.record("request_to_offer", time.perf_counter() - started)
-            else:
-                self.first_offer_at[trip_id] = time.perf_counter()
+        self.offer_received(trip_id, time.perf_counter())
         self.accepted_at[trip_id] = time.perf_counter()
         await socket.send(
             json.dumps({"type": "offer.accept", "offer_id": offer["offer_id"], "ref": f"a{trip_id}"})
@@ -417,6 +428,20 @@ class Bench:
             await socket.send(json.dumps({"type": kind, "trip_id": trip_id, "ref": kind}))
             await asyncio.sleep(1)
         await socket.send(json.dumps({"type": "trip.complete", "trip_id": trip_id, "ref": "c"}))
+
+    def offer_received(self, trip_id: str, at: float) -> None:
+        """Record request→offer for a trip's first offer only: a re-offer after a timeout or decline is not
+        dispatch latency. The offer may reach the driver before the rider's POST has returned the trip's
+        id; then the rider's side records it."""
+        if trip_id in self.first_offer_at or trip_id in self.offered:
+            self.metrics.incr("re_offers")
+            return
+        self.offered.add(trip_id)
+        started = self.requested_at.get(trip_id)
+        if started is not None:
+            self.metrics.record("request_to_offer", at - started)
+        else:
+            self.first_offer_at[trip_id] = at
 
     async def rider(self, rider_id: str, token: str, http, rng: random.Random) -> None:
         import websockets
@@ -472,15 +497,18 @@ class Bench:
 
         rng = random.Random(7)
         driver_tasks = []
-        for i, driver_id in enumerate(driver_ids):
-            driver_tasks.append(asyncio.create_task(self.driver(driver_id, random.Random(i))))
-            if i % 100 == 99:
-                await asyncio.sleep(0.5)  # connect in waves, as apps do after a deploy
+        if self.args.driver_procs:
+            driver_tasks.append(asyncio.create_task(self.driver_processes(driver_ids)))
+        else:
+            for i, driver_id in enumerate(driver_ids):
+                driver_tasks.append(asyncio.create_task(self.driver(driver_id, random.Random(i))))
+                if i % 100 == 99:
+                    await asyncio.sleep(0.5)  # connect in waves, as apps do after a deploy
         # Measure the steady state: going online is a one-off database transaction per driver, and a
         # reconnect storm is not what the targets describe.
         connect_started = time.perf_counter()
         try:
-            async with asyncio.timeout(180):
+            async with asyncio.timeout(max(180.0, self.args.drivers / 50)):
                 await self.all_online.wait()
         except TimeoutError:
             pass
@@ -490,13 +518,20 @@ class Bench:
         stream = "rd:{default}:fixes"  # dispatch.live.fixes_key("default")
         # The same run's baseline for unit costs: windows of fixes alone, nobody riding, at the app's rate
         # and then at twice it; the difference is what a fix costs beyond what the stack spends anyway.
+        print(
+            f"drivers online after {self.connect_s:.0f} s; "
+            f"fixes alone for {self.args.fix_window:.0f} s, twice",
+            flush=True,
+        )
         fixes_only = await self.fixes_window(client, stream)
-        self.fix_interval_s = 2.0
+        self.set_fix_interval(2.0)
         await asyncio.sleep(self.fix_interval_s * 2)  # every driver on the new rate
         fixes_doubled = await self.fixes_window(client, stream)
-        self.fix_interval_s = 4.0
+        self.set_fix_interval(4.0)
         await asyncio.sleep(4.0)
         warm = time.perf_counter()
+        # Progress for whoever attaches a profiler (py-spy) to a process of the stack for this window.
+        print(f"ride window: {self.args.duration:.0f} s from now", flush=True)
         first_added = await stream_added(client, stream)
         sent_before = self.locations_sent
         cpu_before, busy_before = cpu_roles(self.processes), machine_busy_s()
@@ -516,6 +551,7 @@ class Bench:
             cpu_after, busy_after = cpu_roles(self.processes), machine_busy_s()
             await asyncio.wait(rider_tasks, timeout=20)
         self.stop.set()
+        await self.stop_driver_processes()
         for task in driver_tasks:
             task.cancel()
         await asyncio.gather(*driver_tasks, return_exceptions=True)
@@ -530,6 +566,8 @@ class Bench:
             "measured_s": elapsed,
             "requests": len(rider_tasks),
             "drivers_online": self.online,
+            "sockets_lost": self.sockets_lost,
+            "load_generator_cores": cpu_cores_used(cpu_before, cpu_after, elapsed).get("load generator", 0.0),
             "all_online_after_s": self.connect_s,
             "cpu_cores_used": cpu_cores_used(cpu_before, cpu_after, elapsed),
             "machine_cores_busy": (busy_after - busy_before) / elapsed,
@@ -544,6 +582,75 @@ class Bench:
             "fixes_only_window": fixes_only,
             "marginal_fix_us": marginal_fix_costs(fixes_only, fixes_doubled),
         }
+
+    def set_fix_interval(self, seconds: float) -> None:
+        self.fix_interval_s = seconds
+        for process in self.driver_procs:
+            assert process.stdin is not None
+            process.stdin.write(f"interval {seconds}\n".encode())
+
+    async def driver_processes(self, driver_ids: list[str]) -> None:
+        """The drivers' sockets in `--driver-procs` lean generator processes (loadgen_drivers.py), each on
+        a loopback address of its own; their tallies and offers come back as JSON lines."""
+        from backend.accounts.tickets import ticket_issue
+
+        tickets = await asyncio.to_thread(
+            lambda: [ticket_issue(user_id=uuid.UUID(driver_id))[0] for driver_id in driver_ids]
+        )
+        count = self.args.driver_procs
+        readers = []
+        for index in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(REPO / "infra" / "benchmarks" / "loadgen_drivers.py"),
+                "--port",
+                str(PORT),
+                "--source-ip",
+                f"127.0.0.{2 + index}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 20,
+            )
+            assert process.stdin is not None
+            mine = zip(driver_ids[index::count], tickets[index::count], strict=True)
+            lines = [f"{driver_id} {ticket}\n" for driver_id, ticket in mine]
+            process.stdin.write(("".join(lines) + "\n").encode())
+            self.driver_procs.append(process)
+            readers.append(asyncio.create_task(self.read_driver_process(index, process)))
+        await asyncio.gather(*readers)
+
+    async def read_driver_process(self, index: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            event = json.loads(line)
+            if "online" in event:
+                self.online_by_proc[index] = event["online"]
+                self.sent_by_proc[index] = event["sent"]
+                self.online = sum(self.online_by_proc.values())
+                self.locations_sent = sum(self.sent_by_proc.values())
+                if self.online >= self.args.drivers:
+                    self.all_online.set()
+            elif "offer" in event:
+                self.offer_received(event["offer"], event["t"])
+            elif "accept" in event:
+                self.accepted_at[event["accept"]] = event["t"]
+            elif "error" in event:
+                code = event["error"]
+                if code == "socket_lost" or code.startswith(("connect_", "handshake_")):
+                    self.ws_errors += 1
+                    if code == "socket_lost":
+                        self.sockets_lost += 1
+                self.metrics.incr(f"driver_error_{code}")
+
+    async def stop_driver_processes(self) -> None:
+        for process in self.driver_procs:
+            assert process.stdin is not None
+            process.stdin.write(b"stop\n")
+        for process in self.driver_procs:
+            try:
+                await asyncio.wait_for(process.wait(), timeout=30)
+            except TimeoutError:
+                process.kill()
 
     async def fixes_window(self, client, stream: str) -> dict:
         """Fixes stored and CPU used by role over `--fix-window` seconds of fixes alone."""
@@ -573,21 +680,68 @@ def main() -> None:
         "--fix-window", type=float, default=20.0, help="seconds of fixes alone, the baseline for unit costs"
     )
     parser.add_argument("--router", choices=["valhalla", "model", "both"], default="valhalla")
+    parser.add_argument(
+        "--driver-procs",
+        type=int,
+        default=2,
+        help="processes of the lean driver generator (loadgen_drivers.py); 0: the websockets client in here",
+    )
+    parser.add_argument(
+        "--ladder",
+        default="",
+        help="driver counts to run one after another (e.g. 2000,5000,10000,20000,30000), each at one ride "
+        "request per 2,000 drivers a second; prints a table",
+    )
     args = parser.parse_args()
     import resource
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.router != "model":
         demo_tiles()
     routers = ["model", "valhalla"] if args.router == "both" else [args.router]
-    reports = {router: run_once(args, router) for router in routers}
+    if args.ladder:
+        ladder(args, routers, [int(step) for step in args.ladder.split(",")])
+        return
+    reports = {router: run_once(args, router)["lines"] for router in routers}
     for router, lines in reports.items():
         print(f"\n== router: {router} ==\n" + "\n".join(lines))
 
 
-def run_once(args: argparse.Namespace, router: str) -> list[str]:
-    """One window of load on a fresh stack routing on `router`; its summary lines."""
+def ladder(args: argparse.Namespace, routers: list[str], steps: list[int]) -> None:
+    """Each step on a fresh stack at New York's rate (one ride request per 2,000 drivers a second); the
+    table of them all, in README's form, printed and written to out/e2e/ladder-{router}.md."""
+    for router in routers:
+        rows = []
+        for drivers in steps:
+            step_args = argparse.Namespace(**{**vars(args), "drivers": drivers, "rps": drivers / 2000})
+            rows.append(run_once(step_args, router)["row"])
+            table = ladder_table(rows, router)
+            print(table, flush=True)
+            (OUT / f"ladder-{router}.md").write_text(table + "\n")
+
+
+def ladder_table(rows: list[dict], router: str) -> str:
+    lines = [
+        f"router: {router}",
+        "",
+        "| drivers | fixes/s sent / stored | requests/s | request→offer p50 / p95 / p99 | sockets lost "
+        "| stack CPU per fix / one more fix / per trip | cores busy (load generator) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['drivers']:,} ({row['online']:,} online) | {row['sent_per_s']:,.0f} / "
+            f"{row['stored_per_s']:,.0f} | {row['rps']:g} "
+            f"| {row['p50']} / **{row['p95']}** / {row['p99']} ms "
+            f"| {row['sockets_lost']} | {row['fix_us']:.0f} / {row['marginal_us']:.0f} µs / "
+            f"{row['trip_ms']:.0f} ms | {row['busy']:.2f} ({row['loadgen']:.2f}) |"
+        )
+    return "\n".join(lines)
+
+
+def run_once(args: argparse.Namespace, router: str) -> dict:
+    """One window of load on a fresh stack routing on `router`: its summary lines and its ladder row."""
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -669,7 +823,28 @@ def run_once(args: argparse.Namespace, router: str) -> list[str]:
     files = write_load_results(bench.metrics, out, meta={"args": vars(args), **figures, "summary": lines})
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print(f"written: {files.results_json}, {files.latency_png}, {files.throughput_png}")
-    return lines
+    offers = summaries.get("request_to_offer")
+
+    def ms(seconds: float | None) -> str:
+        return "—" if seconds is None else f"{seconds * 1000:,.0f}"
+
+    row = {
+        "drivers": args.drivers,
+        "online": figures["drivers_online"],
+        "sent_per_s": figures["location_msgs_sent_per_s"],
+        "stored_per_s": figures["location_fixes_stored_per_s"],
+        "rps": args.rps,
+        "p50": ms(offers.p50_s if offers and offers.count else None),
+        "p95": ms(offers.p95_s if offers and offers.count else None),
+        "p99": ms(offers.p99_s if offers and offers.count else None),
+        "sockets_lost": figures["sockets_lost"] if args.driver_procs else bench.ws_errors,
+        "fix_us": costs["fix_us_stack"],
+        "marginal_us": marginal["stack"],
+        "trip_ms": costs["trip_ms_stack"],
+        "busy": figures["machine_cores_busy"],
+        "loadgen": figures["load_generator_cores"],
+    }
+    return {"lines": lines, "row": row}
 
 
 if __name__ == "__main__":

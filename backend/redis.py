@@ -14,9 +14,11 @@ again; none exits on it. docs/dispatch.md ("Failures") says what each one does m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
+import weakref
 from functools import lru_cache
 
 import hiredis
@@ -160,6 +162,22 @@ def get_async_redis() -> AsyncRedis:
     # The URL decides TCP or TLS (a unix socket keeps redis-py's own class); packing is ours in both.
     pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return aioredis.Redis.from_pool(pool)
+
+
+# One shared asyncio client per event loop, for loop_async_redis().
+_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = weakref.WeakKeyDictionary()
+
+
+def loop_async_redis() -> AsyncRedis:
+    """The running loop's shared asyncio client, for the short commands of a hot path (a socket
+    handshake's ticket): a connect storm of thousands of sockets then shares one pool, where a client per
+    call opened (and introduced to Redis) a connection per handshake. It lives as long as its loop and is
+    not closed by its callers."""
+    loop = asyncio.get_running_loop()
+    client = _loop_clients.get(loop)
+    if client is None:
+        client = _loop_clients[loop] = get_async_redis()
+    return client
 
 
 def queue_script(

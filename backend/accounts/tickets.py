@@ -12,7 +12,7 @@ import uuid
 
 from django.conf import settings
 
-from backend.redis import get_async_redis, get_redis
+from backend.redis import get_redis, loop_async_redis
 
 _PREFIX = "wsticket:"
 
@@ -28,11 +28,7 @@ async def ticket_redeem(ticket: str) -> uuid.UUID | None:
     """Take the ticket atomically; None when it is missing, expired, already used or malformed."""
     if not ticket or len(ticket) > 128:
         return None
-    client = get_async_redis()
-    try:
-        raw = await client.getdel(_PREFIX + ticket)
-    finally:
-        await client.aclose()
+    raw = await loop_async_redis().getdel(_PREFIX + ticket)
     if raw is None:
         return None
     try:

@@ -71,7 +71,12 @@ def _merged(stored: Mapping[str, object]) -> dict[str, dict[str, bool]]:
 
 def preferences_of(*, user_id: uuid.UUID) -> Preferences:
     """The person's preferences (the defaults where they chose nothing)."""
-    row = NotificationPreferences.objects.filter(user_id=user_id).first()
+    return preferences_from(NotificationPreferences.objects.filter(user_id=user_id).first())
+
+
+def preferences_from(row: NotificationPreferences | None) -> Preferences:
+    """The preferences a stored row (or none: the defaults) stands for; for a caller that loaded the row
+    with the person (notify() does, in the one query that finds where to send)."""
     if row is None:
         return Preferences(channels=_merged({}), quiet_start=None, quiet_end=None, time_zone="")
     return Preferences(

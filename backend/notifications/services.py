@@ -26,7 +26,10 @@ from dataclasses import dataclass
 
 from celery import shared_task
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef
+from django.db.models.functions import JSONObject
 from django.utils import timezone, translation
 
 from backend.accounts.models import User
@@ -39,7 +42,7 @@ from backend.notifications.models import (
     PushDevice,
     PushSubscription,
 )
-from backend.notifications.preferences import preferences_of
+from backend.notifications.preferences import Preferences, preferences_from
 
 # The order rows are written (and so sent) in: the quickest to reach a phone first.
 CHANNEL_ORDER = (
@@ -66,7 +69,44 @@ def language_of(user: User) -> str:
     return getattr(user, "language", "") or settings.LANGUAGE_CODE
 
 
-def _targets(user: User, channel: str) -> list[_Target]:
+@dataclass(frozen=True)
+class _Recipient:
+    """A person as notify() loads them: with their preferences row and their push targets, in one query
+    (every ride move notifies someone, so each round trip saved is saved on every trip)."""
+
+    user: User
+    preferences: Preferences
+    web_push_targets: list[dict[str, str]]  # [{"id": ..., "endpoint": ...}], oldest first
+    mobile_push_targets: list[dict[str, str]]  # [{"id": ..., "platform": ...}], oldest first
+
+
+def _recipient(user_id: uuid.UUID) -> _Recipient | None:
+    def targets(model: type[PushSubscription] | type[PushDevice], field: str) -> ArraySubquery:
+        rows = model.objects.filter(user_id=OuterRef("id")).order_by("created_at", "id")
+        return ArraySubquery(rows.values(target=JSONObject(id="id", **{field: field})))
+
+    user = (
+        User.objects.filter(id=user_id, is_active=True)
+        .select_related("notification_preferences")
+        .annotate(
+            web_push_targets=targets(PushSubscription, "endpoint"),
+            mobile_push_targets=targets(PushDevice, "platform"),
+        )
+        .first()
+    )
+    if user is None:
+        return None
+    return _Recipient(
+        user=user,
+        # The reverse one-to-one raises (an AttributeError) where the person chose nothing.
+        preferences=preferences_from(getattr(user, "notification_preferences", None)),
+        web_push_targets=user.web_push_targets,  # type: ignore[attr-defined]  # annotated above
+        mobile_push_targets=user.mobile_push_targets,  # type: ignore[attr-defined]
+    )
+
+
+def _targets(recipient: _Recipient, channel: str) -> list[_Target]:
+    user = recipient.user
     if channel == NotificationChannel.SMS:
         return [_Target(channel, user.phone, channel)]
     if channel == NotificationChannel.EMAIL:
@@ -74,15 +114,16 @@ def _targets(user: User, channel: str) -> list[_Target]:
     if channel == NotificationChannel.WEB_PUSH:
         return [
             _Target(
-                channel, _host(endpoint), f"{channel}:{subscription_id}", push_subscription_id=subscription_id
+                channel,
+                _host(row["endpoint"]),
+                f"{channel}:{row['id']}",
+                push_subscription_id=uuid.UUID(row["id"]),
             )
-            for subscription_id, endpoint in PushSubscription.objects.filter(user_id=user.id).values_list(
-                "id", "endpoint"
-            )
+            for row in recipient.web_push_targets
         ]
     return [
-        _Target(channel, platform, f"{channel}:{device_id}", device_id=device_id)
-        for device_id, platform in PushDevice.objects.filter(user_id=user.id).values_list("id", "platform")
+        _Target(channel, row["platform"], f"{channel}:{row['id']}", device_id=uuid.UUID(row["id"]))
+        for row in recipient.mobile_push_targets
     ]
 
 
@@ -103,12 +144,12 @@ def notify(
 
     Returns the rows written (none for an inactive account, when every channel is switched off, or when
     `dedup_key` was used before)."""
-    user = User.objects.filter(id=user_id, is_active=True).first()
-    if user is None:
+    recipient = _recipient(user_id)
+    if recipient is None:
         return []
+    user, preferences = recipient.user, recipient.preferences
     category = category_of(event)
     allowed = channels_of(event)
-    preferences = preferences_of(user_id=user.id)
     with translation.override(language_of(user)):
         subject, body = render(event, context)
     now = timezone.now()
@@ -119,7 +160,7 @@ def notify(
             continue
         if not urgent and not preferences.allows(category=category, channel=channel):
             continue
-        for target in _targets(user, channel):
+        for target in _targets(recipient, channel):
             key = f"{dedup_key}:{target.key_suffix}" if dedup_key else None
             try:
                 with transaction.atomic():

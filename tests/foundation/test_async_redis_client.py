@@ -61,3 +61,19 @@ async def test_scripts_pipelines_and_streams_work_through_it():
         assert await script(keys=["k"], args=["v"]) == [b"k", b"v"]
     finally:
         await client.aclose()
+
+
+def test_a_loop_shares_one_client_and_another_loop_gets_its_own():
+    import asyncio
+
+    from backend.redis import loop_async_redis
+
+    async def two_calls() -> tuple[object, object]:
+        first, second = loop_async_redis(), loop_async_redis()
+        assert await first.ping() and await second.ping()
+        return first, second
+
+    first, second = asyncio.run(two_calls())
+    assert first is second
+    other, _ = asyncio.run(two_calls())
+    assert other is not first

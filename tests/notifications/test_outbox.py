@@ -125,3 +125,39 @@ def test_a_sweep_does_not_run_while_another_is_still_sending(smtp_server):
         thread.join(10)
     # Then the next sweep sends both (the SMS and the email, neither delivered yet).
     assert notifications_deliver_due(now=due) == 2
+
+
+def test_notify_finds_the_person_their_choices_and_every_push_target_in_one_query():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backend.notifications.models import NotificationPreferences, PushDevice, PushSubscription
+
+    rider = RiderFactory(email="ada@example.org")
+    older = PushDevice.objects.create(user=rider, platform="apns", token="ab" * 32)
+    newer = PushDevice.objects.create(user=rider, platform="fcm", token="cd" * 32)
+    subscription = PushSubscription.objects.create(
+        user=rider, endpoint="https://push.example.org/send/abc", p256dh="k" * 87, auth="a" * 22
+    )
+    # SMS switched off for ride messages: the choice, read in that same query, is honoured.
+    NotificationPreferences.objects.create(user=rider, channels={"trips": {"sms": False}})
+    with CaptureQueriesContext(connection) as queries:
+        rows = notify(
+            user_id=rider.id,
+            event="driver_arriving",
+            context={"driver_name": "Ada", "vehicle": "Prius"},
+            dedup_key="arriving:1",
+        )
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1, reads
+    assert [(row.channel, row.device_id, row.push_subscription_id) for row in rows] == [
+        ("mobile_push", older.id, None),
+        ("mobile_push", newer.id, None),
+        ("web_push", None, subscription.id),
+    ]
+    assert rows[2].to == "push.example.org"
+    assert {row.dedup_key for row in rows} == {
+        f"arriving:1:mobile_push:{older.id}",
+        f"arriving:1:mobile_push:{newer.id}",
+        f"arriving:1:web_push:{subscription.id}",
+    }
